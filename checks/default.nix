@@ -1,0 +1,77 @@
+# `nix flake check`: lints, the pure-helper tests and the Python test suite, each in
+# the build sandbox. VM tests of the modules are added beside them as modules land.
+{ pkgs }:
+
+let
+  inherit (pkgs) lib;
+  pyproject = import ../services/lib/pyproject.nix;
+  info = pyproject.projectInfo ../python/pyproject.toml;
+
+  src = lib.fileset.toSource {
+    root = ../.;
+    fileset = lib.fileset.unions [
+      ../flake.nix
+      ../flake.lock
+      ../checks
+      ../hosts
+      ../modules
+      ../services
+      ../python
+      ../tests
+      ../bench
+    ];
+  };
+
+  testPython = pkgs.python312.withPackages (
+    ps:
+    pyproject.toPythonPackages ps info.dependencies
+    ++ [
+      ps.pytest
+      ps.pytest-asyncio
+      ps.pytest-xdist
+      ps.pytest-cov
+      ps.hypothesis
+      ps.packaging
+      ps.mypy
+      ps.pip
+      ps.setuptools
+    ]
+  );
+
+  helperFailures = import ../tests/nix/run.nix;
+in
+{
+  lint = pkgs.runCommand "emily-lint" { nativeBuildInputs = [ pkgs.nixfmt pkgs.ruff ]; } ''
+    cd ${src}
+    find . -name '*.nix' -print0 | xargs -0 nixfmt --check
+    ruff check --config python/pyproject.toml python/src tests bench
+    ruff format --check --config python/pyproject.toml python/src tests bench
+    touch $out
+  '';
+
+  nix-helpers =
+    if helperFailures == [ ] then
+      pkgs.runCommand "emily-nix-helpers" { } "touch $out"
+    else
+      throw "Nix helper tests failed: ${builtins.toJSON helperFailures}";
+
+  pytest =
+    pkgs.runCommand "emily-pytest"
+      {
+        nativeBuildInputs = [
+          testPython
+          pkgs.gnumake
+          pkgs.nix
+          pkgs.prometheus
+          pkgs.prometheus-alertmanager
+        ];
+      }
+      ''
+        cp -r ${src} source && chmod -R u+w source && cd source
+        export HOME=$TMPDIR NIX_STATE_DIR=$TMPDIR/nix NIX_CONFIG="build-users-group ="
+        export EMILY_STATE_DIR=$TMPDIR/state EMILY_NIX_SHELL=1
+        # the same target `nix develop -c make test` runs, minus the lints (see `lint`)
+        make pytest PYTEST_ARGS="-p no:cacheprovider"
+        touch $out
+      '';
+}

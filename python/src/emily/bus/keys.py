@@ -1,0 +1,46 @@
+"""Key expressions under ``emily/<node>/`` (see DESIGN.md, "Bus")."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_CHUNK = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class Keys:
+    """All key expressions of one node.
+
+    Queryables: ``cognition/observe``, ``inference/{generate,chat}``,
+    ``memory/{store,recall,stats}``. Liveliness: ``health/<service>``.
+    Streams: ``events/{memory.operations,neural.spikes,workspace.broadcast}``.
+    """
+
+    node: str = "local"
+
+    def __post_init__(self) -> None:
+        if not _CHUNK.match(self.node):
+            raise ValueError(
+                f"node name {self.node!r} must be one key chunk of letters, digits, '_', '.', '-'"
+            )
+
+    def key(self, *parts: str) -> str:
+        """``emily/<node>/<parts...>``; chunks are plain names, or ``*`` for a wildcard."""
+        for part in parts:
+            for chunk in part.split("/"):
+                if chunk != "*" and not _CHUNK.match(chunk):
+                    raise ValueError(f"invalid key chunk {chunk!r} in {part!r}")
+        return "/".join(("emily", self.node, *parts))
+
+    def query(self, service: str, verb: str) -> str:
+        """Queryable key of ``service``'s ``verb`` (``memory``, ``recall``)."""
+        return self.key(service, verb)
+
+    def health(self, service: str) -> str:
+        """Liveliness token key of ``service``."""
+        return self.key("health", service)
+
+    def events(self, stream: str) -> str:
+        """Published stream key (``memory.operations``, ``neural.spikes``, ...)."""
+        return self.key("events", stream)

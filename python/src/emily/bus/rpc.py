@@ -1,0 +1,170 @@
+"""Request/reply over Zenoh queryables, with schema validation on both ends.
+
+A server never crashes on a bad payload: it answers with an :class:`ErrorReply` that
+names the problem. Handlers run on a bounded worker pool, not on Zenoh's callback
+thread, so a slow request (an LLM generation) does not stall the bus. A handler may
+return one message, or an iterator of messages to stream (one reply per chunk).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import zenoh
+
+from emily.bus.messages import ErrorReply, Message, decode, encode
+from emily.errors import BusError, PayloadError
+
+log = logging.getLogger(__name__)
+Req = TypeVar("Req", bound=Message)
+Resp = TypeVar("Resp", bound=Message)
+Handler = Callable[[Req], Message | Iterable[Message]]
+
+
+class RequestFailed(BusError):
+    """The server answered with an :class:`ErrorReply`; it is kept in :attr:`reply`."""
+
+    def __init__(self, reply: ErrorReply) -> None:
+        super().__init__(f"{reply.code}: {reply.message}")
+        self.reply = reply
+
+
+class Server:
+    """One queryable bound to a handler, served by a worker pool.
+
+    Parameters
+    ----------
+    session : open Zenoh session.
+    key : key expression to serve (``Keys.query("memory", "recall")``).
+    request_model : the :class:`Message` subclass requests must validate against.
+    handler : called with the validated request; returns a message or an iterator of them.
+    workers : worker threads; requests beyond them wait in the pool's queue.
+    """
+
+    def __init__(
+        self,
+        session: zenoh.Session,
+        key: str,
+        request_model: type[Req],
+        handler: Handler[Req],
+        *,
+        workers: int = 4,
+    ) -> None:
+        self.key = key
+        self._model = request_model
+        self._handler = handler
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"rpc:{key}")
+        self._lock = threading.Lock()
+        self._closed = False
+        self._queryable = session.declare_queryable(key, self._on_query)
+
+    def _on_query(self, query: zenoh.Query) -> None:
+        with self._lock:
+            if self._closed:
+                query.drop()
+                return
+            self._pool.submit(self._serve, query)
+
+    def _serve(self, query: zenoh.Query) -> None:
+        try:
+            payload = query.payload.to_bytes() if query.payload is not None else b"{}"
+            request = decode(self._model, payload)
+            result = self._handler(request)
+            messages: Iterable[Message] = [result] if isinstance(result, Message) else result
+            for message in messages:
+                query.reply(query.key_expr, encode(message))
+        except PayloadError as exc:
+            query.reply_err(encode(ErrorReply(code="bad_request", message=str(exc))))
+        except RequestFailed as exc:
+            query.reply_err(encode(exc.reply))
+        except Exception as exc:  # the server keeps serving whatever one handler does
+            log.exception("handler for %s failed", self.key)
+            err = ErrorReply(code="internal", message=f"{type(exc).__name__}: {exc}")
+            query.reply_err(encode(err))
+        finally:
+            query.drop()
+
+    def close(self) -> None:
+        """Stop accepting queries and wait for in-flight ones to finish."""
+        with self._lock:
+            self._closed = True
+        self._queryable.undeclare()
+        self._pool.shutdown(wait=True)
+
+
+def wait_for_server(session: zenoh.Session, key: str, *, timeout_s: float = 10.0) -> bool:
+    """Block until some queryable matches ``key`` (True), or ``timeout_s`` passes (False).
+
+    A queryable declared by another process becomes visible after a short propagation
+    delay; clients call this at start-up instead of sleeping for a guessed time.
+    """
+    querier = session.declare_querier(key)
+    try:
+        deadline = time.monotonic() + timeout_s
+        # zenoh's stubs type matching_status as bool; at run time it is a MatchingStatus
+        while not getattr(querier.matching_status, "matching"):  # noqa: B009
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
+    finally:
+        querier.undeclare()
+
+
+def stream(
+    session: zenoh.Session,
+    key: str,
+    request: Message,
+    response_model: type[Resp],
+    *,
+    timeout_s: float = 10.0,
+) -> Iterator[Resp]:
+    """Send ``request`` and yield every validated reply in arrival order.
+
+    Raises
+    ------
+    RequestFailed
+        The server replied with an :class:`ErrorReply`.
+    BusError
+        No server answered within ``timeout_s`` seconds.
+    """
+    replies = session.get(
+        key,
+        payload=encode(request),
+        timeout=timeout_s,
+        consolidation=zenoh.ConsolidationMode.NONE,
+    )
+    answered = False
+    for reply in replies:
+        answered = True
+        if reply.ok is not None:
+            yield decode(response_model, reply.ok.payload.to_bytes())
+        else:
+            raw = reply.err.payload.to_bytes() if reply.err is not None else b""
+            try:
+                err = decode(ErrorReply, raw)
+            except PayloadError:
+                err = ErrorReply(code="unavailable", message=raw.decode(errors="replace"))
+            raise RequestFailed(err)
+    if not answered:
+        raise BusError(f"no reply on {key} within {timeout_s:g} s: is that service running?")
+
+
+def call(
+    session: zenoh.Session,
+    key: str,
+    request: Message,
+    response_model: type[Resp],
+    *,
+    timeout_s: float = 10.0,
+) -> Resp:
+    """Send ``request`` and return the single validated reply (see :func:`stream`)."""
+    replies = list(stream(session, key, request, response_model, timeout_s=timeout_s))
+    if len(replies) != 1:
+        raise BusError(f"{key} sent {len(replies)} replies where one was expected")
+    return replies[0]

@@ -1,0 +1,1 @@
+"""The ``emily`` command line: the top layer, which may import every service."""

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import time
+
+import zenoh
+
+from emily.bus import Keys
+from emily.bus.health import alive, announce
+
+
+def wait_for(predicate, timeout_s: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_liveliness_tokens_appear_and_vanish(
+    zenoh_pair: tuple[zenoh.Session, zenoh.Session],
+) -> None:
+    server_side, client_side = zenoh_pair
+    keys = Keys("health-test")
+    token = announce(server_side, keys, "memory")
+    other = announce(server_side, keys, "inference")
+    assert wait_for(lambda: alive(client_side, keys) == ["inference", "memory"])
+    token.undeclare()
+    assert wait_for(lambda: alive(client_side, keys) == ["inference"])
+    other.undeclare()
+    assert wait_for(lambda: alive(client_side, keys) == [])

@@ -1,0 +1,133 @@
+"""Request/reply over real Zenoh sessions on loopback."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+import zenoh
+from pydantic import Field
+
+from emily.bus import Keys
+from emily.bus.messages import ErrorReply, Message
+from emily.bus.rpc import RequestFailed, Server, call, stream, wait_for_server
+from emily.errors import BusError
+
+KEYS = Keys("test")
+
+
+class Echo(Message):
+    text: str = Field(max_length=100)
+    repeat: int = Field(default=1, ge=1, le=10)
+
+
+class Chunk(Message):
+    text: str
+    index: int
+
+
+def echo(req: Echo) -> Chunk:
+    if req.text == "boom":
+        raise RuntimeError("handler blew up on purpose")
+    if req.text == "busy":
+        raise RequestFailed(ErrorReply(code="busy", message="queue full", retry_after_s=0.5))
+    return Chunk(text=req.text, index=0)
+
+
+def chunks(req: Echo) -> Iterator[Chunk]:
+    for i in range(req.repeat):
+        yield Chunk(text=req.text, index=i)
+
+
+@pytest.fixture(scope="module")
+def servers(zenoh_pair: tuple[zenoh.Session, zenoh.Session]) -> Iterator[zenoh.Session]:
+    server_side, client_side = zenoh_pair
+    started = [
+        Server(server_side, KEYS.query("test", "echo"), Echo, echo),
+        Server(server_side, KEYS.query("test", "stream"), Echo, chunks),
+    ]
+    for s in started:
+        assert wait_for_server(client_side, s.key, timeout_s=5)
+    yield client_side
+    for s in started:
+        s.close()
+
+
+def test_call_roundtrip(servers: zenoh.Session) -> None:
+    got = call(servers, KEYS.query("test", "echo"), Echo(text="hi"), Chunk, timeout_s=5)
+    assert got == Chunk(text="hi", index=0)
+
+
+def test_stream_yields_every_chunk_in_order(servers: zenoh.Session) -> None:
+    got = list(stream(servers, KEYS.query("test", "stream"), Echo(text="s", repeat=5), Chunk))
+    assert [c.index for c in got] == [0, 1, 2, 3, 4]
+
+
+def test_call_rejects_a_stream(servers: zenoh.Session) -> None:
+    with pytest.raises(BusError, match="sent 3 replies"):
+        call(servers, KEYS.query("test", "stream"), Echo(text="s", repeat=3), Chunk)
+
+
+def test_bad_payload_gets_error_reply_and_server_keeps_serving(servers: zenoh.Session) -> None:
+    class Wrong(Message):
+        text: str
+        repeat: int
+
+    with pytest.raises(RequestFailed) as info:
+        call(servers, KEYS.query("test", "echo"), Wrong(text="x", repeat=99), Chunk)
+    assert info.value.reply.code == "bad_request"
+    assert "repeat" in info.value.reply.message
+    assert call(servers, KEYS.query("test", "echo"), Echo(text="after"), Chunk).text == "after"
+
+
+def test_raw_garbage_payload_gets_error_reply(servers: zenoh.Session) -> None:
+    replies = list(servers.get(KEYS.query("test", "echo"), payload=b"\x00not json", timeout=5))
+    assert len(replies) == 1 and replies[0].err is not None
+    assert b"not valid UTF-8 JSON" in replies[0].err.payload.to_bytes()
+
+
+def test_injected_handler_fault_is_reported_not_fatal(servers: zenoh.Session) -> None:
+    with pytest.raises(RequestFailed, match="internal: RuntimeError: handler blew up"):
+        call(servers, KEYS.query("test", "echo"), Echo(text="boom"), Chunk)
+    assert call(servers, KEYS.query("test", "echo"), Echo(text="ok"), Chunk).text == "ok"
+
+
+def test_typed_failure_passes_through(servers: zenoh.Session) -> None:
+    with pytest.raises(RequestFailed) as info:
+        call(servers, KEYS.query("test", "echo"), Echo(text="busy"), Chunk)
+    assert info.value.reply.code == "busy" and info.value.reply.retry_after_s == 0.5
+
+
+def test_no_server_is_a_clear_error(servers: zenoh.Session) -> None:
+    with pytest.raises(BusError, match="no reply on emily/test/nobody/home"):
+        call(servers, KEYS.query("nobody", "home"), Echo(text="x"), Chunk, timeout_s=0.5)
+
+
+def test_concurrent_callers_all_answered(servers: zenoh.Session) -> None:
+    results: list[str] = []
+    lock = threading.Lock()
+
+    def worker(i: int) -> None:
+        got = call(servers, KEYS.query("test", "echo"), Echo(text=f"c{i}"), Chunk)
+        with lock:
+            results.append(got.text)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == sorted(f"c{i}" for i in range(16))
+
+
+def test_closed_server_stops_answering(zenoh_pair: tuple[zenoh.Session, zenoh.Session]) -> None:
+    server_side, client_side = zenoh_pair
+    key = KEYS.query("test", "closing")
+    assert not wait_for_server(client_side, key, timeout_s=0.2)
+    srv = Server(server_side, key, Echo, echo)
+    assert wait_for_server(client_side, key, timeout_s=5)
+    assert call(client_side, key, Echo(text="a"), Chunk).text == "a"
+    srv.close()
+    with pytest.raises(BusError, match="no reply"):
+        call(client_side, key, Echo(text="a"), Chunk, timeout_s=0.5)

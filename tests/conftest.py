@@ -1,0 +1,54 @@
+"""Shared fixtures: real servers on loopback, never mocks.
+
+Zenoh runs in peer mode on 127.0.0.1 with multicast scouting off: one session listens
+on a free port and the others connect to it, exactly as services do on a laptop.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zenoh
+
+from emily.bus import BusConfig, open_session
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own state and config dirs, so nothing touches the user's."""
+    monkeypatch.setenv("EMILY_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("EMILY_CONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture(scope="session")
+def bus_configs() -> tuple[BusConfig, BusConfig]:
+    """Configs of a listening peer and a peer that connects to it, on loopback."""
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    server = BusConfig(node="test", listen=(endpoint,), connect=())
+    client = BusConfig(node="test", listen=(), connect=(endpoint,))
+    return server, client
+
+
+@pytest.fixture(scope="session")
+def zenoh_pair(
+    bus_configs: tuple[BusConfig, BusConfig],
+) -> Iterator[tuple[zenoh.Session, zenoh.Session]]:
+    """Two real Zenoh sessions connected over loopback TCP: (server side, client side)."""
+    server = open_session(bus_configs[0])
+    client = open_session(bus_configs[1])
+    yield server, client
+    client.close()
+    server.close()
