@@ -1,5 +1,8 @@
 # nixosModules.default: every Emily module. Each file is one concern with options under
 # `emily.<concern>`; importing this changes nothing until those options are set.
 {
-  imports = [ ./base.nix ];
+  imports = [
+    ./base.nix
+    ./services
+  ];
 }

@@ -17,6 +17,9 @@ from emily.bus import BusConfig, open_session
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Shared fixtures of real servers, one module each under tests/fixtures/.
+pytest_plugins: list[str] = []
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""

@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from emily import __version__
-from emily.cli import status
+from emily.cli import serve, status
 from emily.errors import EmilyError
 from emily.observe import setup_logging
 
-COMMANDS = [status]
+COMMANDS = [status, serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,4 @@
+# The Emily services and the Zenoh router they talk through, one module each.
+{
+  imports = [ ];
+}
