@@ -27,6 +27,7 @@ RUFF := $(VENV)/bin/ruff
 endif
 
 PYTEST_ARGS ?=
+LINT_PATHS := python/src tests $(wildcard bench)
 
 .PHONY: help setup apt run test lint typecheck pytest clean
 
@@ -64,8 +65,8 @@ run: setup  ## set up, then show what is installed (the services start here once
 	$(VENV)/bin/emily status
 
 lint: setup  ## ruff (lint and format) and mypy
-	$(RUFF) check --config python/pyproject.toml python/src tests bench
-	$(RUFF) format --check --config python/pyproject.toml python/src tests bench
+	$(RUFF) check --config python/pyproject.toml $(LINT_PATHS)
+	$(RUFF) format --check --config python/pyproject.toml $(LINT_PATHS)
 	cd python && ../$(PY) -m mypy
 
 pytest: setup  ## the test suite with coverage (includes the Nix parse/eval checks)
