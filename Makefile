@@ -15,13 +15,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export NIX_CONFIG := build-users-group =
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-PY := $(VENV)/bin/python
 ifdef EMILY_NIX_SHELL
-# nix develop: the shell's Python already has every dependency; the venv only adds
-# `emily` itself (editable, no downloads), so the console script and metadata exist.
-STAMP := $(VENV)/.nix-installed
+# nix develop: the shell's Python already has every dependency, and its shellHook puts
+# python/src on PYTHONPATH; nothing is installed.
+PY := python
+STAMP :=
 RUFF := ruff
 else
+PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RUFF := $(VENV)/bin/ruff
 endif
@@ -54,20 +55,15 @@ $(VENV)/.installed: python/pyproject.toml python/constraints.txt | apt
 	$(PY) -m pip check
 	touch $@
 
-$(VENV)/.nix-installed: python/pyproject.toml
-	[ -x $(PY) ] || python -m venv --system-site-packages $(VENV)
-	$(PY) -m pip install -q --no-deps --no-build-isolation --no-index -e python
-	touch $@
-
 setup: apt $(STAMP)  ## create .venv and install everything
 
 run: setup  ## set up, then show what is installed (the services start here once they exist)
-	$(VENV)/bin/emily status
+	$(PY) -m emily status
 
 lint: setup  ## ruff (lint and format) and mypy
 	$(RUFF) check --config python/pyproject.toml $(LINT_PATHS)
 	$(RUFF) format --check --config python/pyproject.toml $(LINT_PATHS)
-	cd python && ../$(PY) -m mypy
+	cd python && $(if $(EMILY_NIX_SHELL),,../)$(PY) -m mypy
 
 pytest: setup  ## the test suite with coverage (includes the Nix parse/eval checks)
 	$(PY) -m pytest -c python/pyproject.toml --rootdir . \

@@ -33,8 +33,6 @@ let
       ps.hypothesis
       ps.packaging
       ps.mypy
-      ps.pip
-      ps.setuptools
     ]
   );
 
@@ -69,7 +67,7 @@ in
       ''
         cp -r ${src} source && chmod -R u+w source && cd source
         export HOME=$TMPDIR NIX_STATE_DIR=$TMPDIR/nix NIX_CONFIG="build-users-group ="
-        export EMILY_STATE_DIR=$TMPDIR/state EMILY_NIX_SHELL=1
+        export EMILY_STATE_DIR=$TMPDIR/state EMILY_NIX_SHELL=1 PYTHONPATH=$PWD/python/src
         # the same target `nix develop -c make test` runs, minus the lints (see `lint`)
         make pytest PYTEST_ARGS="-p no:cacheprovider"
         touch $out

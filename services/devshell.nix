@@ -33,7 +33,7 @@ pkgs.mkShell {
     pkgs.gnumake
   ];
 
-  # `make test` sees this and uses the shell's Python instead of creating a venv.
+  # `make test` sees this and uses the shell's Python and tools, installing nothing.
   EMILY_NIX_SHELL = "1";
   shellHook = ''
     export PYTHONPATH="$PWD/python/src''${PYTHONPATH:+:$PYTHONPATH}"

@@ -7,11 +7,24 @@ Layers, bottom to top (imports only go downwards):
 - ``emily.cli``
 """
 
+import tomllib
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+
+def _source_tree_version() -> str:
+    """Version from python/pyproject.toml when running uninstalled from a checkout
+    (``nix develop`` puts python/src on PYTHONPATH instead of installing)."""
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    try:
+        return str(tomllib.loads(pyproject.read_text())["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "0.0.0+unknown"
+
 
 try:
     __version__: str = version("emily")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+except PackageNotFoundError:
+    __version__ = _source_tree_version()
 
 __all__ = ["__version__"]
