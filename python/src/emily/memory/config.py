@@ -1,0 +1,65 @@
+"""Settings of the ``[memory]`` config section (TOML or ``EMILY_MEMORY__<FIELD>``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from emily.config import load_section, state_dir
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """Memory service settings.
+
+    Attributes
+    ----------
+    dsn : libpq connection string. Empty: start the embedded Postgres (pgserver) with
+        its data under ``<state dir>/pg``. On the host, a unix socket DSN such as
+        ``postgresql:///emily?host=/run/postgresql``.
+    pool_min, pool_max : connection pool bounds (connections).
+    pool_timeout_s : how long a request waits for a pooled connection, in seconds.
+    hnsw_m, hnsw_ef_construction : HNSW build parameters (index options).
+    ef_search : HNSW search breadth per query (``hnsw.ef_search``).
+    max_scan_tuples : cap of an iterative scan (``hnsw.max_scan_tuples``) for filters.
+    storage : ``vector`` (float32) or ``halfvec`` (index on float16, half the size).
+    l0_capacity, l1_capacity, l2_capacity : tier sizes, in episodes.
+    l2_slot_bytes : bytes per L2 record slot; longer episodes skip L2.
+    idle_s : an episode not accessed for this long moves down one tier, in seconds.
+    device : ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+    metrics_port, metrics_addr : where ``/metrics`` is served (port 0: any free port).
+    outbox_retry_s : seconds between attempts to drain the outbox.
+    workers : bus worker threads per queryable.
+    """
+
+    dsn: str = ""
+    pool_min: int = 1
+    pool_max: int = 4
+    pool_timeout_s: float = 5.0
+    hnsw_m: int = 16
+    hnsw_ef_construction: int = 64
+    ef_search: int = 64
+    max_scan_tuples: int = 20000
+    storage: Literal["vector", "halfvec"] = "vector"
+    l0_capacity: int = 1024
+    l1_capacity: int = 4096
+    l2_capacity: int = 65536
+    l2_slot_bytes: int = 4096
+    idle_s: float = 3600.0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    metrics_port: int = 9461
+    metrics_addr: str = "127.0.0.1"
+    outbox_retry_s: float = 1.0
+    workers: int = 4
+    state: Path | None = None
+
+    @classmethod
+    def load(cls) -> MemoryConfig:
+        """Read ``[memory]`` from the config file and ``EMILY_MEMORY__*`` variables."""
+        return load_section(cls, "memory")
+
+    @property
+    def root(self) -> Path:
+        """Directory of the service's durable files (``<state dir>/memory``)."""
+        return self.state if self.state is not None else state_dir() / "memory"

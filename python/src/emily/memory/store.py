@@ -1,0 +1,285 @@
+"""Tier L3: Postgres + pgvector, the durable truth.
+
+Ingest is batched binary COPY into a temporary staging table, then one
+``INSERT ... ON CONFLICT DO NOTHING``, so a retried batch (from the outbox) is stored
+exactly once. Search is HNSW (``vector_cosine_ops`` or ``halfvec_cosine_ops``) with a
+per-query ``hnsw.ef_search``; filtered searches switch on
+``hnsw.iterative_scan = relaxed_order`` so a selective filter still returns k rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg import sql
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from emily.bus.schemas.memory import EMBED_DIM, IndexParams, PoolStats, RecallFilters
+from emily.memory.config import MemoryConfig
+from emily.memory.errors import StoreUnavailable
+from emily.memory.filters import where_clause
+from emily.memory.migrate import apply_migrations
+from emily.memory.record import Record, Vector
+
+log = logging.getLogger(__name__)
+COLUMNS = ("id", "ts", "text", "embedding", "valence", "arousal", "dominance", "context", "source")
+TYPES = ("uuid", "timestamptz", "text", "vector", "float4", "float4", "float4", "jsonb", "text")
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+def _row(rec: Record) -> tuple[Any, ...]:
+    return (
+        rec.id,
+        rec.ts,
+        rec.text,
+        rec.embedding,
+        rec.valence,
+        rec.arousal,
+        rec.dominance,
+        Jsonb(rec.context),
+        rec.source,
+    )
+
+
+def _array(value: Any) -> Vector:
+    """pgvector's ``Vector`` (or an array) as float32 ``(384,)``."""
+    raw = value.to_numpy() if hasattr(value, "to_numpy") else value
+    return np.asarray(raw, dtype=np.float32)
+
+
+def _record(row: Sequence[Any]) -> Record:
+    return Record(
+        id=row[0],
+        ts=row[1],
+        text=row[2],
+        embedding=_array(row[3]),
+        valence=float(row[4]),
+        arousal=float(row[5]),
+        dominance=float(row[6]),
+        context=row[7],
+        source=row[8],
+    )
+
+
+class PgStore:
+    """Connection pool, schema and queries of the ``episodes`` table.
+
+    Parameters
+    ----------
+    dsn : libpq connection string (unix socket on the host, pgserver's on a laptop).
+    cfg : pool sizes, HNSW parameters and storage type.
+    """
+
+    def __init__(self, dsn: str, cfg: MemoryConfig) -> None:
+        self.cfg = cfg
+        self.dsn = dsn
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                apply_migrations(conn)
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(
+                f"cannot connect to Postgres ({exc}); check [memory] dsn or start Postgres"
+            ) from exc
+        self.pool: ConnectionPool[Conn] = ConnectionPool(
+            dsn,
+            min_size=cfg.pool_min,
+            max_size=cfg.pool_max,
+            timeout=cfg.pool_timeout_s,
+            configure=register_vector,
+            check=ConnectionPool.check_connection,
+            kwargs={"autocommit": True},
+            open=True,
+            name="emily-memory",
+        )
+        self.ensure_index()
+
+    @property
+    def index_name(self) -> str:
+        """Name of the HNSW index for the configured storage."""
+        return f"episodes_embedding_hnsw_{self.cfg.storage}"
+
+    def _distance(self) -> sql.Composable:
+        if self.cfg.storage == "halfvec":
+            return sql.SQL("(embedding::halfvec({d})) <=> (%(q)s::halfvec({d}))").format(
+                d=sql.Literal(EMBED_DIM)
+            )
+        return sql.SQL("embedding <=> %(q)s")
+
+    @contextmanager
+    def connection(self) -> Iterator[Conn]:
+        """A pooled connection; Postgres being down raises :class:`StoreUnavailable`."""
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise StoreUnavailable(
+                f"Postgres is unreachable ({type(exc).__name__}: {exc}); stores are kept in "
+                "the outbox until it is back"
+            ) from exc
+
+    def ensure_index(self) -> None:
+        """Create the HNSW index, rebuilding it when ``m``/``ef_construction`` changed."""
+        cfg = self.cfg
+        want = {f"m={cfg.hnsw_m}", f"ef_construction={cfg.hnsw_ef_construction}"}
+        with self.connection() as conn:
+            row = conn.execute(
+                "SELECT reloptions FROM pg_class WHERE relname = %s", (self.index_name,)
+            ).fetchone()
+            if row is not None and set(row[0] or []) == want:
+                return
+            conn.execute("SET maintenance_work_mem = '256MB'")
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(self.index_name)))
+            expr: sql.Composable
+            if cfg.storage == "halfvec":
+                expr = sql.SQL("(embedding::halfvec({d})) halfvec_cosine_ops").format(
+                    d=sql.Literal(EMBED_DIM)
+                )
+            else:
+                expr = sql.SQL("embedding vector_cosine_ops")
+            conn.execute(
+                sql.SQL(
+                    "CREATE INDEX {name} ON episodes USING hnsw ({expr}) "
+                    "WITH (m = {m}, ef_construction = {efc})"
+                ).format(
+                    name=sql.Identifier(self.index_name),
+                    expr=expr,
+                    m=sql.Literal(cfg.hnsw_m),
+                    efc=sql.Literal(cfg.hnsw_ef_construction),
+                )
+            )
+            log.info(
+                "built %s (m=%d, ef_construction=%d)",
+                self.index_name,
+                cfg.hnsw_m,
+                cfg.hnsw_ef_construction,
+            )
+
+    def insert(self, records: Sequence[Record]) -> int:
+        """Store ``records`` durably; ids already present are skipped. Returns rows added.
+
+        One record: a single ``INSERT``. A batch: binary ``COPY`` into a staging table,
+        then ``INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING`` in the same transaction.
+        """
+        if not records:
+            return 0
+        cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+        with self.connection() as conn, conn.transaction():
+            if len(records) == 1:
+                cur = conn.execute(
+                    sql.SQL(
+                        "INSERT INTO episodes ({}) VALUES ({}) ON CONFLICT (id) DO NOTHING"
+                    ).format(cols, sql.SQL(", ").join(sql.Placeholder() * len(COLUMNS))),
+                    _row(records[0]),
+                )
+                return cur.rowcount
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS episodes_stage "
+                "(LIKE episodes INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+            with conn.cursor() as cur:
+                copy_sql = sql.SQL("COPY episodes_stage ({}) FROM STDIN (FORMAT BINARY)")
+                with cur.copy(copy_sql.format(cols)) as copy:
+                    copy.set_types(list(TYPES))
+                    for rec in records:
+                        copy.write_row(_row(rec))
+                cur.execute(
+                    sql.SQL(
+                        "INSERT INTO episodes ({c}) SELECT {c} FROM episodes_stage "
+                        "ON CONFLICT (id) DO NOTHING"
+                    ).format(c=cols)
+                )
+                return cur.rowcount
+
+    def search(
+        self,
+        query: Vector,
+        k: int,
+        filters: RecallFilters | None = None,
+        *,
+        ef_search: int | None = None,
+        exact: bool = False,
+    ) -> list[tuple[uuid.UUID, float]]:
+        """The ``k`` nearest episodes to ``query`` ``(384,)``: ``[(id, cosine similarity)]``.
+
+        ``exact=True`` forces a sequential scan (the ground truth benchmarks compare to).
+        """
+        where, params = where_clause(filters or RecallFilters())
+        params.update(q=query, k=k)
+        dist = self._distance()
+        stmt = sql.SQL(
+            "WITH c AS MATERIALIZED (SELECT id, {dist} AS d FROM episodes {where} "
+            "ORDER BY {dist} LIMIT %(k)s) SELECT id, d FROM c ORDER BY d"
+        ).format(dist=dist, where=where)
+        ef = ef_search or self.cfg.ef_search
+        with self.connection() as conn, conn.transaction():
+            if exact:
+                conn.execute("SET LOCAL enable_indexscan = off")
+            else:
+                conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(max(ef, k)),))
+                if filters is not None and not filters.empty:
+                    conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                    conn.execute(
+                        "SELECT set_config('hnsw.max_scan_tuples', %s, true)",
+                        (str(self.cfg.max_scan_tuples),),
+                    )
+            rows = conn.execute(stmt, params).fetchall()
+        return [(row[0], 1.0 - float(row[1])) for row in rows]
+
+    def fetch(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Record]:
+        """Full records of ``ids`` that exist, keyed by id."""
+        if not ids:
+            return {}
+        cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+        with self.connection() as conn:
+            rows = conn.execute(
+                sql.SQL("SELECT {} FROM episodes WHERE id = ANY(%s)").format(cols), (list(ids),)
+            ).fetchall()
+        return {row[0]: _record(row) for row in rows}
+
+    def count(self) -> int:
+        """Number of stored episodes."""
+        with self.connection() as conn:
+            row = conn.execute("SELECT count(*) FROM episodes").fetchone()
+        return int(row[0]) if row else 0
+
+    def all_ids(self) -> set[uuid.UUID]:
+        """Every stored id (tests and small tools; not for large tables)."""
+        with self.connection() as conn:
+            return {r[0] for r in conn.execute("SELECT id FROM episodes").fetchall()}
+
+    def pool_stats(self) -> PoolStats:
+        """psycopg_pool's counters of the connection pool."""
+        s = self.pool.get_stats()
+        return PoolStats(
+            min_size=s.get("pool_min", 0),
+            max_size=s.get("pool_max", 0),
+            size=s.get("pool_size", 0),
+            available=s.get("pool_available", 0),
+            waiting=s.get("requests_waiting", 0),
+            requests=s.get("requests_num", 0),
+            errors=s.get("requests_errors", 0) + s.get("connections_errors", 0),
+        )
+
+    def index_params(self) -> IndexParams:
+        """HNSW and search settings in effect."""
+        c = self.cfg
+        return IndexParams(
+            m=c.hnsw_m,
+            ef_construction=c.hnsw_ef_construction,
+            ef_search=c.ef_search,
+            iterative_scan="relaxed_order",
+            max_scan_tuples=c.max_scan_tuples,
+            storage=c.storage,
+        )
+
+    def close(self) -> None:
+        """Close the pool."""
+        self.pool.close()

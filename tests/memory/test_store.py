@@ -1,0 +1,103 @@
+"""L3 against a real Postgres + pgvector: migrations, COPY ingest, HNSW and filters."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import psycopg
+import pytest
+
+from emily.bus.schemas.memory import RecallFilters
+from emily.memory.config import MemoryConfig
+from emily.memory.migrate import apply_migrations, migrations
+from emily.memory.store import PgStore
+from tests.memory.helpers import T0, records
+
+
+@pytest.fixture
+def store(pg_dsn: str) -> PgStore:
+    s = PgStore(pg_dsn, MemoryConfig(hnsw_m=8, hnsw_ef_construction=32))
+    yield s
+    s.close()
+
+
+def test_migrations_are_versioned_and_idempotent(pg_dsn: str) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        first = apply_migrations(conn)
+        second = apply_migrations(conn)
+        rows = conn.execute("SELECT version FROM emily_schema_migrations ORDER BY 1").fetchall()
+    assert first == [m.version for m in migrations()] and first
+    assert second == []
+    assert [r[0] for r in rows] == first
+
+
+def test_copy_ingest_is_exactly_once(store: PgStore) -> None:
+    recs = records(300)
+    assert store.insert(recs) == 300
+    assert store.insert(recs[:150]) == 0  # a retried batch adds nothing
+    assert store.insert(recs[:1]) == 0  # single insert path, same rule
+    assert store.count() == 300
+    got = store.fetch([r.id for r in recs[:5]])
+    for r in recs[:5]:
+        g = got[r.id]
+        assert (g.text, g.ts, g.context, g.source) == (r.text, r.ts, r.context, r.source)
+        assert g.valence == pytest.approx(r.valence, abs=1e-6)
+        np.testing.assert_allclose(g.embedding, r.embedding, atol=1e-6)
+
+
+def test_hnsw_matches_exact_search(store: PgStore) -> None:
+    recs = records(500)
+    store.insert(recs)
+    hits = overlap = 0
+    for r in recs[:20]:
+        exact = [i for i, _ in store.search(r.embedding, 10, exact=True)]
+        approx = store.search(r.embedding, 10, ef_search=100)
+        assert approx[0][0] == r.id and approx[0][1] == pytest.approx(1.0, abs=1e-5)
+        assert [s for _, s in approx] == sorted((s for _, s in approx), reverse=True)
+        overlap += len(set(exact) & {i for i, _ in approx})
+        hits += 10
+    assert overlap / hits >= 0.95
+
+
+@pytest.mark.parametrize("storage", ["vector", "halfvec"])
+def test_selective_filters_still_return_k(pg_dsn: str, storage: str) -> None:
+    cfg = MemoryConfig(storage=storage, ef_search=10, hnsw_m=8, hnsw_ef_construction=32)  # type: ignore[arg-type]
+    store = PgStore(pg_dsn, cfg)
+    try:
+        recs = records(1000)
+        store.insert(recs)
+        query = recs[0].embedding
+        # 1% selectivity: context i in {..}; only 10 rows match, all must come back
+        f = RecallFilters(source="other", min_valence=0.9)
+        want = [r for r in recs if r.source == "other" and np.float32(r.valence) >= np.float32(0.9)]
+        got = store.search(query, 10, f)
+        assert len(got) == min(10, len(want))
+        assert {i for i, _ in got} <= {r.id for r in want}
+        window = RecallFilters(since=T0.replace(day=10), until=T0.replace(day=12))
+        got = store.search(query, 10, window)
+        assert len(got) == 10
+        fetched = store.fetch([i for i, _ in got])
+        assert all(window.since <= fetched[i].ts < window.until for i, _ in got)  # type: ignore[operator]
+        ctx = store.search(query, 5, RecallFilters(context={"even": True}))
+        assert len(ctx) == 5 and all(store.fetch([i])[i].context["even"] for i, _ in ctx)
+    finally:
+        store.close()
+
+
+def test_changed_index_parameters_rebuild_the_index(pg_dsn: str) -> None:
+    cfg = MemoryConfig(hnsw_m=8, hnsw_ef_construction=32)
+    PgStore(pg_dsn, cfg).close()
+    store = PgStore(pg_dsn, replace(cfg, hnsw_m=12))
+    with psycopg.connect(pg_dsn) as conn:
+        row = conn.execute(
+            "SELECT reloptions FROM pg_class WHERE relname = %s", (store.index_name,)
+        ).fetchone()
+    store.close()
+    assert row is not None and "m=12" in row[0]
+
+
+def test_pool_stats_are_reported(store: PgStore) -> None:
+    store.count()
+    stats = store.pool_stats()
+    assert stats.max_size == 4 and stats.min_size == 1 and stats.requests >= 1
