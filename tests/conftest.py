@@ -18,7 +18,7 @@ from emily.bus import BusConfig, open_session
 REPO = Path(__file__).resolve().parent.parent
 
 # Shared fixtures of real servers, one module each under tests/fixtures/.
-pytest_plugins: list[str] = ["tests.fixtures.postgres"]
+pytest_plugins: list[str] = ["tests.fixtures.postgres", "tests.fixtures.llm"]
 
 
 def free_port() -> int:

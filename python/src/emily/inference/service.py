@@ -1,0 +1,114 @@
+"""The ``emily serve inference`` process: model, queue, Zenoh queryables, HTTP, metrics.
+
+Start-up order: load the model (and log the backend that really runs it), start the
+queue worker, declare the queryables and the liveliness token, then open HTTP. Shutdown
+runs in reverse, so no request is accepted that cannot be answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+from emily.bus import BusConfig, open_session
+from emily.bus.health import announce
+from emily.errors import ConfigError
+from emily.inference.bus_api import InferenceBus
+from emily.inference.config import InferenceConfig
+from emily.inference.engine import Engine
+from emily.inference.errors import Unavailable
+from emily.inference.http_api import HTTPServer, create_app
+from emily.inference.metrics import InferenceMetrics
+from emily.inference.scheduler import Scheduler
+from emily.inference.store import embedded_model
+from emily.observe import MetricsServer, setup_logging, start_metrics_server
+
+log = logging.getLogger(__name__)
+
+
+def read_api_key(path: Path | None) -> str | None:
+    """The bearer token from ``path`` (stripped), or ``None`` when no file is configured."""
+    if path is None:
+        return None
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"[inference] api_key_file {path} cannot be read: {exc}") from exc
+    if not token:
+        raise ConfigError(f"[inference] api_key_file {path} is empty; put the token in it")
+    return token
+
+
+class InferenceService:
+    """Everything the process runs; :meth:`close` stops it all.
+
+    Parameters
+    ----------
+    config : ``[inference]`` settings.
+    bus : ``[bus]`` settings.
+    """
+
+    def __init__(self, config: InferenceConfig, bus: BusConfig) -> None:
+        api_key = read_api_key(config.api_key_file)
+        self.engine = Engine(config, config.model_path or embedded_model())
+        log.info("inference backend: %s", self.engine.backend.describe())
+        self.metrics = InferenceMetrics()
+        self.metrics.set_backend(self.engine.backend, self.engine.name, config.n_gpu_layers)
+        self.scheduler = Scheduler(self.engine, config, self.metrics)
+        self.session = open_session(bus)
+        self.bus = InferenceBus(self.session, bus.keys, self.engine, self.scheduler)
+        self.token = announce(self.session, bus.keys, "inference")
+        self.http: HTTPServer | None = None
+        self.metrics_server: MetricsServer | None = None
+        if config.http_port:
+            app = create_app(self.engine, self.scheduler, self.metrics, api_key=api_key)
+            self.http = HTTPServer(app, config.http_host, config.http_port)
+            if not self.http.wait_started():
+                self.close()
+                raise Unavailable(
+                    f"HTTP could not listen on {config.http_host}:{config.http_port}; "
+                    "is the port in use? Set [inference] http_port"
+                )
+        elif config.metrics_port:
+            self.metrics_server = start_metrics_server(
+                self.metrics.registry, config.metrics_port, config.http_host
+            )
+
+    def close(self) -> None:
+        """Stop HTTP, the queryables, the queue and the session, in that order."""
+        if self.http is not None:
+            self.http.close()
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+        self.token.undeclare()  # type: ignore[no-untyped-call]
+        self.bus.close()
+        self.scheduler.close()
+        self.session.close()  # type: ignore[no-untyped-call]
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the service until SIGINT or SIGTERM; returns the exit code."""
+    if getattr(args, "config", None):
+        os.environ["EMILY_CONFIG"] = str(args.config)
+    setup_logging(getattr(args, "log_level", None) or "INFO")
+    service = InferenceService(InferenceConfig.load(), BusConfig.load())
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: shutting down", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    where = service.http.url if service.http else "no HTTP"
+    log.info("inference service ready: model %s, %s", service.engine.name, where)
+    try:
+        stop.wait()
+    finally:
+        service.close()
+    return 0
