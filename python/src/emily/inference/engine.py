@@ -185,7 +185,7 @@ class Engine:
         # A fresh KV cache per request: reusing a prefix of the previous request's cache
         # (llama-cpp-python's default) changes greedy outputs of sliding-window models
         # such as Gemma 3, so an answer would depend on who asked before.
-        llm.reset()
+        llm.reset()  # type: ignore[no-untyped-call]
         llm.set_seed(plan.seed if plan.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pending = ""
