@@ -3,6 +3,13 @@
 {
   imports = [
     ./base.nix
+    ./storage
+    ./network
+    ./monitoring
+    ./secrets.nix
+    ./database.nix
+    ./backup.nix
+    ./gpu.nix
     ./services
   ];
 }

@@ -1,4 +1,6 @@
 # The Emily services and the Zenoh router they talk through, one module each.
 {
-  imports = [ ];
+  imports = [
+    ./zenohd.nix
+  ];
 }

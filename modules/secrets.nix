@@ -1,0 +1,118 @@
+# Secrets: sops-nix with age. On the host, the age identity is derived from the SSH
+# ed25519 host key; VM tests point `ageKeyFile` at the committed test-only key.
+# This module is the one place that maps sops secrets to the other modules' file
+# options (WireGuard key, Postgres password, Grafana, Alertmanager SMTP, restic), and
+# names the units each secret restarts when it changes (`restartUnits`).
+# It needs sops-nix's module (the flake adds it); without it, enabling it asserts.
+{
+  config,
+  lib,
+  options,
+  ...
+}:
+
+let
+  cfg = config.emily.secrets;
+  e = config.emily;
+  secret = name: config.sops.secrets.${name}.path;
+  ph = name: config.sops.placeholder.${name};
+in
+{
+  options.emily.secrets = {
+    enable = lib.mkEnableOption "sops-nix secrets for the Emily modules";
+
+    sopsFile = lib.mkOption {
+      type = lib.types.path;
+      default = ../secrets/cloudlab.yaml;
+      description = "The sops-encrypted YAML holding the host's secrets.";
+    };
+
+    ageKeyFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      description = ''
+        An age identity file, outside the Nix store. Null (the host): derive the identity
+        from /etc/ssh/ssh_host_ed25519_key. VM tests set it to a copy of
+        secrets/test-only-age-key.txt.
+      '';
+    };
+  };
+
+  config = lib.mkMerge [
+    {
+      assertions = [
+        {
+          assertion = !cfg.enable || options ? sops;
+          message = "emily.secrets needs sops-nix: add sops-nix.nixosModules.sops to the system's modules.";
+        }
+      ];
+    }
+    (lib.optionalAttrs (options ? sops) (
+      lib.mkIf cfg.enable (
+        lib.mkMerge [
+          {
+            sops = {
+              defaultSopsFile = cfg.sopsFile;
+              age = {
+                keyFile = cfg.ageKeyFile;
+                sshKeyPaths = lib.mkIf (cfg.ageKeyFile == null) [ "/etc/ssh/ssh_host_ed25519_key" ];
+              };
+            };
+          }
+          (lib.mkIf e.network.enable {
+            sops.secrets."wireguard/private-key".restartUnits = [ "wireguard-wg0.service" ];
+            emily.network.wireguard.privateKeyFile = secret "wireguard/private-key";
+          })
+          (lib.mkIf e.database.enable {
+            sops.secrets."postgres/emily-password" = {
+              owner = "postgres";
+              restartUnits = [ "emily-postgres-passwords.service" ];
+            };
+            emily.database.passwordFile = secret "postgres/emily-password";
+          })
+          (lib.mkIf e.monitoring.enable {
+            sops.secrets = {
+              "grafana/admin-password" = {
+                owner = "grafana";
+                restartUnits = [ "grafana.service" ];
+              };
+              "grafana/secret-key" = {
+                owner = "grafana";
+                restartUnits = [ "grafana.service" ];
+              };
+              "alertmanager/smtp-username" = { };
+              "alertmanager/smtp-password" = { };
+            };
+            sops.templates."alertmanager.env" = {
+              content = ''
+                SMTP_AUTH_USERNAME=${ph "alertmanager/smtp-username"}
+                SMTP_AUTH_PASSWORD=${ph "alertmanager/smtp-password"}
+              '';
+              restartUnits = [ "alertmanager.service" ];
+            };
+            emily.monitoring = {
+              grafana.adminPasswordFile = secret "grafana/admin-password";
+              grafana.secretKeyFile = secret "grafana/secret-key";
+              alertmanagerEnvironmentFile = config.sops.templates."alertmanager.env".path;
+            };
+          })
+          (lib.mkIf e.backup.enable {
+            sops.secrets = {
+              "restic/password" = { };
+              "restic/s3-access-key-id" = { };
+              "restic/s3-secret-access-key" = { };
+            };
+            sops.templates."restic-s3.env".content = ''
+              AWS_ACCESS_KEY_ID=${ph "restic/s3-access-key-id"}
+              AWS_SECRET_ACCESS_KEY=${ph "restic/s3-secret-access-key"}
+            '';
+            emily.backup = {
+              passwordFile = secret "restic/password";
+              environmentFile = config.sops.templates."restic-s3.env".path;
+            };
+          })
+        ]
+      )
+    ))
+  ];
+}

@@ -1,0 +1,34 @@
+# Scrub results for Prometheus (textfile collector): after each zfs-scrub run, write
+# emily_zfs_scrub_last_completed_timestamp_seconds and emily_zfs_scrub_errors per pool.
+# Alerts: modules/monitoring/rules/zfs.yml.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+
+let
+  cfg = config.emily.storage;
+  layout = import ./layout.nix;
+  textfileDir = config.emily.monitoring.textfileDir;
+in
+{
+  config = lib.mkIf cfg.enable {
+    systemd.services.emily-zfs-scrub-metrics = {
+      description = "Export the last ZFS scrub's result to the node exporter";
+      after = [ "zfs-scrub.service" ];
+      wantedBy = [ "zfs-scrub.service" ];
+      path = [
+        config.boot.zfs.package
+        pkgs.coreutils
+      ];
+      serviceConfig = {
+        Type = "oneshot";
+        ExecStart = "${pkgs.bash}/bin/bash ${./scrub-metrics.sh} ${textfileDir} ${layout.pool}";
+      };
+    };
+    # the first value exists before the first scrub, so a missing scrub is alerted on
+    systemd.tmpfiles.rules = [ "d ${textfileDir} 0755 root root -" ];
+  };
+}
