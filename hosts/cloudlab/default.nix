@@ -1,12 +1,63 @@
 # The CloudLab c220g5: imports and host facts. Storage, network, monitoring, secrets,
 # database, backups and the GPU are declared in modules/ and switched on here.
+#
+# Before the first install, replace the PLACEHOLDER values below with this machine's
+# (README "The cloudlab host" says where to read each one).
 { ... }:
 
 {
-  imports = [ ./hardware.nix ];
+  imports = [
+    ./hardware.nix
+    ./disko.nix
+  ];
 
   networking.hostName = "cloudlab";
   emily.node = "cloudlab";
+
+  emily.storage = {
+    enable = true;
+    hostId = "6ad2ba1c"; # generated once for this host
+    ramGiB = 128;
+    # PLACEHOLDER by-id paths: `ls -l /dev/disk/by-id/` on the machine.
+    hdds = [
+      "/dev/disk/by-id/PLACEHOLDER-hdd-0"
+      "/dev/disk/by-id/PLACEHOLDER-hdd-1"
+      "/dev/disk/by-id/PLACEHOLDER-hdd-2"
+      "/dev/disk/by-id/PLACEHOLDER-hdd-3"
+    ];
+    nvmes = [
+      "/dev/disk/by-id/PLACEHOLDER-nvme-0"
+      "/dev/disk/by-id/PLACEHOLDER-nvme-1"
+    ];
+  };
+
+  emily.network = {
+    enable = true;
+    # PLACEHOLDER: the NIC on the switch's trunk port (`ip -br link`).
+    uplink = "eno1";
+    bandwidthMbit = 1000;
+    rttMs = 100;
+    wireguard.peers = [
+      # {
+      #   publicKey = "<admin laptop's `wg pubkey`>";
+      #   allowedIPs = [ "10.99.0.2/32" ];
+      # }
+    ];
+  };
+  # the uplink itself gets its address from the site's DHCP
+  networking.useDHCP = false;
+  networking.interfaces.eno1.useDHCP = true;
+
+  emily.monitoring.enable = true;
+  emily.secrets.enable = true;
+  emily.database.enable = true;
+  emily.backup = {
+    enable = true;
+    # MinIO on the storage VLAN; or an offsite bucket: "s3:https://<endpoint>/<bucket>"
+    repository = "s3:http://10.30.0.10:9000/emily-backup";
+  };
+  emily.gpu.enable = true;
+  emily.zenohd.enable = true;
 
   time.timeZone = "UTC";
   i18n.defaultLocale = "en_US.UTF-8";

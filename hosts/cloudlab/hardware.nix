@@ -1,7 +1,6 @@
 # Hardware facts of the c220g5 (2x Xeon Silver 4114, HDDs behind the onboard SATA/SAS
-# controller, two NVMe drives, a Tesla P4). The root file system here is the minimal
-# placeholder a first boot needs; disko.nix replaces it with the ZFS layout.
-{ lib, modulesPath, ... }:
+# controller, two NVMe drives, a Tesla P4). File systems come from ./disko.nix.
+{ modulesPath, ... }:
 
 {
   imports = [ (modulesPath + "/installer/scan/not-detected.nix") ];
@@ -16,20 +15,13 @@
   ];
   boot.kernelModules = [ "kvm-intel" ];
 
+  # EFI GRUB, installed as the removable fallback loader on each ESP
+  # (mirroredBoots in ./disko.nix); ZFS root needs GRUB's ZFS support.
   boot.loader.grub = {
     enable = true;
     efiSupport = true;
     efiInstallAsRemovable = true;
-    device = "nodev";
-  };
-
-  fileSystems."/" = lib.mkDefault {
-    device = "/dev/disk/by-label/nixos";
-    fsType = "ext4";
-  };
-  fileSystems."/boot" = lib.mkDefault {
-    device = "/dev/disk/by-label/ESP";
-    fsType = "vfat";
+    zfsSupport = true;
   };
 
   hardware.cpu.intel.updateMicrocode = true;
