@@ -1,0 +1,171 @@
+"""The bounded queue on the real model: busy, queue timeout, deadline, cancellation, close.
+
+Each test builds its own small :class:`Scheduler` on the shared engine (generations
+serialize on the engine's lock), with long ``ignore_eos`` generations standing in for
+slow requests; they are cancelled as soon as the point is made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from emily.bus.schemas.inference import GenerateRequest
+from emily.inference.engine import Engine, Plan
+from emily.inference.errors import Busy, QueueTimeout, Unavailable
+from emily.inference.metrics import InferenceMetrics
+from emily.inference.scheduler import Done, EventQueue, Failed, Job, Piece, Scheduler
+from tests.fixtures.llm import RunningInference
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def engine(inference_service: RunningInference) -> Engine:
+    return inference_service.service.engine
+
+
+def make(engine: Engine, **overrides: float) -> Scheduler:
+    config = dataclasses.replace(engine.config, **overrides)  # type: ignore[arg-type]
+    return Scheduler(engine, config, InferenceMetrics())
+
+
+@pytest.fixture
+def small(engine: Engine) -> Iterator[Scheduler]:
+    s = make(engine, queue_size=1, queue_timeout_s=60.0)
+    yield s
+    s.close()
+
+
+def long_plan(engine: Engine, n: int = 800) -> Plan:
+    return engine.plan("Count:", GenerateRequest(prompt="x", max_tokens=n, ignore_eos=True))
+
+
+def wait_running(s: Scheduler, job: Job) -> None:
+    deadline = time.monotonic() + 30
+    while s._running is not job and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert s._running is job
+
+
+def last(events: EventQueue) -> Piece | Done | Failed:
+    seen = list(events)
+    assert seen
+    return seen[-1]
+
+
+def test_full_queue_is_busy_at_once_with_retry_after(engine: Engine, small: Scheduler) -> None:
+    a, b = EventQueue(), EventQueue()
+    running = small.submit(long_plan(engine), a, request_id="a")
+    wait_running(small, running)
+    small.submit(long_plan(engine), b, request_id="b")
+    t0 = time.monotonic()
+    with pytest.raises(Busy, match="queue is full") as info:
+        small.submit(long_plan(engine), EventQueue())
+    assert time.monotonic() - t0 < 5  # refused, not left hanging (a generous bound)
+    assert info.value.retry_after_s >= 1
+    assert small.metrics.rejections.labels("busy")._value.get() == 1
+    assert small.cancel("b") and small.cancel("a")
+    assert isinstance(done := last(b), Done) and done.finish_reason == "cancelled"
+    assert done.completion_tokens == 0
+    assert isinstance(done := last(a), Done) and done.finish_reason == "cancelled"
+
+
+def test_cancelling_a_queued_request_frees_its_slot(engine: Engine, small: Scheduler) -> None:
+    a = EventQueue()
+    running = small.submit(long_plan(engine), a, request_id="a")
+    wait_running(small, running)
+    small.submit(long_plan(engine), EventQueue(), request_id="b")
+    with pytest.raises(Busy):
+        small.submit(long_plan(engine), EventQueue(), request_id="c")
+    assert small.cancel("b")
+    assert small.depth == 0
+    small.submit(long_plan(engine, 2), EventQueue(), request_id="c")  # the freed slot
+    assert small.cancel("a")
+    assert not small.cancel("nope")
+
+
+def test_cancelled_running_request_stops_early(engine: Engine, small: Scheduler) -> None:
+    events = EventQueue()
+    job = small.submit(long_plan(engine), events)
+    it = iter(events)
+    assert isinstance(next(it), Piece)
+    job.cancel()
+    rest = list(it)
+    done = rest[-1]
+    assert isinstance(done, Done) and done.finish_reason == "cancelled"
+    assert 0 < done.completion_tokens < 800
+
+
+def test_request_waiting_too_long_gets_queue_timeout(engine: Engine) -> None:
+    s = make(engine, queue_size=2, queue_timeout_s=0.3)
+    try:
+        a, b = EventQueue(), EventQueue()
+        running = s.submit(long_plan(engine), a, request_id="a")
+        wait_running(s, running)
+        s.submit(long_plan(engine), b, request_id="b")
+        failed = last(b)
+        assert isinstance(failed, Failed) and isinstance(failed.error, QueueTimeout)
+        assert "queue_timeout_s" in str(failed.error)
+        assert s.metrics.rejections.labels("timeout")._value.get() == 1
+        assert s.depth == 0
+        s.cancel("a")
+        last(a)
+    finally:
+        s.close()
+
+
+def test_request_deadline_ends_generation_with_timeout(engine: Engine) -> None:
+    s = make(engine, request_timeout_s=0.5)
+    try:
+        events = EventQueue()
+        s.submit(long_plan(engine), events)
+        done = last(events)
+        assert isinstance(done, Done) and done.finish_reason == "timeout"
+        assert done.completion_tokens < 800
+    finally:
+        s.close()
+
+
+def test_duplicate_request_id_is_refused(engine: Engine, small: Scheduler) -> None:
+    a = EventQueue()
+    small.submit(long_plan(engine), a, request_id="same")
+    with pytest.raises(Exception, match="already in use"):
+        small.submit(long_plan(engine), EventQueue(), request_id="same")
+    small.cancel("same")
+    last(a)
+
+
+def test_close_fails_waiting_requests_and_refuses_new_ones(engine: Engine) -> None:
+    s = make(engine, queue_size=2)
+    a, b = EventQueue(), EventQueue()
+    running = s.submit(long_plan(engine), a)
+    wait_running(s, running)
+    s.submit(long_plan(engine), b)
+    s.close()
+    failed = last(b)
+    assert isinstance(failed, Failed) and isinstance(failed.error, Unavailable)
+    done = last(a)
+    assert isinstance(done, Done) and done.finish_reason == "cancelled"
+    with pytest.raises(Unavailable, match="shutting down"):
+        s.submit(long_plan(engine), EventQueue())
+
+
+def test_metrics_follow_a_finished_request(engine: Engine) -> None:
+    s = make(engine)
+    try:
+        events = EventQueue()
+        s.submit(long_plan(engine, 4), events, api="test")
+        done = last(events)
+        assert isinstance(done, Done) and done.completion_tokens == 4
+        m = s.metrics
+        assert m.generated_tokens._value.get() == 4
+        assert m.prompt_tokens._value.get() == done.prompt_tokens
+        assert m.tokens_per_second._value.get() > 0
+        assert m.requests.labels("test", "length")._value.get() == 1
+        assert done.ttft_ms is not None and 0 < done.ttft_ms <= done.latency_ms
+    finally:
+        s.close()
