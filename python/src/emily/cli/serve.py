@@ -13,7 +13,9 @@ from collections.abc import Callable
 from typing import cast
 
 # service name -> "module:function" taking argparse.Namespace and returning an exit code
-SERVICES: dict[str, str] = {}
+SERVICES: dict[str, str] = {
+    "inference": "emily.inference.service:main",
+}
 
 
 def resolve(target: str) -> Callable[[argparse.Namespace], int]:

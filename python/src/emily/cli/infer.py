@@ -1,0 +1,95 @@
+"""``emily infer "prompt"``: one request to the running inference service, streamed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+
+import zenoh
+
+from emily.bus import BusConfig, open_session
+from emily.bus.messages import Message
+from emily.bus.rpc import stream, wait_for_server
+from emily.bus.schemas.inference import (
+    ChatMessage,
+    ChatRequest,
+    GenerateRequest,
+    GenerationChunk,
+)
+from emily.errors import BusError
+
+
+def connect(bus: BusConfig, verb: str) -> tuple[zenoh.Session, str]:
+    """Open a session and wait for ``inference/<verb>``; raises :class:`BusError` if absent."""
+    session = open_session(bus)
+    key = bus.keys.query("inference", verb)
+    if not wait_for_server(session, key, timeout_s=5.0):
+        session.close()  # type: ignore[no-untyped-call]
+        raise BusError(
+            f"no inference service answers on {key} (connect={list(bus.connect)}); "
+            "start it with `emily serve inference`"
+        )
+    return session, key
+
+
+def chunks(
+    session: zenoh.Session, key: str, request: Message, timeout_s: float
+) -> Iterator[GenerationChunk]:
+    """The streamed replies to ``request``."""
+    return stream(session, key, request, GenerationChunk, timeout_s=timeout_s)
+
+
+def print_stream(replies: Iterator[GenerationChunk]) -> tuple[GenerationChunk | None, str]:
+    """Write each chunk's text to stdout as it arrives; returns the final chunk and the text."""
+    final, texts = None, []
+    for c in replies:
+        sys.stdout.write(c.text)
+        sys.stdout.flush()
+        texts.append(c.text)
+        if c.done:
+            final = c
+    sys.stdout.write("\n")
+    return final, "".join(texts)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Send the prompt (raw completion, or one chat turn with ``--chat``) and print the answer."""
+    bus = BusConfig.load()
+    verb = "chat" if args.chat else "generate"
+    sampling = {"max_tokens": args.max_tokens, "temperature": args.temperature, "stream": True}
+    request: Message
+    if args.chat:
+        turn = ChatMessage(role="user", content=args.prompt)
+        request = ChatRequest(messages=(turn,), **sampling)
+    else:
+        request = GenerateRequest(prompt=args.prompt, **sampling)
+    session, key = connect(bus, verb)
+    try:
+        final, _ = print_stream(chunks(session, key, request, args.timeout))
+    finally:
+        session.close()  # type: ignore[no-untyped-call]
+    if final is not None and final.usage is not None and args.verbose:
+        print(
+            f"[{final.finish_reason}; {final.usage.completion_tokens} tokens; "
+            f"ttft {final.ttft_ms:.0f} ms; total {final.latency_ms:.0f} ms]",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def add_sampling(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``infer`` and ``chat``."""
+    p.add_argument("--max-tokens", type=int, default=None, help="most tokens to generate")
+    p.add_argument("--temperature", type=float, default=None, help="0 is greedy")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the answer")
+    p.add_argument("-v", "--verbose", action="store_true", help="print timings to stderr")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``emily infer``."""
+    p = sub.add_parser("infer", help="ask the inference service once, streaming the answer")
+    p.add_argument("prompt", help="the prompt text")
+    p.add_argument("--chat", action="store_true", help="send it as a chat turn, not raw text")
+    add_sampling(p)
+    p.set_defaults(func=run)
