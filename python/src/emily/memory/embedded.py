@@ -37,9 +37,7 @@ class EmbeddedPostgres:
             ) from exc
         datadir.parent.mkdir(parents=True, exist_ok=True)
         self.datadir = datadir
-        self._server: Any = get_server(
-            datadir, cleanup_mode="stop" if stop_on_exit else None
-        )
+        self._server: Any = get_server(datadir, cleanup_mode="stop" if stop_on_exit else None)
 
     @property
     def dsn(self) -> str:

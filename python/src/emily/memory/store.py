@@ -119,7 +119,7 @@ class PgStore:
         try:
             with self.pool.connection() as conn:
                 yield conn
-        except (PoolTimeout, psycopg.OperationalError) as exc:
+        except (PoolTimeout, psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise StoreUnavailable(
                 f"Postgres is unreachable ({type(exc).__name__}: {exc}); stores are kept in "
                 "the outbox until it is back"

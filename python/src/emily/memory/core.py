@@ -1,0 +1,237 @@
+"""The memory itself: store, recall and stats over L3, the cache tiers and the outbox.
+
+Bus-independent, so the CLI, the service and the benchmarks drive the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+
+import numpy as np
+
+from emily.bus.schemas.memory import (
+    Hit,
+    MemoryOperation,
+    RecallReply,
+    RecallRequest,
+    StatsReply,
+    StoreReply,
+    StoreRequest,
+    Tier,
+    TierStats,
+)
+from emily.memory.config import MemoryConfig
+from emily.memory.embed import Embedder
+from emily.memory.errors import StoreUnavailable
+from emily.memory.ids import uuid7
+from emily.memory.l0 import L0, pick_device
+from emily.memory.metrics import MemoryMetrics
+from emily.memory.outbox import Outbox
+from emily.memory.record import Record, normalize
+from emily.memory.store import PgStore
+from emily.memory.tiers import Publish, TieredMemory
+
+log = logging.getLogger(__name__)
+
+
+class Memory:
+    """Tiered episodic memory.
+
+    Parameters
+    ----------
+    cfg : settings (tier sizes, index parameters, state location).
+    store : the opened L3 store.
+    embedder : MiniLM, used for texts without embeddings and text queries.
+    metrics : the service's collectors.
+    publish : sink of ``memory.operations`` events.
+    """
+
+    def __init__(
+        self,
+        cfg: MemoryConfig,
+        store: PgStore,
+        embedder: Embedder | None,
+        *,
+        metrics: MemoryMetrics | None = None,
+        publish: Publish | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.embedder = embedder
+        self.metrics = metrics or MemoryMetrics()
+        self.publish = publish
+        self.device = pick_device(cfg.device)
+        self.tiers = TieredMemory(
+            cfg.root,
+            L0(cfg.l0_capacity, self.device),
+            l1_capacity=cfg.l1_capacity,
+            l2_capacity=cfg.l2_capacity,
+            l2_slot_bytes=cfg.l2_slot_bytes,
+            idle_s=cfg.idle_s,
+            metrics=self.metrics,
+            publish=publish,
+        )
+        self.outbox = Outbox(cfg.root / "outbox.sqlite")
+        self.metrics.watch_pool(store.pool_stats)
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        try:
+            restored = self.tiers.warm_up(store.fetch)
+            log.info("warmed up %d hot episodes from saved access statistics", restored)
+        except StoreUnavailable:
+            log.warning("Postgres unreachable at start; L0/L1 start cold")
+        self.drain_outbox()
+
+    # ---------------------------------------------------------------- store
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self.embedder is None:
+            raise StoreUnavailable("no embedding model is loaded; send embeddings with the request")
+        return self.embedder.embed(texts)
+
+    def store_episodes(self, req: StoreRequest) -> StoreReply:
+        """Embed what needs it, assign ids, and commit to L3 (or the outbox)."""
+        missing = [i for i, ep in enumerate(req.episodes) if ep.embedding is None]
+        computed = self._embed([req.episodes[i].text for i in missing]) if missing else None
+        row_of = {i: n for n, i in enumerate(missing)}
+        records = []
+        for i, ep in enumerate(req.episodes):
+            emb = ep.embedding
+            if emb is None:
+                assert computed is not None
+                emb = computed[row_of[i]]
+            records.append(Record.from_input(ep, ep.id or uuid7(), normalize(emb)))
+        durable = True
+        try:
+            self.drain_outbox()  # keep order: older queued episodes first
+            if self.outbox.pending():
+                raise StoreUnavailable("the outbox is still draining")
+            self.store.insert(records)
+            self.metrics.stored.inc(len(records))
+        except StoreUnavailable as exc:
+            log.warning("store of %d episodes queued in the outbox: %s", len(records), exc)
+            self.outbox.put(records)
+            self.metrics.queued.inc(len(records))
+            durable = False
+        self.metrics.outbox_pending.set(self.outbox.pending())
+        if self.publish is not None:
+            self.publish(MemoryOperation(op="store", count=len(records), to_tier="L3"))
+        return StoreReply(
+            ids=[r.id for r in records], durable=durable, queued=0 if durable else len(records)
+        )
+
+    def drain_outbox(self) -> int:
+        """Deliver queued episodes to Postgres; returns how many were delivered."""
+        if not self.outbox.pending():
+            return 0
+        done = self.outbox.drain(self.store.insert)
+        self.metrics.outbox_pending.set(self.outbox.pending())
+        if done:
+            self.metrics.stored.inc(done)
+            log.info("outbox delivered %d episodes", done)
+        return done
+
+    # ---------------------------------------------------------------- recall
+    def recall(self, req: RecallRequest) -> RecallReply:
+        """The ``k`` nearest episodes and the tier that served each one."""
+        start = time.perf_counter()
+        if req.vector is not None:
+            query = normalize(req.vector)
+        else:
+            query = self._embed([req.text or ""])[0]
+        served: list[tuple[Record, Tier, float]] = []
+        if req.scope == "hot":
+            with self.tiers.lock:
+                found = self.tiers.l0.search(query, req.k, req.filters)[0]
+                served = [(self.tiers.l0.records[key], "L0", score) for key, score in found]
+        else:
+            ranked = self.store.search(query, req.k, req.filters, ef_search=req.ef_search)
+            held = {key: self.tiers.get(key) for key, _ in ranked}
+            missing = [key for key, got in held.items() if got is None]
+            fetched = self.store.fetch(missing) if missing else {}
+            for key, score in ranked:
+                got = held[key]
+                if got is not None:
+                    served.append((got[0], got[1], score))
+                elif key in fetched:
+                    served.append((fetched[key], "L3", score))
+        self.tiers.accessed((rec, tier) for rec, tier, _ in served)
+        took = time.perf_counter() - start
+        self.metrics.recall_seconds.labels(req.scope).observe(took)
+        return RecallReply(
+            hits=[
+                Hit(episode=r.episode(), score=max(-1.0, min(1.0, s)), tier=t) for r, t, s in served
+            ],
+            took_ms=took * 1000,
+        )
+
+    # ---------------------------------------------------------------- stats
+    def stats(self) -> StatsReply:
+        """Tier sizes and hit rates, pool statistics and index parameters."""
+        sizes = self.tiers.sizes()
+        hits = dict(self.tiers.hit_counts)
+        total = sum(hits.values()) or 1
+        caps = {"L0": self.cfg.l0_capacity, "L1": self.cfg.l1_capacity, "L2": self.cfg.l2_capacity}
+        try:
+            episodes = self.store.count()
+        except StoreUnavailable:
+            episodes = 0
+        tiers = [
+            TierStats(
+                tier=t,
+                size=sizes[t],
+                capacity=caps[t],
+                hits=hits[t],
+                hit_rate=hits[t] / total,
+            )
+            for t in ("L0", "L1", "L2")
+        ]
+        tiers.append(
+            TierStats(tier="L3", size=episodes, hits=hits["L3"], hit_rate=hits["L3"] / total)
+        )
+        return StatsReply(
+            episodes=episodes,
+            tiers=tiers,
+            misses=hits["L3"],
+            outbox_pending=self.outbox.pending(),
+            pool=self.store.pool_stats(),
+            index=self.store.index_params(),
+            device=str(self.device),
+        )
+
+    # ---------------------------------------------------------------- life
+    def start_background(self, period_s: float | None = None) -> None:
+        """Start the thread that drains the outbox, demotes idle episodes and saves stats."""
+        period = period_s if period_s is not None else self.cfg.outbox_retry_s
+
+        def loop() -> None:
+            last_save = time.monotonic()
+            while not self._stop.wait(period):
+                try:
+                    self.drain_outbox()
+                    self.tiers.maintain()
+                    if time.monotonic() - last_save > 30:
+                        self.tiers.save()
+                        last_save = time.monotonic()
+                except Exception:  # keep the maintenance thread alive
+                    log.exception("memory maintenance failed; retrying")
+
+        self._worker = threading.Thread(target=loop, name="memory-maintenance", daemon=True)
+        self._worker.start()
+
+    def close(self) -> None:
+        """Stop background work, persist tier statistics, close files and the pool."""
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+        self.tiers.save()
+        self.outbox.close()
+        self.store.close()
+
+
+def ids_of(reply: RecallReply) -> list[uuid.UUID]:
+    """Episode ids of a recall reply, best first."""
+    return [hit.episode.id for hit in reply.hits]

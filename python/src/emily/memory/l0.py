@@ -1,0 +1,104 @@
+"""Tier L0: the hottest embeddings as one tensor, for batched exact search.
+
+On a GPU when torch sees one, else the same code on the CPU. Rows are fixed slots;
+metadata needed by filters (time, affect) lives beside them as tensors, so a filtered
+hot search is one masked matrix product.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import torch
+
+from emily.bus.schemas.memory import EMBED_DIM, RecallFilters
+from emily.memory.filters import matches
+from emily.memory.record import Record, Vector
+
+
+def pick_device(choice: str = "auto") -> torch.device:
+    """``cuda`` when asked or when ``auto`` finds a GPU, else ``cpu``."""
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+class L0:
+    """Exact inner-product search over at most ``capacity`` unit vectors.
+
+    Parameters
+    ----------
+    capacity : rows of the tensor (episodes).
+    device : where the tensor lives.
+    """
+
+    def __init__(self, capacity: int, device: torch.device) -> None:
+        self.capacity = capacity
+        self.device = device
+        self.vectors = torch.zeros((capacity, EMBED_DIM), dtype=torch.float32, device=device)
+        self.valid = torch.zeros(capacity, dtype=torch.bool, device=device)
+        self.records: dict[uuid.UUID, Record] = {}
+        self.slot_of: dict[uuid.UUID, int] = {}
+        self.key_at: list[uuid.UUID | None] = [None] * capacity
+        self.free = list(range(capacity - 1, -1, -1))
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __contains__(self, key: uuid.UUID) -> bool:
+        return key in self.records
+
+    @property
+    def full(self) -> bool:
+        """No free row left."""
+        return not self.free
+
+    def put(self, rec: Record) -> None:
+        """Hold ``rec`` in a free row (the caller evicts first when :attr:`full`)."""
+        if rec.id in self.records:
+            return
+        slot = self.free.pop()
+        self.vectors[slot] = torch.from_numpy(np.ascontiguousarray(rec.embedding)).to(self.device)
+        self.valid[slot] = True
+        self.records[rec.id] = rec
+        self.slot_of[rec.id] = slot
+        self.key_at[slot] = rec.id
+
+    def pop(self, key: uuid.UUID) -> Record:
+        """Remove and return ``key``'s record."""
+        slot = self.slot_of.pop(key)
+        self.valid[slot] = False
+        self.key_at[slot] = None
+        self.free.append(slot)
+        return self.records.pop(key)
+
+    def search(
+        self, queries: Vector, k: int, filters: RecallFilters | None = None
+    ) -> list[list[tuple[uuid.UUID, float]]]:
+        """Exact top-``k`` for a batch ``queries`` of shape ``(b, 384)`` or ``(384,)``.
+
+        Returns one list of ``(id, cosine similarity)`` per query, best first. Filters
+        are applied to the held records before ranking, so k matches come back when
+        L0 holds k.
+        """
+        q = torch.as_tensor(np.atleast_2d(queries), dtype=torch.float32, device=self.device)
+        if not self.records:
+            return [[] for _ in range(q.shape[0])]
+        mask = self.valid.clone()
+        if filters is not None and not filters.empty:
+            for key, slot in self.slot_of.items():
+                if not matches(filters, self.records[key]):
+                    mask[slot] = False
+        scores = q @ self.vectors.T
+        scores[:, ~mask] = -torch.inf
+        n = min(k, int(mask.sum()))
+        if n == 0:
+            return [[] for _ in range(q.shape[0])]
+        top = torch.topk(scores, n, dim=1)
+        values, indices = top.values.cpu().tolist(), top.indices.cpu().tolist()
+        key_at = self.key_at
+        return [
+            [(key_at[i], float(s)) for i, s in zip(row_i, row_s, strict=True)]
+            for row_i, row_s in zip(indices, values, strict=True)
+        ]

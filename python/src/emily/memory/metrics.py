@@ -1,0 +1,74 @@
+"""Prometheus metrics of the memory service (``emily_memory_*``), on its own registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from emily.bus.schemas.memory import PoolStats
+
+TIERS = ("L0", "L1", "L2", "L3")
+
+
+class MemoryMetrics:
+    """Counters of tier moves, hits and misses; gauges of tiers, pool and outbox.
+
+    Parameters
+    ----------
+    registry : the service's own registry (a fresh one per test).
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.promotions = Counter(
+            "emily_memory_promotions", "Episodes moved up a tier", ["from", "to"], registry=r
+        )
+        self.demotions = Counter(
+            "emily_memory_demotions", "Episodes moved down a tier", ["from", "to"], registry=r
+        )
+        self.hits = Counter(
+            "emily_memory_hits", "Recalled episodes by serving tier", ["tier"], registry=r
+        )
+        self.misses = Counter(
+            "emily_memory_misses",
+            "Recalled episodes no cache tier held (read from L3)",
+            registry=r,
+        )
+        self.stored = Counter("emily_memory_stored", "Episodes committed to Postgres", registry=r)
+        self.queued = Counter(
+            "emily_memory_outbox_queued", "Episodes written to the outbox", registry=r
+        )
+        self.tier_size = Gauge(
+            "emily_memory_tier_size", "Episodes held per tier", ["tier"], registry=r
+        )
+        self.outbox_pending = Gauge(
+            "emily_memory_outbox_pending", "Episodes waiting in the outbox", registry=r
+        )
+        self.recall_seconds = Histogram(
+            "emily_memory_recall_seconds",
+            "Recall latency by scope",
+            ["scope"],
+            buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 2.0),
+            registry=r,
+        )
+        for tier in TIERS:
+            self.hits.labels(tier=tier)
+        self._pool: dict[str, Gauge] = {}
+
+    def watch_pool(self, stats: Callable[[], PoolStats]) -> None:
+        """Expose ``emily_memory_pool_{size,available,waiting,max_size,...}`` from ``stats``."""
+        for field in ("min_size", "max_size", "size", "available", "waiting", "requests", "errors"):
+            gauge = Gauge(
+                f"emily_memory_pool_{field}", f"Connection pool {field}", registry=self.registry
+            )
+            gauge.set_function(_reader(stats, field))
+            self._pool[field] = gauge
+
+
+def _reader(stats: Callable[[], PoolStats], name: str) -> Callable[[], float]:
+    def read() -> float:
+        return float(getattr(stats(), name))
+
+    return read

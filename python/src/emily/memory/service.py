@@ -1,0 +1,154 @@
+"""``emily serve memory``: the memory service on the bus.
+
+Queryables ``emily/<node>/memory/{store,recall,stats}``, events on
+``emily/<node>/events/memory.operations``, liveliness ``health/memory`` and
+``/metrics`` on port 9461 by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+
+import zenoh
+
+from emily.bus import BusConfig, Keys, encode, open_session
+from emily.bus.health import announce
+from emily.bus.messages import ErrorReply
+from emily.bus.rpc import RequestFailed, Server
+from emily.bus.schemas.memory import (
+    MemoryOperation,
+    RecallReply,
+    RecallRequest,
+    StatsReply,
+    StatsRequest,
+    StoreReply,
+    StoreRequest,
+)
+from emily.memory.config import MemoryConfig
+from emily.memory.core import Memory
+from emily.memory.embed import Embedder
+from emily.memory.embedded import EmbeddedPostgres
+from emily.memory.errors import StoreUnavailable
+from emily.memory.metrics import MemoryMetrics
+from emily.memory.store import PgStore
+from emily.observe import MetricsServer, start_metrics_server
+
+log = logging.getLogger(__name__)
+
+
+def open_store(cfg: MemoryConfig) -> tuple[PgStore, EmbeddedPostgres | None]:
+    """Connect to ``cfg.dsn``, or start the embedded Postgres under the state dir."""
+    embedded = None
+    dsn = cfg.dsn
+    if not dsn:
+        embedded = EmbeddedPostgres(cfg.root.parent / "pg")
+        dsn = embedded.dsn
+    return PgStore(dsn, cfg), embedded
+
+
+@dataclass
+class MemoryService:
+    """The memory served on an open Zenoh session (see :func:`serve`)."""
+
+    memory: Memory
+    session: zenoh.Session
+    keys: Keys
+    servers: list[Server] = field(default_factory=list)
+    token: zenoh.LivelinessToken | None = None
+
+    def _unavailable(self, exc: StoreUnavailable) -> RequestFailed:
+        return RequestFailed(ErrorReply(code="unavailable", message=str(exc), retry_after_s=1.0))
+
+    def handle_store(self, req: StoreRequest) -> StoreReply:
+        """``memory/store``."""
+        return self.memory.store_episodes(req)
+
+    def handle_recall(self, req: RecallRequest) -> RecallReply:
+        """``memory/recall``; Postgres down gives an ``unavailable`` error reply."""
+        try:
+            return self.memory.recall(req)
+        except StoreUnavailable as exc:
+            raise self._unavailable(exc) from exc
+
+    def handle_stats(self, _req: StatsRequest) -> StatsReply:
+        """``memory/stats``."""
+        try:
+            return self.memory.stats()
+        except StoreUnavailable as exc:
+            raise self._unavailable(exc) from exc
+
+    def close(self) -> None:
+        """Stop serving; then close the memory (persisting tier statistics)."""
+        for server in self.servers:
+            server.close()
+        if self.token is not None:
+            self.token.undeclare()  # type: ignore[no-untyped-call]
+        self.memory.close()
+
+
+def serve(memory: Memory, session: zenoh.Session, keys: Keys, workers: int = 4) -> MemoryService:
+    """Declare the three queryables and the liveliness token on ``session``."""
+    service = MemoryService(memory, session, keys)
+    publisher = session.declare_publisher(keys.events("memory.operations"))
+
+    def publish(op: MemoryOperation) -> None:
+        publisher.put(encode(op))
+
+    memory.publish = publish
+    memory.tiers.publish = publish
+    service.servers = [
+        Server(
+            session,
+            keys.query("memory", "store"),
+            StoreRequest,
+            service.handle_store,
+            workers=workers,
+        ),
+        Server(
+            session,
+            keys.query("memory", "recall"),
+            RecallRequest,
+            service.handle_recall,
+            workers=workers,
+        ),
+        Server(
+            session, keys.query("memory", "stats"), StatsRequest, service.handle_stats, workers=1
+        ),
+    ]
+    service.token = announce(session, keys, "memory")
+    return service
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the memory service until SIGTERM/SIGINT; returns the exit code."""
+    if getattr(args, "config", None):
+        os.environ["EMILY_CONFIG"] = args.config
+    cfg = MemoryConfig.load()
+    bus = BusConfig.load()
+    store, embedded = open_store(cfg)
+    metrics = MemoryMetrics()
+    memory = Memory(cfg, store, Embedder(), metrics=metrics)
+    http: MetricsServer = start_metrics_server(metrics.registry, cfg.metrics_port, cfg.metrics_addr)
+    session = open_session(bus)
+    service = serve(memory, session, bus.keys, cfg.workers)
+    memory.start_background()
+    log.info(
+        "memory serving on emily/%s/memory/*, /metrics on %s:%d%s",
+        bus.node,
+        cfg.metrics_addr,
+        http.port,
+        " (embedded Postgres)" if embedded else "",
+    )
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    service.close()
+    session.close()  # type: ignore[no-untyped-call]
+    http.close()
+    return 0

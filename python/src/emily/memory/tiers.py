@@ -1,0 +1,274 @@
+"""Moving episodes between tiers: promotion by frequency and recency, demotion on
+idleness and capacity pressure.
+
+Tiers are exclusive caches above L3: an episode is held by at most one of L0, L1
+and L2 at a time (and always by L3). An access promotes one step: L3 -> L2 on the
+first recall, L2 -> L1 through W-TinyLFU, L1 -> L0 when its frequency beats L0's
+coldest entry. Capacity pressure demotes the victim one step down (which may cascade);
+:meth:`TieredMemory.maintain` demotes idle episodes one step. Every move is counted
+and published as a :class:`~emily.bus.schemas.memory.MemoryOperation`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from emily.bus.schemas.memory import MemoryOperation, Tier
+from emily.memory.l0 import L0
+from emily.memory.l1 import WTinyLFU
+from emily.memory.l2 import L2
+from emily.memory.metrics import MemoryMetrics
+from emily.memory.record import Record
+from emily.memory.stats import AccessStats
+
+Publish = Callable[[MemoryOperation], None]
+Fetch = Callable[[list[uuid.UUID]], dict[uuid.UUID, Record]]
+L0_MIN_FREQUENCY = 3
+
+
+class TieredMemory:
+    """L0, L1 and L2 above the durable store, with their move rules.
+
+    Parameters
+    ----------
+    root : directory of L2's files and the access statistics.
+    l0 : the tensor tier (its capacity and device are set by the caller).
+    l1_capacity, l2_capacity, l2_slot_bytes : tier sizes in episodes, L2 slot bytes.
+    idle_s : seconds without access after which :meth:`maintain` demotes one step.
+    metrics : counters and gauges to update.
+    publish : called with every move, hit and miss event (``None``: not published).
+    clock : seconds since the epoch (tests pass a fake clock to age episodes).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        l0: L0,
+        *,
+        l1_capacity: int,
+        l2_capacity: int,
+        l2_slot_bytes: int = 4096,
+        idle_s: float = 3600.0,
+        metrics: MemoryMetrics | None = None,
+        publish: Publish | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.l0 = l0
+        self.l1: WTinyLFU[uuid.UUID] = WTinyLFU(l1_capacity)
+        self.l1_data: dict[uuid.UUID, Record] = {}
+        self.l2 = L2(root / "l2", l2_capacity, l2_slot_bytes)
+        self.stats = AccessStats(root / "access.json")
+        self.idle_s = idle_s
+        self.metrics = metrics or MemoryMetrics()
+        self.publish = publish
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.tier_of: dict[uuid.UUID, Tier] = dict.fromkeys(self.l2, "L2")
+        # L2's eviction order: an L2 hit moves up to L1, so insertion order is recency
+        self.l2_order: OrderedDict[uuid.UUID, None] = OrderedDict.fromkeys(self.l2)
+        self._floor: tuple[int, int] | None = None  # (L0's lowest frequency, age)
+        self.hit_counts: dict[Tier, int] = dict.fromkeys(("L0", "L1", "L2", "L3"), 0)
+
+    # ------------------------------------------------------------------ moves
+    def _event(self, op: MemoryOperation) -> None:
+        if self.publish is not None:
+            self.publish(op)
+
+    def _moved(self, key: uuid.UUID, src: Tier, dst: Tier) -> None:
+        up = dst < src  # "L0" < "L1" < "L2" < "L3"
+        counter = self.metrics.promotions if up else self.metrics.demotions
+        counter.labels(src, dst).inc()
+        if dst == "L3":
+            self.tier_of.pop(key, None)
+        else:
+            self.tier_of[key] = dst
+        self._event(
+            MemoryOperation(
+                op="promote" if up else "demote", episode_id=key, from_tier=src, to_tier=dst
+            )
+        )
+
+    def _into_l2(self, rec: Record, src: Tier) -> None:
+        if not self.l2.fits(rec):
+            self._moved(rec.id, src, "L3")
+            return
+        while self.l2.full:
+            victim, _ = self.l2_order.popitem(last=False)
+            self.l2.pop(victim)
+            self._moved(victim, "L2", "L3")
+        self.l2.put(rec)
+        self.l2_order[rec.id] = None
+        self._moved(rec.id, src, "L2")
+
+    def _from_l2(self, key: uuid.UUID) -> Record:
+        self.l2_order.pop(key, None)
+        return self.l2.pop(key)
+
+    def _l0_floor(self) -> int:
+        """Lowest L1-sketch frequency in L0, cached for 256 accesses or until L0 changes."""
+        if self._floor is None or self._floor[1] > 256:
+            self._floor = (min(map(self.l1.frequency, self.l0.records), default=0), 0)
+        self._floor = (self._floor[0], self._floor[1] + 1)
+        return self._floor[0]
+
+    def _into_l1(self, rec: Record, src: Tier) -> None:
+        self.l1_data[rec.id] = rec
+        evicted = self.l1.access(rec.id)
+        self._moved(rec.id, src, "L1")
+        for victim in evicted:
+            self._into_l2(self.l1_data.pop(victim), "L1")
+
+    def _into_l0(self, rec: Record, src: Tier) -> None:
+        if self.l0.full:
+            coldest = min(self.l0.records, key=self.l1.frequency)
+            self._into_l1(self.l0.pop(coldest), "L0")
+        self.l0.put(rec)
+        self._floor = None
+        self._moved(rec.id, src, "L0")
+
+    def _promote(self, rec: Record) -> None:
+        tier = self.tier_of.get(rec.id, "L3")
+        if tier == "L3":
+            self._into_l2(rec, "L3")
+        elif tier == "L2":
+            self._into_l1(self._from_l2(rec.id), "L2")
+        elif tier == "L1":
+            self.l1.access(rec.id)
+            freq = self.l1.frequency(rec.id)
+            if (
+                self.l0.capacity
+                and freq >= L0_MIN_FREQUENCY
+                and (not self.l0.full or freq > self._l0_floor())
+            ):
+                self.l1.discard(rec.id)
+                self._into_l0(self.l1_data.pop(rec.id), "L1")
+        else:
+            self.l1.sketch.add(rec.id)  # L0 entries keep their frequency up to date
+
+    # ------------------------------------------------------------------ API
+    def get(self, key: uuid.UUID) -> tuple[Record, Tier] | None:
+        """The record and the tier holding it, or ``None`` when only L3 has it."""
+        with self.lock:
+            tier = self.tier_of.get(key)
+            if tier == "L0":
+                return self.l0.records[key], tier
+            if tier == "L1":
+                return self.l1_data[key], tier
+            if tier == "L2":
+                return self.l2.get(key), tier
+            return None
+
+    def accessed(self, served: Iterable[tuple[Record, Tier]]) -> None:
+        """Count hits and misses of one recall, update statistics, then promote."""
+        now = self.clock()
+        counts: dict[Tier, int] = {}
+        with self.lock:
+            for rec, tier in served:
+                counts[tier] = counts.get(tier, 0) + 1
+                self.hit_counts[tier] += 1
+                self.stats.touch(rec.id, now)
+                self._promote(rec)
+        for tier, n in counts.items():
+            if tier == "L3":
+                self.metrics.misses.inc(n)
+                self._event(MemoryOperation(op="miss", count=n))
+            else:
+                self._event(MemoryOperation(op="hit", tier=tier, count=n))
+            self.metrics.hits.labels(tier).inc(n)
+        self.update_gauges()
+
+    def maintain(self) -> int:
+        """Demote every episode idle for :attr:`idle_s` one step; returns moves made."""
+        now = self.clock()
+        moves = 0
+        with self.lock:
+            for key in list(self.tier_of):
+                entry = self.stats.entries.get(key)
+                if entry is not None and now - entry.last < self.idle_s:
+                    continue
+                tier = self.tier_of.get(key, "L3")  # an earlier cascade may have moved it
+                if tier == "L0":
+                    self._into_l1(self.l0.pop(key), "L0")
+                    self._floor = None
+                elif tier == "L1":
+                    self.l1.discard(key)
+                    self._into_l2(self.l1_data.pop(key), "L1")
+                elif tier == "L2":
+                    self._from_l2(key)
+                    self._moved(key, "L2", "L3")
+                else:
+                    continue
+                moves += 1
+        self.update_gauges()
+        return moves
+
+    def sizes(self) -> dict[Tier, int]:
+        """Episodes held per cache tier."""
+        return {"L0": len(self.l0), "L1": len(self.l1_data), "L2": len(self.l2)}
+
+    def update_gauges(self) -> None:
+        """Refresh ``emily_memory_tier_size``."""
+        for tier, n in self.sizes().items():
+            self.metrics.tier_size.labels(tier).set(n)
+
+    def save(self) -> None:
+        """Persist access statistics and tier membership; flush L2."""
+        with self.lock:
+            self.l2.flush()
+            self.stats.save(self.tier_of)
+
+    def warm_up(self, fetch: Fetch) -> int:
+        """Reload L0 and L1 from the persisted statistics; returns episodes restored.
+
+        ``fetch`` reads records from L3 by id. Frequencies are replayed into L1's sketch,
+        so admission decisions continue where they stopped.
+        """
+        saved = self.stats.load()
+        with self.lock:
+            last = {k: e.last for k, e in self.stats.entries.items()}
+            self.l2_order = OrderedDict.fromkeys(sorted(self.l2, key=lambda k: last.get(k, 0.0)))
+            for key, entry in self.stats.entries.items():
+                for _ in range(min(round(entry.count), 15)):
+                    self.l1.sketch.add(key)
+            hot = sorted(
+                (k for k, t in saved.items() if t in ("L0", "L1") and k not in self.tier_of),
+                key=lambda k: -self.stats.entries[k].count,
+            )
+            records = fetch(hot) if hot else {}
+            restored = 0
+            for key in hot:
+                rec = records.get(key)
+                if rec is None:
+                    continue
+                if saved[key] == "L0" and not self.l0.full:
+                    self.l0.put(rec)
+                    self.tier_of[key] = "L0"
+                else:
+                    self.l1_data[key] = rec
+                    for victim in self.l1.access(key):
+                        self._into_l2(self.l1_data.pop(victim), "L1")
+                    self.tier_of[key] = "L1"
+                restored += 1
+        self.update_gauges()
+        return restored
+
+    def check(self) -> None:
+        """Assert the invariants (tests): tiers disjoint, consistent, within capacity."""
+        with self.lock:
+            l0, l1, l2 = set(self.l0.records), set(self.l1_data), set(self.l2.slot_of)
+            assert not (l0 & l1 or l0 & l2 or l1 & l2), "an episode is in two tiers"
+            assert set(self.l1) == l1, "L1 policy and L1 data disagree"
+            held = {k: t for k, t in self.tier_of.items()}
+            assert held == {
+                **dict.fromkeys(l0, "L0"),
+                **dict.fromkeys(l1, "L1"),
+                **dict.fromkeys(l2, "L2"),
+            }, "tier map disagrees with the tiers"
+            assert len(l0) <= self.l0.capacity and len(l1) <= self.l1.capacity
+            assert len(l2) <= self.l2.capacity
+            assert set(self.l2_order) == l2, "L2 eviction order disagrees with L2"
