@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from emily import __version__
-from emily.cli import chat, infer, model, serve, status
+from emily.cli import chat, infer, memory, model, serve, status
 from emily.errors import EmilyError
 from emily.observe import setup_logging
 
-COMMANDS = [status, serve, infer, chat, model]
+COMMANDS = [status, serve, infer, chat, model, memory]
 
 
 def build_parser() -> argparse.ArgumentParser:

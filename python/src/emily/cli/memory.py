@@ -1,0 +1,155 @@
+"""``emily memory ingest|recall|stats``: talk to the running memory service over the bus."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import zenoh
+from tqdm import tqdm
+
+from emily.bus import BusConfig, open_session
+from emily.bus.messages import decode
+from emily.bus.rpc import call, wait_for_server
+from emily.bus.schemas.memory import (
+    EpisodeIn,
+    RecallReply,
+    RecallRequest,
+    StatsReply,
+    StatsRequest,
+    StoreReply,
+    StoreRequest,
+)
+from emily.errors import BusError, EmilyError, PayloadError
+
+
+def read_jsonl(path: Path) -> list[EpisodeIn]:
+    """Every line of ``path`` as an :class:`EpisodeIn`; all bad lines are reported at once.
+
+    Raises
+    ------
+    EmilyError
+        Naming each bad line and field; nothing is sent when any line is bad.
+    """
+    if not path.is_file():
+        raise EmilyError(f"{path} is not a file; give a JSONL file with one episode per line")
+    episodes, errors = [], []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                episodes.append(decode(EpisodeIn, line))
+            except PayloadError as exc:
+                errors.append(f"{path}:{n}: {exc}")
+    if errors:
+        shown = "\n".join(errors[:20]) + (
+            f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        )
+        raise EmilyError(
+            f"{len(errors)} bad lines, nothing was stored; fix them and rerun:\n{shown}"
+        )
+    return episodes
+
+
+def _session(args: argparse.Namespace, verb: str) -> tuple[zenoh.Session, str, float]:
+    bus = BusConfig.load()
+    session = open_session(bus)
+    key = bus.keys.query("memory", verb)
+    if not wait_for_server(session, key, timeout_s=args.wait):
+        session.close()  # type: ignore[no-untyped-call]
+        raise BusError(f"no memory service answers on {key}; start it with `emily serve memory`")
+    return session, key, bus.timeout_s
+
+
+def ingest(args: argparse.Namespace) -> int:
+    """Store a JSONL file in batches, with a progress bar."""
+    episodes = read_jsonl(Path(args.file))
+    session, key, _ = _session(args, "store")
+    queued = 0
+    try:
+        with tqdm(total=len(episodes), unit="ep", desc="ingest", disable=args.quiet) as bar:
+            for i in range(0, len(episodes), args.batch):
+                batch = episodes[i : i + args.batch]
+                req = StoreRequest(episodes=batch)
+                reply = call(session, key, req, StoreReply, timeout_s=args.timeout)
+                queued += reply.queued
+                bar.update(len(batch))
+    finally:
+        session.close()  # type: ignore[no-untyped-call]
+    note = f" ({queued} queued in the outbox until Postgres is back)" if queued else ""
+    print(f"stored {len(episodes)} episodes{note}")
+    return 0
+
+
+def recall(args: argparse.Namespace) -> int:
+    """Print the nearest episodes to a text."""
+    filters = {"since": args.since, "until": args.until, "source": args.source}
+    req = decode(
+        RecallRequest,
+        {
+            "text": args.text,
+            "k": args.k,
+            "scope": args.scope,
+            "filters": {k: v for k, v in filters.items() if v is not None},
+        },
+    )
+    session, key, timeout = _session(args, "recall")
+    try:
+        reply = call(session, key, req, RecallReply, timeout_s=timeout)
+    finally:
+        session.close()  # type: ignore[no-untyped-call]
+    if args.json:
+        print(reply.model_dump_json(indent=2))
+        return 0
+    for hit in reply.hits:
+        ep = hit.episode
+        print(f"{hit.score:6.3f} {hit.tier} {ep.timestamp:%Y-%m-%d %H:%M} {ep.text}")
+    print(f"({len(reply.hits)} hits in {reply.took_ms:.1f} ms)", file=sys.stderr)
+    return 0
+
+
+def stats(args: argparse.Namespace) -> int:
+    """Print tier sizes, hit rates, pool and index parameters."""
+    session, key, timeout = _session(args, "stats")
+    try:
+        reply = call(session, key, StatsRequest(), StatsReply, timeout_s=timeout)
+    finally:
+        session.close()  # type: ignore[no-untyped-call]
+    if args.json:
+        print(reply.model_dump_json(indent=2))
+        return 0
+    print(f"episodes: {reply.episodes}   outbox: {reply.outbox_pending}   device: {reply.device}")
+    for t in reply.tiers:
+        cap = "" if t.capacity is None else f"/{t.capacity}"
+        print(f"  {t.tier}: {t.size}{cap:<8} hits {t.hits:<8} hit rate {t.hit_rate:.1%}")
+    print(f"pool: {json.dumps(reply.pool.model_dump(exclude={'v'}))}")
+    print(f"index: {json.dumps(reply.index.model_dump(exclude={'v'}))}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``emily memory``."""
+    p = sub.add_parser("memory", help="store and recall episodes in the memory service")
+    p.add_argument("--wait", type=float, default=5.0, help="seconds to wait for the service")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    i = verbs.add_parser("ingest", help="store every episode of a JSONL file")
+    i.add_argument("file", help='JSONL: one episode per line ({"text": ..., ...})')
+    i.add_argument("--batch", type=int, default=256, help="episodes per store request")
+    i.add_argument("--timeout", type=float, default=120.0, help="seconds per batch")
+    i.add_argument("--quiet", action="store_true", help="no progress bar")
+    i.set_defaults(func=ingest)
+    r = verbs.add_parser("recall", help="the nearest episodes to a text")
+    r.add_argument("text")
+    r.add_argument("-k", type=int, default=5, help="how many episodes (1-100)")
+    r.add_argument("--since", help="ISO time: only episodes at or after it")
+    r.add_argument("--until", help="ISO time: only episodes before it")
+    r.add_argument("--source", help="only episodes from this source")
+    r.add_argument("--scope", choices=["all", "hot"], default="all")
+    r.add_argument("--json", action="store_true", help="machine-readable output")
+    r.set_defaults(func=recall)
+    s = verbs.add_parser("stats", help="tier sizes, hit rates, pool and index parameters")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=stats)
