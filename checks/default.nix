@@ -1,6 +1,10 @@
 # `nix flake check`: lints, the pure-helper tests and the Python test suite, each in
 # the build sandbox. VM tests of the modules are added beside them as modules land.
-{ pkgs }:
+# sops-nix: the flake input, for the VM tests that decrypt secrets/test.yaml.
+{
+  pkgs,
+  sops-nix ? null,
+}:
 
 let
   inherit (pkgs) lib;
@@ -15,6 +19,8 @@ let
       ../checks
       ../hosts
       ../modules
+      ../secrets
+      ../.sops.yaml
       ../services
       ../python
       ../tests
@@ -62,6 +68,8 @@ in
           pkgs.nix
           pkgs.prometheus
           pkgs.prometheus-alertmanager
+          pkgs.sops
+          pkgs.age
         ];
       }
       ''
@@ -72,4 +80,12 @@ in
         make pytest PYTEST_ARGS="-p no:cacheprovider"
         touch $out
       '';
+
+  # VM tests of the host modules (issue 6), one per module
+  host-zfs = import ./zfs.nix { inherit pkgs; };
+  host-network = import ./network.nix { inherit pkgs sops-nix; };
+  host-monitoring = import ./monitoring.nix { inherit pkgs sops-nix; };
+  host-secrets = import ./secrets.nix { inherit pkgs sops-nix; };
+  host-postgres = import ./postgres.nix { inherit pkgs; };
+  host-backup = import ./backup.nix { inherit pkgs sops-nix; };
 }

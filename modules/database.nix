@@ -12,6 +12,10 @@ let
   cfg = config.emily.database;
   net = config.emily.network;
   servicesVlan = if net.enable then "${net.vlans.services.prefix}.0/24" else null;
+  # memory settings in MB from RAM: for 128 GiB, shared_buffers 8 GB, effective_cache_size
+  # 96 GB (the ZFS ARC is the big cache), maintenance_work_mem 16 GB
+  ramMB = cfg.ramGiB * 1024;
+  mb = n: "${toString n}MB";
 in
 {
   options.emily.database = {
@@ -23,6 +27,13 @@ in
       type = lib.types.str;
       default = "emily";
       description = "Database and role of the memory service (the role owns the database).";
+    };
+
+    ramGiB = lib.mkOption {
+      type = lib.types.ints.positive;
+      default = config.emily.storage.ramGiB;
+      defaultText = lib.literalExpression "config.emily.storage.ramGiB";
+      description = "RAM (GiB) the memory settings are sized from (128 on the host).";
     };
 
     passwordFile = lib.mkOption {
@@ -69,11 +80,11 @@ in
 
         # memory: the ZFS ARC (max 100 GiB) is the big cache, so shared_buffers stays
         # modest; effective_cache_size counts both.
-        shared_buffers = "8GB";
-        effective_cache_size = "96GB";
-        work_mem = "64MB";
+        shared_buffers = mb (ramMB / 16);
+        effective_cache_size = mb (ramMB * 3 / 4);
+        work_mem = mb (ramMB / 2048);
         # HNSW builds are fast only while the graph fits in maintenance_work_mem
-        maintenance_work_mem = "16GB";
+        maintenance_work_mem = mb (ramMB / 8);
         max_worker_processes = 24;
         max_parallel_workers = 16;
         max_parallel_workers_per_gather = 4;

@@ -1,7 +1,7 @@
 # Monitoring: Prometheus (90 days / 50 GB), exporters, Alertmanager and Grafana. The
 # programs' own configuration lives in data files beside this one (rules/*.yml,
 # alertmanager.yml, blackbox.yml, grafana/, dashboards/), validated in `make test`.
-{ lib, ... }:
+{ config, lib, ... }:
 
 {
   imports = [
@@ -36,10 +36,11 @@
         "http://127.0.0.1:8461/healthz"
         "http://127.0.0.1:8462/metrics"
         "http://127.0.0.1:9461/metrics"
-        "http://127.0.0.1:3000/api/health"
+        "http://${config.emily.monitoring.grafana.listenAddress}:3000/api/health"
         "http://127.0.0.1:9090/-/healthy"
         "http://127.0.0.1:9093/-/healthy"
       ];
+      defaultText = lib.literalExpression "the Emily services, Grafana, Prometheus and Alertmanager";
       description = "URLs the blackbox exporter probes over HTTP (every service).";
     };
 

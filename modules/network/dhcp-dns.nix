@@ -11,7 +11,12 @@ in
     services.kea.dhcp4 = {
       enable = true;
       settings = {
-        interfaces-config.interfaces = map ifName vlans;
+        interfaces-config = {
+          interfaces = map ifName vlans;
+          # the VLAN interfaces may come up after Kea: retry binding instead of failing
+          service-sockets-max-retries = 20;
+          service-sockets-retry-wait-time = 3000;
+        };
         lease-database = {
           type = "memfile";
           persist = true;
@@ -47,6 +52,8 @@ in
       enable = true;
       settings.server = {
         interface = [ "127.0.0.1" ] ++ map (v: "${v.prefix}.1") vlans;
+        # bind the VLAN addresses even before the interfaces have them
+        ip-freebind = true;
         access-control = [ "127.0.0.0/8 allow" ] ++ map (v: "${v.prefix}.0/24 allow") vlans;
         local-zone = map (v: ''"${v.domain}." static'') vlans;
         local-data = map (v: ''"${config.networking.hostName}.${v.domain}. IN A ${v.prefix}.1"'') vlans;
