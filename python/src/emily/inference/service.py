@@ -60,7 +60,11 @@ class InferenceService:
         self.metrics = InferenceMetrics()
         self.metrics.set_backend(self.engine.backend, self.engine.name, config.n_gpu_layers)
         self.scheduler = Scheduler(self.engine, config, self.metrics)
-        self.session = open_session(bus)
+        try:
+            self.session = open_session(bus)
+        except Exception:
+            self.scheduler.close()
+            raise
         self.bus = InferenceBus(self.session, bus.keys, self.engine, self.scheduler)
         self.token = announce(self.session, bus.keys, "inference")
         self.http: HTTPServer | None = None
