@@ -109,6 +109,8 @@ class WTinyLFU(Generic[K]):
         if len(self) < self.capacity:
             self.probation[candidate] = None
             return []
+        if not self.probation and not self.protected:  # capacity 1: the window is all
+            return [candidate]
         victim = next(iter(self.probation)) if self.probation else next(iter(self.protected))
         if self.sketch.estimate(candidate) > self.sketch.estimate(victim):
             self.discard(victim)

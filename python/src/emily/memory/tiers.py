@@ -94,8 +94,9 @@ class TieredMemory:
         )
 
     def _into_l2(self, rec: Record, src: Tier) -> None:
-        if not self.l2.fits(rec):
-            self._moved(rec.id, src, "L3")
+        if not self.l2.fits(rec):  # too long for a slot: only L3 keeps it
+            if src != "L3":
+                self._moved(rec.id, src, "L3")
             return
         while self.l2.full:
             victim, _ = self.l2_order.popitem(last=False)
