@@ -1,13 +1,64 @@
-"""Memory-test fixtures: one MiniLM model per test session (slow to load)."""
+"""Memory-test fixtures: one MiniLM model per test session (slow to load), and a
+memory service served over the session's real Zenoh pair (``running``)."""
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
+import pytest
+import zenoh
+
+from emily.bus import Keys
+from emily.bus.rpc import wait_for_server
+from emily.memory.config import MemoryConfig
+from emily.memory.core import Memory
 from emily.memory.embed import Embedder
+from emily.memory.metrics import MemoryMetrics
+from emily.memory.service import MemoryService, serve
+from emily.memory.store import PgStore
+
+KEYS = Keys("test")
 
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
     """The real MiniLM-L6 model, loaded offline once per session."""
     return Embedder(device="cpu")
+
+
+@dataclass
+class Running:
+    service: MemoryService
+    client: zenoh.Session
+    cfg: MemoryConfig
+    dsn: str
+
+
+def start(cfg: MemoryConfig, dsn: str, embedder: Embedder, session: zenoh.Session) -> MemoryService:
+    memory = Memory(cfg, PgStore(dsn, cfg), embedder, metrics=MemoryMetrics())
+    return serve(memory, session, KEYS, workers=2)
+
+
+@pytest.fixture
+def running(
+    pg_dsn: str, embedder: Embedder, zenoh_pair: tuple[zenoh.Session, zenoh.Session], tmp_path: Path
+) -> Iterator[Running]:
+    cfg = MemoryConfig(
+        state=tmp_path / "memory",
+        l0_capacity=4,
+        l1_capacity=8,
+        l2_capacity=16,
+        pool_timeout_s=1.0,
+        hnsw_m=8,
+        hnsw_ef_construction=32,
+    )
+    server_side, client_side = zenoh_pair
+    service = start(cfg, pg_dsn, embedder, server_side)
+    for verb in ("store", "recall", "stats"):
+        key = KEYS.query("memory", verb)
+        assert wait_for_server(client_side, key, timeout_s=10)
+    r = Running(service, client_side, cfg, pg_dsn)
+    yield r
+    r.service.close()

@@ -6,14 +6,10 @@ import json
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import zenoh
 
-from emily.bus import Keys
 from emily.bus.messages import decode
 from emily.bus.rpc import call, wait_for_server
 from emily.bus.schemas.memory import (
@@ -28,18 +24,13 @@ from emily.bus.schemas.memory import (
     StoreReply,
     StoreRequest,
 )
-from emily.memory.config import MemoryConfig
-from emily.memory.core import Memory
 from emily.memory.embed import Embedder
 from emily.memory.embedded import EmbeddedPostgres
-from emily.memory.metrics import MemoryMetrics
-from emily.memory.service import MemoryService, serve
-from emily.memory.store import PgStore
 from emily.observe import start_metrics_server
+from tests.memory.conftest import KEYS, Running, start
 from tests.memory.helpers import T0
 
 pytestmark = pytest.mark.slow
-KEYS = Keys("test")
 STORE, RECALL, STATS = (KEYS.query("memory", v) for v in ("store", "recall", "stats"))
 FACTS = [
     "I left my keys on the kitchen table",
@@ -49,41 +40,6 @@ FACTS = [
     "My sister called about her new job",
     "It rained all afternoon in the park",
 ]
-
-
-@dataclass
-class Running:
-    service: MemoryService
-    client: zenoh.Session
-    cfg: MemoryConfig
-    dsn: str
-
-
-def start(cfg: MemoryConfig, dsn: str, embedder: Embedder, session: zenoh.Session) -> MemoryService:
-    memory = Memory(cfg, PgStore(dsn, cfg), embedder, metrics=MemoryMetrics())
-    return serve(memory, session, KEYS, workers=2)
-
-
-@pytest.fixture
-def running(
-    pg_dsn: str, embedder: Embedder, zenoh_pair: tuple[zenoh.Session, zenoh.Session], tmp_path: Path
-) -> Iterator[Running]:
-    cfg = MemoryConfig(
-        state=tmp_path / "memory",
-        l0_capacity=4,
-        l1_capacity=8,
-        l2_capacity=16,
-        pool_timeout_s=1.0,
-        hnsw_m=8,
-        hnsw_ef_construction=32,
-    )
-    server_side, client_side = zenoh_pair
-    service = start(cfg, pg_dsn, embedder, server_side)
-    for key in (STORE, RECALL, STATS):
-        assert wait_for_server(client_side, key, timeout_s=10)
-    r = Running(service, client_side, cfg, pg_dsn)
-    yield r
-    r.service.close()
 
 
 def store(client: zenoh.Session, texts: list[str], **kw: object) -> StoreReply:
