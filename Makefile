@@ -9,7 +9,8 @@ PYTHON ?= python3
 VENV := .venv
 # Programs `make test` validates host files with, and what a source build of
 # llama-cpp-python needs; installed only when missing.
-APT_PACKAGES := nix-bin prometheus prometheus-alertmanager age python3-venv python3-dev \
+APT_PACKAGES := nix-bin prometheus prometheus-alertmanager prometheus-blackbox-exporter \
+                age restic python3-venv python3-dev \
                 build-essential cmake git ca-certificates
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export NIX_CONFIG := build-users-group =

