@@ -34,6 +34,7 @@ def test_migrations_are_versioned_and_idempotent(pg_dsn: str) -> None:
 
 def test_copy_ingest_is_exactly_once(store: PgStore) -> None:
     recs = records(300)
+    recs[4] = replace(recs[4], text='naïve café 🐈 \\ "q"', context={"ключ": "значение", "f": 1.5})
     assert store.insert(recs) == 300
     assert store.insert(recs[:150]) == 0  # a retried batch adds nothing
     assert store.insert(recs[:1]) == 0  # single insert path, same rule

@@ -1,6 +1,7 @@
 """Tier L3: Postgres + pgvector, the durable truth.
 
-Ingest is batched binary COPY into a temporary staging table, then one
+Ingest is batched binary COPY (encoded by :mod:`emily.memory.copyenc`) into a temporary
+staging table, then one
 ``INSERT ... ON CONFLICT DO NOTHING``, so a retried batch (from the outbox) is stored
 exactly once. Search is HNSW (``vector_cosine_ops`` or ``halfvec_cosine_ops``) with a
 per-query ``hnsw.ef_search``; filtered searches switch on
@@ -23,6 +24,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from emily.bus.schemas.memory import EMBED_DIM, IndexParams, PoolStats, RecallFilters
+from emily.memory import copyenc
 from emily.memory.config import MemoryConfig
 from emily.memory.errors import StoreUnavailable
 from emily.memory.filters import where_clause
@@ -187,9 +189,7 @@ class PgStore:
             with conn.cursor() as cur:
                 copy_sql = sql.SQL("COPY episodes_stage ({}) FROM STDIN (FORMAT BINARY)")
                 with cur.copy(copy_sql.format(cols)) as copy:
-                    copy.set_types(list(TYPES))
-                    for rec in records:
-                        copy.write_row(_row(rec))
+                    copy.write(copyenc.encode(records))
                 cur.execute(
                     sql.SQL(
                         "INSERT INTO episodes ({c}) SELECT {c} FROM episodes_stage "

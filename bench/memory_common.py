@@ -1,0 +1,103 @@
+"""Shared parts of the memory benchmarks: structured synthetic embeddings, a Postgres.
+
+Real sentence embeddings are clustered (topics, sub-topics), and on uniform random
+384-d vectors no ANN index reaches good recall, so the benchmarks draw vectors from a
+two-level mixture: ``topics`` centres on the unit sphere, ``sub`` sub-topic centres
+around each, and points around those. Queries are fresh draws from the same mixture.
+"""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from emily.memory.embedded import EmbeddedPostgres
+from emily.memory.record import Record
+
+OUT = Path(__file__).resolve().parent / "out"
+DIM = 384
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """A two-level Gaussian mixture on the unit sphere in 384-d."""
+
+    topics: int = 100
+    sub: int = 20
+    sub_spread: float = 0.5
+    point_spread: float = 0.8
+    seed: int = 0
+
+    def centres(self) -> npt.NDArray[np.float32]:
+        """Sub-topic centres, shape ``(topics * sub, 384)``."""
+        rng = np.random.default_rng(self.seed)
+        top = _unit(rng.standard_normal((self.topics, DIM)))
+        subs = top[:, None, :] + self.sub_spread * _unit(
+            rng.standard_normal((self.topics, self.sub, DIM))
+        )
+        return _unit(subs.reshape(-1, DIM)).astype(np.float32)
+
+    def draw(self, n: int, seed: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """``n`` unit vectors ``(n, 384)`` and the sub-topic index of each."""
+        centres = self.centres()
+        rng = np.random.default_rng(seed)
+        labels = rng.integers(0, len(centres), n)
+        noise = rng.standard_normal((n, DIM)).astype(np.float32) / np.sqrt(DIM)
+        return _unit(centres[labels] + self.point_spread * noise), labels
+
+
+def _unit(x: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def make_records(vecs: npt.NDArray[np.float32], seed: int = 0) -> list[Record]:
+    """Records over ``vecs``: one per minute from 2024-01-01, ``source`` = ``s<i % 100>``,
+    ``context = {"bucket": i % 10}``, affect cycling."""
+    rng = np.random.default_rng(seed)
+    ids = [uuid.UUID(bytes=rng.bytes(16), version=4) for _ in range(len(vecs))]
+    return [
+        Record(
+            id=ids[i],
+            ts=T0 + timedelta(minutes=i),
+            text=f"synthetic episode {i}",
+            embedding=vecs[i],
+            valence=float((i % 21) - 10) / 10,
+            arousal=float(i % 11) / 10,
+            context={"bucket": i % 10},
+            source=f"s{i % 100}",
+        )
+        for i in range(len(vecs))
+    ]
+
+
+def embedded_postgres(name: str) -> EmbeddedPostgres:
+    """A pgserver Postgres whose data stays in ``bench/out/<name>`` between runs."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    return EmbeddedPostgres(OUT / name)
+
+
+def percentile(xs: list[float], q: float) -> float:
+    """The ``q``-quantile (0..1) of ``xs``."""
+    ordered = sorted(xs)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def median(xs: list[float]) -> float:
+    """The median of ``xs``."""
+    return statistics.median(xs)
+
+
+def table(rows: list[tuple[object, ...]], header: tuple[str, ...]) -> str:
+    """A plain-text table."""
+    cells = [tuple(str(c) for c in header)] + [tuple(str(c) for c in r) for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
