@@ -68,16 +68,24 @@ def main() -> None:
     cols = ", ".join(COLUMNS)
 
     def raw_copy(recs: list[Record]) -> None:
-        with store.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            with cur.copy(f"COPY episodes ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.write(encode(recs))
+        with (
+            store.connection() as conn,
+            conn.transaction(),
+            conn.cursor() as cur,
+            cur.copy(f"COPY episodes ({cols}) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            copy.write(encode(recs))
 
     def write_row_copy(recs: list[Record]) -> None:
-        with store.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            with cur.copy(f"COPY episodes ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(list(TYPES))
-                for r in recs:
-                    copy.write_row(_row(r))
+        with (
+            store.connection() as conn,
+            conn.transaction(),
+            conn.cursor() as cur,
+            cur.copy(f"COPY episodes ({cols}) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            copy.set_types(list(TYPES))
+            for r in recs:
+                copy.write_row(_row(r))
 
     def executemany(recs: list[Record]) -> None:
         marks = ", ".join(["%s"] * len(COLUMNS))
