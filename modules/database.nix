@@ -121,7 +121,10 @@ in
         "postgresql.service"
         "postgresql-setup.service"
       ];
-      requires = [ "postgresql.service" ];
+      requires = [
+        "postgresql.service"
+        "postgresql-setup.service"
+      ];
       wantedBy = [ "multi-user.target" ];
       path = [ config.services.postgresql.finalPackage ];
       serviceConfig = {
@@ -139,7 +142,10 @@ in
         "postgresql.service"
         "postgresql-setup.service"
       ];
-      requires = [ "postgresql.service" ];
+      requires = [
+        "postgresql.service"
+        "postgresql-setup.service"
+      ];
       wantedBy = [ "multi-user.target" ];
       path = [ config.services.postgresql.finalPackage ];
       serviceConfig = {
