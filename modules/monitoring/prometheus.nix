@@ -46,7 +46,11 @@ in
       extraFlags = [ "--storage.tsdb.retention.size=50GB" ];
       ruleFiles = map (f: ./rules + "/${f}") rules;
       alertmanagers = [
-        { static_configs = [ { targets = [ (local config.services.prometheus.alertmanager.port) ]; } ]; }
+        {
+          static_configs = [
+            { targets = [ (local config.services.prometheus.alertmanager.port) ]; }
+          ];
+        }
       ];
       scrapeConfigs = [
         (job "prometheus" 9090)

@@ -56,7 +56,9 @@ in
         ip-freebind = true;
         access-control = [ "127.0.0.0/8 allow" ] ++ map (v: "${v.prefix}.0/24 allow") vlans;
         local-zone = map (v: ''"${v.domain}." static'') vlans;
-        local-data = map (v: ''"${config.networking.hostName}.${v.domain}. IN A ${v.prefix}.1"'') vlans;
+        local-data = map (
+          v: ''"${config.networking.hostName}.${v.domain}. IN A ${v.prefix}.1"''
+        ) vlans;
       };
     };
   };
