@@ -148,10 +148,13 @@ class Memory:
                 found = self.tiers.l0.search(query, req.k, req.filters)[0]
                 served = [(self.tiers.l0.records[key], "L0", score) for key, score in found]
         else:
-            ranked = self.store.search(query, req.k, req.filters, ef_search=req.ef_search)
-            held = {key: self.tiers.get(key) for key, _ in ranked}
-            missing = [key for key, got in held.items() if got is None]
-            fetched = self.store.fetch(missing) if missing else {}
+            with self.store.connection() as conn:  # one pooled checkout per recall
+                ranked = self.store.search(
+                    query, req.k, req.filters, ef_search=req.ef_search, conn=conn
+                )
+                held = {key: self.tiers.get(key) for key, _ in ranked}
+                missing = [key for key, got in held.items() if got is None]
+                fetched = self.store.fetch(missing, conn=conn) if missing else {}
             for key, score in ranked:
                 got = held[key]
                 if got is not None:

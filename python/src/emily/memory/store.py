@@ -198,6 +198,15 @@ class PgStore:
                 )
                 return cur.rowcount
 
+    @contextmanager
+    def session(self, conn: Conn | None = None) -> Iterator[Conn]:
+        """``conn`` when given, else a pooled connection (so callers can batch queries)."""
+        if conn is not None:
+            yield conn
+        else:
+            with self.connection() as pooled:
+                yield pooled
+
     def search(
         self,
         query: Vector,
@@ -206,9 +215,12 @@ class PgStore:
         *,
         ef_search: int | None = None,
         exact: bool = False,
+        conn: Conn | None = None,
     ) -> list[tuple[uuid.UUID, float]]:
         """The ``k`` nearest episodes to ``query`` ``(384,)``: ``[(id, cosine similarity)]``.
 
+        The per-query settings (``SET LOCAL hnsw.ef_search``, iterative scans for
+        filters) and the query go out in one pipeline: one round trip.
         ``exact=True`` forces a sequential scan (the ground truth benchmarks compare to).
         """
         where, params = where_clause(filters or RecallFilters())
@@ -219,28 +231,33 @@ class PgStore:
             "ORDER BY {dist} LIMIT %(k)s) SELECT id, d FROM c ORDER BY d"
         ).format(dist=dist, where=where)
         ef = ef_search or self.cfg.ef_search
-        with self.connection() as conn, conn.transaction():
+        with self.session(conn) as c, c.pipeline(), c.transaction():
             if exact:
-                conn.execute("SET LOCAL enable_indexscan = off")
+                c.execute("SET LOCAL enable_indexscan = off")
             else:
-                conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(max(ef, k)),))
+                c.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(max(ef, k)),))
                 if filters is not None and not filters.empty:
-                    conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-                    conn.execute(
+                    c.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                    c.execute(
                         "SELECT set_config('hnsw.max_scan_tuples', %s, true)",
                         (str(self.cfg.max_scan_tuples),),
                     )
-            rows = conn.execute(stmt, params).fetchall()
+            cur = c.execute(stmt, params, prepare=True)
+        rows = cur.fetchall()
         return [(row[0], 1.0 - float(row[1])) for row in rows]
 
-    def fetch(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Record]:
-        """Full records of ``ids`` that exist, keyed by id."""
+    def fetch(
+        self, ids: Sequence[uuid.UUID], *, conn: Conn | None = None
+    ) -> dict[uuid.UUID, Record]:
+        """Full records of ``ids`` that exist, keyed by id (binary transfer)."""
         if not ids:
             return {}
         cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
-        with self.connection() as conn:
-            rows = conn.execute(
-                sql.SQL("SELECT {} FROM episodes WHERE id = ANY(%s)").format(cols), (list(ids),)
+        with self.session(conn) as c:
+            rows = c.execute(
+                sql.SQL("SELECT {} FROM episodes WHERE id = ANY(%s)").format(cols),
+                (list(ids),),
+                binary=True,
             ).fetchall()
         return {row[0]: _record(row) for row in rows}
 

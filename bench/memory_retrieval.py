@@ -1,0 +1,299 @@
+"""Memory retrieval: HNSW in Postgres, through the service, against exact search and hnswlib.
+
+One run, one data set: ``--n`` structured 384-d episodes (a two-level topic mixture, see
+``memory_common``) in the embedded Postgres (pgserver + pgvector; data kept in
+``bench/out/pg-retrieval`` between runs), and ``--queries`` fresh queries from the same
+mixture. Ground truth is NumPy's exact top-10.
+
+1. Postgres exact sequential scan: the baseline (recalls/s).
+2. ``PgStore.search`` (HNSW, m=16, ef_construction=64) at several ``ef_search``:
+   recall@10 and recalls/s, one client.
+3. The service (``emily serve memory`` in its own process) over Zenoh, ``--clients``
+   client threads: recall@10 and recalls/s; then ``scope="hot"`` (L0) recalls/s.
+4. hnswlib in-process on the same vectors (M=16, ef_construction=64): the bar.
+5. Filtered recall at 10% (context bucket) and 1% (source) selectivity, with iterative
+   scans: rows returned (of k) and recall@10 against exact filtered search.
+
+Usage::
+
+    .venv/bin/python bench/memory_retrieval.py [--n 100000] [--queries 400] [--clients 2]
+        [--ef 20,40,80] [--plot]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import hnswlib
+import numpy as np
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from memory_common import OUT, Mixture, embedded_postgres, make_records, table
+
+from emily.bus import BusConfig, Keys, open_session
+from emily.bus.rpc import call, wait_for_server
+from emily.bus.schemas.memory import RecallFilters, RecallReply, RecallRequest
+from emily.memory.config import MemoryConfig
+from emily.memory.store import PgStore
+
+K = 10
+
+
+def database(dsn0: str, name: str) -> str:
+    with psycopg.connect(dsn0, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, query = dsn0.partition("?")
+    return f"{base.rsplit('/', 1)[0]}/{name}?{query}"
+
+
+def load(dsn: str, cfg: MemoryConfig, n: int) -> tuple[PgStore, np.ndarray, list, float]:
+    """The store holding the ``n`` episodes (loaded and indexed unless already there)."""
+    vecs, _ = Mixture().draw(n, seed=11)
+    recs = make_records(vecs)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        exists = conn.execute("SELECT to_regclass('episodes')").fetchone()[0]  # type: ignore[index]
+        have = conn.execute("SELECT count(*) FROM episodes").fetchone()[0] if exists else 0  # type: ignore[index]
+        if exists and have != n:
+            conn.execute("DROP TABLE episodes")
+            conn.execute("DELETE FROM emily_schema_migrations")
+    build_s = 0.0
+    if not exists or have != n:
+        store = PgStore(dsn, cfg)
+        with store.connection() as conn:
+            conn.execute(f"DROP INDEX {store.index_name}")
+        t = time.perf_counter()
+        for i in range(0, n, 10000):
+            store.insert(recs[i : i + 10000])
+        print(f"loaded {n:,} rows by COPY in {time.perf_counter() - t:.1f} s", flush=True)
+        t = time.perf_counter()
+        store.ensure_index()
+        build_s = time.perf_counter() - t
+        print(f"built HNSW in {build_s:.1f} s", flush=True)
+        with store.connection() as conn:
+            conn.execute("VACUUM ANALYZE episodes")
+        return store, vecs, recs, build_s
+    return PgStore(dsn, cfg), vecs, recs, build_s
+
+
+def recall_at_k(got: list[list], truth: np.ndarray, ids: list) -> float:
+    want = [{ids[j] for j in row} for row in truth]
+    return float(np.mean([len(set(g) & w) / len(w) for g, w in zip(got, want, strict=True)]))
+
+
+def qps(fn, queries: np.ndarray, threads: int = 1) -> tuple[float, list]:
+    """Recalls/s of ``fn`` over ``queries`` from ``threads`` threads; results in order."""
+    out: list = [None] * len(queries)
+    parts = np.array_split(np.arange(len(queries)), threads)
+
+    def work(idx: np.ndarray) -> None:
+        for i in idx:
+            out[i] = fn(queries[i])
+
+    workers = [threading.Thread(target=work, args=(p,)) for p in parts]
+    t = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return len(queries) / (time.perf_counter() - t), out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--queries", type=int, default=400)
+    ap.add_argument("--clients", type=int, default=2)
+    ap.add_argument("--ef", default="20,40,80")
+    ap.add_argument("--plot", action="store_true")
+    args = ap.parse_args()
+    efs = [int(e) for e in args.ef.split(",")]
+
+    pg = embedded_postgres("pg-retrieval")
+    dsn = database(pg.dsn, "retrieval")
+    cfg = MemoryConfig(hnsw_m=16, hnsw_ef_construction=64, pool_max=args.clients + 1)
+    store, vecs, recs, build_s = load(dsn, cfg, args.n)
+    ids = [r.id for r in recs]
+    queries, _ = Mixture().draw(args.queries, seed=12)
+    truth = np.argsort(-(queries @ vecs.T), axis=1)[:, :K]
+    rows = []
+
+    n_exact = min(40, len(queries))
+    exact_qps, got = qps(
+        lambda q: [i for i, _ in store.search(q, K, exact=True)], queries[:n_exact]
+    )
+    exact_recall = recall_at_k(got, truth[:n_exact], ids)
+    rows.append(
+        ("Postgres exact seq scan", "-", f"{exact_recall:.3f}", f"{exact_qps:,.1f}", "1.0x")
+    )
+    chosen = efs[-1]
+    for ef in efs:
+        rate, got = qps(lambda q, ef=ef: [i for i, _ in store.search(q, K, ef_search=ef)], queries)
+        r = recall_at_k(got, truth, ids)
+        rows.append(
+            (
+                "PgStore.search HNSW, 1 client",
+                ef,
+                f"{r:.3f}",
+                f"{rate:,.0f}",
+                f"{rate / exact_qps:.0f}x",
+            )
+        )
+        if r >= 0.98 and chosen == efs[-1]:
+            chosen = ef
+    rate, got = qps(
+        lambda q: [i for i, _ in store.search(q, K, ef_search=chosen)], queries, args.clients
+    )
+    rows.append(
+        (
+            f"PgStore.search HNSW, {args.clients} clients",
+            chosen,
+            f"{recall_at_k(got, truth, ids):.3f}",
+            f"{rate:,.0f}",
+            f"{rate / exact_qps:.0f}x",
+        )
+    )
+
+    # the service, in its own process
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    env = dict(
+        os.environ,
+        EMILY_MEMORY__DSN=dsn,
+        EMILY_MEMORY__EF_SEARCH=str(chosen),
+        EMILY_MEMORY__HNSW_M="16",
+        EMILY_MEMORY__HNSW_EF_CONSTRUCTION="64",
+        EMILY_MEMORY__METRICS_PORT="0",
+        EMILY_MEMORY__WORKERS=str(max(2, args.clients)),
+        EMILY_MEMORY__POOL_MAX=str(max(2, args.clients) + 1),
+        EMILY_STATE_DIR=str(OUT / "state-retrieval"),
+        EMILY_BUS__NODE="bench",
+        EMILY_BUS__LISTEN=json.dumps([endpoint]),
+        EMILY_BUS__CONNECT="[]",
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "emily", "serve", "memory"], env=env)
+    session = open_session(BusConfig(node="bench", connect=(endpoint,)))
+    key = Keys("bench").query("memory", "recall")
+    try:
+        if not wait_for_server(session, key, timeout_s=180):
+            raise SystemExit("the memory service did not come up")
+
+        def via_service(q: np.ndarray, scope: str = "all") -> list:
+            req = RecallRequest(vector=q.tolist(), k=K, scope=scope)  # type: ignore[arg-type]
+            return [h.episode.id for h in call(session, key, req, RecallReply, timeout_s=30).hits]
+
+        qps(via_service, queries[:20])  # warm-up
+        rate, got = qps(via_service, queries, args.clients)
+        svc_recall = recall_at_k(got, truth, ids)
+        rows.append(
+            (
+                f"service over Zenoh, {args.clients} clients",
+                chosen,
+                f"{svc_recall:.3f}",
+                f"{rate:,.0f}",
+                f"{rate / exact_qps:.0f}x",
+            )
+        )
+        svc_rate = rate
+        hot = vecs[:200]
+        for _ in range(6):  # promote these episodes up to L0
+            qps(via_service, hot, args.clients)
+        hot_q = np.concatenate([hot] * max(1, args.queries // len(hot)))
+        hot_rate, _ = qps(lambda q: via_service(q, "hot"), hot_q, args.clients)
+        rows.append(
+            (
+                f"service scope=hot (L0), {args.clients} clients",
+                "-",
+                "(hot set)",
+                f"{hot_rate:,.0f}",
+                f"{hot_rate / exact_qps:.0f}x",
+            )
+        )
+    finally:
+        session.close()  # type: ignore[no-untyped-call]
+        proc.terminate()
+        proc.wait(60)
+
+    index = hnswlib.Index("cosine", vecs.shape[1])
+    t = time.perf_counter()
+    index.init_index(len(vecs), M=16, ef_construction=64)
+    index.add_items(vecs, num_threads=2)
+    hnsw_build = time.perf_counter() - t
+    index.set_ef(chosen)
+    index.set_num_threads(1)
+    rate, got = qps(lambda q: [ids[j] for j in index.knn_query(q, K)[0][0]], queries)
+    rows.append(
+        (
+            "hnswlib in-process, 1 thread",
+            chosen,
+            f"{recall_at_k(got, truth, ids):.3f}",
+            f"{rate:,.0f}",
+            f"{rate / exact_qps:.0f}x",
+        )
+    )
+
+    print(
+        f"\n{args.n:,} episodes, {args.queries} queries, k={K}; HNSW build: pgvector "
+        f"{build_s:.0f} s (0 = reused), hnswlib {hnsw_build:.0f} s"
+    )
+    print(table(rows, ("path", "ef_search", "recall@10", "recalls/s", "vs exact scan")))
+
+    frows = []
+    buckets = np.array([i % 10 for i in range(args.n)])
+    sources = np.array([i % 100 for i in range(args.n)])
+    for label, mask, f in (
+        ("10% (context bucket=3)", buckets == 3, RecallFilters(context={"bucket": 3})),
+        ("1% (source=s7)", sources == 7, RecallFilters(source="s7")),
+    ):
+        allowed = np.flatnonzero(mask)
+        sims = queries @ vecs[allowed].T
+        ftruth = allowed[np.argsort(-sims, axis=1)[:, :K]]
+        n_f = min(100, len(queries))
+        rate, got = qps(
+            lambda q, f=f: [i for i, _ in store.search(q, K, f, ef_search=chosen)], queries[:n_f]
+        )
+        full = np.mean([len(g) == K for g in got])
+        frows.append(
+            (label, f"{full:.0%}", f"{recall_at_k(got, ftruth[:n_f], ids):.3f}", f"{rate:,.0f}")
+        )
+    print(
+        "\nfiltered recall (hnsw.iterative_scan = relaxed_order, "
+        f"max_scan_tuples={cfg.max_scan_tuples})"
+    )
+    print(table(frows, ("selectivity", "full k returned", "recall@10", "recalls/s")))
+    print(
+        f"\nservice: recall@10 {svc_recall:.3f} at {svc_rate:,.0f} recalls/s = "
+        f"{svc_rate / exact_qps:.0f}x the exact scan; hot (L0) {hot_rate:,.0f}/s"
+    )
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        ax.barh([r[0] for r in rows], [float(r[3].replace(",", "")) for r in rows])
+        ax.set_xscale("log")
+        ax.set_xlabel("recalls/s (log)")
+        fig.tight_layout()
+        fig.savefig(OUT / "memory_retrieval.png", dpi=120)
+        print(f"plot: {OUT / 'memory_retrieval.png'}")
+    store.close()
+
+
+if __name__ == "__main__":
+    main()
