@@ -90,4 +90,5 @@ in
   host-secrets = import ./secrets.nix { inherit pkgs sops-nix; };
   host-postgres = import ./postgres.nix { inherit pkgs; };
   host-backup = import ./backup.nix { inherit pkgs sops-nix; };
+  memory = import ./memory.nix { inherit pkgs; };
 }

@@ -2,5 +2,6 @@
 {
   imports = [
     ./zenohd.nix
+    ./memory.nix
   ];
 }

@@ -1,0 +1,165 @@
+# emily-memory: the tiered memory service (`emily serve memory`). Postgres over the unix
+# socket with peer auth (the unit runs as the `emily` user, which is the database role of
+# modules/database.nix), Zenoh in client mode to the host's zenohd, tier files and access
+# statistics in its StateDirectory, /metrics on localhost.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+
+let
+  cfg = config.services.emily.memory;
+  db = config.emily.database;
+  env = lib.mapAttrs (_: toString) (
+    {
+      EMILY_MEMORY__DSN = "postgresql:///${cfg.database}?host=${cfg.socketDir}";
+      EMILY_MEMORY__METRICS_PORT = cfg.metricsPort;
+      EMILY_MEMORY__METRICS_ADDR = cfg.metricsAddress;
+      EMILY_BUS__MODE = "client";
+      EMILY_BUS__NODE = cfg.node;
+      EMILY_BUS__CONNECT = builtins.toJSON [ cfg.router ];
+      EMILY_BUS__LISTEN = "[]";
+      # the MiniLM model ships in the package; never reach for the Hub
+      HF_HUB_OFFLINE = 1;
+      TRANSFORMERS_OFFLINE = 1;
+      HF_HOME = "/var/cache/emily-memory";
+    }
+    // lib.mapAttrs' (k: lib.nameValuePair "EMILY_MEMORY__${lib.toUpper k}") cfg.settings
+  );
+in
+{
+  options.services.emily.memory = {
+    enable = lib.mkEnableOption "the Emily memory service (tiered memory over Postgres + pgvector)";
+
+    package = lib.mkPackageOption pkgs "emily" { };
+
+    user = lib.mkOption {
+      type = lib.types.str;
+      default = db.name;
+      defaultText = lib.literalExpression "config.emily.database.name";
+      description = "Unix user of the unit; peer authentication maps it to the Postgres role of the same name.";
+    };
+
+    database = lib.mkOption {
+      type = lib.types.str;
+      default = db.name;
+      defaultText = lib.literalExpression "config.emily.database.name";
+      description = "Postgres database holding the episodes (tier L3).";
+    };
+
+    socketDir = lib.mkOption {
+      type = lib.types.str;
+      default = "/run/postgresql";
+      description = "Directory of Postgres's unix socket.";
+    };
+
+    node = lib.mkOption {
+      type = lib.types.str;
+      default = config.networking.hostName;
+      defaultText = lib.literalExpression "config.networking.hostName";
+      description = "Key chunk naming this host on the bus (`emily/<node>/memory/...`).";
+    };
+
+    router = lib.mkOption {
+      type = lib.types.str;
+      default = "tcp/127.0.0.1:${toString config.emily.zenohd.port}";
+      defaultText = lib.literalExpression ''"tcp/127.0.0.1:''${toString config.emily.zenohd.port}"'';
+      description = "Zenoh endpoint of the host's zenohd router; the service is its client.";
+    };
+
+    metricsPort = lib.mkOption {
+      type = lib.types.port;
+      default = 9461;
+      description = "Port of /metrics (Prometheus).";
+    };
+
+    metricsAddress = lib.mkOption {
+      type = lib.types.str;
+      default = "127.0.0.1";
+      description = "Address /metrics listens on.";
+    };
+
+    settings = lib.mkOption {
+      type = lib.types.attrsOf (
+        lib.types.oneOf [
+          lib.types.str
+          lib.types.int
+          lib.types.bool
+          lib.types.float
+        ]
+      );
+      default = { };
+      example = {
+        l0_capacity = 65536;
+        hnsw_m = 24;
+        device = "cuda";
+      };
+      description = "Further `[memory]` settings (see emily/memory/config.py), passed as EMILY_MEMORY__<NAME>.";
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    users.users.${cfg.user} = {
+      isSystemUser = true;
+      group = cfg.user;
+    };
+    users.groups.${cfg.user} = { };
+
+    systemd.services.emily-memory = {
+      description = "Emily memory service";
+      wantedBy = [ "multi-user.target" ];
+      after = [
+        "network-online.target"
+        "postgresql.service"
+      ]
+      ++ lib.optional db.enable "emily-postgres-setup.service"
+      ++ lib.optional config.services.zenohd.enable "zenohd.service";
+      wants = [ "network-online.target" ] ++ lib.optional config.services.zenohd.enable "zenohd.service";
+      requires = [ "postgresql.service" ] ++ lib.optional db.enable "emily-postgres-setup.service";
+      environment = env;
+      serviceConfig = {
+        ExecStart = "${lib.getExe cfg.package} serve memory";
+        User = cfg.user;
+        Group = cfg.user;
+        Restart = "on-failure";
+        RestartSec = 5;
+        # the model loads and warm-up reads L0/L1 back: give it time
+        TimeoutStartSec = 300;
+        StateDirectory = "emily-memory";
+        StateDirectoryMode = "0700";
+        CacheDirectory = "emily-memory";
+        UMask = "0077";
+        NoNewPrivileges = true;
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        PrivateTmp = true;
+        PrivateDevices = !(lib.hasPrefix "cuda" (toString (cfg.settings.device or "cpu")));
+        ProtectKernelTunables = true;
+        ProtectKernelModules = true;
+        ProtectKernelLogs = true;
+        ProtectControlGroups = true;
+        ProtectClock = true;
+        ProtectHostname = true;
+        RestrictSUIDSGID = true;
+        RestrictRealtime = true;
+        RestrictNamespaces = true;
+        LockPersonality = true;
+        RemoveIPC = true;
+        CapabilityBoundingSet = "";
+        AmbientCapabilities = "";
+        RestrictAddressFamilies = [
+          "AF_UNIX"
+          "AF_INET"
+          "AF_INET6"
+        ];
+        SystemCallArchitectures = "native";
+        SystemCallFilter = [
+          "@system-service"
+          "~@privileged"
+        ];
+      };
+    };
+  };
+}
