@@ -1,8 +1,12 @@
 """Encoders from real-valued inputs to spike trains.
 
-- :func:`rate_encode`: each step, a feature ``x ∈ [0, 1]`` spikes with probability
-  ``x`` (Bernoulli). Written by hand because ``snntorch.spikegen.rate`` takes no
-  ``torch.Generator``, and a seeded generator makes runs and tests reproducible.
+- :func:`rate_encode`: a feature ``x ∈ [0, 1]`` spikes about ``x · T`` times in ``T`` steps.
+  ``"bernoulli"``: each step with probability ``x`` (written by hand because
+  ``snntorch.spikegen.rate`` takes no ``torch.Generator``, and a seeded generator makes
+  runs and tests reproducible). ``"regular"``: an integrate-and-fire encoder driven by
+  the constant current ``x`` (threshold 1, reset by subtraction), which emits exactly
+  ``floor(x · T)`` evenly spaced spikes, without sampling noise; snntorch has no such
+  encoder.
 - :func:`latency_encode`: one spike per feature, at step ``round((1 − x)(T − 1))``, so a
   larger value spikes earlier; values below ``threshold`` never spike. This is
   snntorch's linear, normalised, clipped ``spikegen.latency``.
@@ -22,7 +26,8 @@ from snntorch import spikegen
 
 from emily.cognition.neural.errors import NeuralConfigError, NeuralInputError
 
-Encoding = Literal["rate", "latency"]
+Encoding = Literal["rate", "latency", "regular"]
+RateMode = Literal["bernoulli", "regular"]
 
 
 def _check(x: torch.Tensor, steps: int) -> None:
@@ -35,23 +40,37 @@ def _check(x: torch.Tensor, steps: int) -> None:
 
 
 def rate_encode(
-    x: torch.Tensor, steps: int, *, generator: torch.Generator | None = None
+    x: torch.Tensor,
+    steps: int,
+    *,
+    mode: RateMode = "bernoulli",
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Bernoulli rate code.
+    """Rate code: spike count proportional to the value.
 
     Parameters
     ----------
-    x : features, shape ``[*batch, F]``; values are clipped to [0, 1] (a probability per step).
+    x : features, shape ``[*batch, F]``; values are clipped to [0, 1] (spikes per step).
     steps : number of time steps ``T`` (one step = dt, e.g. 1 ms).
-    generator : seeded ``torch.Generator`` for reproducible spike trains.
+    mode : ``"bernoulli"`` (stochastic, expected count ``T·x``) or ``"regular"``
+        (deterministic integrate-and-fire, exactly ``floor(T·x)`` spikes).
+    generator : seeded ``torch.Generator`` for reproducible Bernoulli trains.
 
     Returns
     -------
-    Spikes of shape ``[T, *batch, F]`` in {0., 1.}; the expected count per feature is ``T·x``.
+    Spikes of shape ``[T, *batch, F]`` in {0., 1.}.
     """
     _check(x, steps)
-    p = x.clamp(0.0, 1.0).unsqueeze(0).expand(steps, *x.shape)
-    return torch.bernoulli(p, generator=generator)
+    p = x.clamp(0.0, 1.0)
+    if mode == "bernoulli":
+        return torch.bernoulli(p.unsqueeze(0).expand(steps, *x.shape), generator=generator)
+    if mode != "regular":
+        raise NeuralConfigError(f"rate mode must be 'bernoulli' or 'regular', got {mode!r}")
+    # v_t = t·x after t steps without reset; a spike whenever floor(v) steps up.
+    # Computed in closed form (float64) so rounding cannot add or lose a spike.
+    t = torch.arange(steps + 1, dtype=torch.float64).view(-1, *([1] * x.dim()))
+    level = torch.floor(t * p.double().unsqueeze(0) + 1e-9)
+    return (level[1:] - level[:-1]).to(x.dtype)
 
 
 def latency_encode(x: torch.Tensor, steps: int, *, threshold: float = 0.01) -> torch.Tensor:
@@ -107,22 +126,28 @@ def encode(
     threshold: float = 0.01,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Dispatch to :func:`rate_encode` or :func:`latency_encode`; shape ``[T, *batch, F]``."""
+    """Dispatch by name; shape ``[T, *batch, F]``.
+
+    ``"rate"`` is the Bernoulli rate code, ``"regular"`` the deterministic rate code,
+    ``"latency"`` the time-to-first-spike code.
+    """
     if encoding == "rate":
         return rate_encode(x, steps, generator=generator)
+    if encoding == "regular":
+        return rate_encode(x, steps, mode="regular")
     if encoding == "latency":
         return latency_encode(x, steps, threshold=threshold)
-    raise NeuralConfigError(f"encoding must be 'rate' or 'latency', got {encoding!r}")
+    raise NeuralConfigError(f"encoding must be 'rate', 'regular' or 'latency', got {encoding!r}")
 
 
 def encoder_macs(features: int, steps: int, encoding: Encoding) -> int:
     """Operations the encoder spends per sample, counted as MACs (conservative).
 
     Latency: one multiply-add per feature (``(1 − x)(T − 1)``). Rate: one draw-and-compare
-    per feature per step.
+    (Bernoulli) or one add-and-compare (regular) per feature per step.
     """
     if encoding == "latency":
         return features
-    if encoding == "rate":
+    if encoding in ("rate", "regular"):
         return features * steps
-    raise NeuralConfigError(f"encoding must be 'rate' or 'latency', got {encoding!r}")
+    raise NeuralConfigError(f"encoding must be 'rate', 'regular' or 'latency', got {encoding!r}")

