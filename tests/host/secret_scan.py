@@ -38,16 +38,33 @@ class Finding:
     kind: str
 
 
+SKIP_DIRS = {".git", ".venv", "result", ".direnv", "__pycache__", ".pytest_cache", ".mypy_cache"}
+
+
 def tracked_files(repo: Path = REPO) -> list[str]:
-    """Files git tracks, plus files not ignored and not yet added (about to be committed)."""
-    out = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        capture_output=True,
-        text=True,
-        cwd=repo,
-        check=True,
-    )
-    return sorted(set(out.stdout.splitlines()))
+    """Files git tracks, plus files not ignored and not yet added (about to be committed).
+
+    Outside a git checkout (the Nix build sandbox copies the source without .git), every
+    file under ``repo`` except build and cache directories and ``bench/out``.
+    """
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+            capture_output=True,
+            text=True,
+            cwd=repo,
+            check=True,
+        )
+        return sorted(set(out.stdout.splitlines()))
+    except (FileNotFoundError, subprocess.CalledProcessError):
+        found = []
+        for path in repo.rglob("*"):
+            rel = path.relative_to(repo)
+            if SKIP_DIRS.intersection(rel.parts) or rel.parts[:2] == ("bench", "out"):
+                continue
+            if path.is_file():
+                found.append(rel.as_posix())
+        return sorted(found)
 
 
 def scan_text(path: str, text: str) -> list[Finding]:

@@ -68,7 +68,7 @@ def test_injected_bad_query_is_caught(tmp_path: Path) -> None:
 def test_blackbox_config_checks() -> None:
     out = run(
         [
-            tool("prometheus-blackbox-exporter"),
+            tool("prometheus-blackbox-exporter", "blackbox_exporter"),
             f"--config.file={MONITORING / 'blackbox.yml'}",
             "--config.check",
         ]
@@ -80,5 +80,11 @@ def test_blackbox_config_checks() -> None:
 def test_injected_bad_blackbox_module_fails(tmp_path: Path) -> None:
     bad = tmp_path / "bb.yml"
     bad.write_text((MONITORING / "blackbox.yml").read_text().replace("timeout: 5s", "timeot: 5s"))
-    out = run([tool("prometheus-blackbox-exporter"), f"--config.file={bad}", "--config.check"])
+    out = run(
+        [
+            tool("prometheus-blackbox-exporter", "blackbox_exporter"),
+            f"--config.file={bad}",
+            "--config.check",
+        ]
+    )
     assert out.returncode != 0

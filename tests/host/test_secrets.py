@@ -159,3 +159,13 @@ def test_creation_rules_cover_both_files() -> None:
     regexes = [r["path_regex"] for r in SOPS_CONFIG["creation_rules"]]
     for name in ("secrets/test.yaml", "secrets/cloudlab.yaml"):
         assert sum(bool(re.search(rx, name)) for rx in regexes) == 1, name
+
+
+def test_scan_works_without_git(tmp_path: Path) -> None:
+    """The Nix sandbox has no .git: the scan walks the tree and still finds a leak."""
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "test-only-age-key.txt").write_text("AGE-SECRET-KEY-1" + "Q" * 58)
+    (tmp_path / "leak.txt").write_text("AGE-SECRET-KEY-1" + "Z" * 58)
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "ignored.txt").write_text("AGE-SECRET-KEY-1" + "Z" * 58)
+    assert scan_repo(tmp_path) == [Finding("leak.txt", 1, "age private key")]

