@@ -55,7 +55,9 @@ pkgs.testers.runNixOSTest {
         nearest = as_emily("SET enable_seqscan = off; SELECT id FROM probe ORDER BY v <-> '[10,20,30]' LIMIT 1")
         assert nearest.splitlines()[-1] == "10", nearest
 
-    with subtest("no TCP without a password"):
+    with subtest("no TCP from localhost: local clients use the socket (peer)"):
         machine.fail("sudo -u emily psql -h 127.0.0.1 -d emily -w -c 'select 1'")
+        hba = machine.succeed("sudo -u postgres psql -tA -c 'select type, address from pg_hba_file_rules'")
+        assert "127.0.0.1" not in hba, hba
   '';
 }

@@ -19,6 +19,7 @@ pkgs.testers.runNixOSTest {
     emily.database = {
       enable = true;
       ramGiB = 2;
+      localhostTcp = true;
     };
     emily.monitoring.enable = true;
     sops.secrets."wireguard/private-key" = { };

@@ -36,6 +36,16 @@ in
       description = "RAM (GiB) the memory settings are sized from (128 on the host).";
     };
 
+    localhostTcp = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = ''
+        Also accept TCP (scram) from localhost. Off: local clients use the unix socket
+        with peer authentication (the memory service does), and TCP is accepted only
+        from the services VLAN.
+      '';
+    };
+
     passwordFile = lib.mkOption {
       type = lib.types.nullOr lib.types.str;
       default = null;
@@ -58,10 +68,13 @@ in
           ensureDBOwnership = true;
         }
       ];
-      # local: peer (unix user = role); TCP: scram from localhost and the services VLAN only
+      # local: peer (unix user = role); TCP: scram, from the services VLAN only
+      # (and from localhost if localhostTcp)
       authentication = lib.mkForce (
         ''
           local all all peer
+        ''
+        + lib.optionalString cfg.localhostTcp ''
           host all all 127.0.0.1/32 scram-sha-256
           host all all ::1/128 scram-sha-256
         ''
@@ -72,7 +85,8 @@ in
       settings = {
         listen_addresses = lib.mkForce (
           lib.concatStringsSep "," (
-            [ "127.0.0.1" ] ++ lib.optional net.enable "${net.vlans.services.prefix}.1"
+            lib.optional cfg.localhostTcp "127.0.0.1"
+            ++ lib.optional net.enable "${net.vlans.services.prefix}.1"
           )
         );
         password_encryption = "scram-sha-256";
