@@ -3,7 +3,7 @@
 #
 # Before the first install, replace the PLACEHOLDER values below with this machine's
 # (README "The cloudlab host" says where to read each one).
-{ ... }:
+{ config, ... }:
 
 {
   imports = [
@@ -46,7 +46,7 @@
   };
   # the uplink itself gets its address from the site's DHCP
   networking.useDHCP = false;
-  networking.interfaces.eno1.useDHCP = true;
+  networking.interfaces.${config.emily.network.uplink}.useDHCP = true;
 
   emily.monitoring.enable = true;
   emily.secrets.enable = true;
