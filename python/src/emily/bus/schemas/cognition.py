@@ -1,0 +1,149 @@
+"""Contract of the cognition service: ``emily/<node>/cognition/observe`` and the
+``emily/<node>/events/workspace.broadcast`` stream.
+
+Example::
+
+    reply = call(session, keys.query("cognition", "observe"),
+                 ObserveRequest(text="hello"), ObserveReply, timeout_s=60)
+    print(reply.response, reply.trace.tier, reply.trace.latencies_ms["total"])
+
+Every cycle returns an action, the response text and a :class:`Trace`: which tier
+answered, the workspace contents, the expected free energy ``G`` of each policy (nats,
+lower is better) with its posterior probability, the memories used with their cosine
+scores, per-stage latencies (ms) and what was missing (``memory``, ``inference``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from emily.bus.messages import Message
+
+MAX_TEXT_CHARS = 4096
+"""Longest observation text, in characters."""
+MAX_CONTEXT_KEYS = 32
+"""Most keys in an observation's ``context``."""
+
+Tier = Literal["reflex", "memory", "deliberation", "clarify"]
+Action = Literal[
+    "reply", "stop", "refuse", "acknowledge", "repeat", "wait", "recall", "deliberate", "clarify"
+]
+Policy = Literal["reflex", "recall", "deliberate", "clarify"]
+Stage = Literal["reflex", "embed", "workspace", "policy", "recall", "deliberate", "total"]
+Missing = Literal["memory", "inference", "embeddings"]
+ContextValue = str | int | float | bool | None
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class ObserveRequest(Message):
+    """One observation.
+
+    Attributes
+    ----------
+    text : what was said or seen (1..4096 characters, not only whitespace).
+    context : flat JSON (string keys of 1..64 characters, scalar values), stored with the
+        episode.
+    allow_llm : false keeps the cycle off the language model (answers from the reflex or
+        memory, or asks to clarify).
+    max_tokens : most tokens the language model may generate for this answer.
+    """
+
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    context: dict[str, ContextValue] = Field(default_factory=dict)
+    allow_llm: bool = True
+    max_tokens: int = Field(default=128, ge=1, le=4096)
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("text must contain something other than whitespace")
+        return v
+
+    @field_validator("context")
+    @classmethod
+    def _ctx(cls, v: dict[str, ContextValue]) -> dict[str, ContextValue]:
+        if len(v) > MAX_CONTEXT_KEYS:
+            raise ValueError(f"at most {MAX_CONTEXT_KEYS} context keys, got {len(v)}")
+        for key in v:
+            if not 0 < len(key) <= 64:
+                raise ValueError(f"context key {key[:70]!r} must be 1 to 64 characters")
+        return v
+
+
+class ReflexTrace(Message):
+    """What the reflex decided: best intent, its confidence and the threshold in force."""
+
+    intent: str
+    confidence: Probability
+    threshold: Probability
+    fired: bool
+    stage: Literal["ngrams", "minilm"]
+
+
+class WorkspaceItem(Message):
+    """One workspace occupant: kind, content, salience (>= 0) and attention weight."""
+
+    kind: Literal["percept", "memory", "goal", "interoception", "reflex"]
+    content: str
+    salience: float = Field(ge=0.0)
+    weight: Probability
+
+
+class PolicyScore(Message):
+    """Expected free energy ``G`` (nats) and posterior probability of one policy."""
+
+    policy: Policy
+    G: float
+    probability: Probability
+
+
+class MemoryUsed(Message):
+    """A recalled episode the cycle used, with its cosine score and serving tier."""
+
+    id: uuid.UUID
+    text: str
+    score: float
+    tier: str
+
+
+class Trace(Message):
+    """Everything one cycle did (see the module docstring). Latencies are in ms."""
+
+    cycle_id: uuid.UUID
+    tier: Tier
+    policy: Policy
+    reflex: ReflexTrace
+    workspace: list[WorkspaceItem]
+    policies: list[PolicyScore]
+    need: dict[str, Probability]
+    memories: list[MemoryUsed]
+    latencies_ms: dict[Stage, Annotated[float, Field(ge=0.0)]]
+    missing: list[Missing]
+    notes: list[str]
+    allostasis: dict[str, Probability]
+    gamma: float = Field(gt=0.0)
+    ttft_ms: float | None = Field(default=None, ge=0.0)
+    episode: Literal["stored", "queued", "skipped"]
+
+
+class ObserveReply(Message):
+    """The cycle's action, the response text and its :class:`Trace`."""
+
+    action: Action
+    response: str
+    trace: Trace
+
+
+class WorkspaceBroadcast(Message):
+    """One event on ``emily/<node>/events/workspace.broadcast``: a cycle's winners."""
+
+    cycle: int = Field(ge=0)
+    cycle_id: uuid.UUID | None = None
+    ignited: bool
+    items: list[WorkspaceItem]
+    at: datetime = Field(default_factory=lambda: datetime.now(UTC))

@@ -1,0 +1,43 @@
+"""Settings of the ``[cognition]`` config section (TOML or ``EMILY_COGNITION__*``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from emily.config import load_section
+
+
+@dataclass(frozen=True)
+class CognitionConfig:
+    """Settings of the cognition service.
+
+    Attributes
+    ----------
+    http_addr, http_port : where ``/v1/observe``, ``/metrics`` and ``/healthz`` listen.
+    embeddings : load MiniLM for the reflex's second stage and for recall vectors.
+    capacity : global workspace capacity (items).
+    recall_k : episodes recalled per cycle.
+    recall_timeout_s : deadline of the memory recall stage (s).
+    deliberate_timeout_s : deadline of the LLM stage (s).
+    store_timeout_s : deadline of storing the cycle's episode (s).
+    reflex_budget_ms : a reflex slower than this counts as a latency event (ms).
+    pending_max : episodes kept for retry while memory is unreachable.
+    stochastic : sample the policy instead of taking the most probable one.
+    """
+
+    http_addr: str = "127.0.0.1"
+    http_port: int = 8462
+    embeddings: bool = True
+    capacity: int = 7
+    recall_k: int = 5
+    recall_timeout_s: float = 0.5
+    deliberate_timeout_s: float = 60.0
+    store_timeout_s: float = 2.0
+    reflex_budget_ms: float = 1.0
+    pending_max: int = 10_000
+    stochastic: bool = False
+
+    @classmethod
+    def load(cls) -> CognitionConfig:
+        """Read ``[cognition]`` from the config file and ``EMILY_COGNITION__*``."""
+        return load_section(cls, "cognition")

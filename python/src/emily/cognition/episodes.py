@@ -1,0 +1,86 @@
+"""Storing one episode per cycle in memory, off the critical path, without losing any.
+
+Episodes go to a single background worker. While memory is unreachable they wait in a
+bounded queue (``pending_max``) and are sent, oldest first, as soon as a store succeeds
+again. Only when the queue is full is the oldest episode dropped, and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from emily.bus.schemas.memory import MAX_BATCH, EpisodeIn
+from emily.cognition.clients import MemoryClient, Unavailable
+from emily.cognition.metrics import CognitionMetrics
+
+log = logging.getLogger(__name__)
+
+
+class EpisodeWriter:
+    """Background writer of episodes with a retry queue (see the module docstring)."""
+
+    def __init__(
+        self,
+        memory: MemoryClient | None,
+        metrics: CognitionMetrics,
+        timeout_s: float = 2.0,
+        pending_max: int = 10_000,
+    ) -> None:
+        self.memory = memory
+        self.metrics = metrics
+        self.timeout_s = timeout_s
+        self.pending: deque[EpisodeIn] = deque()
+        self.pending_max = pending_max
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="episodes")
+
+    def submit(self, episode: EpisodeIn) -> str:
+        """Queue ``episode``; returns ``"queued"`` (or ``"skipped"`` without a bus)."""
+        if self.memory is None:
+            return "skipped"
+        with self._lock:
+            if len(self.pending) >= self.pending_max:
+                self.pending.popleft()
+                self.dropped += 1
+                self.metrics.episodes.labels("dropped").inc()
+            self.pending.append(episode)
+            self.metrics.pending.set(len(self.pending))
+        self._pool.submit(self.flush)
+        return "queued"
+
+    def flush(self) -> int:
+        """Send what is pending, oldest first; returns how many were stored."""
+        if self.memory is None:
+            return 0
+        stored = 0
+        while True:
+            with self._lock:
+                batch = list(self.pending)[:MAX_BATCH]
+            if not batch:
+                return stored
+            try:
+                self.memory.store(batch, self.timeout_s)
+            except Unavailable as exc:
+                log.info("episodes wait for memory (%d pending): %s", len(self.pending), exc)
+                self.metrics.episodes.labels("deferred").inc()
+                return stored
+            with self._lock:
+                for _ in batch:
+                    self.pending.popleft()
+                self.metrics.pending.set(len(self.pending))
+            self.metrics.episodes.labels("stored").inc(len(batch))
+            stored += len(batch)
+
+    def background(self, fn: Callable[..., object], *args: object) -> None:
+        """Run ``fn(*args)`` on the writer's thread (STDP adaptation, off the hot path)."""
+        self._pool.submit(fn, *args)
+
+    def close(self) -> None:
+        """Try a last flush and stop the worker."""
+        self._pool.submit(self.flush)
+        self._pool.shutdown(wait=True)

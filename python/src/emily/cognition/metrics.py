@@ -1,0 +1,77 @@
+"""Prometheus metrics of the cognition service (its own registry).
+
+``emily_cognition_stage_seconds{stage}``: histogram per stage (reflex, embed, workspace,
+policy, recall, deliberate, total), buckets from 0.1 ms to 10 s. The host's reflex SLO
+alert reads ``emily_cognition_stage_seconds_bucket{stage="reflex"}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+BUCKETS_S = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+
+@dataclass
+class CognitionMetrics:
+    """Stage latencies, answering tier, G per policy, missing dependencies, episodes."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.stage = Histogram(
+            "emily_cognition_stage_seconds",
+            "Latency of one cycle stage (s)",
+            ["stage"],
+            buckets=BUCKETS_S,
+            registry=r,
+        )
+        self.tier = Counter(
+            "emily_cognition_tier_total", "Cycles answered, by tier", ["tier"], registry=r
+        )
+        self.policy_g = Gauge(
+            "emily_cognition_policy_expected_free_energy",
+            "Expected free energy G of each policy in the last cycle (nats)",
+            ["policy"],
+            registry=r,
+        )
+        self.missing = Counter(
+            "emily_cognition_degraded_total",
+            "Cycles that ran without a dependency",
+            ["missing"],
+            registry=r,
+        )
+        self.episodes = Counter(
+            "emily_cognition_episodes_total",
+            "Episodes handed to memory, by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self.bad = Counter(
+            "emily_cognition_bad_requests_total", "Observations rejected", registry=r
+        )
+        self.pending = Gauge(
+            "emily_cognition_pending_episodes",
+            "Episodes waiting for memory to come back",
+            registry=r,
+        )
