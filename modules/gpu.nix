@@ -1,8 +1,8 @@
-# GPU: the Tesla P4 (Pascal, compute capability 6.1). The 580 LTSB driver is the last
-# branch that supports Pascal, and only with the proprietary kernel module (the open
-# modules need Turing+). CUDA 13 dropped sm_6x, so the system's CUDA package set is
-# pinned to a 12.x release by an overlay, and cudaCapabilities = [ "6.1" ] makes
-# CUDA-enabled packages (llama-cpp-python's override in services/) build for sm_61.
+# GPU: the Tesla P4 (Pascal, compute capability 6.1). The 580 branch is the last that
+# supports Pascal, and only with the proprietary kernel module (the open modules need
+# Turing+). CUDA 13 dropped sm_6x, so the system's CUDA package set is pinned to a 12.x
+# release by an overlay, and cudaCapabilities = [ "6.1" ] makes CUDA-enabled packages
+# (llama-cpp-python's override in services/) build for sm_61.
 {
   config,
   lib,
@@ -12,12 +12,27 @@
 
 let
   cfg = config.emily.gpu;
-  pascal = lib.any (c: lib.versionOlder c "7.0") cfg.cudaCapabilities;
+  cuda = import ./lib/cuda.nix;
   cudaVersion = pkgs.cudaPackages.cudaMajorMinorVersion or pkgs.cudaPackages.cudaVersion;
+  unsupported = cuda.unsupported cudaVersion cfg.cudaCapabilities;
 in
 {
   options.emily.gpu = {
-    enable = lib.mkEnableOption "the NVIDIA P4 with the 580 legacy driver and CUDA 12";
+    enable = lib.mkEnableOption "the NVIDIA P4 with the 580 driver branch and CUDA 12";
+
+    driver = lib.mkOption {
+      type = lib.types.enum [
+        "legacy_580"
+        "dc_580"
+      ];
+      default = "legacy_580";
+      description = ''
+        The driver from `boot.kernelPackages.nvidiaPackages`: `legacy_580`, the 580 LTSB
+        branch (Pascal supported until about 2028), or `dc_580`, the datacenter build of
+        the same branch (it also ships fabricmanager and needs
+        `nixpkgs.config.nvidia.acceptLicense`, which this module then sets).
+      '';
+    };
 
     cudaPackageSet = lib.mkOption {
       type = lib.types.strMatching "cudaPackages_[0-9]+_[0-9]+";
@@ -38,8 +53,8 @@ in
   config = lib.mkIf cfg.enable {
     assertions = [
       {
-        assertion = !(pascal && lib.versionAtLeast cudaVersion "13");
-        message = "emily.gpu: CUDA ${cudaVersion} (${cfg.cudaPackageSet}) cannot build for Pascal (capabilities ${toString cfg.cudaCapabilities}); choose a cudaPackages_12_* set.";
+        assertion = unsupported == [ ];
+        message = "emily.gpu: CUDA ${cudaVersion} (${cfg.cudaPackageSet}) cannot build for compute capability ${toString unsupported} (the P4 is Pascal, 6.1); choose a cudaPackages_12_* set.";
       }
     ];
 
@@ -59,17 +74,21 @@ in
         || builtins.elem name [
           "cudnn"
           "nccl"
-          "libcublas"
           "cuda-merged"
         ];
-    };
+    }
+    # the datacenter drivers ask for their license to be accepted explicitly
+    // lib.optionalAttrs (lib.hasPrefix "dc_" cfg.driver) { nvidia.acceptLicense = true; };
     nixpkgs.overlays = [ (final: _prev: { cudaPackages = final.${cfg.cudaPackageSet}; }) ];
 
     hardware.nvidia = {
-      package = config.boot.kernelPackages.nvidiaPackages.legacy_580;
+      package = config.boot.kernelPackages.nvidiaPackages.${cfg.driver};
       open = false;
       datacenter.enable = true;
       nvidiaPersistenced = true;
     };
+    # NVLink fabric management is for NVSwitch systems; a PCIe P4 has none, and the
+    # service fails to start without it.
+    systemd.services.nvidia-fabricmanager.enable = lib.mkForce false;
   };
 }
