@@ -14,6 +14,7 @@ from typing import cast
 
 # service name -> "module:function" taking argparse.Namespace and returning an exit code
 SERVICES: dict[str, str] = {
+    "cognition": "emily.cognition.service:main",
     "inference": "emily.inference.service:main",
     "memory": "emily.memory.service:main",
 }

@@ -1,0 +1,123 @@
+"""``emily serve cognition``: the cognitive cycle on the bus and over HTTP.
+
+Queryable ``emily/<node>/cognition/observe``, events on
+``emily/<node>/events/workspace.broadcast``, liveliness ``health/cognition``, and
+``/v1/observe``, ``/metrics``, ``/healthz`` on port 8462 by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+
+from emily.bus import BusConfig, encode, open_session
+from emily.bus.health import announce
+from emily.bus.rpc import Server
+from emily.bus.schemas.cognition import ObserveReply, ObserveRequest, WorkspaceBroadcast
+from emily.cognition.clients import InferenceClient, MemoryClient, Peers
+from emily.cognition.config import CognitionConfig
+from emily.cognition.cycle import Cognition, workspace_items
+from emily.cognition.http import HTTPServer, build_app
+from emily.cognition.metrics import CognitionMetrics
+from emily.cognition.reflex import Reflex
+from emily.cognition.workspace import Broadcast
+from emily.config import state_dir
+from emily.errors import BusError
+from emily.observe import setup_logging
+
+log = logging.getLogger(__name__)
+
+
+class CognitionService:
+    """The cycle served on a Zenoh session and (optionally) HTTP.
+
+    Parameters
+    ----------
+    config, bus : settings. reflex : a trained reflex; loaded (or trained and cached
+        under the state dir) when ``None``. http : serve ``/v1/observe`` and ``/metrics``.
+    """
+
+    def __init__(
+        self,
+        config: CognitionConfig,
+        bus: BusConfig,
+        reflex: Reflex | None = None,
+        *,
+        http: bool = True,
+    ) -> None:
+        self.config = config
+        self.bus = bus
+        if reflex is None:
+            reflex = Reflex.load_or_build(state_dir() / "cognition", embeddings=config.embeddings)
+        self.session = open_session(bus)
+        self.keys = bus.keys
+        self.peers = Peers(self.session, self.keys)
+        self.metrics = CognitionMetrics()
+        self.cognition = Cognition(
+            reflex,
+            config,
+            MemoryClient(self.session, self.keys, self.peers),
+            InferenceClient(self.session, self.keys, self.peers),
+            self.metrics,
+        )
+        self._publisher = self.session.declare_publisher(self.keys.events("workspace.broadcast"))
+        self.cognition.subscribe(self._publish)
+        self.server = Server(
+            self.session, self.keys.query("cognition", "observe"), ObserveRequest, self.observe
+        )
+        self.http: HTTPServer | None = None
+        if http:
+            app = build_app(self.observe, self.metrics.registry, self.metrics.bad.inc)
+            self.http = HTTPServer(app, config.http_addr, config.http_port)
+            if not self.http.wait_started():
+                self.close()
+                raise BusError(
+                    f"cognition HTTP could not listen on {config.http_addr}:{config.http_port}; "
+                    "is the port taken? Set EMILY_COGNITION__HTTP_PORT"
+                )
+        self.token = announce(self.session, self.keys, "cognition")
+
+    def observe(self, request: ObserveRequest) -> ObserveReply:
+        """Run one cycle (the queryable's and HTTP's handler)."""
+        return self.cognition.observe(request)
+
+    def _publish(self, cast: Broadcast) -> None:
+        msg = WorkspaceBroadcast(
+            cycle=cast.cycle, ignited=cast.ignited, items=workspace_items(cast)
+        )
+        self._publisher.put(encode(msg))
+
+    def close(self) -> None:
+        """Stop serving, flush episodes, close the session."""
+        if getattr(self, "token", None) is not None:
+            self.token.undeclare()  # type: ignore[no-untyped-call]
+        self.server.close()
+        if self.http is not None:
+            self.http.close()
+        self.cognition.close()
+        self.peers.close()
+        self.session.close()  # type: ignore[no-untyped-call]
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the service until SIGINT or SIGTERM; returns the exit code."""
+    if getattr(args, "config", None):
+        os.environ["EMILY_CONFIG"] = str(args.config)
+    setup_logging(getattr(args, "log_level", None) or "INFO")
+    service = CognitionService(CognitionConfig.load(), BusConfig.load())
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info(
+        "cognition serving on emily/%s/cognition/observe, HTTP %s",
+        service.keys.node,
+        service.http.url if service.http else "off",
+    )
+    try:
+        stop.wait()
+    finally:
+        service.close()
+    return 0
