@@ -34,4 +34,15 @@ in
     expr = cuda.supports "13.0" [ "10.0" ];
     expected = true;
   }
+  {
+    name = "CUDA 12 dropped Kepler (3.7), CUDA 11.8 still builds for it";
+    expr = [
+      (cuda.unsupported "12.6" [ "3.7" ])
+      (cuda.unsupported "11.8" [ "3.7" ])
+    ];
+    expected = [
+      [ "3.7" ]
+      [ ]
+    ];
+  }
 ]
