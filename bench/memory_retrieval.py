@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -185,7 +186,9 @@ def main() -> None:
         EMILY_BUS__LISTEN=json.dumps([endpoint]),
         EMILY_BUS__CONNECT="[]",
     )
-    proc = subprocess.Popen([sys.executable, "-m", "emily", "serve", "memory"], env=env)
+    shutil.rmtree(OUT / "state-retrieval", ignore_errors=True)  # tiers start cold
+    cmd = [sys.executable, "-m", "emily", "--log-level", "INFO", "serve", "memory"]
+    proc = subprocess.Popen(cmd, env=env)
     session = open_session(BusConfig(node="bench", connect=(endpoint,)))
     key = Keys("bench").query("memory", "recall")
     try:
@@ -226,7 +229,10 @@ def main() -> None:
     finally:
         session.close()  # type: ignore[no-untyped-call]
         proc.terminate()
-        proc.wait(60)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
     index = hnswlib.Index("cosine", vecs.shape[1])
     t = time.perf_counter()
