@@ -72,6 +72,7 @@ in
           pkgs.age
           pkgs.restic
           pkgs.prometheus-blackbox-exporter
+          pkgs.postgresql
         ];
       }
       ''

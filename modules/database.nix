@@ -12,10 +12,6 @@ let
   cfg = config.emily.database;
   net = config.emily.network;
   servicesVlan = if net.enable then "${net.vlans.services.prefix}.0/24" else null;
-  # memory settings in MB from RAM: for 128 GiB, shared_buffers 8 GB, effective_cache_size
-  # 96 GB (the ZFS ARC is the big cache), maintenance_work_mem 16 GB
-  ramMB = cfg.ramGiB * 1024;
-  mb = n: "${toString n}MB";
 in
 {
   options.emily.database = {
@@ -68,64 +64,26 @@ in
           ensureDBOwnership = true;
         }
       ];
-      # local: peer (unix user = role); TCP: scram, from the services VLAN only
-      # (and from localhost if localhostTcp)
       authentication = lib.mkForce (
-        ''
-          local all all peer
-        ''
-        + lib.optionalString cfg.localhostTcp ''
-          host all all 127.0.0.1/32 scram-sha-256
-          host all all ::1/128 scram-sha-256
-        ''
-        + lib.optionalString (servicesVlan != null) ''
-          host ${cfg.name} ${cfg.name} ${servicesVlan} scram-sha-256
-        ''
+        import ./database/hba.nix {
+          dbName = cfg.name;
+          servicesCidr = servicesVlan;
+          inherit (cfg) localhostTcp;
+        }
       );
-      settings = {
-        listen_addresses = lib.mkForce (
-          lib.concatStringsSep "," (
-            lib.optional cfg.localhostTcp "127.0.0.1"
-            ++ lib.optional net.enable "${net.vlans.services.prefix}.1"
-          )
-        );
-        password_encryption = "scram-sha-256";
-        max_connections = 200;
-
-        # memory: the ZFS ARC (max 100 GiB) is the big cache, so shared_buffers stays
-        # modest; effective_cache_size counts both.
-        shared_buffers = mb (ramMB / 16);
-        effective_cache_size = mb (ramMB * 3 / 4);
-        work_mem = mb (ramMB / 2048);
-        # HNSW builds are fast only while the graph fits in maintenance_work_mem
-        maintenance_work_mem = mb (ramMB / 8);
-        max_worker_processes = 24;
-        max_parallel_workers = 16;
-        max_parallel_workers_per_gather = 4;
-        max_parallel_maintenance_workers = 8;
-
-        # storage: HDD raidz2, but metadata and small blocks on NVMe and a warm ARC
-        random_page_cost = 1.5;
-        effective_io_concurrency = 32;
-
-        # WAL: ZFS is copy-on-write with 16K records, so torn pages cannot happen
-        # (full_page_writes off) and recycling/zero-filling WAL files only costs I/O.
-        wal_level = "replica";
-        wal_compression = "zstd";
-        wal_buffers = "64MB";
-        full_page_writes = false;
-        wal_init_zero = false;
-        wal_recycle = false;
-        min_wal_size = "2GB";
-        max_wal_size = "16GB";
-        checkpoint_timeout = "15min";
-        checkpoint_completion_target = 0.9;
-
-        shared_preload_libraries = "pg_partman_bgw,pg_stat_statements";
-        "pg_partman_bgw.dbname" = cfg.name;
-        "pg_partman_bgw.role" = cfg.name;
-        "pg_partman_bgw.interval" = 3600;
-      };
+      settings =
+        import ./database/settings.nix {
+          inherit (cfg) ramGiB;
+          dbName = cfg.name;
+        }
+        // {
+          listen_addresses = lib.mkForce (
+            lib.concatStringsSep "," (
+              lib.optional cfg.localhostTcp "127.0.0.1"
+              ++ lib.optional net.enable "${net.vlans.services.prefix}.1"
+            )
+          );
+        };
     };
 
     # Extensions that need a superuser, created once in the service's database.
