@@ -184,3 +184,17 @@ def test_records_too_big_for_a_slot_skip_l2(
     tiers.accessed([serve_one(tiers, store, recs[0].id)])
     assert recs[0].id not in tiers.tier_of and len(tiers.l2) == 0
     tiers.check()
+
+
+def test_cached_episodes_missing_from_l3_are_dropped(
+    tmp_path: Path, l3: tuple[PgStore, list[Record]]
+) -> None:
+    store, recs = l3
+    tiers = make(tmp_path, Clock())
+    ghosts = records(3, seed=99)  # never stored in Postgres, e.g. a replaced database
+    tiers.accessed([(g, "L3") for g in ghosts])
+    tiers.accessed([serve_one(tiers, store, recs[1].id)])
+    assert len(tiers.tier_of) == 4
+    assert tiers.drop_missing(store.existing) == 3
+    assert set(tiers.tier_of) == {recs[1].id}
+    tiers.check()

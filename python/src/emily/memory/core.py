@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 
 import numpy as np
@@ -81,7 +80,13 @@ class Memory:
         self._worker: threading.Thread | None = None
         try:
             restored = self.tiers.warm_up(store.fetch)
-            log.info("warmed up %d hot episodes from saved access statistics", restored)
+            stale = self.tiers.drop_missing(store.existing)
+            log.info(
+                "warmed up %d hot episodes from saved access statistics; dropped %d cached "
+                "episodes Postgres no longer has",
+                restored,
+                stale,
+            )
         except StoreUnavailable:
             log.warning("Postgres unreachable at start; L0/L1 start cold")
         self.drain_outbox()
@@ -233,8 +238,3 @@ class Memory:
         self.tiers.save()
         self.outbox.close()
         self.store.close()
-
-
-def ids_of(reply: RecallReply) -> list[uuid.UUID]:
-    """Episode ids of a recall reply, best first."""
-    return [hit.episode.id for hit in reply.hits]

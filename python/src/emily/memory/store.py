@@ -261,6 +261,14 @@ class PgStore:
             ).fetchall()
         return {row[0]: _record(row) for row in rows}
 
+    def existing(self, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """The subset of ``ids`` stored in Postgres."""
+        if not ids:
+            return set()
+        with self.connection() as conn:
+            rows = conn.execute("SELECT id FROM episodes WHERE id = ANY(%s)", (list(ids),))
+            return {r[0] for r in rows.fetchall()}
+
     def count(self) -> int:
         """Number of stored episodes."""
         with self.connection() as conn:

@@ -258,6 +258,32 @@ class TieredMemory:
         self.update_gauges()
         return restored
 
+    def drop_missing(self, existing: Callable[[list[uuid.UUID]], set[uuid.UUID]]) -> int:
+        """Drop cached episodes that L3 no longer holds (a restored or replaced database).
+
+        ``existing`` returns the ids L3 has. Returns how many were dropped.
+        """
+        with self.lock:
+            cached = list(self.tier_of)
+            keep = existing(cached) if cached else set()
+            dropped = 0
+            for key in cached:
+                if key in keep:
+                    continue
+                tier = self.tier_of.pop(key)
+                if tier == "L0":
+                    self.l0.pop(key)
+                    self._floor = None
+                elif tier == "L1":
+                    self.l1.discard(key)
+                    self.l1_data.pop(key)
+                else:
+                    self._from_l2(key)
+                self.stats.entries.pop(key, None)
+                dropped += 1
+        self.update_gauges()
+        return dropped
+
     def check(self) -> None:
         """Assert the invariants (tests): tiers disjoint, consistent, within capacity."""
         with self.lock:
