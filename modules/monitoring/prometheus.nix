@@ -1,39 +1,12 @@
 # Prometheus: scrapes node, zfs, postgres, blackbox (HTTP and ICMP), nvidia-gpu and the
-# Emily services; evaluates rules/*.yml; sends alerts to the local Alertmanager.
+# Emily services (./scrape.nix); evaluates rules/*.yml; sends alerts to the local
+# Alertmanager. Keeps 90 days, and at most 50 GB.
 { config, lib, ... }:
 
 let
   cfg = config.emily.monitoring;
   exporters = config.services.prometheus.exporters;
-  local = port: "127.0.0.1:${toString port}";
-  job = name: port: {
-    job_name = name;
-    static_configs = [ { targets = [ (local port) ]; } ];
-  };
-  probe = name: module: targets: {
-    job_name = name;
-    metrics_path = "/probe";
-    params.module = [ module ];
-    static_configs = [ { inherit targets; } ];
-    relabel_configs = [
-      {
-        source_labels = [ "__address__" ];
-        target_label = "__param_target";
-      }
-      {
-        source_labels = [ "__param_target" ];
-        target_label = "instance";
-      }
-      {
-        target_label = "__address__";
-        replacement = local exporters.blackbox.port;
-      }
-      {
-        target_label = "module";
-        replacement = module;
-      }
-    ];
-  };
+  alertmanagerPort = config.services.prometheus.alertmanager.port;
   rules = builtins.attrNames (builtins.readDir ./rules);
 in
 {
@@ -46,24 +19,21 @@ in
       extraFlags = [ "--storage.tsdb.retention.size=50GB" ];
       ruleFiles = map (f: ./rules + "/${f}") rules;
       alertmanagers = [
-        {
-          static_configs = [
-            { targets = [ (local config.services.prometheus.alertmanager.port) ]; }
-          ];
-        }
+        { static_configs = [ { targets = [ "127.0.0.1:${toString alertmanagerPort}" ]; } ]; }
       ];
-      scrapeConfigs = [
-        (job "prometheus" 9090)
-        (job "alertmanager" config.services.prometheus.alertmanager.port)
-        (job "node" exporters.node.port)
-        (job "zfs" exporters.zfs.port)
-        (job "postgres" exporters.postgres.port)
-        (job "blackbox" exporters.blackbox.port)
-        (probe "blackbox-http" "http_2xx" cfg.httpProbes)
-        (probe "blackbox-icmp" "icmp" cfg.icmpProbes)
-      ]
-      ++ lib.optional config.emily.gpu.enable (job "nvidia-gpu" exporters.nvidia-gpu.port)
-      ++ lib.mapAttrsToList job cfg.emilyTargets;
+      scrapeConfigs = import ./scrape.nix {
+        ports = {
+          prometheus = 9090;
+          alertmanager = alertmanagerPort;
+          node = exporters.node.port;
+          zfs = exporters.zfs.port;
+          postgres = exporters.postgres.port;
+          blackbox = exporters.blackbox.port;
+          nvidia-gpu = exporters.nvidia-gpu.port;
+        };
+        inherit (cfg) httpProbes icmpProbes emilyTargets;
+        gpu = config.emily.gpu.enable;
+      };
     };
   };
 }
