@@ -24,7 +24,7 @@ from tests.nix.nixeval import nix_eval
 # Libraries the host preloads that the embedded build lacks; the Postgres VM test
 # (checks/postgres.nix) loads them.
 NOT_IN_EMBEDDED = {"pg_partman_bgw", "pg_stat_statements"}
-PASSWORD = "settings-test-only"
+SUPERUSER_PW = "settings-test-only"
 
 
 def pg_bin() -> Path:
@@ -109,7 +109,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
     root = tmp_path_factory.mktemp("pgconf")
     data = root / "data"
     pwfile = root / "pw"
-    pwfile.write_text(PASSWORD + "\n")
+    pwfile.write_text(SUPERUSER_PW + "\n")
     prefix: tuple[str, ...] = ()
     if os.geteuid() == 0:
         from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
@@ -171,7 +171,7 @@ def server(cluster: Cluster) -> Iterator[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    dsn = f"host=127.0.0.1 port={port} dbname=postgres user=postgres password={PASSWORD}"
+    dsn = f"host=127.0.0.1 port={port} dbname=postgres user=postgres password={SUPERUSER_PW}"
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -217,7 +217,7 @@ def test_server_runs_with_the_settings_and_rules(server: str) -> None:
 
 def test_wrong_password_is_refused(server: str) -> None:
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-        psycopg.connect(server.replace(PASSWORD, "wrong")).close()
+        psycopg.connect(server.replace(SUPERUSER_PW, "wrong")).close()
 
 
 def test_hba_without_network_or_localhost_is_socket_only() -> None:
