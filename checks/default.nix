@@ -73,6 +73,10 @@ in
           pkgs.restic
           pkgs.prometheus-blackbox-exporter
           pkgs.postgresql
+          pkgs.kea
+          pkgs.unbound
+          pkgs.iproute2
+          pkgs.util-linux
         ];
       }
       ''

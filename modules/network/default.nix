@@ -41,23 +41,7 @@ in
 
     vlans = lib.mkOption {
       type = lib.types.attrsOf vlanType;
-      default = {
-        mgmt = {
-          id = 10;
-          prefix = "10.10.0";
-          domain = "mgmt.emily.internal";
-        };
-        services = {
-          id = 20;
-          prefix = "10.20.0";
-          domain = "svc.emily.internal";
-        };
-        storage = {
-          id = 30;
-          prefix = "10.30.0";
-          domain = "storage.emily.internal";
-        };
-      };
+      default = import ./vlans-default.nix;
       description = ''
         The VLANs on the uplink. The names `mgmt`, `services` and `storage` carry the
         firewall policy (SSH and Grafana from mgmt; Postgres and Zenoh from services;
