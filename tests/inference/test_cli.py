@@ -59,3 +59,15 @@ def test_infer_without_a_service_says_how_to_start_it(
     monkeypatch.setenv("EMILY_BUS__NODE", "nobody")
     assert main(["infer", "hi"]) == 1
     assert "emily serve inference" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("bus_env")
+def test_infer_info_shows_the_live_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["infer", "--info"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["backend"] == "cpu" and info["model"] == "gemma-3-270m-q4_k_m"
+
+
+def test_infer_needs_a_prompt(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["infer"]) == 1
+    assert "give a prompt" in capsys.readouterr().err

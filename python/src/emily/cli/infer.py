@@ -10,12 +10,14 @@ import zenoh
 
 from emily.bus import BusConfig, open_session
 from emily.bus.messages import Message
-from emily.bus.rpc import stream, wait_for_server
+from emily.bus.rpc import call, stream, wait_for_server
 from emily.bus.schemas.inference import (
     ChatMessage,
     ChatRequest,
     GenerateRequest,
     GenerationChunk,
+    InferenceInfo,
+    InfoRequest,
 )
 from emily.errors import BusError
 
@@ -53,9 +55,24 @@ def print_stream(replies: Iterator[GenerationChunk]) -> tuple[GenerationChunk | 
     return final, "".join(texts)
 
 
+def show_info(bus: BusConfig) -> int:
+    """Print what the running service really runs on (model, backend, device) as JSON."""
+    session, key = connect(bus, "info")
+    try:
+        info = call(session, key, InfoRequest(), InferenceInfo, timeout_s=bus.timeout_s)
+    finally:
+        session.close()  # type: ignore[no-untyped-call]
+    print(info.model_dump_json(indent=2))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Send the prompt (raw completion, or one chat turn with ``--chat``) and print the answer."""
     bus = BusConfig.load()
+    if args.info:
+        return show_info(bus)
+    if not args.prompt:
+        raise BusError("give a prompt, e.g. emily infer 'The capital of France is'")
     verb = "chat" if args.chat else "generate"
     sampling = {"max_tokens": args.max_tokens, "temperature": args.temperature, "stream": True}
     request: Message
@@ -89,7 +106,10 @@ def add_sampling(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``emily infer``."""
     p = sub.add_parser("infer", help="ask the inference service once, streaming the answer")
-    p.add_argument("prompt", help="the prompt text")
+    p.add_argument("prompt", nargs="?", default=None, help="the prompt text")
+    p.add_argument(
+        "--info", action="store_true", help="show the live service's model and backend instead"
+    )
     p.add_argument("--chat", action="store_true", help="send it as a chat turn, not raw text")
     add_sampling(p)
     p.set_defaults(func=run)
