@@ -10,7 +10,8 @@ VENV := .venv
 # Programs `make test` validates host files with, and what a source build of
 # llama-cpp-python needs; installed only when missing.
 APT_PACKAGES := nix-bin prometheus prometheus-alertmanager prometheus-blackbox-exporter \
-                age restic kea-dhcp4-server unbound iproute2 python3-venv python3-dev \
+                age restic kea-dhcp4-server unbound iproute2 shellcheck \
+                python3-venv python3-dev \
                 build-essential cmake git ca-certificates
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export NIX_CONFIG := build-users-group =

@@ -77,6 +77,7 @@ in
           pkgs.unbound
           pkgs.iproute2
           pkgs.util-linux
+          pkgs.shellcheck
         ];
       }
       ''
