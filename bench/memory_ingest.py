@@ -101,6 +101,13 @@ def main() -> None:
         ("binary COPY, psycopg write_row", timed(store, write_row_copy, records), len(records)),
         ("executemany INSERT (baseline)", timed(store, executemany, many_rows), len(many_rows)),
     ]
+    # the server's share: the same plain COPY without the ts and context indexes
+    with store.connection() as conn:
+        conn.execute("DROP INDEX episodes_ts_idx")
+        conn.execute("DROP INDEX episodes_context_idx")
+    results.insert(
+        2, ("binary COPY, primary key only", timed(store, raw_copy, records), len(records))
+    )
     base = results[-1][1]
     rows = [(name, n, f"{rate:,.0f}", f"{rate / base:.1f}x") for name, rate, n in results]
 

@@ -208,7 +208,7 @@ def main() -> None:
         names = list(ratios[1])
         a.bar(names, [ratios[1][n] for n in names])
         a.set_ylabel("hit ratio (Zipf 0.99, 1% cache)")
-        b.boxplot([l0_ms, l1_ms, cold_ms], labels=["L0", "L1", "L3"], showfliers=False)
+        b.boxplot([l0_ms, l1_ms, cold_ms], tick_labels=["L0", "L1", "L3"], showfliers=False)
         b.set_ylabel("recall latency, ms")
         fig.tight_layout()
         fig.savefig(OUT / "memory_tiers.png", dpi=120)
