@@ -99,10 +99,13 @@ def test_max_tokens_beyond_context_is_a_bad_request(
 
 
 def test_unknown_model_is_not_found(inference_service: RunningInference) -> None:
+    counter = inference_service.service.metrics.rejections.labels("not_found")
+    before = counter._value.get()
     req = GenerateRequest(prompt="hi", model="llama-70b")
     with pytest.raises(RequestFailed) as info:
         ask(inference_service, "generate", req)
     assert info.value.reply.code == "not_found" and "llama-70b" in info.value.reply.message
+    assert counter._value.get() == before + 1
 
 
 def test_invalid_sampling_is_refused_by_the_schema(inference_service: RunningInference) -> None:

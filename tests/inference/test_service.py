@@ -69,8 +69,19 @@ def test_serve_inference_process_starts_answers_and_stops(
         )
         with urllib.request.urlopen(req, timeout=10) as r:
             assert json.loads(r.read())["data"][0]["id"] == "gemma-3-270m-q4_k_m"
+        # a long generation in flight must not hold up the shutdown
+        long = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/completions",
+            data=b'{"prompt": "Go", "max_tokens": 400, "ignore_eos": true, "stream": true}',
+            headers={"Authorization": "Bearer t0ken", "Content-Type": "application/json"},
+        )
+        stream = urllib.request.urlopen(long, timeout=60)
+        assert stream.readline().startswith(b"data: ")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
+        rest = stream.read().decode()
+        stream.close()
+        assert '"finish_reason": "stop"' in rest and "data: [DONE]" in rest  # cancelled
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -79,7 +79,7 @@ class InferenceBus:
             self.engine.check_model(req.model)
             plan = self.engine.plan(req.prompt, req)
         except InferenceError as exc:
-            raise error_reply(exc) from exc
+            raise self._refuse(exc) from exc
         return self._run(plan, stream=req.stream, request_id=req.request_id)
 
     def chat(self, req: ChatRequest) -> Iterator[GenerationChunk]:
@@ -89,8 +89,14 @@ class InferenceBus:
             prompt = self.engine.chat_prompt(req.messages)
             plan = self.engine.plan(prompt.text, req, extra_stop=prompt.stop)
         except InferenceError as exc:
-            raise error_reply(exc) from exc
+            raise self._refuse(exc) from exc
         return self._run(plan, stream=req.stream, request_id=req.request_id)
+
+    def _refuse(self, exc: InferenceError) -> RequestFailed:
+        """Count a refused request and turn it into its bus error."""
+        if exc.code in ("bad_request", "not_found"):
+            self.scheduler.metrics.rejections.labels(exc.code).inc()
+        return error_reply(exc)
 
     def _run(self, plan: Plan, stream: bool, request_id: str | None) -> Iterator[GenerationChunk]:
         events = EventQueue()

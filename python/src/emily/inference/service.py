@@ -2,7 +2,8 @@
 
 Start-up order: load the model (and log the backend that really runs it), start the
 queue worker, declare the queryables and the liveliness token, then open HTTP. Shutdown
-runs in reverse, so no request is accepted that cannot be answered.
+stops the queue first (cancelling the running request), so it never waits for a long
+generation, then closes HTTP and the bus.
 """
 
 from __future__ import annotations
@@ -84,14 +85,16 @@ class InferenceService:
             )
 
     def close(self) -> None:
-        """Stop HTTP, the queryables, the queue and the session, in that order."""
+        """Stop announcing, stop the queue (the running request is cancelled, waiting ones
+        get ``unavailable``), then HTTP, the queryables and the session, so that shutdown
+        never waits for a long generation."""
+        self.token.undeclare()  # type: ignore[no-untyped-call]
+        self.scheduler.close()
         if self.http is not None:
             self.http.close()
         if self.metrics_server is not None:
             self.metrics_server.close()
-        self.token.undeclare()  # type: ignore[no-untyped-call]
         self.bus.close()
-        self.scheduler.close()
         self.session.close()  # type: ignore[no-untyped-call]
 
 
