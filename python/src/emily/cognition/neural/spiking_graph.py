@@ -50,6 +50,8 @@ class SpikingGCN(nn.Module):
     steps : time steps ``T`` of the spike code (dt = ``lif.dt_ms``).
     encoding : ``"rate"`` or ``"latency"``.
     signed : split features into ON/OFF channels (for signed inputs such as embeddings).
+    scale : ON/OFF scale (feature magnitude mapped to 1.0) when ``signed``.
+    threshold : latency code: features below it stay silent.
     lif : neuron parameters.
     """
 
@@ -63,12 +65,15 @@ class SpikingGCN(nn.Module):
         steps: int = 8,
         encoding: Encoding = "latency",
         signed: bool = False,
+        scale: float = 1.0,
+        threshold: float = 0.01,
         lif: LIFConfig | None = None,
     ) -> None:
         super().__init__()
         if hops < 0 or steps < 1:
             raise NeuralConfigError(f"SpikingGCN needs hops ≥ 0 and steps ≥ 1, got {hops}, {steps}")
         self.hops, self.steps, self.encoding, self.signed = hops, steps, encoding, signed
+        self.scale, self.threshold = scale, threshold
         width = 2 * n_features if signed else n_features
         self.classifier = SpikingClassifier(width, n_hidden, n_classes, lif)
 
@@ -101,8 +106,10 @@ class SpikingGCN(nn.Module):
         idx = torch.arange(n) if nodes is None else nodes
         batch = graph.features[idx]
         if self.signed:
-            batch = on_off(batch)
-        spikes = encode(batch, self.steps, self.encoding, generator=generator)
+            batch = on_off(batch, self.scale)
+        spikes = encode(
+            batch, self.steps, self.encoding, threshold=self.threshold, generator=generator
+        )
         out = self.classifier(spikes)
         share = round(graph.macs * idx.numel() / n)
         enc = encoder_macs(batch.shape[1], self.steps, self.encoding) * idx.numel()

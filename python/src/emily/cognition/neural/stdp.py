@@ -8,7 +8,8 @@ Each pre-synaptic neuron keeps a trace ``x_pre`` and each post-synaptic neuron a
 
 using the traces *before* this step's spikes are added, so a pair at Δt = t_post − t_pre
 changes the weight by ``A+ · exp(−Δt/τ+)`` (Δt > 0) or ``−A− · exp(Δt/τ−)`` (Δt < 0):
-the ±20 ms window decays to e⁻¹ at 20 ms. Weights stay within [w_min, w_max].
+the ±20 ms window decays to e⁻¹ at 20 ms; coincident spikes (Δt = 0) change nothing.
+Weights stay within [w_min, w_max].
 
 snntorch has no trace-based STDP rule, so it is written here; it is a few tensor ops
 under ``torch.no_grad`` and updates a weight in place, so the reflex tier can adapt
@@ -65,18 +66,15 @@ class STDPConfig:
 def stdp_window(delta_t_ms: torch.Tensor, config: STDPConfig | None = None) -> torch.Tensor:
     """Weight change of one spike pair, as a function of ``Δt = t_post − t_pre`` (ms).
 
-    Returns ``A+ exp(−Δt/τ+)`` for Δt > 0, ``−A− exp(Δt/τ−)`` for Δt < 0, and
-    ``A+ − A−`` at Δt = 0 (both rules fire when spikes coincide). Same shape as the input.
+    Returns ``A+ exp(−Δt/τ+)`` for Δt > 0, ``−A− exp(Δt/τ−)`` for Δt < 0, and 0 at
+    Δt = 0 (coincident spikes: neither trace has seen the other spike yet). Same shape
+    as the input.
     """
     c = config or STDPConfig()
     pot = c.a_plus * torch.exp(-delta_t_ms.clamp(min=0) / c.tau_plus_ms)
     dep = -c.a_minus * torch.exp(delta_t_ms.clamp(max=0) / c.tau_minus_ms)
     zero = torch.zeros_like(delta_t_ms)
-    return (
-        torch.where(delta_t_ms > 0, pot, zero)
-        + torch.where(delta_t_ms < 0, dep, zero)
-        + (torch.where(delta_t_ms == 0, pot + dep, zero))
-    )
+    return torch.where(delta_t_ms > 0, pot, zero) + torch.where(delta_t_ms < 0, dep, zero)
 
 
 class STDP:
