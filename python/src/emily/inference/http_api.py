@@ -209,9 +209,17 @@ class _Shape:
         while True:
             event = await events.get()
             if isinstance(event, Piece):
-                choice = self._choice(event.text, None, delta=True)
+                # pieces that piled up while this loop was busy go out as one event
+                texts = [event.text]
+                while isinstance(event, Piece) and not events.empty():
+                    event = events.get_nowait()
+                    if isinstance(event, Piece):
+                        texts.append(event.text)
+                choice = self._choice("".join(texts), None, delta=True)
                 yield data(self._base(rid, created, obj) | {"choices": [choice]})
-            elif isinstance(event, Failed):
+                if isinstance(event, Piece):
+                    continue
+            if isinstance(event, Failed):
                 e = event.error
                 yield data(_error(e.http_status, str(e), e.code))
                 return
