@@ -1,14 +1,23 @@
-"""Session-wide trained reflex models (training takes seconds; share it)."""
+"""Cognition fixtures: trained reflex models shared per session, and the real service."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import zenoh
 
+from emily.bus import BusConfig, open_session
+from emily.bus.rpc import wait_for_server
+from emily.cognition.config import CognitionConfig
 from emily.cognition.reflex import MiniLMFeatures, Reflex, ReflexModel
 from emily.cognition.reflex.features import HashedNgrams
 from emily.cognition.reflex.train import TrainConfig
+from emily.cognition.service import CognitionService
+from tests.conftest import free_port
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +43,49 @@ def cascade(reflex_cache: Path, fast_reflex: ReflexModel, embedder: MiniLMFeatur
     """Both reflex stages (n-grams, then MiniLM)."""
     deep = ReflexModel.load_or_build(reflex_cache, TrainConfig(), embedder, "minilm")
     return Reflex(fast_reflex, deep, embedder)
+
+
+@pytest.fixture
+def private_reflex(cascade: Reflex, tmp_path: Path) -> Reflex:
+    """Both stages, with a private copy of the fast one (STDP may change its weights)."""
+    cascade.fast.save(tmp_path / "fast.npz")
+    return Reflex(ReflexModel.load(tmp_path / "fast.npz"), cascade.deep, cascade.embedder)
+
+
+@dataclass
+class RunningCognition:
+    """A cognition service on the bus and a client session connected to it."""
+
+    service: CognitionService
+    client: zenoh.Session
+    endpoint: str
+
+    def close(self) -> None:
+        self.client.close()
+        self.service.close()
+
+
+def start_cognition(
+    reflex: Reflex,
+    *,
+    connect: tuple[str, ...] = (),
+    http: bool = False,
+    node: str = "test",
+    **settings: Any,
+) -> RunningCognition:
+    """Start the real service listening on a free loopback port, plus a client session."""
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    bus = BusConfig(node=node, listen=(endpoint,), connect=connect)
+    cfg = CognitionConfig(http_port=free_port(), **settings)
+    service = CognitionService(cfg, bus, reflex, http=http)
+    client = open_session(BusConfig(node=node, listen=(), connect=(endpoint,)))
+    assert wait_for_server(client, bus.keys.query("cognition", "observe"), timeout_s=10)
+    return RunningCognition(service, client, endpoint)
+
+
+@pytest.fixture
+def cognition(private_reflex: Reflex) -> Iterator[RunningCognition]:
+    """The cognition service alone: memory and inference are really absent."""
+    running = start_cognition(private_reflex, http=True)
+    yield running
+    running.close()

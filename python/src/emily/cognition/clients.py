@@ -98,7 +98,9 @@ class MemoryClient:
             key = self.keys.query("memory", "recall")
             return call(self.session, key, req, RecallReply, timeout_s=timeout_s).hits
         except BusError as exc:
-            raise Unavailable("memory", str(exc)) from exc
+            raise Unavailable(
+                "memory", f"recall failed or missed its {timeout_s:g} s deadline ({exc})"
+            ) from exc
 
     def store(self, episodes: list[EpisodeIn], timeout_s: float) -> StoreReply:
         """Store ``episodes``; raises :class:`Unavailable` when memory cannot take them."""
@@ -152,7 +154,9 @@ class InferenceClient:
                 parts.append(chunk.text)
                 done = done or chunk.done
         except BusError as exc:
-            raise Unavailable("inference", str(exc)) from exc
+            raise Unavailable(
+                "inference", f"chat failed or missed its {timeout_s:g} s deadline ({exc})"
+            ) from exc
         if not done:
             raise Unavailable("inference", f"the answer did not finish within {timeout_s:g} s")
         return Answer(text="".join(parts).strip(), ttft_ms=ttft or 0.0, chunks=len(parts))

@@ -15,6 +15,7 @@ import torch
 from numpy.typing import NDArray
 
 from emily.cognition.neural import LIFConfig, SpikingClassifier
+from emily.cognition.reflex.features import torch_threads
 from emily.cognition.reflex.runtime import F32, SpikingRuntime, softmax_rows
 
 
@@ -45,6 +46,11 @@ class TrainConfig:
 
 def fit(x: F32, y: NDArray[np.int64], n_classes: int, cfg: TrainConfig) -> SpikingRuntime:
     """Train ``F -> H (LIF) -> C`` on features ``x`` ``[N, F]`` and labels ``y`` ``[N]``."""
+    with torch_threads(1):
+        return _fit(x, y, n_classes, cfg)
+
+
+def _fit(x: F32, y: NDArray[np.int64], n_classes: int, cfg: TrainConfig) -> SpikingRuntime:
     torch.manual_seed(cfg.seed)
     lif = LIFConfig()
     net = SpikingClassifier(x.shape[1], cfg.hidden, n_classes, lif)

@@ -1,0 +1,82 @@
+"""The cognitive cycle in-process, without a bus: memory and inference are absent."""
+
+from __future__ import annotations
+
+from prometheus_client import generate_latest
+
+from emily.bus.schemas.cognition import ObserveRequest
+from emily.cognition.config import CognitionConfig
+from emily.cognition.cycle import Cognition
+from emily.cognition.reflex import Reflex
+from emily.cognition.workspace import Broadcast
+
+
+def test_reflex_answers_a_greeting_without_any_service(private_reflex: Reflex) -> None:
+    c = Cognition(private_reflex)
+    reply = c.observe(ObserveRequest(text="hello"))
+    t = reply.trace
+    assert (t.tier, t.policy, reply.action) == ("reflex", "reflex", "reply")
+    assert t.reflex.fired and t.reflex.intent == "greeting" and t.reflex.stage == "ngrams"
+    # the reflex never waited for memory: no recall stage ran, nothing is reported missing
+    assert "recall" not in t.latencies_ms and "deliberate" not in t.latencies_ms
+    assert t.missing == []
+    assert {"reflex", "workspace", "policy", "total"} <= set(t.latencies_ms)
+    assert t.episode == "skipped"  # no bus: nowhere to store it
+    c.close()
+
+
+def test_unknown_observation_degrades_and_says_what_was_missing(private_reflex: Reflex) -> None:
+    c = Cognition(private_reflex)
+    reply = c.observe(ObserveRequest(text="what did my landlord say about the heating bill"))
+    t = reply.trace
+    assert not t.reflex.fired
+    assert "memory" in t.missing
+    assert t.tier == "clarify" and reply.action == "clarify"
+    assert {p.policy for p in t.policies} == {"reflex", "recall", "deliberate", "clarify"}
+    assert abs(sum(p.probability for p in t.policies) - 1.0) < 1e-9
+    assert "embed" in t.latencies_ms  # the MiniLM stage ran
+    c.close()
+
+
+def test_allow_llm_false_never_deliberates(private_reflex: Reflex) -> None:
+    c = Cognition(private_reflex)
+    reply = c.observe(
+        ObserveRequest(text="explain how vaccines train the immune system", allow_llm=False)
+    )
+    assert reply.trace.policy != "deliberate"
+    assert next(p for p in reply.trace.policies if p.policy == "deliberate").probability == 0.0
+    assert "inference" not in reply.trace.missing
+    c.close()
+
+
+def test_workspace_is_bounded_and_broadcast_in_process(private_reflex: Reflex) -> None:
+    c = Cognition(private_reflex, CognitionConfig(capacity=3))
+    got: list[Broadcast] = []
+    c.subscribe(got.append)
+    for text in ("hello", "what time is it", "tell me about the french revolution"):
+        reply = c.observe(ObserveRequest(text=text))
+        assert len(reply.trace.workspace) <= 3
+    assert [b.cycle for b in got] == [1, 2, 3]
+    kinds = {i.candidate.kind for b in got for i in b.items}
+    assert {"percept", "reflex"} <= kinds
+    c.close()
+
+
+def test_metrics_record_stages_tiers_and_policies(private_reflex: Reflex) -> None:
+    c = Cognition(private_reflex)
+    c.observe(ObserveRequest(text="stop"))
+    c.observe(ObserveRequest(text="why do cats purr"))
+    text = generate_latest(c.metrics.registry).decode()
+    assert 'emily_cognition_stage_seconds_bucket{le="0.0001",stage="reflex"}' in text
+    assert 'emily_cognition_tier_total{tier="reflex"} 1.0' in text
+    assert 'emily_cognition_policy_expected_free_energy{policy="deliberate"}' in text
+    assert 'emily_cognition_degraded_total{missing="memory"} 1.0' in text
+    c.close()
+
+
+def test_confident_reflex_adapts_with_stdp(private_reflex: Reflex) -> None:
+    before = private_reflex.fast.runtime.w_in.copy()
+    c = Cognition(private_reflex)
+    c.observe(ObserveRequest(text="thank you so much"))
+    c.close()  # joins the background worker that ran STDP
+    assert not (private_reflex.fast.runtime.w_in == before).all()

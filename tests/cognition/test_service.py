@@ -1,0 +1,176 @@
+"""The cognition service over real Zenoh and HTTP, with memory and inference absent."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+import zenoh
+
+from emily.bus import Keys
+from emily.bus.health import announce
+from emily.bus.messages import decode, encode
+from emily.bus.rpc import RequestFailed, Server, call
+from emily.bus.schemas.cognition import ObserveReply, ObserveRequest, WorkspaceBroadcast
+from emily.bus.schemas.memory import RecallReply, RecallRequest
+from emily.cognition.reflex import Reflex
+from tests.cognition.conftest import RunningCognition, start_cognition
+
+KEYS = Keys("test")
+OBSERVE = KEYS.query("cognition", "observe")
+
+
+def post(url: str, body: bytes) -> tuple[int, dict[str, object]]:
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_observe_over_zenoh_with_services_absent(cognition: RunningCognition) -> None:
+    reply = call(
+        cognition.client, OBSERVE, ObserveRequest(text="hi there"), ObserveReply, timeout_s=30
+    )
+    assert reply.trace.tier == "reflex" and reply.response
+    reply = call(
+        cognition.client,
+        OBSERVE,
+        ObserveRequest(text="what is the boiling point of water at altitude"),
+        ObserveReply,
+        timeout_s=30,
+    )
+    assert "memory" in reply.trace.missing
+    assert reply.trace.tier != "deliberation"
+    # no memory token on the bus: recall was skipped at once, not waited for
+    assert any("no memory service" in n for n in reply.trace.notes)
+    # the episode waits for memory instead of being dropped
+    assert reply.trace.episode == "queued"
+
+
+def test_bad_observations_get_error_replies_and_the_service_keeps_serving(
+    cognition: RunningCognition,
+) -> None:
+    for payload, field in (
+        (b'{"text": ""}', "text"),
+        (b"not json", "JSON"),
+        (b'{"text": "hi", "max_tokens": -1}', "max_tokens"),
+    ):
+        replies = list(cognition.client.get(OBSERVE, payload=payload, timeout=10))
+        assert len(replies) == 1 and replies[0].err is not None
+        err = json.loads(replies[0].err.payload.to_bytes())
+        assert err["code"] == "bad_request" and field in err["message"]
+    ok = call(cognition.client, OBSERVE, ObserveRequest(text="thanks"), ObserveReply, timeout_s=30)
+    assert ok.trace.reflex.intent == "thanks"
+
+
+def test_http_observe_metrics_and_health(cognition: RunningCognition) -> None:
+    http = cognition.service.http
+    assert http is not None
+    status, body = post(f"{http.url}/v1/observe", b'{"text": "who are you"}')
+    assert status == 200
+    reply = decode(ObserveReply, body)
+    assert reply.trace.reflex.intent == "identity"
+    status, body = post(f"{http.url}/v1/observe", b'{"text": "hi", "mood": 3}')
+    assert status == 400 and "mood" in str(body)
+    status, body = post(f"{http.url}/v1/observe", b"[1, 2]")
+    assert status == 400
+    with urllib.request.urlopen(f"{http.url}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    assert 'emily_cognition_stage_seconds_bucket{le="0.0001",stage="reflex"}' in text
+    assert "emily_cognition_bad_requests_total 2.0" in text
+    with urllib.request.urlopen(f"{http.url}/healthz", timeout=10) as resp:
+        assert json.loads(resp.read()) == {"status": "ok"}
+
+
+def test_workspace_broadcasts_reach_a_zenoh_subscriber(cognition: RunningCognition) -> None:
+    got: list[WorkspaceBroadcast] = []
+    arrived = threading.Event()
+
+    def on_sample(sample: zenoh.Sample) -> None:
+        got.append(decode(WorkspaceBroadcast, sample.payload.to_bytes()))
+        arrived.set()
+
+    sub = cognition.client.declare_subscriber(KEYS.events("workspace.broadcast"), on_sample)
+    try:
+        time.sleep(0.2)  # let the subscription propagate to the publisher's peer
+        call(
+            cognition.client,
+            OBSERVE,
+            ObserveRequest(text="good morning"),
+            ObserveReply,
+            timeout_s=30,
+        )
+        assert arrived.wait(10)
+        assert got[0].ignited and 0 < len(got[0].items) <= 7
+    finally:
+        sub.undeclare()
+
+
+@pytest.fixture
+def injected_slow_memory(cognition: RunningCognition) -> Iterator[list[RecallRequest]]:
+    """A fault injected on purpose: a memory recall queryable that answers after 3 s."""
+    seen: list[RecallRequest] = []
+
+    def slow(req: RecallRequest) -> RecallReply:
+        seen.append(req)
+        time.sleep(3.0)
+        return RecallReply(hits=[], took_ms=3000.0)
+
+    server = Server(cognition.client, KEYS.query("memory", "recall"), RecallRequest, slow)
+    token = announce(cognition.client, KEYS, "memory")
+    assert cognition.service.peers.wait("memory", 10)
+    yield seen
+    token.undeclare()
+    server.close()
+
+
+def test_injected_slow_memory_never_delays_the_reflex_and_recall_meets_its_deadline(
+    cognition: RunningCognition, injected_slow_memory: list[RecallRequest]
+) -> None:
+    reply = call(
+        cognition.client, OBSERVE, ObserveRequest(text="hello"), ObserveReply, timeout_s=30
+    )
+    assert reply.trace.tier == "reflex"
+    assert injected_slow_memory == []  # the reflex answered without asking memory
+    reply = call(
+        cognition.client,
+        OBSERVE,
+        ObserveRequest(text="what did the plumber say about the boiler"),
+        ObserveReply,
+        timeout_s=30,
+    )
+    assert len(injected_slow_memory) == 1
+    assert "memory" in reply.trace.missing
+    # the recall stage gave up at its deadline (0.5 s), with the reason in the trace
+    assert any("0.5 s deadline" in n for n in reply.trace.notes), reply.trace.notes
+
+
+def test_two_services_on_one_node_do_not_mix(private_reflex: Reflex) -> None:
+    other = start_cognition(private_reflex, node="other")
+    try:
+        reply = call(
+            other.client,
+            Keys("other").query("cognition", "observe"),
+            ObserveRequest(text="bye for now"),
+            ObserveReply,
+            timeout_s=30,
+        )
+        assert reply.trace.reflex.intent == "farewell"
+        with pytest.raises(RequestFailed):
+            call(
+                other.client,
+                Keys("other").query("cognition", "observe"),
+                ObserveRequest.model_construct(text=""),
+                ObserveReply,
+                timeout_s=10,
+            )
+    finally:
+        other.close()
+    assert encode(ObserveRequest(text="x"))
