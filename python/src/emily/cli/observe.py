@@ -1,0 +1,90 @@
+"""``emily observe "text"``: one cognitive cycle, its response and a readable trace."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import zenoh
+
+from emily.bus import BusConfig, open_session
+from emily.bus.rpc import call, wait_for_server
+from emily.bus.schemas.cognition import ObserveReply, ObserveRequest, Trace
+from emily.errors import BusError
+
+
+def format_trace(trace: Trace) -> str:
+    """A human-readable, multi-line rendering of a cycle's trace."""
+    r = trace.reflex
+    lines = [
+        f"tier        {trace.tier} (policy {trace.policy})",
+        f"reflex      {r.intent} p={r.confidence:.2f} threshold={r.threshold:.2f} "
+        f"{'fired' if r.fired else 'did not fire'} [{r.stage}]",
+        "need        " + "  ".join(f"{k}={v:.2f}" for k, v in trace.need.items()),
+        "policies    "
+        + "  ".join(f"{p.policy}: G={p.G:.2f} q={p.probability:.2f}" for p in trace.policies)
+        + f"  (gamma={trace.gamma:.1f})",
+        "workspace",
+    ]
+    lines += [f"  {i.weight:5.2f}  {i.kind:<13} {i.content[:70]}" for i in trace.workspace] or [
+        "  (empty)"
+    ]
+    if trace.memories:
+        lines.append("memories")
+        lines += [f"  {m.score:5.2f}  [{m.tier}] {m.text[:70]}" for m in trace.memories]
+    lines.append("latency ms  " + "  ".join(f"{k}={v:.2f}" for k, v in trace.latencies_ms.items()))
+    if trace.ttft_ms is not None:
+        lines.append(f"ttft ms     {trace.ttft_ms:.1f}")
+    lines.append("allostasis  " + "  ".join(f"{k}={v:.2f}" for k, v in trace.allostasis.items()))
+    if trace.missing:
+        lines.append(f"missing     {', '.join(trace.missing)}")
+    lines += [f"note        {n}" for n in trace.notes]
+    lines.append(f"episode     {trace.episode}")
+    return "\n".join(lines)
+
+
+def connect(bus: BusConfig, timeout_s: float = 10.0) -> tuple[zenoh.Session, str]:
+    """Open a session and wait for ``cognition/observe``; raises :class:`BusError` if absent."""
+    session = open_session(bus)
+    key = bus.keys.query("cognition", "observe")
+    if not wait_for_server(session, key, timeout_s=timeout_s):
+        session.close()  # type: ignore[no-untyped-call]
+        raise BusError(
+            f"no cognition service answers on {key}: start the stack with `emily up` "
+            "or the service with `emily serve cognition`"
+        )
+    return session, key
+
+
+def observe_once(
+    session: zenoh.Session, key: str, request: ObserveRequest, timeout_s: float
+) -> ObserveReply:
+    """Send one observation and return the reply."""
+    return call(session, key, request, ObserveReply, timeout_s=timeout_s)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Observe ``args.text`` and print the response and the trace (or JSON)."""
+    request = ObserveRequest(text=args.text, allow_llm=not args.no_llm, max_tokens=args.max_tokens)
+    session, key = connect(BusConfig.load(), args.wait)
+    try:
+        reply = observe_once(session, key, request, args.timeout)
+    finally:
+        session.close()  # type: ignore[no-untyped-call]
+    if args.json:
+        sys.stdout.write(reply.model_dump_json(indent=2) + "\n")
+    else:
+        sys.stdout.write(f"{reply.response}\n\n[{reply.action}]\n{format_trace(reply.trace)}\n")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``emily observe``."""
+    p = sub.add_parser("observe", help="run one cognitive cycle and show its trace")
+    p.add_argument("text", help="the observation (what was said)")
+    p.add_argument("--no-llm", action="store_true", help="never deliberate with the LLM")
+    p.add_argument("--max-tokens", type=int, default=128, help="LLM token budget (tokens)")
+    p.add_argument("--timeout", type=float, default=120.0, help="reply deadline (s)")
+    p.add_argument("--wait", type=float, default=10.0, help="wait this long for the service (s)")
+    p.add_argument("--json", action="store_true", help="print the reply as JSON")
+    p.set_defaults(func=run)
