@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emily.bus.schemas.inference import GenerateRequest
+from emily.bus.schemas.inference import ChatMessage, GenerateRequest
+from emily.inference.config import InferenceConfig
 from emily.inference.engine import Engine, Outcome, _held_back
-from emily.inference.errors import BadRequest, ModelNotFound
+from emily.inference.errors import BadRequest, ModelLoadError, ModelNotFound
 from tests.fixtures.llm import RunningInference
 
 
@@ -94,3 +96,38 @@ def test_held_back_suffix_is_the_longest_stop_prefix(text: str, stops: list[str]
         assert text[len(text) - n :] in prefixes
     longer = [k for k in range(n + 1, len(text) + 1) if text[len(text) - k :] in prefixes]
     assert not longer
+
+
+TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<start_of_turn>"
+    "{{ 'model' if m['role'] == 'assistant' else m['role'] }}\n{{ m['content'] }}<end_of_turn>\n"
+    "{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+
+@pytest.mark.slow
+def test_configured_chat_template_replaces_the_fewshot_format(
+    llm_model_path: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "chat.jinja").write_text(TEMPLATE)
+    cfg = InferenceConfig(n_ctx=256, n_threads=1, chat_template_file=tmp_path / "chat.jinja")
+    engine = Engine(cfg, llm_model_path)
+    assert engine.chat_format == "template"
+    prompt = engine.chat_prompt((ChatMessage(role="user", content="Hi"),))
+    assert prompt.text == "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"
+    plan = engine.plan(prompt.text, GenerateRequest(prompt="x", max_tokens=4))
+    turn = engine.llm.tokenize(b"<start_of_turn>", add_bos=False, special=True)
+    assert len(turn) == 1 and plan.tokens[1] == turn[0]  # markup is tokenized as special tokens
+
+
+@pytest.mark.slow
+def test_template_settings_that_cannot_work_fail_at_load(
+    llm_model_path: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ModelLoadError, match="no chat template"):
+        Engine(InferenceConfig(n_ctx=256, n_threads=1, chat_format="template"), llm_model_path)
+    missing = InferenceConfig(n_ctx=256, n_threads=1, chat_template_file=tmp_path / "nope.jinja")
+    with pytest.raises(ModelLoadError, match="chat_template_file"):
+        Engine(missing, llm_model_path)
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        Engine(InferenceConfig(), tmp_path / "absent.gguf")

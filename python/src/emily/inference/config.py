@@ -39,6 +39,7 @@ class InferenceConfig:
     n_batch : prompt-processing batch, in tokens.
     chat_format : ``auto`` (the GGUF's template if it has one, else few-shot),
         ``template`` (require one) or ``fewshot``.
+    chat_template_file : a Jinja chat template used instead of the GGUF's own.
     max_tokens, temperature, top_p, top_k, min_p, repeat_penalty : sampling defaults.
     queue_size : requests that may wait while one runs; more are rejected as busy.
     queue_timeout_s : longest wait in the queue before a ``timeout`` error, in s.
@@ -57,6 +58,7 @@ class InferenceConfig:
     n_threads_batch: int = 0
     n_batch: int = 512
     chat_format: Literal["auto", "template", "fewshot"] = "auto"
+    chat_template_file: Path | None = None
     max_tokens: int = 256
     temperature: float = 0.7
     top_p: float = 0.95

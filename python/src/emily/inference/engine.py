@@ -114,6 +114,13 @@ class Engine:
     def _chat_format(self) -> tuple[ChatFormat, TemplateFormatter | None]:
         template = self.llm.metadata.get("tokenizer.chat_template")
         wanted = self.config.chat_format
+        if self.config.chat_template_file is not None:
+            try:
+                template = self.config.chat_template_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ModelLoadError(
+                    f"[inference] chat_template_file cannot be read: {exc}; fix the path"
+                ) from exc
         if wanted == "template" and not template:
             raise ModelLoadError(
                 f"{self.path} has no chat template; set [inference] chat_format = 'fewshot'"
