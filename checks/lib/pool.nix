@@ -11,31 +11,30 @@
 
 let
   layout = import ../../modules/storage/layout.nix;
-  opt = flag: attrs: builtins.concatStringsSep " " (
-    builtins.attrValues (builtins.mapAttrs (k: v: "${flag} ${k}=${v}") attrs)
-  );
+  opt =
+    flag: attrs:
+    builtins.concatStringsSep " " (
+      builtins.attrValues (builtins.mapAttrs (k: v: "${flag} ${k}=${v}") attrs)
+    );
+  rootOptions = removeAttrs layout.rootFsOptions [
+    "mountpoint"
+    "canmount"
+  ];
+  mountpointOf = n: layout.datasets.${n}.mountpoint;
   # parents mount before children: sort by mountpoint
-  names = builtins.sort (a: b: layout.datasets.${a}.mountpoint < layout.datasets.${b}.mountpoint) (
+  names = builtins.sort (a: b: mountpointOf a < mountpointOf b) (
     if only == null then builtins.attrNames layout.datasets else only
   );
-  mountOf = d: if d.mountpoint == "/" then "${mountRoot}/" else "${mountRoot}${d.mountpoint}";
+  mountOf = n: if mountpointOf n == "/" then "${mountRoot}/" else "${mountRoot}${mountpointOf n}";
   create =
     name:
-    let
-      d = layout.datasets.${name};
-    in
-    "zfs create ${opt "-o" d.options} -o mountpoint=${mountOf d} ${layout.pool}/${name}";
+    "zfs create ${opt "-o" layout.datasets.${name}.options} -o mountpoint=${mountOf name} ${layout.pool}/${name}";
+  disks = builtins.concatStringsSep " ";
 in
 ''
-  zpool create -f ${opt "-o" layout.poolOptions} ${
-    opt "-O" (
-      removeAttrs layout.rootFsOptions [
-        "mountpoint"
-        "canmount"
-      ]
-    )
-  } -O mountpoint=none -O canmount=off ${layout.pool} \
-    raidz2 ${builtins.concatStringsSep " " hdds} \
-    special mirror ${builtins.concatStringsSep " " nvmes}
+  zpool create -f ${opt "-o" layout.poolOptions} ${opt "-O" rootOptions} \
+    -O mountpoint=none -O canmount=off ${layout.pool} \
+    raidz2 ${disks hdds} \
+    special mirror ${disks nvmes}
   ${builtins.concatStringsSep "\n" (map create names)}
 ''
