@@ -40,7 +40,7 @@
         "http://127.0.0.1:9090/-/healthy"
         "http://127.0.0.1:9093/-/healthy"
       ];
-      defaultText = lib.literalExpression "the Emily services, Grafana, Prometheus and Alertmanager";
+      defaultText = lib.literalMD "the Emily services, Grafana, Prometheus and Alertmanager";
       description = "URLs the blackbox exporter probes over HTTP (every service).";
     };
 
