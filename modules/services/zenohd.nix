@@ -20,7 +20,7 @@ in
     listenAddresses = lib.mkOption {
       type = lib.types.listOf lib.types.str;
       default = [ "127.0.0.1" ] ++ lib.optional net.enable "${net.vlans.services.prefix}.1";
-      defaultText = lib.literalExpression ''[ "127.0.0.1" "<services VLAN>.1" ]'';
+      defaultText = lib.literalMD "`127.0.0.1` and the host's address on the services VLAN";
       description = "Addresses zenohd listens on.";
     };
   };
