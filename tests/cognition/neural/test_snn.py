@@ -33,6 +33,7 @@ def test_silent_input_costs_no_synaptic_operations() -> None:
     assert out.counts.sop == 0 and out.counts.energy_pj() == 0.0
 
 
+@pytest.mark.slow
 def test_learns_digits_with_surrogate_gradients() -> None:
     x, y = load_digits(return_X_y=True)
     x = torch.tensor(x / 16.0, dtype=torch.float32)

@@ -74,6 +74,7 @@ def test_spiking_gcn_counts_include_propagation_encoder_and_sops() -> None:
     assert out.counts.sop == spikes_in * 8 + hidden * 3
 
 
+@pytest.mark.slow
 def test_spiking_gcn_learns_digits_on_a_knn_graph() -> None:
     x, y = load_digits(return_X_y=True)
     x = torch.tensor(x[:600] / 16.0, dtype=torch.float32)
