@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from emily.cli.infer import live_info
 from emily.cli.main import main
 from tests.fixtures.llm import RunningInference
 
@@ -66,6 +67,11 @@ def test_infer_info_shows_the_live_backend(capsys: pytest.CaptureFixture[str]) -
     assert main(["infer", "--info"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["backend"] == "cpu" and info["model"] == "gemma-3-270m-q4_k_m"
+
+
+def test_live_info_for_emily_status(inference_service: RunningInference) -> None:
+    info = live_info(inference_service.bus, timeout_s=5)
+    assert info.backend == "cpu" and info.queue_size == 2 and info.queue_depth == 0
 
 
 def test_infer_needs_a_prompt(capsys: pytest.CaptureFixture[str]) -> None:

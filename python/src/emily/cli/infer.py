@@ -22,11 +22,11 @@ from emily.bus.schemas.inference import (
 from emily.errors import BusError
 
 
-def connect(bus: BusConfig, verb: str) -> tuple[zenoh.Session, str]:
+def connect(bus: BusConfig, verb: str, timeout_s: float = 5.0) -> tuple[zenoh.Session, str]:
     """Open a session and wait for ``inference/<verb>``; raises :class:`BusError` if absent."""
     session = open_session(bus)
     key = bus.keys.query("inference", verb)
-    if not wait_for_server(session, key, timeout_s=5.0):
+    if not wait_for_server(session, key, timeout_s=timeout_s):
         session.close()  # type: ignore[no-untyped-call]
         raise BusError(
             f"no inference service answers on {key} (connect={list(bus.connect)}); "
@@ -55,14 +55,22 @@ def print_stream(replies: Iterator[GenerationChunk]) -> tuple[GenerationChunk | 
     return final, "".join(texts)
 
 
-def show_info(bus: BusConfig) -> int:
-    """Print what the running service really runs on (model, backend, device) as JSON."""
-    session, key = connect(bus, "info")
+def live_info(bus: BusConfig, timeout_s: float = 5.0) -> InferenceInfo:
+    """What the running service really runs on (model, backend, device, queue).
+
+    For ``emily status`` and ``emily infer --info``; raises :class:`BusError` when no
+    inference service answers within ``timeout_s`` seconds.
+    """
+    session, key = connect(bus, "info", timeout_s=timeout_s)
     try:
-        info = call(session, key, InfoRequest(), InferenceInfo, timeout_s=bus.timeout_s)
+        return call(session, key, InfoRequest(), InferenceInfo, timeout_s=timeout_s)
     finally:
         session.close()  # type: ignore[no-untyped-call]
-    print(info.model_dump_json(indent=2))
+
+
+def show_info(bus: BusConfig) -> int:
+    """Print :func:`live_info` as JSON."""
+    print(live_info(bus, timeout_s=bus.timeout_s).model_dump_json(indent=2))
     return 0
 
 
