@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -104,9 +105,13 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
-    """initdb into a fresh directory; as root, owned by pgserver's system user."""
-    root = tmp_path_factory.mktemp("pgconf")
+def cluster() -> Iterator[Cluster]:
+    """initdb into a fresh directory; as root, owned by pgserver's system user.
+
+    Not under pytest's basetemp: a concurrent pytest session resets that directory to
+    0700, which would lock the unprivileged server user out mid-test.
+    """
+    root = Path(tempfile.mkdtemp(prefix="emily-pgconf-"))
     data = root / "data"
     pwfile = root / "pw"
     pwfile.write_text(SUPERUSER_PW + "\n")
@@ -123,7 +128,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
     c = Cluster(data, prefix)
     out = run(c.cmd("initdb", "-D", data, "-U", "postgres", f"--pwfile={pwfile}", "-E", "UTF8"))
     assert out.returncode == 0, out.stderr
-    return c
+    yield c
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def show(cluster: Cluster, name: str) -> subprocess.CompletedProcess[str]:
