@@ -33,11 +33,11 @@ POLICIES = ("reflex", "recall", "deliberate", "clarify")
 N_ACT = 1 + len(POLICIES)
 
 # P(reflex confidence | need): low, mid, high
-_A_REFLEX = np.array([[0.10, 0.50, 0.55, 0.35], [0.30, 0.35, 0.35, 0.45], [0.60, 0.15, 0.10, 0.20]])
+_A_REFLEX = np.array([[0.10, 0.50, 0.55, 0.25], [0.30, 0.35, 0.35, 0.55], [0.60, 0.15, 0.10, 0.20]])
 # P(memory match | need): none, weak, strong
 _A_MEMORY = np.array([[0.50, 0.05, 0.45, 0.40], [0.35, 0.25, 0.45, 0.45], [0.15, 0.70, 0.10, 0.15]])
 # P(novelty | need): low, high
-_A_NOVELTY = np.array([[0.85, 0.60, 0.30, 0.40], [0.15, 0.40, 0.70, 0.60]])
+_A_NOVELTY = np.array([[0.85, 0.60, 0.30, 0.55], [0.15, 0.40, 0.70, 0.45]])
 # P(success | need, act) for acts reflex, recall, deliberate, clarify
 _SUCCESS = np.array(
     [

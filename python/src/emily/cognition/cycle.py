@@ -251,7 +251,8 @@ class Cognition:
             allowed.append("recall")
         if cyc.request.allow_llm:
             allowed.append("deliberate")
-        impatience = 1.0 - self.allostasis.snapshot()["patience"]
+        sp = self.allostasis.set_point("patience")
+        impatience = max(0.0, sp - self.allostasis.snapshot()["patience"]) / max(sp, 1e-6)
 
         def run(options: list[str]) -> agent.Decision:
             return agent.decide(
