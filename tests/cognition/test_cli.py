@@ -1,0 +1,86 @@
+"""``emily observe``, ``emily trace`` and ``emily up`` (CLI modules of the cognition issue)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from emily.cli.main import main
+from tests.cognition.conftest import RunningCognition
+from tests.conftest import free_port
+
+
+def use_bus(monkeypatch: pytest.MonkeyPatch, endpoint: str, node: str = "test") -> None:
+    monkeypatch.setenv("EMILY_BUS__NODE", node)
+    monkeypatch.setenv("EMILY_BUS__CONNECT", json.dumps([endpoint]))
+    monkeypatch.setenv("EMILY_BUS__LISTEN", "[]")
+
+
+def test_observe_prints_the_response_and_a_readable_trace(
+    cognition: RunningCognition, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_bus(monkeypatch, cognition.endpoint)
+    assert main(["observe", "good evening"]) == 0
+    out = capsys.readouterr().out
+    assert "Hello! I'm Emily" in out
+    for label in ("tier", "reflex", "policies", "workspace", "latency ms", "episode"):
+        assert label in out
+    assert main(["observe", "--json", "--no-llm", "what is a good name for a cat"]) == 0
+    reply = json.loads(capsys.readouterr().out)
+    assert reply["trace"]["policy"] != "deliberate"
+
+
+def test_observe_without_a_service_says_how_to_start_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_bus(monkeypatch, f"tcp/127.0.0.1:{free_port()}")
+    assert main(["observe", "--wait", "0.5", "hello"]) == 1
+    assert "emily up" in capsys.readouterr().err
+
+
+def test_trace_prints_broadcasts(
+    cognition: RunningCognition, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_bus(monkeypatch, cognition.endpoint)
+
+    def observe_later() -> None:
+        time.sleep(1.0)
+        main(["observe", "thanks a lot"])
+
+    t = threading.Thread(target=observe_later)
+    t.start()
+    assert main(["trace", "--count", "1", "--timeout", "60"]) == 0
+    t.join()
+    out = capsys.readouterr().out
+    assert "cycle " in out and "ignited" in out and "percept" in out
+
+
+def test_trace_times_out_with_advice(
+    cognition: RunningCognition, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_bus(monkeypatch, cognition.endpoint)
+    assert main(["trace", "--timeout", "0.5"]) == 1
+    assert "emily observe" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_up_demo_starts_the_stack_answers_and_stops(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("EMILY_COGNITION__HTTP_PORT", str(free_port()))
+    monkeypatch.setenv("EMILY_INFERENCE__HTTP_PORT", str(free_port()))
+    monkeypatch.setenv("EMILY_MEMORY__METRICS_PORT", str(free_port()))
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    assert main(["up", "--demo", "--endpoint", endpoint, "--node", "uptest"]) == 0
+    out = capsys.readouterr().out
+    for name in ("memory", "inference", "cognition"):
+        assert f"{name:<10} up" in out
+    assert "From memory: My favourite tea is a smoky lapsang souchong." in out
+    assert "tier        deliberation" in out
+    assert out.rstrip().endswith("stopped")
+    logs = tmp_path / "state" / "logs"
+    assert {p.name for p in logs.iterdir()} == {"memory.log", "inference.log", "cognition.log"}
