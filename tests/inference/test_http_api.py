@@ -12,6 +12,8 @@ from urllib.parse import urlparse
 
 import openai
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from emily.inference.http_api import HTTPServer, create_app
 from tests.conftest import free_port
@@ -283,3 +285,31 @@ def test_openai_client_with_token(guarded: str) -> None:
     bad = openai.OpenAI(base_url=f"{guarded}/v1", api_key="nope", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         bad.completions.create(model="gemma-3-270m-q4_k_m", prompt="Hello", max_tokens=2)
+
+
+fuzz_values = st.none() | st.booleans() | st.integers(-5, 5) | st.floats() | st.text(max_size=6)
+fuzz_bodies = st.binary(max_size=80) | st.dictionaries(
+    st.sampled_from(["prompt", "messages", "temperature", "top_k", "stop", "n", "model"]),
+    fuzz_values,
+    max_size=4,
+).map(lambda d: json.dumps({**d, "max_tokens": 1}).encode())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.sampled_from(["/v1/completions", "/v1/chat/completions"]), body=fuzz_bodies)
+def test_fuzzed_bodies_get_an_answer_or_a_4xx_never_a_5xx(
+    inference_service: RunningInference, path: str, body: bytes
+) -> None:
+    status, data, _ = post(inference_service.http_url, path, body)
+    assert status in (200, 400, 404), (status, data)
+    if status != 200:
+        assert data["error"]["message"]
+
+
+def test_unknown_route_and_undecodable_body_get_openai_shaped_errors(
+    inference_service: RunningInference,
+) -> None:
+    status, data = get(inference_service.http_url, "/v1/nothing")
+    assert status == 404 and json.loads(data)["error"]["code"] == "http_404"
+    status, body, _ = post(inference_service.http_url, "/v1/completions", b"\x80")
+    assert status == 400 and "UTF-8 JSON" in body["error"]["message"]

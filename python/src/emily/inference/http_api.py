@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emily.bus.schemas.inference import ChatRequest, FinishReason, GenerateRequest
 from emily.inference.engine import Engine
@@ -84,6 +85,15 @@ def create_app(
         metrics.rejections.labels("bad_request").inc()
         message, param = _describe(exc)
         return JSONResponse(_error(400, message, "bad_request", param), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, message = f"http_{exc.status_code}", str(exc.detail)
+        if exc.status_code == 400:  # a body that is not UTF-8 JSON
+            metrics.rejections.labels("bad_request").inc()
+            code, message = "bad_request", f"{message}: send a UTF-8 JSON object"
+        body = _error(exc.status_code, message, code)
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(ValidationError)
     async def _bad_request(_: Request, exc: ValidationError) -> JSONResponse:
