@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from emily.bus.messages import Message
 from emily.bus.rpc import RequestFailed, call, stream
@@ -153,3 +156,24 @@ def test_info_reports_the_backend_really_in_use(inference_service: RunningInfere
     assert not info.gpu_offload_supported
     assert info.chat_format == "fewshot" and info.n_ctx == 1024 and info.n_threads == 1
     assert info.model == "gemma-3-270m-q4_k_m"
+
+
+fuzz = st.binary(max_size=60) | st.dictionaries(
+    st.sampled_from(["prompt", "messages", "temperature", "max_tokens", "stop", "model", "v"]),
+    st.none() | st.booleans() | st.integers(-3, 3) | st.text(max_size=6),
+    max_size=4,
+).map(lambda d: json.dumps({**d, "max_tokens": 1} if "max_tokens" in d else d).encode())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(verb=st.sampled_from(["generate", "chat", "cancel"]), payload=fuzz)
+def test_fuzzed_payloads_get_a_reply_or_an_error_reply(
+    inference_service: RunningInference, verb: str, payload: bytes
+) -> None:
+    replies = list(
+        inference_service.session.get(key(inference_service, verb), payload=payload, timeout=60)
+    )
+    assert replies, "every query is answered"
+    for r in replies:
+        if r.err is not None:
+            assert json.loads(r.err.payload.to_bytes())["code"] in ("bad_request", "not_found")
