@@ -9,8 +9,8 @@ the MoE adds ``α · aux + 1e-3 · z`` to its loss. Reported per model: test acc
 tokens/s (measured, batches of 128, best of 7 interleaved rounds, this machine), drop
 rate at capacity factor 1.25 and 1.0 (batches of 128 tokens, batch priority routing),
 and the coefficient of
-variation of the expert load over the test set, next to the CV a uniform random
-router would show on that many tokens, ``sqrt((E − 1) / N)``.
+variation of the expert load over the test set and over the training set, next to the
+CV a uniform random router would show on that many tokens, ``sqrt((E − 1) / N)``.
 
     .venv/bin/python bench/neural_moe_vs_dense.py [--plot] [--datasets digits intents]
 """
@@ -96,6 +96,8 @@ def evaluate(ds: Dataset, net: Net) -> dict[str, float]:
                 res[f"drop_{cf}"] = dropped / total
             net.moe.config = base
             res["cv"] = float(load.std(unbiased=False) / load.mean())
+            _, _, o = net(ds.x_train)
+            res["cv_train"] = o.load_cv
             res["load"] = load.tolist()  # type: ignore[assignment]
     return res
 
@@ -146,13 +148,14 @@ def run(name: str, seed: int) -> list[dict[str, object]]:
                 f"{r['drop_1.25'] * 100:.2f}" if moe else "-",
                 f"{r['drop_1.0'] * 100:.2f}" if moe else "-",
                 f"{r['cv']:.3f}" if moe else "-",
+                f"{r['cv_train']:.3f}" if moe else "-",
             ]
         )
-    n = len(ds.y_test)
+    n, n_tr = len(ds.y_test), len(ds.y_train)
     print(
-        f"\n== {name}: train {len(ds.y_train)}, test {n} tokens, d={D_MODEL}, E={EXPERTS}, "
-        f"{EPOCHS} epochs; CV of a uniform random router on {n} tokens: "
-        f"{math.sqrt((EXPERTS - 1) / n):.3f}"
+        f"\n== {name}: train {n_tr}, test {n} tokens, d={D_MODEL}, E={EXPERTS}, "
+        f"{EPOCHS} epochs; CV of a uniform random router: {math.sqrt((EXPERTS - 1) / n):.3f} "
+        f"on the test tokens, {math.sqrt((EXPERTS - 1) / n_tr):.3f} on the training tokens"
     )
     print(
         table(
@@ -164,7 +167,8 @@ def run(name: str, seed: int) -> list[dict[str, object]]:
                 "tokens/s (measured)",
                 "drop % CF1.25",
                 "drop % CF1.0",
-                "load CV",
+                "load CV test",
+                "load CV train",
             ],
             rows,
         )

@@ -68,6 +68,10 @@ class LIF(nn.Module):
     Parameters
     ----------
     config : :class:`LIFConfig`; defaults give τ_mem = 10 ms at dt = 1 ms.
+
+    Each call starts from ``mem`` (zeros by default), so calls are independent, but
+    snntorch keeps the running state on the module: do not call one instance from
+    several threads at once (give each worker its own copy, or hold a lock).
     """
 
     def __init__(self, config: LIFConfig | None = None) -> None:
