@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from emily.cli.infer import live_info
+from emily.cli.infer import live_info, ms
 from emily.cli.main import main
 from tests.fixtures.llm import RunningInference
 
@@ -77,3 +77,7 @@ def test_live_info_for_emily_status(inference_service: RunningInference) -> None
 def test_infer_needs_a_prompt(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["infer"]) == 1
     assert "give a prompt" in capsys.readouterr().err
+
+
+def test_timings_print_without_a_first_token() -> None:
+    assert ms(None) == "-" and ms(12.4) == "12 ms"

@@ -97,10 +97,15 @@ def run(args: argparse.Namespace) -> int:
     if final is not None and final.usage is not None and args.verbose:
         print(
             f"[{final.finish_reason}; {final.usage.completion_tokens} tokens; "
-            f"ttft {final.ttft_ms:.0f} ms; total {final.latency_ms:.0f} ms]",
+            f"ttft {ms(final.ttft_ms)}; total {ms(final.latency_ms)}]",
             file=sys.stderr,
         )
     return 0
+
+
+def ms(value: float | None) -> str:
+    """``12 ms``, or ``-`` when there is no value (no text was generated)."""
+    return "-" if value is None else f"{value:.0f} ms"
 
 
 def add_sampling(p: argparse.ArgumentParser) -> None:
