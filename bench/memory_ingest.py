@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory_common import OUT, Mixture, embedded_postgres, make_records, table
 
 from emily.memory.config import MemoryConfig
-from emily.memory.copyenc import encode
 from emily.memory.embed import Embedder
 from emily.memory.ids import uuid7
 from emily.memory.record import Record
@@ -67,15 +66,6 @@ def main() -> None:
     records = make_records(vecs)
     cols = ", ".join(COLUMNS)
 
-    def raw_copy(recs: list[Record]) -> None:
-        with (
-            store.connection() as conn,
-            conn.transaction(),
-            conn.cursor() as cur,
-            cur.copy(f"COPY episodes ({cols}) FROM STDIN (FORMAT BINARY)") as copy,
-        ):
-            copy.write(encode(recs))
-
     def write_row_copy(recs: list[Record]) -> None:
         with (
             store.connection() as conn,
@@ -97,8 +87,7 @@ def main() -> None:
     many_rows = records[: max(1000, args.rows // 10)]  # the slow baseline on fewer rows
     results = [
         ("PgStore.insert (COPY + ON CONFLICT)", timed(store, store.insert, records), len(records)),
-        ("binary COPY into episodes (copyenc)", timed(store, raw_copy, records), len(records)),
-        ("binary COPY, psycopg write_row", timed(store, write_row_copy, records), len(records)),
+        ("binary COPY into episodes", timed(store, write_row_copy, records), len(records)),
         ("executemany INSERT (baseline)", timed(store, executemany, many_rows), len(many_rows)),
     ]
     # the server's share: the same plain COPY without the ts and context indexes
@@ -106,7 +95,7 @@ def main() -> None:
         conn.execute("DROP INDEX episodes_ts_idx")
         conn.execute("DROP INDEX episodes_context_idx")
     results.insert(
-        2, ("binary COPY, primary key only", timed(store, raw_copy, records), len(records))
+        2, ("binary COPY, primary key only", timed(store, write_row_copy, records), len(records))
     )
     # the service's steady state: every row also goes into the HNSW graph
     store.ensure_index()

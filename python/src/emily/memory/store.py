@@ -1,6 +1,6 @@
 """Tier L3: Postgres + pgvector, the durable truth.
 
-Ingest is batched binary COPY (encoded by :mod:`emily.memory.copyenc`) into a temporary
+Ingest is batched binary COPY (``copy.set_types`` + ``write_row``) into a temporary
 staging table, then one
 ``INSERT ... ON CONFLICT DO NOTHING``, so a retried batch (from the outbox) is stored
 exactly once. Search is HNSW (``vector_cosine_ops`` or ``halfvec_cosine_ops``) with a
@@ -24,7 +24,6 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from emily.bus.schemas.memory import EMBED_DIM, IndexParams, PoolStats, RecallFilters
-from emily.memory import copyenc
 from emily.memory.config import MemoryConfig
 from emily.memory.errors import StoreUnavailable
 from emily.memory.filters import where_clause
@@ -189,7 +188,9 @@ class PgStore:
             with conn.cursor() as cur:
                 copy_sql = sql.SQL("COPY episodes_stage ({}) FROM STDIN (FORMAT BINARY)")
                 with cur.copy(copy_sql.format(cols)) as copy:
-                    copy.write(copyenc.encode(records))
+                    copy.set_types(list(TYPES))
+                    for rec in records:
+                        copy.write_row(_row(rec))
                 cur.execute(
                     sql.SQL(
                         "INSERT INTO episodes ({c}) SELECT {c} FROM episodes_stage "
