@@ -54,3 +54,17 @@ def test_full_offload_runs_on_cuda(llm_model_path: Path) -> None:
     plan = engine.plan("Hello", GenerateRequest(prompt="x", max_tokens=8, ignore_eos=True))
     text = "".join(engine.generate(plan, outcome, lambda: None))
     assert outcome.completion_tokens == 8 and text
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    bool(llama_cpp.llama_supports_gpu_offload()), reason="checks the CPU-only build's warning"
+)
+def test_asking_for_gpu_layers_on_a_cpu_build_warns_loudly(
+    llm_model_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = InferenceConfig(n_gpu_layers=-1, n_ctx=256, n_threads=1)
+    with caplog.at_level("WARNING", logger="emily.inference.engine"):
+        engine = Engine(cfg, llm_model_path)
+    assert engine.backend.backend == "cpu"
+    assert "cannot offload: running on the CPU" in caplog.text

@@ -100,6 +100,13 @@ class Engine:
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelLoadError(f"llama.cpp could not load {model_path}: {exc}") from exc
         self.backend: BackendInfo = detect(config.n_gpu_layers)
+        if config.n_gpu_layers != 0 and self.backend.backend == "cpu":
+            log.warning(
+                "n_gpu_layers=%d but this llama.cpp build cannot offload: running on the CPU. "
+                'Reinstall with CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall '
+                "--no-binary llama-cpp-python llama-cpp-python (or use the Nix CUDA build)",
+                config.n_gpu_layers,
+            )
         self.chat_format, self._template = self._chat_format()
         log.info(
             "loaded %s (%s) on %s, %d threads, n_ctx=%d, chat format %s",
