@@ -15,6 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from emily.bus.rpc import call
+from emily.bus.schemas.inference import GenerateRequest, GenerationChunk
 from emily.inference.http_api import HTTPServer, create_app
 from tests.conftest import free_port
 from tests.fixtures.llm import RunningInference
@@ -313,3 +315,26 @@ def test_unknown_route_and_undecodable_body_get_openai_shaped_errors(
     assert status == 404 and json.loads(data)["error"]["code"] == "http_404"
     status, body, _ = post(inference_service.http_url, "/v1/completions", b"\x80")
     assert status == 400 and "UTF-8 JSON" in body["error"]["message"]
+
+
+def test_http_and_zenoh_give_the_same_greedy_answer(
+    inference_service: RunningInference, client: openai.OpenAI
+) -> None:
+    args: dict[str, Any] = {"max_tokens": 6, "temperature": 0, "ignore_eos": True}
+    over_http = client.completions.create(
+        model="gemma-3-270m-q4_k_m",
+        prompt="Rivers flow",
+        max_tokens=6,
+        temperature=0,
+        extra_body={"ignore_eos": True},
+    )
+    over_zenoh = call(
+        inference_service.session,
+        inference_service.keys.query("inference", "generate"),
+        GenerateRequest(prompt="Rivers flow", **args),
+        GenerationChunk,
+        timeout_s=120,
+    )
+    assert over_http.choices[0].text == over_zenoh.text
+    assert over_http.usage is not None and over_zenoh.usage is not None
+    assert over_http.usage.prompt_tokens == over_zenoh.usage.prompt_tokens
