@@ -163,16 +163,28 @@ class PgStore:
                 cfg.hnsw_ef_construction,
             )
 
+    def _copy(self, conn: Conn, table: str, records: Sequence[Record]) -> None:
+        cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+        stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+            sql.Identifier(table), cols
+        )
+        with conn.cursor() as cur, cur.copy(stmt) as copy:
+            copy.set_types(list(TYPES))
+            for rec in records:
+                copy.write_row(_row(rec))
+
     def insert(self, records: Sequence[Record]) -> int:
         """Store ``records`` durably; ids already present are skipped. Returns rows added.
 
-        One record: a single ``INSERT``. A batch: binary ``COPY`` into a staging table,
-        then ``INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING`` in the same transaction.
+        One record: a single ``INSERT ... ON CONFLICT DO NOTHING``. A batch: binary ``COPY``
+        straight into ``episodes``; if any id is already there (a retried batch), that
+        transaction rolls back and the batch goes through a staging table and
+        ``INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING`` instead.
         """
         if not records:
             return 0
         cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
-        with self.connection() as conn, conn.transaction():
+        with self.connection() as conn:
             if len(records) == 1:
                 cur = conn.execute(
                     sql.SQL(
@@ -181,17 +193,19 @@ class PgStore:
                     _row(records[0]),
                 )
                 return cur.rowcount
-            conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS episodes_stage "
-                "(LIKE episodes INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-            )
-            with conn.cursor() as cur:
-                copy_sql = sql.SQL("COPY episodes_stage ({}) FROM STDIN (FORMAT BINARY)")
-                with cur.copy(copy_sql.format(cols)) as copy:
-                    copy.set_types(list(TYPES))
-                    for rec in records:
-                        copy.write_row(_row(rec))
-                cur.execute(
+            try:
+                with conn.transaction():
+                    self._copy(conn, "episodes", records)
+                return len(records)
+            except psycopg.errors.UniqueViolation:
+                log.info("batch of %d holds stored ids; deduplicating", len(records))
+            with conn.transaction():
+                conn.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS episodes_stage "
+                    "(LIKE episodes INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                )
+                self._copy(conn, "episodes_stage", records)
+                cur = conn.execute(
                     sql.SQL(
                         "INSERT INTO episodes ({c}) SELECT {c} FROM episodes_stage "
                         "ON CONFLICT (id) DO NOTHING"
