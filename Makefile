@@ -7,8 +7,10 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 VENV := .venv
-# Programs `make test` validates host files with, and what a source build of
-# llama-cpp-python needs; installed only when missing.
+# Programs `make test` validates host files with (nix, promtool, amtool, blackbox
+# exporter, restic, kea, unbound, shellcheck, age), and what a source build of
+# llama-cpp-python needs; installed only when missing. services/test-env.nix is the
+# same list for `nix develop`.
 APT_PACKAGES := nix-bin prometheus prometheus-alertmanager prometheus-blackbox-exporter \
                 age restic kea-dhcp4-server unbound iproute2 shellcheck \
                 python3-venv python3-dev \

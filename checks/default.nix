@@ -8,8 +8,6 @@
 
 let
   inherit (pkgs) lib;
-  pyproject = import ../services/lib/pyproject.nix;
-  info = pyproject.projectInfo ../python/pyproject.toml;
 
   src = lib.fileset.toSource {
     root = ../.;
@@ -28,19 +26,7 @@ let
     ];
   };
 
-  testPython = pkgs.python312.withPackages (
-    ps:
-    pyproject.toPythonPackages ps info.dependencies
-    ++ [
-      ps.pytest
-      ps.pytest-asyncio
-      ps.pytest-xdist
-      ps.pytest-cov
-      ps.hypothesis
-      ps.packaging
-      ps.mypy
-    ]
-  );
+  testEnv = import ../services/test-env.nix { inherit pkgs; };
 
   helperFailures = import ../tests/nix/run.nix;
 in
@@ -62,23 +48,7 @@ in
   pytest =
     pkgs.runCommand "emily-pytest"
       {
-        nativeBuildInputs = [
-          testPython
-          pkgs.gnumake
-          pkgs.nix
-          pkgs.prometheus
-          pkgs.prometheus-alertmanager
-          pkgs.sops
-          pkgs.age
-          pkgs.restic
-          pkgs.prometheus-blackbox-exporter
-          pkgs.postgresql
-          pkgs.kea
-          pkgs.unbound
-          pkgs.iproute2
-          pkgs.util-linux
-          pkgs.shellcheck
-        ];
+        nativeBuildInputs = [ testEnv.python ] ++ testEnv.tools;
       }
       ''
         cp -r ${src} source && chmod -R u+w source && cd source

@@ -3,35 +3,16 @@
 { pkgs }:
 
 let
-  pyproject = import ./lib/pyproject.nix;
-  info = pyproject.projectInfo ../python/pyproject.toml;
-  python = pkgs.python312.withPackages (
-    ps:
-    pyproject.toPythonPackages ps info.dependencies
-    ++ [
-      ps.pytest
-      ps.pytest-asyncio
-      ps.pytest-xdist
-      ps.pytest-cov
-      ps.hypothesis
-      ps.mypy
-      ps.setuptools
-    ]
-  );
+  testEnv = import ./test-env.nix { inherit pkgs; };
 in
 pkgs.mkShell {
   packages = [
-    python
+    testEnv.python
     pkgs.uv
-    pkgs.ruff
     pkgs.mypy
-    pkgs.sops
-    pkgs.age
-    pkgs.prometheus
-    pkgs.prometheus-alertmanager
     pkgs.nixfmt
-    pkgs.gnumake
-  ];
+  ]
+  ++ testEnv.tools;
 
   # `make test` sees this and uses the shell's Python and tools, installing nothing.
   EMILY_NIX_SHELL = "1";
