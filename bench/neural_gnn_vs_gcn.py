@@ -173,6 +173,7 @@ def plot(results: dict[str, dict[str, float]]) -> None:
         ax.annotate("GCN", (r["gcn_pj"], r["gcn_acc"]))
         ax.annotate("SpikingGCN", (r["snn_pj"], r["snn_acc"]))
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("modelled energy per node (pJ, 45 nm fp32)")
     ax.set_ylabel("test node accuracy (%)")
     ax.set_title("Spiking GNN vs GCN (modelled energy, not measured)")

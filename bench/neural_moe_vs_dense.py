@@ -124,7 +124,7 @@ def run(name: str, seed: int) -> list[dict[str, object]]:
         ("dense h=64", None, D_HIDDEN),
         ("dense h=128", None, 2 * D_HIDDEN),
     ]
-    for k, alpha in ((1, 0.01), (1, 0.1), (2, 0.1)):
+    for k, alpha in ((1, 0.01), (1, 0.1), (1, 1.0), (2, 0.1)):
         cfg = MoEConfig(D_MODEL, D_HIDDEN, EXPERTS, k=k, aux_loss_coef=alpha)
         variants.append((f"MoE top-{k} a={alpha}", cfg, D_HIDDEN))
     nets, results = [], []
@@ -174,16 +174,22 @@ def run(name: str, seed: int) -> list[dict[str, object]]:
         )
     )
     dense = {1: results[0], 2: results[1]}
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
     for r in results[2:]:
-        k = 1 if "top-1" in str(r["label"]) else 2
-        d = dense[k]
+        d = dense[1 if "top-1" in str(r["label"]) else 2]
+        m = {k: float(v) for k, v in r.items() if isinstance(v, int | float)}
+        dm = {k: float(v) for k, v in d.items() if isinstance(v, int | float)}
         print(
-            f"{r['label']} vs {d['label']}: accuracy {float(r['acc']) - float(d['acc']):+.2f} "  # type: ignore[arg-type]
-            f"points, tokens/s {float(r['tok_s']) / float(d['tok_s']):.2f}x; targets: "  # type: ignore[arg-type]
-            f"drop<=1% at CF1.25 {'met' if float(r['drop_1.25']) <= 0.01 else 'NOT met'}, "  # type: ignore[arg-type]
-            f"CV<=0.1 {'met' if float(r['cv']) <= 0.1 else 'NOT met'}, "  # type: ignore[arg-type]
-            f"acc>=dense {'met' if float(r['acc']) >= float(d['acc']) else 'NOT met'}"
-        )  # type: ignore[arg-type]
+            f"{r['label']} vs {d['label']}: accuracy {m['acc'] - dm['acc']:+.2f} points, "
+            f"tokens/s {m['tok_s'] / dm['tok_s']:.2f}x; targets: "
+            f"drop<=1% at CF1.25 {verdict(m['drop_1.25'] <= 0.01)}, "
+            f"CV<=0.1 on test {verdict(m['cv'] <= 0.1)}, "
+            f"on train {verdict(m['cv_train'] <= 0.1)}, "
+            f"acc>=dense {verdict(m['acc'] >= dm['acc'])}"
+        )
     return results
 
 

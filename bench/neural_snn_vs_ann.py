@@ -184,6 +184,7 @@ def plot(results: dict[str, dict[str, float]]) -> None:
         ax.annotate("ANN", (r["ann_pj"], r["ann_acc"]))
         ax.annotate("SNN", (r["snn_pj"], r["snn_acc"]))
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("modelled energy per inference (pJ, 45 nm fp32)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("SNN vs ANN (modelled energy, not measured)")
