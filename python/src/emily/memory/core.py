@@ -77,6 +77,7 @@ class Memory:
         self.outbox = Outbox(cfg.root / "outbox.sqlite")
         self.metrics.watch_pool(store.pool_stats)
         self._stop = threading.Event()
+        self._draining = threading.Lock()
         self._worker: threading.Thread | None = None
         try:
             restored = self.tiers.warm_up(store.fetch)
@@ -132,7 +133,8 @@ class Memory:
         """Deliver queued episodes to Postgres; returns how many were delivered."""
         if not self.outbox.pending():
             return 0
-        done = self.outbox.drain(self.store.insert)
+        with self._draining:  # one drainer at a time: the store path or the background loop
+            done = self.outbox.drain(self.store.insert)
         self.metrics.outbox_pending.set(self.outbox.pending())
         if done:
             self.metrics.stored.inc(done)
