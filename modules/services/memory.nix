@@ -12,7 +12,9 @@
 let
   cfg = config.services.emily.memory;
   db = config.emily.database;
-  env = lib.mapAttrs (_: toString) (
+  # bools as true/false (emily.config reads those), everything else as its string
+  str = v: if builtins.isBool v then lib.boolToString v else toString v;
+  env = lib.mapAttrs (_: str) (
     {
       EMILY_MEMORY__DSN = "postgresql:///${cfg.database}?host=${cfg.socketDir}";
       EMILY_MEMORY__METRICS_PORT = cfg.metricsPort;
@@ -28,6 +30,9 @@ let
     }
     // lib.mapAttrs' (k: lib.nameValuePair "EMILY_MEMORY__${lib.toUpper k}") cfg.settings
   );
+  database = lib.optional db.enable "emily-postgres-setup.service";
+  router = lib.optional config.services.zenohd.enable "zenohd.service";
+  onGpu = (cfg.settings.device or "cpu") == "cuda";
 in
 {
   options.services.emily.memory = {
@@ -39,7 +44,7 @@ in
       type = lib.types.str;
       default = db.name;
       defaultText = lib.literalExpression "config.emily.database.name";
-      description = "Unix user of the unit; peer authentication maps it to the Postgres role of the same name.";
+      description = "Unix user of the unit; peer auth maps it to the Postgres role of that name.";
     };
 
     database = lib.mkOption {
@@ -96,7 +101,7 @@ in
         hnsw_m = 24;
         device = "cuda";
       };
-      description = "Further `[memory]` settings (see emily/memory/config.py), passed as EMILY_MEMORY__<NAME>.";
+      description = "More `[memory]` settings (emily/memory/config.py), as EMILY_MEMORY__<NAME>.";
     };
   };
 
@@ -114,10 +119,10 @@ in
         "network-online.target"
         "postgresql.service"
       ]
-      ++ lib.optional db.enable "emily-postgres-setup.service"
-      ++ lib.optional config.services.zenohd.enable "zenohd.service";
-      wants = [ "network-online.target" ] ++ lib.optional config.services.zenohd.enable "zenohd.service";
-      requires = [ "postgresql.service" ] ++ lib.optional db.enable "emily-postgres-setup.service";
+      ++ database
+      ++ router;
+      wants = [ "network-online.target" ] ++ router;
+      requires = [ "postgresql.service" ] ++ database;
       environment = env;
       serviceConfig = {
         ExecStart = "${lib.getExe cfg.package} serve memory";
@@ -135,12 +140,13 @@ in
         ProtectSystem = "strict";
         ProtectHome = true;
         PrivateTmp = true;
-        PrivateDevices = !(lib.hasPrefix "cuda" (toString (cfg.settings.device or "cpu")));
+        # CUDA needs /dev/nvidia*; ProtectClock would add a DeviceAllow list that hides them
+        PrivateDevices = !onGpu;
         ProtectKernelTunables = true;
         ProtectKernelModules = true;
         ProtectKernelLogs = true;
         ProtectControlGroups = true;
-        ProtectClock = true;
+        ProtectClock = !onGpu;
         ProtectHostname = true;
         RestrictSUIDSGID = true;
         RestrictRealtime = true;
