@@ -68,4 +68,5 @@ in
   host-backup = import ./backup.nix { inherit pkgs sops-nix; };
   memory = import ./memory.nix { inherit pkgs; };
   inference = import ./inference.nix { inherit pkgs; };
+  cognition = import ./cognition.nix { inherit pkgs; };
 }

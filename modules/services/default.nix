@@ -4,5 +4,6 @@
     ./zenohd.nix
     ./memory.nix
     ./inference.nix
+    ./cognition.nix
   ];
 }
