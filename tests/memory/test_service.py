@@ -28,7 +28,7 @@ from emily.memory.embed import Embedder
 from emily.memory.embedded import EmbeddedPostgres
 from emily.observe import start_metrics_server
 from tests.memory.conftest import KEYS, Running, start
-from tests.memory.helpers import T0
+from tests.memory.helpers import T0, clustered
 
 pytestmark = pytest.mark.slow
 STORE, RECALL, STATS = (KEYS.query("memory", v) for v in ("store", "recall", "stats"))
@@ -180,3 +180,43 @@ def test_injected_postgres_kill_during_ingest_loses_nothing(
     assert len(sent) == len(set(sent)) == 48
     assert stored == set(sent)  # every episode once: none lost, none duplicated
     assert memory.store.count() == 48
+
+
+def test_injected_postgres_kill_mid_copy_loses_nothing(
+    pg_server: EmbeddedPostgres, running: Running
+) -> None:
+    """The kill lands while a large batch is being copied (or committed) by the service."""
+    vecs = clustered(4000, seed=3)
+    batches = [
+        StoreRequest(
+            episodes=[
+                EpisodeIn(text=f"copy {b}-{i}", embedding=vecs[b * 500 + i].tolist())
+                for i in range(500)
+            ]
+        )
+        for b in range(8)
+    ]
+    replies: list[StoreReply] = []
+    first = threading.Event()
+
+    def ingest() -> None:
+        for req in batches:
+            replies.append(call(running.client, STORE, req, StoreReply, timeout_s=120))
+            first.set()
+
+    worker = threading.Thread(target=ingest)
+    worker.start()
+    assert first.wait(120)
+    time.sleep(0.05)  # the next batch is now on its way into COPY
+    pg_server.kill()  # the fault
+    worker.join(300)
+    assert len(replies) == 8 and not all(r.durable for r in replies)
+    pg_server.start()
+    memory = running.service.memory
+    memory.start_background(period_s=0.2)
+    deadline = time.monotonic() + 60
+    while memory.outbox.pending() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    sent = [i for r in replies for i in r.ids]
+    assert len(set(sent)) == 4000 and memory.outbox.pending() == 0
+    assert memory.store.all_ids() == set(sent) and memory.store.count() == 4000
