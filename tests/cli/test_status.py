@@ -6,12 +6,15 @@ import importlib.metadata
 import json
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
 
+from emily.bus import BusConfig
 from emily.cli import status
 from emily.cli.main import main
+from tests.fixtures.llm import RunningInference
 
 
 def test_report_matches_installed_distributions() -> None:
@@ -76,3 +79,37 @@ def test_missing_parts_are_marked() -> None:
     data["programs"][0]["detail"] = ""
     text = status.render(data)
     assert "NOT INSTALLED" in text and "NOT FOUND" in text
+
+
+def test_no_services_on_the_bus(bus_configs: tuple[BusConfig, BusConfig]) -> None:
+    lonely = BusConfig(node="nobody-here", connect=bus_configs[1].connect)
+    svc = status.services(lonely, timeout_s=0.3)
+    assert svc == {"alive": [], "inference": None, "error": None}
+    text = status.render({**status.report(lonely), "services": svc})
+    assert "services up:    none (start them with `emily up`)" in text
+
+
+@pytest.mark.slow
+def test_live_inference_backend_is_reported(inference_service: RunningInference) -> None:
+    """The backend the running service really loaded, not what the build could do."""
+    import llama_cpp
+
+    svc = status.services(inference_service.bus, timeout_s=2.0)
+    assert "inference" in svc["alive"]
+    info = svc["inference"]
+    expected = "cuda" if info["n_gpu_layers"] and llama_cpp.llama_supports_gpu_offload() else "cpu"
+    assert info["backend"] == expected
+    assert info["model_path"].endswith(".gguf")
+    text = status.render({**status.report(inference_service.bus), "services": svc})
+    assert f"inference:      {expected}" in text
+
+
+def test_unreachable_bus_is_reported() -> None:
+    with socket.socket() as taken:  # a port already in use: the session cannot listen
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        broken = BusConfig(listen=(f"tcp/127.0.0.1:{taken.getsockname()[1]}",))
+        svc = status.services(broken)
+    assert svc["alive"] == [] and "cannot open a Zenoh peer session" in svc["error"]
+    text = status.render({**status.report(broken), "services": svc})
+    assert "bus unavailable" in text

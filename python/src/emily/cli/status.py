@@ -13,7 +13,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from emily import __version__
+from emily.bus import BusConfig, open_session
+from emily.bus.health import alive
 from emily.config import state_dir
+from emily.errors import EmilyError
 
 # (distribution, import name, what it is for)
 PYTHON_PARTS = [
@@ -111,7 +114,33 @@ def nvidia_gpu() -> str:
     return out or "nvidia-smi lists no GPU"
 
 
-def report() -> dict[str, Any]:
+def services(bus: BusConfig, timeout_s: float = 1.0) -> dict[str, Any]:
+    """Which services answer on the bus now, and the inference backend *in use*.
+
+    The live backend (``cpu``, or ``cuda`` with the device and compute capability) is
+    what the running inference service reports it loaded, which can differ from what the
+    installed build could do: a silent CPU fallback shows up here.
+    """
+    try:
+        session = open_session(bus)
+    except EmilyError as exc:
+        return {"alive": [], "inference": None, "error": str(exc)}
+    try:
+        up = alive(session, bus.keys, timeout_s=timeout_s)
+    finally:
+        session.close()  # type: ignore[no-untyped-call]
+    inference: dict[str, Any] | None = None
+    if "inference" in up:
+        from emily.cli.infer import live_info  # the CLI layer may use every service
+
+        try:
+            inference = live_info(bus, timeout_s=max(timeout_s, 2.0)).model_dump()
+        except EmilyError as exc:
+            inference = {"error": str(exc)}
+    return {"alive": up, "inference": inference, "error": None}
+
+
+def report(bus: BusConfig | None = None) -> dict[str, Any]:
     """Everything ``emily status`` prints, as a JSON-serializable dict."""
     return {
         "emily": __version__,
@@ -122,6 +151,7 @@ def report() -> dict[str, Any]:
         "torch_device": torch_device(),
         "llama_backend": llama_backend(),
         "gpu": nvidia_gpu(),
+        "services": services(bus or BusConfig.load()),
     }
 
 
@@ -145,7 +175,23 @@ def render(data: dict[str, Any]) -> str:
         f"torch device:   {data['torch_device']}",
         f"llama.cpp:      {data['llama_backend']}",
         f"GPU:            {data['gpu']}",
+        "",
     ]
+    svc = data["services"]
+    if svc["error"]:
+        lines.append(f"services:       bus unavailable: {svc['error']}")
+    else:
+        up = ", ".join(svc["alive"]) or "none (start them with `emily up`)"
+        lines.append(f"services up:    {up}")
+    inf = svc["inference"]
+    if inf and "backend" in inf:
+        device = f" on {inf['device']}" if inf["device"] else ""
+        lines.append(
+            f"inference:      {inf['backend']}{device}, model {inf['model']}, "
+            f"n_gpu_layers={inf['n_gpu_layers']}"
+        )
+    elif inf:
+        lines.append(f"inference:      up, but did not report its backend: {inf['error']}")
     return "\n".join(lines)
 
 
