@@ -8,6 +8,7 @@ from emily.bus.schemas.cognition import ObserveRequest
 from emily.cognition.config import CognitionConfig
 from emily.cognition.cycle import Cognition
 from emily.cognition.reflex import Reflex
+from emily.cognition.reflex import data as rdata
 from emily.cognition.workspace import Broadcast
 
 
@@ -74,9 +75,18 @@ def test_metrics_record_stages_tiers_and_policies(private_reflex: Reflex) -> Non
     c.close()
 
 
-def test_confident_reflex_adapts_with_stdp(private_reflex: Reflex) -> None:
-    before = private_reflex.fast.runtime.w_in.copy()
+def test_reflex_adapts_with_stdp_only_near_its_threshold(private_reflex: Reflex) -> None:
+    fast = private_reflex.fast
+    texts = [r.text for r in rdata.load_intents() if r.intent != rdata.OOS]
+    decided = [(t, fast.decide(t)) for t in texts]
+    near = next(t for t, d in decided if d.fired and d.confidence < d.threshold + 0.1)
+    far = next(t for t, d in decided if d.fired and d.confidence >= d.threshold + 0.1)
     c = Cognition(private_reflex)
-    c.observe(ObserveRequest(text="thank you so much"))
-    c.close()  # joins the background worker that ran STDP
-    assert not (private_reflex.fast.runtime.w_in == before).all()
+    before = fast.runtime.w_in.copy()
+    c.observe(ObserveRequest(text=far))
+    c.episodes.close()  # joins the background worker that runs STDP
+    assert (fast.runtime.w_in == before).all()
+    c = Cognition(private_reflex)
+    c.observe(ObserveRequest(text=near))
+    c.close()
+    assert not (fast.runtime.w_in == before).all()

@@ -22,6 +22,7 @@ impatience. The likelihood numbers are design choices stated here, not fitted.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -140,8 +141,31 @@ def decide(
     allowed : policies available now (e.g. without ``deliberate`` when the LLM is down);
         the others get zero prior (habit ``E``).
     stochastic, temperature : sample the action at precision ``16 / temperature``
-        instead of taking the most probable.
+        instead of taking the most probable. Deterministic decisions are cached, with
+        ``gamma`` and ``impatience`` rounded to 0.01.
     """
+    if not stochastic:
+        return _decide_cached(obs, round(gamma, 2), round(impatience, 2), tuple(allowed))
+    return _decide(obs, gamma, impatience, allowed, True, temperature, rng)
+
+
+@lru_cache(maxsize=4096)
+def _decide_cached(
+    obs: Observation, gamma: float, impatience: float, allowed: tuple[str, ...]
+) -> Decision:
+    """Deterministic decisions are pure: cache them (gamma, impatience rounded to 0.01)."""
+    return _decide(obs, gamma, impatience, allowed, False, 1.0, None)
+
+
+def _decide(
+    obs: Observation,
+    gamma: float,
+    impatience: float,
+    allowed: tuple[str, ...],
+    stochastic: bool,
+    temperature: float,
+    rng: np.random.Generator | None,
+) -> Decision:
     model = build_model(impatience)
     modalities = [0, 2] if obs.memory is None else [0, 1, 2]
     values = {0: obs.reflex, 1: obs.memory, 2: obs.novelty}
