@@ -33,27 +33,29 @@ class CountMinSketch:
 
     def __init__(self, width: int, sample: int) -> None:
         self.width = 1 << max(4, (max(width, 1) - 1).bit_length())
-        self.table = np.zeros((len(_SEEDS), self.width), dtype=np.uint8)
+        # plain bytearrays: per-counter access is far cheaper than NumPy scalar indexing
+        self.rows = [bytearray(self.width) for _ in _SEEDS]
         self.sample = max(sample, 1)
         self.additions = 0
 
     def _cols(self, key: Hashable) -> list[int]:
         h = hash(key) & 0xFFFFFFFFFFFFFFFF
-        return [((h * s) >> 17) & (self.width - 1) for s in _SEEDS]
+        mask = self.width - 1
+        return [((h * s) >> 17) & mask for s in _SEEDS]
 
     def add(self, key: Hashable) -> None:
         """Count one access of ``key``."""
-        for row, col in enumerate(self._cols(key)):
-            if self.table[row, col] < 15:
-                self.table[row, col] += 1
+        for row, col in zip(self.rows, self._cols(key), strict=True):
+            if row[col] < 15:
+                row[col] += 1
         self.additions += 1
         if self.additions >= self.sample:
-            self.table >>= 1
+            self.rows = [bytearray(np.frombuffer(row, dtype=np.uint8) >> 1) for row in self.rows]
             self.additions //= 2
 
     def estimate(self, key: Hashable) -> int:
         """Estimated recent accesses of ``key`` (an upper bound, at most 15)."""
-        return int(min(self.table[row, col] for row, col in enumerate(self._cols(key))))
+        return min(row[col] for row, col in zip(self.rows, self._cols(key), strict=True))
 
 
 class WTinyLFU(Generic[K]):
