@@ -15,6 +15,7 @@ let
   cuda = import ./lib/cuda.nix;
   cudaVersion = pkgs.cudaPackages.cudaMajorMinorVersion or pkgs.cudaPackages.cudaVersion;
   unsupported = cuda.unsupported cudaVersion cfg.cudaCapabilities;
+  datacenter = lib.hasPrefix "dc_" cfg.driver;
 in
 {
   options.emily.gpu = {
@@ -78,17 +79,28 @@ in
         ];
     }
     # the datacenter drivers ask for their license to be accepted explicitly
-    // lib.optionalAttrs (lib.hasPrefix "dc_" cfg.driver) { nvidia.acceptLicense = true; };
+    // lib.optionalAttrs datacenter { nvidia.acceptLicense = true; };
     nixpkgs.overlays = [ (final: _prev: { cudaPackages = final.${cfg.cudaPackageSet}; }) ];
 
     hardware.nvidia = {
       package = config.boot.kernelPackages.nvidiaPackages.${cfg.driver};
       open = false;
-      datacenter.enable = true;
+      # The datacenter path of nixpkgs' nvidia module installs the package's
+      # fabricmanager, which only the dc_* builds have (legacy_580's is `{ }`, not a
+      # package). The others take the videoDrivers path below; the module asserts
+      # that the two are not combined.
+      datacenter.enable = datacenter;
       nvidiaPersistenced = true;
+      # headless: no GTK settings tool, no VA-API video decoding
+      nvidiaSettings = false;
+      videoAcceleration = false;
     };
+    # Selects the driver without enabling X (services.xserver.enable stays off).
+    services.xserver.videoDrivers = lib.mkIf (!datacenter) [ "nvidia" ];
+    # /run/opengl-driver/lib, where CUDA programs (addDriverRunpath) find libcuda.so
+    hardware.graphics.enable = true;
     # NVLink fabric management is for NVSwitch systems; a PCIe P4 has none, and the
     # service fails to start without it.
-    systemd.services.nvidia-fabricmanager.enable = lib.mkForce false;
+    systemd.services.nvidia-fabricmanager.enable = lib.mkIf datacenter (lib.mkForce false);
   };
 }
