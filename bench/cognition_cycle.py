@@ -184,7 +184,8 @@ def main() -> None:
             import matplotlib.pyplot as plt
 
             fig, ax = plt.subplots(figsize=(6, 4))
-            ax.boxplot([base[0], full[0]], labels=["reflex", "full, no LLM"], showfliers=False)
+            ax.boxplot([base[0], full[0]], showfliers=False)
+            ax.set_xticks([1, 2], ["reflex", "full, no LLM"])
             ax.set_ylabel("round trip (ms)")
             OUT.mkdir(exist_ok=True)
             fig.savefig(OUT / "cognition_cycle.png", dpi=120, bbox_inches="tight")

@@ -41,7 +41,7 @@ def test_values_stay_in_bounds(seq: list[tuple[str, float, float]]) -> None:
         m = a.modulation()
         assert 4.0 <= m.gamma <= 64.0
         assert 0.5 <= m.alpha_gain <= 1.7
-        assert -0.15 <= m.reflex_shift <= 0.15
+        assert -0.05 <= m.reflex_shift <= 0.15
         assert 0.25 <= m.temperature <= 2.0
 
 

@@ -58,7 +58,7 @@ def _likelihood(per_need: np.ndarray) -> np.ndarray:
 
 
 def build_model(impatience: float = 0.0) -> Generative:
-    """The generative model; ``impatience`` in [0, 1] deepens the cost preference."""
+    """The generative model; ``impatience`` in [0, 1] deepens the cost preference (x1 to x1.5)."""
     outcome = np.zeros((3, len(NEEDS), N_ACT))
     outcome[0, :, 0] = 1.0  # nothing happens before acting
     outcome[1, :, 1:] = _SUCCESS
@@ -71,7 +71,7 @@ def build_model(impatience: float = 0.0) -> Generative:
     B_act = np.zeros((N_ACT, N_ACT, N_ACT))
     for u in range(N_ACT):
         B_act[u, :, u] = 1.0
-    c_cost = -np.array([0.0, 0.6, 1.6]) * (1.0 + float(np.clip(impatience, 0.0, 1.0)))
+    c_cost = -np.array([0.0, 0.6, 1.6]) * (1.0 + 0.5 * float(np.clip(impatience, 0.0, 1.0)))
     return Generative(
         A=[
             _likelihood(_A_REFLEX),

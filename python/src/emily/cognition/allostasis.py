@@ -47,7 +47,8 @@ class Modulation:
 
     gamma : policy precision (16 at the set points, within ``[gamma/4, 4 gamma]``).
     alpha_gain : multiplies workspace salience (1 at the set points, in [0.5, 1.7]).
-    reflex_shift : added to the reflex thresholds (0 at the set points, in [-0.15, 0.15]).
+    reflex_shift : added to the reflex thresholds (0 at the set points, in [-0.05, 0.15]:
+        load lowers it a little, never enough to let out-of-scope text through).
     temperature : exploration temperature of stochastic action selection (1 at the set
         points, in [0.25, 2]).
     """
@@ -136,7 +137,7 @@ class Allostasis:
         d = {v: s[v] - self.set_point(v) for v in VARIABLES}
         gamma = self.config.gamma * 2.0 ** max(-2.0, min(2.0, 2 * (d["reward"] - d["arousal"])))
         alpha_gain = max(0.5, min(1.7, 1.0 + d["arousal"]))
-        shift = max(-0.15, min(0.15, 0.3 * d["patience"] - 0.3 * d["load"]))
+        shift = max(-0.05, min(0.15, 0.3 * d["patience"] - 0.3 * d["load"]))
         temperature = max(0.25, min(2.0, 1.0 + d["arousal"] - d["reward"]))
         return Modulation(
             gamma=gamma, alpha_gain=alpha_gain, reflex_shift=shift, temperature=temperature

@@ -33,7 +33,7 @@ class CognitionConfig:
     recall_timeout_s: float = 0.5
     deliberate_timeout_s: float = 60.0
     store_timeout_s: float = 2.0
-    reflex_budget_ms: float = 1.0
+    reflex_budget_ms: float = 2.0
     pending_max: int = 10_000
     stochastic: bool = False
 
