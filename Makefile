@@ -61,8 +61,9 @@ $(VENV)/.installed: python/pyproject.toml python/constraints.txt | apt
 
 setup: apt $(STAMP)  ## create .venv and install everything
 
-run: setup  ## set up, then show what is installed (the services start here once they exist)
+run: setup  ## set up, show what is installed, start the stack on embedded defaults and run the demo
 	$(PY) -m emily status
+	$(PY) -m emily up --demo
 
 lint: setup  ## ruff (lint and format) and mypy
 	$(RUFF) check --config python/pyproject.toml $(LINT_PATHS)
