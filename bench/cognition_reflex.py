@@ -35,6 +35,7 @@ from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
 from emily.cognition.config import CognitionConfig
 from emily.cognition.reflex import MiniLMFeatures, Reflex, ReflexModel
 from emily.cognition.reflex import data as rdata
+from emily.cognition.reflex.cascade import DEEP_CONFIG
 from emily.cognition.reflex.features import HashedNgrams, torch_threads
 from emily.cognition.service import CognitionService
 
@@ -158,7 +159,7 @@ def main() -> None:
         cache = Path(tempfile.mkdtemp(prefix="reflex-bench-"))
         fast = ReflexModel.load_or_build(cache, features=HashedNgrams(), name="ngrams")
         embedder = MiniLMFeatures()
-        deep = ReflexModel.load_or_build(cache, features=embedder, name="minilm")
+        deep = ReflexModel.load_or_build(cache, DEEP_CONFIG, embedder, "minilm")
         features_table(fast, deep, embedder)
         ms = in_process(fast, args.n)
         base, obs = over_zenoh(Reflex(fast), args.n)

@@ -14,6 +14,7 @@ from emily.bus import BusConfig, open_session
 from emily.bus.rpc import wait_for_server
 from emily.cognition.config import CognitionConfig
 from emily.cognition.reflex import MiniLMFeatures, Reflex, ReflexModel
+from emily.cognition.reflex.cascade import DEEP_CONFIG
 from emily.cognition.reflex.features import HashedNgrams
 from emily.cognition.reflex.train import TrainConfig
 from emily.cognition.service import CognitionService
@@ -41,7 +42,7 @@ def embedder() -> MiniLMFeatures:
 @pytest.fixture(scope="session")
 def cascade(reflex_cache: Path, fast_reflex: ReflexModel, embedder: MiniLMFeatures) -> Reflex:
     """Both reflex stages (n-grams, then MiniLM)."""
-    deep = ReflexModel.load_or_build(reflex_cache, TrainConfig(), embedder, "minilm")
+    deep = ReflexModel.load_or_build(reflex_cache, DEEP_CONFIG, embedder, "minilm")
     return Reflex(fast_reflex, deep, embedder)
 
 
