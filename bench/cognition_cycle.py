@@ -112,7 +112,7 @@ def report(name: str, rtt: list[float], replies: list[ObserveReply]) -> None:
     stages = Counter[str]()
     for r in replies:
         stages.update(r.trace.latencies_ms)
-    mean = {k: v / len(replies) for k, v in stages.items() if k != "total"}
+    mean = {k: v / len(replies) for k, v in stages.items() if k != "total"}  # over all cycles
     print("  mean stage ms " + "  ".join(f"{k}={v:.2f}" for k, v in mean.items()))
     tiers = Counter(r.trace.tier for r in replies)
     served = Counter(m.tier for r in replies for m in r.trace.memories[:1])
@@ -174,7 +174,7 @@ def main() -> None:
         report("3. full cycle with the LLM (deliberation, max 16 tokens)", *llm)
         ttft = [r.trace.ttft_ms for r in llm[1] if r.trace.ttft_ms is not None]
         if ttft:
-            print(f"  time to first token (cycle start to first chunk) {pct(ttft)}")
+            print(f"  time to first token (chat request to first chunk) {pct(ttft)}")
         b99, f99 = np.percentile(base[0], 99), np.percentile(full[0], 99)
         print(f"\nfull/reflex p99 ratio {f99 / b99:.1f}x; target: full cycle p99 <= 20 ms")
         if args.plot:
