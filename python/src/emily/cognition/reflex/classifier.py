@@ -21,7 +21,7 @@ import torch
 from emily.cognition.errors import ReflexDataError
 from emily.cognition.neural import STDP, STDPConfig
 from emily.cognition.reflex import data as rdata
-from emily.cognition.reflex.features import HashedNgrams
+from emily.cognition.reflex.features import HashedNgrams, torch_threads
 from emily.cognition.reflex.runtime import F32, SpikingRuntime, softmax_rows
 from emily.cognition.reflex.train import (
     TrainConfig,
@@ -186,7 +186,8 @@ class ReflexModel:
             _, spikes = rt.run(rt.current_dense(x[None, :])[0])
             rule = STDP(w, cfg)
             pre = torch.from_numpy(np.repeat(x[None, :], rt.steps, axis=0))
-            delta = rule.run(pre, torch.from_numpy(spikes))
+            with torch_threads(1):
+                delta = rule.run(pre, torch.from_numpy(spikes))
             rt.refresh()
         return float(delta[:, active].abs().mean()) if active.size else 0.0
 
