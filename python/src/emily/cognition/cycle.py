@@ -125,7 +125,7 @@ class Cognition:
         cyc.latencies["total"] = (time.perf_counter() - cyc.t0) * 1e3
         self._regulate(cyc, reflex_ms, result)
         episode = self._store(cyc, policy, outcome.response)
-        if result.fired and stage == "ngrams":
+        if result.fired and stage == "ngrams" and self.reflex.wants_adaptation(result):
             self.episodes.background(self.reflex.adapt, request.text, result)
         self._record(cyc, policy, decision)
         trace = Trace.model_validate(

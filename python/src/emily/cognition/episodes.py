@@ -37,6 +37,7 @@ class EpisodeWriter:
         self.pending_max = pending_max
         self.dropped = 0
         self._lock = threading.Lock()
+        self._scheduled = False
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="episodes")
 
     def submit(self, episode: EpisodeIn) -> str:
@@ -50,7 +51,10 @@ class EpisodeWriter:
                 self.metrics.episodes.labels("dropped").inc()
             self.pending.append(episode)
             self.metrics.pending.set(len(self.pending))
-        self._pool.submit(self.flush)
+            wake = not self._scheduled
+            self._scheduled = True
+        if wake:  # one flush at a time picks up everything pending
+            self._pool.submit(self.flush)
         return "queued"
 
     def flush(self) -> int:
@@ -61,13 +65,16 @@ class EpisodeWriter:
         while True:
             with self._lock:
                 batch = list(self.pending)[:MAX_BATCH]
-            if not batch:
-                return stored
+                if not batch:
+                    self._scheduled = False
+                    return stored
             try:
                 self.memory.store(batch, self.timeout_s)
             except Unavailable as exc:
                 log.info("episodes wait for memory (%d pending): %s", len(self.pending), exc)
                 self.metrics.episodes.labels("deferred").inc()
+                with self._lock:
+                    self._scheduled = False
                 return stored
             with self._lock:
                 for _ in batch:

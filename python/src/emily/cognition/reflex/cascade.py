@@ -80,10 +80,13 @@ class Reflex:
     #: every decision lets the weights drift (measured over 10k cycles in the benchmark).
     ADAPT_MARGIN = 0.1
 
+    def wants_adaptation(self, result: ReflexResult) -> bool:
+        """Whether :meth:`adapt` would change anything for this decision (cheap check)."""
+        return result.fired and result.confidence < result.threshold + self.ADAPT_MARGIN
+
     def adapt(self, text: str, result: ReflexResult) -> float:
         """STDP on the fast stage after it fired close to its threshold; returns mean |dW|."""
-        near = result.confidence < result.threshold + self.ADAPT_MARGIN
-        if result.fired and near and result.intent == self.fast.decide(text).intent:
+        if self.wants_adaptation(result) and result.intent == self.fast.decide(text).intent:
             return self.fast.adapt(text)
         return 0.0
 
