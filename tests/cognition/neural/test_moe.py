@@ -66,6 +66,37 @@ def test_router_runs_in_fp32_and_jitters_only_in_training() -> None:
     assert not torch.equal(router(x), router(x))
 
 
+def test_router_init_follows_switch_scale() -> None:
+    # Switch: weights ~ N(0, s / d_model) with s = 0.1; d = 1000 gives std sqrt(1e-4) = 0.01.
+    torch.manual_seed(3)
+    assert MoEConfig(d_model=8, d_hidden=8).router_init_scale == 0.1
+    w = Router(1000, 64).weight.detach()
+    assert float(w.std()) == pytest.approx(0.01, rel=0.02)
+    w1 = Router(1000, 64, init_scale=1.0).weight.detach()
+    assert float(w1.std()) == pytest.approx(1000**-0.5, rel=0.02)
+    # Scale 0: every logit is 0, so the router starts exactly uniform (1 / E = 0.25).
+    moe = MoE(MoEConfig(d_model=6, d_hidden=8, n_experts=4, router_init_scale=0.0))
+    probs = torch.softmax(moe.router(torch.randn(5, 6)), dim=-1)
+    torch.testing.assert_close(probs, torch.full((5, 4), 0.25))
+
+
+def test_expert_dropout_acts_only_in_training() -> None:
+    torch.manual_seed(4)
+    moe = MoE(MoEConfig(d_model=4, d_hidden=64, n_experts=2, expert_dropout=0.5))
+    assert MoEConfig(d_model=4, d_hidden=4).expert_dropout == 0.0
+    x = torch.randn(8, 4)
+    hidden = torch.nn.functional.gelu(moe.experts[0].net[0](x))
+    moe.train()
+    dropped = moe.experts[0].net[2](hidden)
+    # Inverted dropout: kept units are scaled by 1 / (1 − 0.5) = 2, the rest are 0.
+    kept = dropped != 0
+    torch.testing.assert_close(dropped[kept], 2 * hidden[kept])
+    assert 0 < float(kept.float().mean()) < 1
+    moe.eval()
+    torch.testing.assert_close(moe(x).y, moe(x).y)
+    assert torch.equal(moe.experts[0].net[2](hidden), hidden)
+
+
 def train_on_digits(aux_coef: float) -> tuple[float, float, float]:
     """Train embed → MoE → head on sklearn digits; (load CV, aux loss, accuracy) on test."""
     x, y = load_digits(return_X_y=True)
@@ -105,6 +136,10 @@ def test_bad_config_and_input_are_rejected() -> None:
         MoEConfig(d_model=4, d_hidden=4, n_experts=2, k=3)
     with pytest.raises(NeuralConfigError, match="capacity_factor"):
         MoEConfig(d_model=4, d_hidden=4, capacity_factor=0.0)
+    with pytest.raises(NeuralConfigError, match="router_init_scale"):
+        MoEConfig(d_model=4, d_hidden=4, router_init_scale=-1.0)
+    with pytest.raises(NeuralConfigError, match="expert_dropout"):
+        MoEConfig(d_model=4, d_hidden=4, expert_dropout=1.0)
     with pytest.raises(NeuralConfigError, match="jitter"):
         MoEConfig(d_model=4, d_hidden=4, jitter_eps=1.5)
     with pytest.raises(NeuralInputError, match=r"\[T, 4\]"):

@@ -44,6 +44,10 @@ class MoEConfig:
     batch_priority : V-MoE batch priority routing (on by default).
     aux_loss_coef : α of the load-balancing loss (0.01).
     z_loss_coef : coefficient of the router z-loss (1e-3).
+    router_init_scale : router weights start ~ N(0, scale / d_model); Switch's 0.1 keeps
+        early routing near uniform (1.0 is PyTorch-like fan-in scaling).
+    expert_dropout : dropout on each expert's hidden layer while training (Switch uses
+        it when fine-tuning on small data); 0 turns it off.
     """
 
     d_model: int
@@ -55,6 +59,8 @@ class MoEConfig:
     batch_priority: bool = True
     aux_loss_coef: float = 0.01
     z_loss_coef: float = 1e-3
+    router_init_scale: float = 0.1
+    expert_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if min(self.d_model, self.d_hidden, self.n_experts) < 1:
@@ -68,6 +74,14 @@ class MoEConfig:
         if not 0 <= self.jitter_eps < 1:
             raise NeuralConfigError(
                 f"MoEConfig.jitter_eps must be in [0, 1), got {self.jitter_eps}"
+            )
+        if not self.router_init_scale >= 0:
+            raise NeuralConfigError(
+                f"MoEConfig.router_init_scale must be ≥ 0, got {self.router_init_scale}"
+            )
+        if not 0 <= self.expert_dropout < 1:
+            raise NeuralConfigError(
+                f"MoEConfig.expert_dropout must be in [0, 1), got {self.expert_dropout}"
             )
         if self.aux_loss_coef < 0 or self.z_loss_coef < 0:
             raise NeuralConfigError("MoEConfig loss coefficients must be ≥ 0")
@@ -114,12 +128,19 @@ class Router(nn.Module):
     d_model : token width.
     n_experts : experts ``E``.
     jitter_eps : multiplicative input noise while training (0 = off).
+    init_scale : weights start ~ N(0, init_scale / d_model) (Switch: 0.1).
     """
 
-    def __init__(self, d_model: int, n_experts: int, jitter_eps: float = 0.0) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        n_experts: int,
+        jitter_eps: float = 0.0,
+        init_scale: float = 0.1,
+    ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(n_experts, d_model, dtype=torch.float32))
-        nn.init.normal_(self.weight, std=d_model**-0.5)
+        nn.init.normal_(self.weight, std=math.sqrt(init_scale / d_model))
         self.jitter_eps = jitter_eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -132,12 +153,15 @@ class Router(nn.Module):
 
 
 class Expert(nn.Module):
-    """A feed-forward expert ``d_model → d_hidden (GELU) → d_model``."""
+    """A feed-forward expert ``d_model → d_hidden (GELU, dropout) → d_model``."""
 
-    def __init__(self, d_model: int, d_hidden: int) -> None:
+    def __init__(self, d_model: int, d_hidden: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(d_model, d_hidden), nn.GELU(), nn.Linear(d_hidden, d_model)
+            nn.Linear(d_model, d_hidden),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(d_hidden, d_model),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,9 +176,15 @@ class MoE(nn.Module):
     def __init__(self, config: MoEConfig) -> None:
         super().__init__()
         self.config = config
-        self.router = Router(config.d_model, config.n_experts, config.jitter_eps)
+        self.router = Router(
+            config.d_model,
+            config.n_experts,
+            config.jitter_eps,
+            config.router_init_scale,
+        )
         self.experts = nn.ModuleList(
-            Expert(config.d_model, config.d_hidden) for _ in range(config.n_experts)
+            Expert(config.d_model, config.d_hidden, config.expert_dropout)
+            for _ in range(config.n_experts)
         )
 
     def forward(self, x: torch.Tensor) -> MoEOutput:
