@@ -2,8 +2,9 @@
 
 All in one run against the embedded Postgres (pgserver, data in ``bench/out/``):
 
-1. ``PgStore.insert`` (binary COPY into a staging table, then ``INSERT ... ON CONFLICT``),
-   the service's ingest path: rows/s;
+1. ``PgStore.insert``, the service's ingest path (binary COPY straight into ``episodes``;
+   only a retried batch goes through a staging table and ``INSERT ... ON CONFLICT``):
+   rows/s;
 2. plain binary COPY straight into ``episodes`` (no dedup): rows/s;
 3. the baseline: ``executemany`` of single-row ``INSERT``s: rows/s;
 4. text -> MiniLM embedding -> COPY, batched: texts/s (the model is the bottleneck).
@@ -16,6 +17,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,7 +25,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from memory_common import OUT, Mixture, embedded_postgres, make_records, table
+from memory_common import OUT, Mixture, embedded_postgres, load, make_records, table
 
 from emily.memory.config import MemoryConfig
 from emily.memory.embed import Embedder
@@ -57,6 +59,7 @@ def main() -> None:
     ap.add_argument("--plot", action="store_true")
     args = ap.parse_args()
 
+    print(f"load average at start (1, 5, 15 min): {os.getloadavg()}", flush=True)
     pg = embedded_postgres("pg-ingest")
     # no HNSW index during ingest (it is built after a bulk load); m is irrelevant here
     store = PgStore(fresh_db(pg.dsn, "ingest"), MemoryConfig(pool_max=2))
@@ -85,26 +88,26 @@ def main() -> None:
             )
 
     many_rows = records[: max(1000, args.rows // 10)]  # the slow baseline on fewer rows
+
+    def measured(name: str, fn: object, recs: list[Record]) -> tuple[str, float, int, str]:
+        return name, timed(store, fn, recs), len(recs), load()
+
     results = [
-        ("PgStore.insert (COPY + ON CONFLICT)", timed(store, store.insert, records), len(records)),
-        ("binary COPY into episodes", timed(store, write_row_copy, records), len(records)),
-        ("executemany INSERT (baseline)", timed(store, executemany, many_rows), len(many_rows)),
+        measured("PgStore.insert (COPY; ON CONFLICT on retry)", store.insert, records),
+        measured("binary COPY into episodes", write_row_copy, records),
+        measured("executemany INSERT (baseline)", executemany, many_rows),
     ]
     # the server's share: the same plain COPY without the ts and context indexes
     with store.connection() as conn:
         conn.execute("DROP INDEX episodes_ts_idx")
         conn.execute("DROP INDEX episodes_context_idx")
-    results.insert(
-        2, ("binary COPY, primary key only", timed(store, write_row_copy, records), len(records))
-    )
+    results.insert(2, measured("binary COPY, primary key only", write_row_copy, records))
     # the service's steady state: every row also goes into the HNSW graph
     store.ensure_index()
     few = records[: max(500, args.rows // 25)]
-    results.insert(
-        -1, ("PgStore.insert, HNSW index maintained", timed(store, store.insert, few), len(few))
-    )
+    results.insert(-1, measured("PgStore.insert, HNSW index maintained", store.insert, few))
     base = results[-1][1]
-    rows = [(name, n, f"{rate:,.0f}", f"{rate / base:.1f}x") for name, rate, n in results]
+    rows = [(name, n, f"{rate:,.0f}", f"{rate / base:.1f}x", ld) for name, rate, n, ld in results]
 
     embedder = Embedder(device="cpu")
     texts = [
@@ -131,9 +134,11 @@ def main() -> None:
             len(texts),
             f"{rate:,.0f}",
             f"{rate / base:.2f}x",
+            load(),
         )
     )
-    print(table(rows, ("method", "rows", "rows/s", "vs executemany")))
+    print(table(rows, ("method", "rows", "rows/s", "vs executemany", "load 1m")))
+    print(f"load average at end (1, 5, 15 min): {os.getloadavg()}")
     print(
         f"\nCOPY / executemany = {results[0][1] / base:.1f}x (service path), "
         f"{results[1][1] / base:.1f}x (plain COPY); MiniLM-bound ingest {rate:,.0f} texts/s"

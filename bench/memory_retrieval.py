@@ -38,7 +38,7 @@ import numpy as np
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from memory_common import OUT, Mixture, embedded_postgres, make_records, table
+from memory_common import OUT, Mixture, embedded_postgres, load, make_records, table
 
 from emily.bus import BusConfig, Keys, open_session
 from emily.bus.rpc import call, wait_for_server
@@ -57,7 +57,7 @@ def database(dsn0: str, name: str) -> str:
     return f"{base.rsplit('/', 1)[0]}/{name}?{query}"
 
 
-def load(dsn: str, cfg: MemoryConfig, n: int) -> tuple[PgStore, np.ndarray, list, float]:
+def load_store(dsn: str, cfg: MemoryConfig, n: int) -> tuple[PgStore, np.ndarray, list, float]:
     """The store holding the ``n`` episodes (loaded and indexed unless already there)."""
     vecs, _ = Mixture().draw(n, seed=11)
     recs = make_records(vecs)
@@ -125,10 +125,11 @@ def main() -> None:
     args = ap.parse_args()
     efs = [int(e) for e in args.ef.split(",")]
 
+    print(f"load average at start (1, 5, 15 min): {os.getloadavg()}", flush=True)
     pg = embedded_postgres("pg-retrieval")
     dsn = database(pg.dsn, "retrieval")
     cfg = MemoryConfig(hnsw_m=16, hnsw_ef_construction=64, pool_max=args.clients + 1)
-    store, vecs, recs, build_s = load(dsn, cfg, args.n)
+    store, vecs, recs, build_s = load_store(dsn, cfg, args.n)
     ids = [r.id for r in recs]
     queries, _ = Mixture().draw(args.queries, seed=12)
     truth = np.argsort(-(queries @ vecs.T), axis=1)[:, :K]
@@ -140,7 +141,7 @@ def main() -> None:
     )
     exact_recall = recall_at_k(got, truth[:n_exact], ids)
     rows.append(
-        ("Postgres exact seq scan", "-", f"{exact_recall:.3f}", f"{exact_qps:,.1f}", "1.0x")
+        ("Postgres exact seq scan", "-", f"{exact_recall:.3f}", f"{exact_qps:,.1f}", "1.0x", load())
     )
     chosen = efs[-1]
     for ef in efs:
@@ -153,6 +154,7 @@ def main() -> None:
                 f"{r:.3f}",
                 f"{rate:,.0f}",
                 f"{rate / exact_qps:.0f}x",
+                load(),
             )
         )
         if r >= 0.98 and chosen == efs[-1]:
@@ -167,6 +169,7 @@ def main() -> None:
             f"{recall_at_k(got, truth, ids):.3f}",
             f"{rate:,.0f}",
             f"{rate / exact_qps:.0f}x",
+            load(),
         )
     )
 
@@ -209,6 +212,7 @@ def main() -> None:
                 f"{svc_recall:.3f}",
                 f"{rate:,.0f}",
                 f"{rate / exact_qps:.0f}x",
+                load(),
             )
         )
         svc_rate = rate
@@ -224,6 +228,7 @@ def main() -> None:
                 "(hot set)",
                 f"{hot_rate:,.0f}",
                 f"{hot_rate / exact_qps:.0f}x",
+                load(),
             )
         )
     finally:
@@ -249,6 +254,7 @@ def main() -> None:
             f"{recall_at_k(got, truth, ids):.3f}",
             f"{rate:,.0f}",
             f"{rate / exact_qps:.0f}x",
+            load(),
         )
     )
 
@@ -256,7 +262,7 @@ def main() -> None:
         f"\n{args.n:,} episodes, {args.queries} queries, k={K}; HNSW build: pgvector "
         f"{build_s:.0f} s (0 = reused), hnswlib {hnsw_build:.0f} s"
     )
-    print(table(rows, ("path", "ef_search", "recall@10", "recalls/s", "vs exact scan")))
+    print(table(rows, ("path", "ef_search", "recall@10", "recalls/s", "vs exact scan", "load 1m")))
 
     frows = []
     buckets = np.array([i % 10 for i in range(args.n)])
@@ -274,16 +280,23 @@ def main() -> None:
         )
         full = np.mean([len(g) == K for g in got])
         frows.append(
-            (label, f"{full:.0%}", f"{recall_at_k(got, ftruth[:n_f], ids):.3f}", f"{rate:,.0f}")
+            (
+                label,
+                f"{full:.0%}",
+                f"{recall_at_k(got, ftruth[:n_f], ids):.3f}",
+                f"{rate:,.0f}",
+                load(),
+            )
         )
     print(
         "\nfiltered recall (hnsw.iterative_scan = relaxed_order, "
         f"max_scan_tuples={cfg.max_scan_tuples})"
     )
-    print(table(frows, ("selectivity", "full k returned", "recall@10", "recalls/s")))
+    print(table(frows, ("selectivity", "full k returned", "recall@10", "recalls/s", "load 1m")))
     print(
         f"\nservice: recall@10 {svc_recall:.3f} at {svc_rate:,.0f} recalls/s = "
-        f"{svc_rate / exact_qps:.0f}x the exact scan; hot (L0) {hot_rate:,.0f}/s"
+        f"{svc_rate / exact_qps:.0f}x the exact scan; hot (L0) {hot_rate:,.0f}/s; "
+        f"load average at end {os.getloadavg()}"
     )
     if args.plot:
         import matplotlib

@@ -155,19 +155,10 @@ class Memory:
                 found = self.tiers.l0.search(query, req.k, req.filters)[0]
                 served = [(self.tiers.l0.records[key], "L0", score) for key, score in found]
         else:
-            with self.store.connection() as conn:  # one pooled checkout per recall
-                ranked = self.store.search(
-                    query, req.k, req.filters, ef_search=req.ef_search, conn=conn
-                )
-                held = {key: self.tiers.get(key) for key, _ in ranked}
-                missing = [key for key, got in held.items() if got is None]
-                fetched = self.store.fetch(missing, conn=conn) if missing else {}
-            for key, score in ranked:
-                got = held[key]
-                if got is not None:
-                    served.append((got[0], got[1], score))
-                elif key in fetched:
-                    served.append((fetched[key], "L3", score))
+            ranked = self.store.search_records(query, req.k, req.filters, ef_search=req.ef_search)
+            for rec, score in ranked:  # bodies from the fastest tier that holds them
+                got = self.tiers.get(rec.id)
+                served.append((got[0], got[1], score) if got else (rec, "L3", score))
         self.tiers.accessed((rec, tier) for rec, tier, _ in served)
         took = time.perf_counter() - start
         self.metrics.recall_seconds.labels(req.scope).observe(took)

@@ -1,17 +1,20 @@
 """Tier L3: Postgres + pgvector, the durable truth.
 
-Ingest is batched binary COPY (``copy.set_types`` + ``write_row``) into a temporary
-staging table, then one
-``INSERT ... ON CONFLICT DO NOTHING``, so a retried batch (from the outbox) is stored
-exactly once. Search is HNSW (``vector_cosine_ops`` or ``halfvec_cosine_ops``) with a
-per-query ``hnsw.ef_search``; filtered searches switch on
-``hnsw.iterative_scan = relaxed_order`` so a selective filter still returns k rows.
+Ingest is batched binary COPY (``copy.set_types`` + ``write_row``) straight into
+``episodes``; a batch holding stored ids (a retry from the outbox) goes through a staging
+table and ``INSERT ... ON CONFLICT DO NOTHING`` instead, so it is stored exactly once.
+Search is HNSW (``vector_cosine_ops`` or ``halfvec_cosine_ops``) with a per-query
+``hnsw.ef_search``; filtered searches switch on ``hnsw.iterative_scan = relaxed_order``
+so a selective filter still returns k rows. A recall is one prepared statement that
+returns the bodies too; the settings are sent only when a connection's differ.
 """
 
 from __future__ import annotations
 
 import logging
+import select
 import uuid
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -34,6 +37,26 @@ log = logging.getLogger(__name__)
 COLUMNS = ("id", "ts", "text", "embedding", "valence", "arousal", "dominance", "context", "source")
 TYPES = ("uuid", "timestamptz", "text", "vector", "float4", "float4", "float4", "jsonb", "text")
 Conn = psycopg.Connection[tuple[Any, ...]]
+_SET_GUCS = (
+    "SELECT set_config('hnsw.ef_search', %s, false), "
+    "set_config('hnsw.iterative_scan', %s, false), "
+    "set_config('hnsw.max_scan_tuples', %s, false)"
+)
+
+
+def _check(conn: Conn) -> None:
+    """The pool's check before it lends ``conn``, without a round trip when it is healthy.
+
+    An idle connection has nothing to read: a server that went away (crash, restart,
+    ``pg_terminate_backend``) leaves a readable socket (EOF or its last message). Only
+    then, or when libpq already marks the connection bad, does the full check (an empty
+    query) run; it raises for a dead connection, so the pool replaces it.
+    """
+    if conn.closed or conn.pgconn.status != psycopg.pq.ConnStatus.OK:
+        raise psycopg.OperationalError("the pooled connection is closed")
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        ConnectionPool.check_connection(conn)
 
 
 def _row(rec: Record) -> tuple[Any, ...]:
@@ -82,6 +105,11 @@ class PgStore:
     def __init__(self, dsn: str, cfg: MemoryConfig) -> None:
         self.cfg = cfg
         self.dsn = dsn
+        # search settings each pooled connection holds; forgotten with the connection
+        self._gucs: weakref.WeakKeyDictionary[Conn, tuple[str, str, str]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._stmts: dict[tuple[str, bool, bool], sql.Composed] = {}
         try:
             with psycopg.connect(dsn, autocommit=True) as conn:
                 apply_migrations(conn)
@@ -95,7 +123,7 @@ class PgStore:
             max_size=cfg.pool_max,
             timeout=cfg.pool_timeout_s,
             configure=register_vector,
-            check=ConnectionPool.check_connection,
+            check=_check,
             kwargs={"autocommit": True},
             open=True,
             name="emily-memory",
@@ -234,32 +262,76 @@ class PgStore:
     ) -> list[tuple[uuid.UUID, float]]:
         """The ``k`` nearest episodes to ``query`` ``(384,)``: ``[(id, cosine similarity)]``.
 
-        The per-query settings (``SET LOCAL hnsw.ef_search``, iterative scans for
-        filters) and the query go out in one pipeline: one round trip.
+        The search settings (``hnsw.ef_search``, iterative scans for filters) are
+        session settings of the pooled connection, sent only when they differ from what
+        that connection last had, so a search is usually one prepared statement: one
+        round trip, no transaction.
         ``exact=True`` forces a sequential scan (the ground truth benchmarks compare to).
         """
+        rows = self._nearest(query, k, filters, ef_search, exact, conn, bodies=False)
+        return [(row[0], 1.0 - float(row[1])) for row in rows]
+
+    def search_records(
+        self,
+        query: Vector,
+        k: int,
+        filters: RecallFilters | None = None,
+        *,
+        ef_search: int | None = None,
+        conn: Conn | None = None,
+    ) -> list[tuple[Record, float]]:
+        """Like :meth:`search`, with each episode's full record: ``[(record, similarity)]``.
+
+        The index scan visits each result's heap row anyway, so the bodies come back in
+        the same round trip (binary transfer) instead of a second ``fetch``.
+        """
+        rows = self._nearest(query, k, filters, ef_search, False, conn, bodies=True)
+        return [(_record(row), 1.0 - float(row[-1])) for row in rows]
+
+    def _nearest(
+        self,
+        query: Vector,
+        k: int,
+        filters: RecallFilters | None,
+        ef_search: int | None,
+        exact: bool,
+        conn: Conn | None,
+        *,
+        bodies: bool,
+    ) -> list[tuple[Any, ...]]:
         where, params = where_clause(filters or RecallFilters())
         params.update(q=query, k=k)
-        dist = self._distance()
-        stmt = sql.SQL(
-            "WITH c AS MATERIALIZED (SELECT id, {dist} AS d FROM episodes {where} "
-            "ORDER BY {dist} LIMIT %(k)s) SELECT id, d FROM c ORDER BY d"
-        ).format(dist=dist, where=where)
+        filtered = filters is not None and not filters.empty
+        key = (where.as_string(None) if filtered else "", exact, bodies)
+        stmt = self._stmts.get(key)
+        if stmt is None:
+            cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS if bodies else COLUMNS[:1]))
+            stmt = sql.SQL(
+                "WITH c AS MATERIALIZED (SELECT {cols}, {dist} AS d FROM episodes {where} "
+                "ORDER BY {dist} LIMIT %(k)s) SELECT {cols}, d FROM c ORDER BY d"
+            ).format(cols=cols, dist=self._distance(), where=where)
+            self._stmts[key] = stmt
         ef = ef_search or self.cfg.ef_search
-        with self.session(conn) as c, c.pipeline(), c.transaction():
+        with self.session(conn) as c:
             if exact:
-                c.execute("SET LOCAL enable_indexscan = off")
-            else:
-                c.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(max(ef, k)),))
-                if filters is not None and not filters.empty:
-                    c.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-                    c.execute(
-                        "SELECT set_config('hnsw.max_scan_tuples', %s, true)",
-                        (str(self.cfg.max_scan_tuples),),
-                    )
-            cur = c.execute(stmt, params, prepare=True)
-        rows = cur.fetchall()
-        return [(row[0], 1.0 - float(row[1])) for row in rows]
+                with c.pipeline(), c.transaction():
+                    c.execute("SET LOCAL enable_indexscan = off")
+                    cur = c.execute(stmt, params, prepare=True, binary=bodies)
+                return cur.fetchall()
+            gucs = (
+                str(max(ef, k)),
+                "relaxed_order" if filtered else "off",
+                str(self.cfg.max_scan_tuples),
+            )
+            try:
+                if self._gucs.get(c) != gucs:
+                    self._gucs.pop(c, None)
+                    c.execute(_SET_GUCS, gucs)
+                    self._gucs[c] = gucs
+                return c.execute(stmt, params, prepare=True, binary=bodies).fetchall()
+            except BaseException:
+                self._gucs.pop(c, None)
+                raise
 
     def fetch(
         self, ids: Sequence[uuid.UUID], *, conn: Conn | None = None
