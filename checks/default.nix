@@ -49,6 +49,7 @@ in
     pkgs.runCommand "emily-pytest"
       {
         nativeBuildInputs = [ testEnv.python ] ++ testEnv.tools;
+        inherit (testEnv) env;
       }
       ''
         cp -r ${src} source && chmod -R u+w source && cd source

