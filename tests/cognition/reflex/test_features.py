@@ -29,3 +29,26 @@ def test_any_text_gives_valid_buckets(text: str) -> None:
     assert np.all(np.diff(idx) > 0)
     dense = f.dense([text])
     assert dense.shape == (1, 512) and dense.sum() == idx.size
+
+
+def test_torch_threads_nests_across_threads_without_blocking() -> None:
+    import threading
+
+    import torch
+
+    from emily.cognition.reflex.features import torch_threads
+
+    before = torch.get_num_threads()
+    done = threading.Event()
+
+    def worker() -> None:
+        with torch_threads(1):
+            done.set()
+
+    with torch_threads(1):
+        t = threading.Thread(target=worker)
+        t.start()
+        t.join(10)
+        assert done.is_set()  # a block held by another thread never blocks this one
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
