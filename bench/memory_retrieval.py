@@ -83,7 +83,9 @@ def load_store(dsn: str, cfg: MemoryConfig, n: int) -> tuple[PgStore, np.ndarray
         with store.connection() as conn:
             conn.execute("VACUUM ANALYZE episodes")
         return store, vecs, recs, build_s
-    return PgStore(dsn, cfg), vecs, recs, build_s
+    t = time.perf_counter()
+    store = PgStore(dsn, cfg)  # builds the index when this storage type has none yet
+    return store, vecs, recs, time.perf_counter() - t
 
 
 def recall_at_k(got: list[list], truth: np.ndarray, ids: list) -> float:
@@ -121,6 +123,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=400)
     ap.add_argument("--clients", type=int, default=2)
     ap.add_argument("--ef", default="20,40,80")
+    ap.add_argument("--storage", choices=("vector", "halfvec"), default="vector")
     ap.add_argument("--plot", action="store_true")
     args = ap.parse_args()
     efs = [int(e) for e in args.ef.split(",")]
@@ -128,7 +131,9 @@ def main() -> None:
     print(f"load average at start (1, 5, 15 min): {os.getloadavg()}", flush=True)
     pg = embedded_postgres("pg-retrieval")
     dsn = database(pg.dsn, "retrieval")
-    cfg = MemoryConfig(hnsw_m=16, hnsw_ef_construction=64, pool_max=args.clients + 1)
+    cfg = MemoryConfig(
+        hnsw_m=16, hnsw_ef_construction=64, pool_max=args.clients + 1, storage=args.storage
+    )
     store, vecs, recs, build_s = load_store(dsn, cfg, args.n)
     ids = [r.id for r in recs]
     queries, _ = Mixture().draw(args.queries, seed=12)
@@ -181,6 +186,7 @@ def main() -> None:
         EMILY_MEMORY__EF_SEARCH=str(chosen),
         EMILY_MEMORY__HNSW_M="16",
         EMILY_MEMORY__HNSW_EF_CONSTRUCTION="64",
+        EMILY_MEMORY__STORAGE=args.storage,
         EMILY_MEMORY__METRICS_PORT="0",
         EMILY_MEMORY__WORKERS=str(max(2, args.clients)),
         EMILY_MEMORY__POOL_MAX=str(max(2, args.clients) + 1),
@@ -259,8 +265,8 @@ def main() -> None:
     )
 
     print(
-        f"\n{args.n:,} episodes, {args.queries} queries, k={K}; HNSW build: pgvector "
-        f"{build_s:.0f} s (0 = reused), hnswlib {hnsw_build:.0f} s"
+        f"\n{args.n:,} episodes ({args.storage}), {args.queries} queries, k={K}; HNSW build: "
+        f"pgvector {build_s:.0f} s (0 = reused), hnswlib {hnsw_build:.0f} s"
     )
     print(table(rows, ("path", "ef_search", "recall@10", "recalls/s", "vs exact scan", "load 1m")))
 

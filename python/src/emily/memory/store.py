@@ -323,11 +323,14 @@ class PgStore:
                 "relaxed_order" if filtered else "off",
                 str(self.cfg.max_scan_tuples),
             )
+            # inside a caller's transaction a rollback would undo the settings: send, no cache
+            idle = c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
             try:
-                if self._gucs.get(c) != gucs:
+                if not idle or self._gucs.get(c) != gucs:
                     self._gucs.pop(c, None)
                     c.execute(_SET_GUCS, gucs)
-                    self._gucs[c] = gucs
+                    if idle:
+                        self._gucs[c] = gucs
                 return c.execute(stmt, params, prepare=True, binary=bodies).fetchall()
             except BaseException:
                 self._gucs.pop(c, None)
