@@ -56,6 +56,10 @@ class L2:
         self.slots = np.memmap(
             str(rec_path), dtype=np.uint8, mode=mode, shape=(capacity, slot_bytes)
         )
+        # plain-ndarray views of the same mappings: indexing them skips np.memmap's
+        # per-slice Python overhead (the recall path reads and writes slots)
+        self._vectors = self.vectors.view(np.ndarray)
+        self._slots = self.slots.view(np.ndarray)
         self.slot_of: dict[uuid.UUID, int] = {}
         for slot in range(capacity):
             body = self._body(slot)
@@ -65,7 +69,7 @@ class L2:
         self.free = [s for s in range(capacity - 1, -1, -1) if s not in used]
 
     def _body(self, slot: int) -> bytes:
-        row = self.slots[slot]
+        row = self._slots[slot]
         (length,) = _LEN.unpack(row[: _LEN.size].tobytes())
         return row[_LEN.size : _LEN.size + length].tobytes() if length else b""
 
@@ -98,22 +102,22 @@ class L2:
         if len(body) + _LEN.size > self.slot_bytes:
             return False
         slot = self.free.pop()
-        self.vectors[slot] = rec.embedding
-        self.slots[slot, _LEN.size : _LEN.size + len(body)] = np.frombuffer(body, dtype=np.uint8)
-        self.slots[slot, : _LEN.size] = np.frombuffer(_LEN.pack(len(body)), dtype=np.uint8)
+        self._vectors[slot] = rec.embedding
+        self._slots[slot, _LEN.size : _LEN.size + len(body)] = np.frombuffer(body, dtype=np.uint8)
+        self._slots[slot, : _LEN.size] = np.frombuffer(_LEN.pack(len(body)), dtype=np.uint8)
         self.slot_of[rec.id] = slot
         return True
 
     def get(self, key: uuid.UUID) -> Record:
         """Read ``key``'s record back from the mapped files."""
         slot = self.slot_of[key]
-        return Record.from_json(json.loads(self._body(slot)), np.array(self.vectors[slot]))
+        return Record.from_json(json.loads(self._body(slot)), self._vectors[slot].copy())
 
     def pop(self, key: uuid.UUID) -> Record:
         """Remove ``key`` and return its record."""
         rec = self.get(key)
         slot = self.slot_of.pop(key)
-        self.slots[slot, : _LEN.size] = 0
+        self._slots[slot, : _LEN.size] = 0
         self.free.append(slot)
         return rec
 

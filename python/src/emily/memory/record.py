@@ -93,5 +93,9 @@ class Record:
         )
 
     def encoded(self) -> bytes:
-        """Compact UTF-8 JSON of :meth:`to_json`."""
-        return json.dumps(self.to_json(), separators=(",", ":")).encode()
+        """Compact UTF-8 JSON of :meth:`to_json` (computed once: records are immutable)."""
+        body: bytes | None = self.__dict__.get("_encoded")
+        if body is None:
+            body = json.dumps(self.to_json(), separators=(",", ":")).encode()
+            object.__setattr__(self, "_encoded", body)
+        return body
