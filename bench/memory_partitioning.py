@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from memory_common import T0, Mixture, embedded_postgres, make_records, table
+from memory_common import T0, Mixture, embedded_postgres, load, make_records, table
 from memory_ingest import fresh_db
 
 from emily.bus.schemas.memory import RecallFilters
@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--ef", type=int, default=40)
     args = ap.parse_args()
+    print(f"load average at start (1 min): {load()}", flush=True)
 
     pg = embedded_postgres("pg-partitioning")
     cfg = MemoryConfig(hnsw_m=16, hnsw_ef_construction=64, ef_search=args.ef)
@@ -150,6 +151,7 @@ def main() -> None:
         f"ef_search={args.ef}; HNSW build plain {plain_build:.1f} s, partitioned {part_build:.1f} s"
     )
     print(table(rows, ("query", "table", "recall@10", "full k", "recalls/s", "vs plain")))
+    print(f"load average now (1 min): {load()}")
     print(f"PgStore.search with the same window (plain table): {svc_rate:,.0f} recalls/s")
     unf = results["episodes_part", False][1] / results["episodes", False][1]
     win = results["episodes_part", True][1] / results["episodes", True][1]

@@ -24,7 +24,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from memory_common import OUT, Mixture, embedded_postgres, make_records, percentile, table
+from memory_common import (
+    OUT,
+    Mixture,
+    embedded_postgres,
+    load,
+    make_records,
+    percentile,
+    table,
+)
 from memory_ingest import fresh_db
 
 from emily.bus.schemas.memory import RecallRequest
@@ -134,6 +142,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--plot", action="store_true")
     args = ap.parse_args()
+    print(f"load average at start (1 min): {load()}", flush=True)
 
     cap = args.keys // 100
     rows = []
@@ -150,6 +159,7 @@ def main() -> None:
             rows.append((seed, name, f"{hr:.4f}", f"{(hr - r['LRU']) * 100:+.1f} pts"))
     print(f"Zipf(0.99), {args.keys:,} keys, {args.length:,} accesses, cache {cap:,} (1%)")
     print(table(rows, ("trace", "policy", "hit ratio", "vs LRU")))
+    print(f"load average now (1 min): {load()}")
 
     pg = embedded_postgres("pg-tiers")
     cfg = MemoryConfig(
@@ -193,6 +203,7 @@ def main() -> None:
         )
     print(f"\nrecall latency, {args.episodes:,} episodes, k=10, tiers held {sizes}")
     print(table(lat_rows, ("served from", "n", "p50 ms", "p99 ms", "speed-up vs L3", "recalls/s")))
+    print(f"load average now (1 min): {load()}")
     best = {s: r["W-TinyLFU"] - r["LRU"] for s, r in ratios.items()}
     print(
         f"\nW-TinyLFU - LRU: {', '.join(f'{v * 100:+.1f} pts' for v in best.values())}; "
