@@ -102,3 +102,61 @@ def test_pool_stats_are_reported(store: PgStore) -> None:
     store.count()
     stats = store.pool_stats()
     assert stats.max_size == 4 and stats.min_size == 1 and stats.requests >= 1
+
+
+def _settings(conn: psycopg.Connection) -> tuple[str, str]:
+    row = conn.execute(
+        "SELECT current_setting('hnsw.ef_search'), current_setting('hnsw.iterative_scan')"
+    ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def test_search_settings_follow_each_query_on_a_reused_connection(store: PgStore) -> None:
+    """Settings are cached per connection and re-sent only on change: each query must
+    still run with its own ef_search and iterative-scan mode."""
+    recs = records(50)
+    store.insert(recs)
+    q = recs[0].embedding
+    since = RecallFilters(since=T0)
+    with store.connection() as conn:
+        store.search(q, 5, ef_search=40, conn=conn)
+        assert _settings(conn) == ("40", "off")
+        store.search(q, 5, ef_search=40, conn=conn)  # cached: nothing re-sent, still right
+        assert _settings(conn) == ("40", "off")
+        store.search(q, 5, since, ef_search=120, conn=conn)
+        assert _settings(conn) == ("120", "relaxed_order")
+        store.search(q, 5, ef_search=40, conn=conn)
+        assert _settings(conn) == ("40", "off")
+        store.search(q, 50, ef_search=10, conn=conn)  # ef is never below k
+        assert _settings(conn)[0] == "50"
+
+
+def test_settings_inside_a_rolled_back_transaction_are_not_trusted(store: PgStore) -> None:
+    recs = records(20)
+    store.insert(recs)
+    q = recs[0].embedding
+    with store.connection() as conn:
+        store.search(q, 5, ef_search=40, conn=conn)
+        with pytest.raises(RuntimeError), conn.transaction():
+            store.search(q, 5, ef_search=200, conn=conn)
+            raise RuntimeError("roll back on purpose")
+        assert _settings(conn)[0] == "40"  # the rollback undid 200 (set_config is transactional)
+        store.search(q, 5, ef_search=200, conn=conn)
+        assert _settings(conn)[0] == "200"  # so it must be sent again, not taken from a cache
+
+
+def test_injected_terminated_backends_are_replaced_by_the_pool(store: PgStore, pg_dsn: str) -> None:
+    """The cheap pool check must notice connections the server closed, so a recall
+    after the backends were terminated still succeeds on a fresh connection."""
+    recs = records(30)
+    store.insert(recs)
+    before = store.search(recs[3].embedding, 3)
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert killed is not None and killed[0] >= 1
+    for _ in range(5):  # every pooled connection was killed; each loan must be checked
+        assert store.search(recs[3].embedding, 3) == before
