@@ -13,6 +13,7 @@
 
 let
   cfg = config.services.emily.cognition;
+  busOptions = import ./bus-options.nix { inherit lib config; };
   peers =
     lib.optional (config.services.emily.memory.enable or false) "emily-memory.service"
     ++ lib.optional (config.services.emily.inference.enable or false) "emily-inference.service";
@@ -32,7 +33,7 @@ let
   );
 in
 {
-  options.services.emily.cognition = {
+  options.services.emily.cognition = busOptions "cognition" // {
     enable = lib.mkEnableOption "the Emily cognition service (reflex, workspace, active inference)";
 
     package = lib.mkPackageOption pkgs "emily" { };
@@ -41,20 +42,6 @@ in
       type = lib.types.str;
       default = "emily-cognition";
       description = "Unix user of the unit (owns the state directory with the cached reflex).";
-    };
-
-    node = lib.mkOption {
-      type = lib.types.str;
-      default = config.networking.hostName;
-      defaultText = lib.literalExpression "config.networking.hostName";
-      description = "Key chunk naming this host on the bus (`emily/<node>/cognition/observe`).";
-    };
-
-    router = lib.mkOption {
-      type = lib.types.str;
-      default = "tcp/127.0.0.1:${toString config.emily.zenohd.port}";
-      defaultText = lib.literalExpression ''"tcp/127.0.0.1:''${toString config.emily.zenohd.port}"'';
-      description = "Zenoh endpoint of the host's zenohd router; the service is its client.";
     };
 
     port = lib.mkOption {

@@ -13,6 +13,7 @@
 
 let
   cfg = config.services.emily.inference;
+  busOptions = import ./bus-options.nix { inherit lib config; };
   gpu = cfg.gpuLayers != 0;
   tokenFile =
     if cfg.apiKeySecret != null && options ? sops then
@@ -37,7 +38,7 @@ let
   );
 in
 {
-  options.services.emily.inference = {
+  options.services.emily.inference = busOptions "inference" // {
     enable = lib.mkEnableOption "the Emily inference service (llama.cpp, Zenoh and OpenAI HTTP)";
 
     package = lib.mkPackageOption pkgs "emily" { };
@@ -82,20 +83,6 @@ in
       type = lib.types.ints.unsigned;
       default = 0;
       description = "CPU threads; 0 uses every core the unit may run on.";
-    };
-
-    node = lib.mkOption {
-      type = lib.types.str;
-      default = config.networking.hostName;
-      defaultText = lib.literalExpression "config.networking.hostName";
-      description = "Key chunk naming this host on the bus (`emily/<node>/inference/...`).";
-    };
-
-    router = lib.mkOption {
-      type = lib.types.str;
-      default = "tcp/127.0.0.1:${toString config.emily.zenohd.port}";
-      defaultText = lib.literalExpression ''"tcp/127.0.0.1:''${toString config.emily.zenohd.port}"'';
-      description = "Zenoh endpoint of the host's zenohd router; the service is its client.";
     };
 
     port = lib.mkOption {

@@ -11,6 +11,7 @@
 
 let
   cfg = config.services.emily.memory;
+  busOptions = import ./bus-options.nix { inherit lib config; };
   db = config.emily.database;
   # bools as true/false (emily.config reads those), everything else as its string
   str = v: if builtins.isBool v then lib.boolToString v else toString v;
@@ -35,7 +36,7 @@ let
   onGpu = (cfg.settings.device or "cpu") == "cuda";
 in
 {
-  options.services.emily.memory = {
+  options.services.emily.memory = busOptions "memory" // {
     enable = lib.mkEnableOption "the Emily memory service (tiered memory over Postgres + pgvector)";
 
     package = lib.mkPackageOption pkgs "emily" { };
@@ -58,20 +59,6 @@ in
       type = lib.types.str;
       default = "/run/postgresql";
       description = "Directory of Postgres's unix socket.";
-    };
-
-    node = lib.mkOption {
-      type = lib.types.str;
-      default = config.networking.hostName;
-      defaultText = lib.literalExpression "config.networking.hostName";
-      description = "Key chunk naming this host on the bus (`emily/<node>/memory/...`).";
-    };
-
-    router = lib.mkOption {
-      type = lib.types.str;
-      default = "tcp/127.0.0.1:${toString config.emily.zenohd.port}";
-      defaultText = lib.literalExpression ''"tcp/127.0.0.1:''${toString config.emily.zenohd.port}"'';
-      description = "Zenoh endpoint of the host's zenohd router; the service is its client.";
     };
 
     metricsPort = lib.mkOption {
