@@ -7,7 +7,7 @@ let
   bdp = import ../lib/bdp.nix;
 in
 {
-  # BBR congestion control needs the fq qdisc for pacing (mainline has no "bbr2").
+  # BBR congestion control needs the fq qdisc for pacing (mainline kernels have no BBRv2).
   "net.core.default_qdisc" = "fq";
   "net.ipv4.tcp_congestion_control" = "bbr";
   # find the path MTU through the WireGuard tunnel instead of black-holing

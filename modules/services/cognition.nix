@@ -14,6 +14,7 @@
 let
   cfg = config.services.emily.cognition;
   busOptions = import ./bus-options.nix { inherit lib config; };
+  hardening = import ./hardening.nix;
   peers =
     lib.optional (config.services.emily.memory.enable or false) "emily-memory.service"
     ++ lib.optional (config.services.emily.inference.enable or false) "emily-inference.service";
@@ -110,7 +111,7 @@ in
       ++ lib.optional config.services.zenohd.enable "zenohd.service"
       ++ peers;
       environment = env;
-      serviceConfig = {
+      serviceConfig = hardening // {
         ExecStart = "${lib.getExe cfg.package} serve cognition";
         User = cfg.user;
         Group = cfg.user;
@@ -121,36 +122,10 @@ in
         StateDirectory = "emily-cognition";
         StateDirectoryMode = "0700";
         UMask = "0077";
-        NoNewPrivileges = true;
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        PrivateTmp = true;
         PrivateDevices = true;
         DevicePolicy = "closed";
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
-        ProtectKernelLogs = true;
-        ProtectControlGroups = true;
         ProtectClock = true;
-        ProtectHostname = true;
         ProtectProc = "invisible";
-        RestrictSUIDSGID = true;
-        RestrictRealtime = true;
-        RestrictNamespaces = true;
-        LockPersonality = true;
-        RemoveIPC = true;
-        CapabilityBoundingSet = "";
-        AmbientCapabilities = "";
-        RestrictAddressFamilies = [
-          "AF_UNIX"
-          "AF_INET"
-          "AF_INET6"
-        ];
-        SystemCallArchitectures = "native";
-        SystemCallFilter = [
-          "@system-service"
-          "~@privileged"
-        ];
       };
     };
   };

@@ -14,6 +14,7 @@
 let
   cfg = config.services.emily.inference;
   busOptions = import ./bus-options.nix { inherit lib config; };
+  hardening = import ./hardening.nix;
   gpu = cfg.gpuLayers != 0;
   tokenFile =
     if cfg.apiKeySecret != null && options ? sops then
@@ -164,7 +165,7 @@ in
         ]
         ++ lib.optional config.services.zenohd.enable "zenohd.service";
         environment = env;
-        serviceConfig = {
+        serviceConfig = hardening // {
           ExecStart = "${lib.getExe cfg.package} serve inference";
           User = cfg.user;
           Group = cfg.user;
@@ -175,10 +176,6 @@ in
           StateDirectory = "emily-inference";
           StateDirectoryMode = "0700";
           UMask = "0077";
-          NoNewPrivileges = true;
-          ProtectSystem = "strict";
-          ProtectHome = true;
-          PrivateTmp = true;
           # the CPU path sees no devices; the GPU path sees the NVIDIA nodes and nothing else
           PrivateDevices = !gpu;
           DevicePolicy = "closed";
@@ -188,30 +185,8 @@ in
             "/dev/nvidia-uvm rw"
             "/dev/nvidia-uvm-tools rw"
           ];
-          ProtectKernelTunables = true;
-          ProtectKernelModules = true;
-          ProtectKernelLogs = true;
-          ProtectControlGroups = true;
           ProtectClock = true;
-          ProtectHostname = true;
           ProtectProc = "invisible";
-          RestrictSUIDSGID = true;
-          RestrictRealtime = true;
-          RestrictNamespaces = true;
-          LockPersonality = true;
-          RemoveIPC = true;
-          CapabilityBoundingSet = "";
-          AmbientCapabilities = "";
-          RestrictAddressFamilies = [
-            "AF_UNIX"
-            "AF_INET"
-            "AF_INET6"
-          ];
-          SystemCallArchitectures = "native";
-          SystemCallFilter = [
-            "@system-service"
-            "~@privileged"
-          ];
         };
       };
     })

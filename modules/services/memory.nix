@@ -12,6 +12,7 @@
 let
   cfg = config.services.emily.memory;
   busOptions = import ./bus-options.nix { inherit lib config; };
+  hardening = import ./hardening.nix;
   db = config.emily.database;
   # bools as true/false (emily.config reads those), everything else as its string
   str = v: if builtins.isBool v then lib.boolToString v else toString v;
@@ -111,7 +112,7 @@ in
       wants = [ "network-online.target" ] ++ router;
       requires = [ "postgresql.service" ] ++ database;
       environment = env;
-      serviceConfig = {
+      serviceConfig = hardening // {
         ExecStart = "${lib.getExe cfg.package} serve memory";
         User = cfg.user;
         Group = cfg.user;
@@ -123,35 +124,9 @@ in
         StateDirectoryMode = "0700";
         CacheDirectory = "emily-memory";
         UMask = "0077";
-        NoNewPrivileges = true;
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        PrivateTmp = true;
         # CUDA needs /dev/nvidia*; ProtectClock would add a DeviceAllow list that hides them
         PrivateDevices = !onGpu;
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
-        ProtectKernelLogs = true;
-        ProtectControlGroups = true;
         ProtectClock = !onGpu;
-        ProtectHostname = true;
-        RestrictSUIDSGID = true;
-        RestrictRealtime = true;
-        RestrictNamespaces = true;
-        LockPersonality = true;
-        RemoveIPC = true;
-        CapabilityBoundingSet = "";
-        AmbientCapabilities = "";
-        RestrictAddressFamilies = [
-          "AF_UNIX"
-          "AF_INET"
-          "AF_INET6"
-        ];
-        SystemCallArchitectures = "native";
-        SystemCallFilter = [
-          "@system-service"
-          "~@privileged"
-        ];
       };
     };
   };
