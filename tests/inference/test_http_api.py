@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from emily.bus.rpc import call
 from emily.bus.schemas.inference import GenerateRequest, GenerationChunk
-from emily.inference.http_api import HTTPServer, create_app
+from emily.inference.http_api import create_app
+from emily.observe.http import HTTPServer
 from tests.conftest import free_port
 from tests.fixtures.llm import RunningInference
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -47,28 +44,3 @@ def build_app(
         return {"status": "ok"}
 
     return app
-
-
-class HTTPServer:
-    """uvicorn serving ``app`` on a background thread until :meth:`close`."""
-
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="cognition-http", daemon=True)
-        self._thread.start()
-        self.url = f"http://{host}:{port}"
-
-    def wait_started(self, timeout_s: float = 30.0) -> bool:
-        """Block until uvicorn accepts connections (True) or ``timeout_s`` passes (False)."""
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                return False
-            time.sleep(0.01)
-        return True
-
-    def close(self) -> None:
-        """Stop accepting, finish open responses, join the thread."""
-        self._server.should_exit = True
-        self._thread.join(timeout=10)

@@ -20,13 +20,14 @@ from emily.bus.schemas.cognition import ObserveReply, ObserveRequest, WorkspaceB
 from emily.cognition.clients import InferenceClient, MemoryClient, Peers
 from emily.cognition.config import CognitionConfig
 from emily.cognition.cycle import Cognition, workspace_items
-from emily.cognition.http import HTTPServer, build_app
+from emily.cognition.http import build_app
 from emily.cognition.metrics import CognitionMetrics
 from emily.cognition.reflex import Reflex
 from emily.cognition.workspace import Broadcast
 from emily.config import state_dir
 from emily.errors import BusError
 from emily.observe import setup_logging
+from emily.observe.http import HTTPServer
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class CognitionService:
         self.http: HTTPServer | None = None
         if http:
             app = build_app(self.observe, self.metrics.registry, self.metrics.bad.inc)
-            self.http = HTTPServer(app, config.http_addr, config.http_port)
+            self.http = HTTPServer(app, config.http_addr, config.http_port, name="cognition-http")
             if not self.http.wait_started():
                 self.close()
                 raise BusError(

@@ -13,14 +13,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -280,28 +278,3 @@ def _sse(chunks: AsyncIterator[str], scheduler: Scheduler, job: Job) -> Streamin
                 scheduler.cancel(job.id)
 
     return StreamingResponse(guarded(), media_type="text/event-stream")
-
-
-class HTTPServer:
-    """uvicorn serving an app on a background thread until :meth:`close`."""
-
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="inference-http", daemon=True)
-        self._thread.start()
-        self.url = f"http://{host}:{port}"
-
-    def wait_started(self, timeout_s: float = 30.0) -> bool:
-        """Block until uvicorn accepts connections (True) or ``timeout_s`` passes (False)."""
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                return False
-            time.sleep(0.01)
-        return True
-
-    def close(self) -> None:
-        """Stop accepting, finish open responses, join the thread."""
-        self._server.should_exit = True
-        self._thread.join(timeout=10)

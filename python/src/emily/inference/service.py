@@ -23,11 +23,12 @@ from emily.inference.bus_api import InferenceBus
 from emily.inference.config import InferenceConfig
 from emily.inference.engine import Engine
 from emily.inference.errors import Unavailable
-from emily.inference.http_api import HTTPServer, create_app
+from emily.inference.http_api import create_app
 from emily.inference.metrics import InferenceMetrics
 from emily.inference.scheduler import Scheduler
 from emily.inference.store import embedded_model
 from emily.observe import MetricsServer, setup_logging, start_metrics_server
+from emily.observe.http import HTTPServer
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class InferenceService:
         self.metrics_server: MetricsServer | None = None
         if config.http_port:
             app = create_app(self.engine, self.scheduler, self.metrics, api_key=api_key)
-            self.http = HTTPServer(app, config.http_host, config.http_port)
+            self.http = HTTPServer(app, config.http_host, config.http_port, name="inference-http")
             if not self.http.wait_started():
                 self.close()
                 raise Unavailable(
