@@ -114,3 +114,43 @@ def machine() -> str:
     """One line naming the machine and thread count (timings are only comparable within it)."""
     cpu = platform.processor() or platform.machine()
     return f"{cpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def plot_accuracy_vs_energy(
+    results: dict[str, dict[str, float]],
+    pair: tuple[tuple[str, str], tuple[str, str]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    filename: str,
+) -> Path:
+    """One line per data set from the baseline to the spiking model, accuracy (%) against
+    modelled energy (pJ, log scale), written to ``bench/out/<filename>``.
+
+    ``pair`` is ``((baseline key, label), (spiking key, label))``; each result holds
+    ``<key>_acc`` and ``<key>_pj``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    (base, base_label), (spk, spk_label) = pair
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, r in results.items():
+        xs, ys = [r[f"{base}_pj"], r[f"{spk}_pj"]], [r[f"{base}_acc"], r[f"{spk}_acc"]]
+        ax.plot(xs, ys, "o-", label=name)
+        ax.annotate(base_label, (xs[0], ys[0]))
+        ax.annotate(spk_label, (xs[1], ys[1]))
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / filename
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    print(f"plot: {path}")
+    return path

@@ -22,7 +22,16 @@ import argparse
 import sys
 
 import torch
-from neural_common import OUT, Dataset, accuracy, batches, digits, intents, machine, table
+from neural_common import (
+    Dataset,
+    accuracy,
+    batches,
+    digits,
+    intents,
+    machine,
+    plot_accuracy_vs_energy,
+    table,
+)
 from torch import nn
 
 from emily.cognition.neural import (
@@ -162,26 +171,14 @@ def run(name: str, seed: int) -> dict[str, float]:
 
 
 def plot(results: dict[str, dict[str, float]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, r in results.items():
-        ax.plot([r["gcn_pj"], r["snn_pj"]], [r["gcn_acc"], r["snn_acc"]], "o-", label=name)
-        ax.annotate("GCN", (r["gcn_pj"], r["gcn_acc"]))
-        ax.annotate("SpikingGCN", (r["snn_pj"], r["snn_acc"]))
-    ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_xlabel("modelled energy per node (pJ, 45 nm fp32)")
-    ax.set_ylabel("test node accuracy (%)")
-    ax.set_title("Spiking GNN vs GCN (modelled energy, not measured)")
-    ax.legend()
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / "neural_gnn_vs_gcn.png"
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    print(f"plot: {path}")
+    plot_accuracy_vs_energy(
+        results,
+        (("gcn", "GCN"), ("snn", "SpikingGCN")),
+        xlabel="modelled energy per node (pJ, 45 nm fp32)",
+        ylabel="test node accuracy (%)",
+        title="Spiking GNN vs GCN (modelled energy, not measured)",
+        filename="neural_gnn_vs_gcn.png",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

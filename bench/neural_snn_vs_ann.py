@@ -18,7 +18,16 @@ import sys
 from dataclasses import dataclass
 
 import torch
-from neural_common import OUT, Dataset, accuracy, batches, digits, intents, machine, table
+from neural_common import (
+    Dataset,
+    accuracy,
+    batches,
+    digits,
+    intents,
+    machine,
+    plot_accuracy_vs_energy,
+    table,
+)
 from torch import nn
 
 from emily.cognition.neural import OpCounts, SpikingClassifier, encode, on_off, timed
@@ -173,26 +182,14 @@ def run(name: str, seed: int) -> dict[str, float]:
 
 
 def plot(results: dict[str, dict[str, float]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, r in results.items():
-        ax.plot([r["ann_pj"], r["snn_pj"]], [r["ann_acc"], r["snn_acc"]], "o-", label=name)
-        ax.annotate("ANN", (r["ann_pj"], r["ann_acc"]))
-        ax.annotate("SNN", (r["snn_pj"], r["snn_acc"]))
-    ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_xlabel("modelled energy per inference (pJ, 45 nm fp32)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("SNN vs ANN (modelled energy, not measured)")
-    ax.legend()
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / "neural_snn_vs_ann.png"
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    print(f"plot: {path}")
+    plot_accuracy_vs_energy(
+        results,
+        (("ann", "ANN"), ("snn", "SNN")),
+        xlabel="modelled energy per inference (pJ, 45 nm fp32)",
+        ylabel="test accuracy (%)",
+        title="SNN vs ANN (modelled energy, not measured)",
+        filename="neural_snn_vs_ann.png",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
