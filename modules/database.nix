@@ -12,6 +12,19 @@ let
   cfg = config.emily.database;
   net = config.emily.network;
   servicesVlan = if net.enable then "${net.vlans.services.prefix}.0/24" else null;
+  # oneshot units that run psql once the server and its ensure* setup are up
+  afterPostgres = {
+    after = [
+      "postgresql.service"
+      "postgresql-setup.service"
+    ];
+    requires = [
+      "postgresql.service"
+      "postgresql-setup.service"
+    ];
+    wantedBy = [ "multi-user.target" ];
+    path = [ config.services.postgresql.finalPackage ];
+  };
 in
 {
   options.emily.database = {
@@ -87,18 +100,8 @@ in
     };
 
     # Extensions that need a superuser, created once in the service's database.
-    systemd.services.emily-postgres-setup = {
+    systemd.services.emily-postgres-setup = afterPostgres // {
       description = "Create pgvector and pg_partman in the Emily database";
-      after = [
-        "postgresql.service"
-        "postgresql-setup.service"
-      ];
-      requires = [
-        "postgresql.service"
-        "postgresql-setup.service"
-      ];
-      wantedBy = [ "multi-user.target" ];
-      path = [ config.services.postgresql.finalPackage ];
       serviceConfig = {
         Type = "oneshot";
         User = "postgres";
@@ -108,31 +111,24 @@ in
     };
 
     # The role's password (scram) from a file; re-run when the secret rotates.
-    systemd.services.emily-postgres-passwords = lib.mkIf (cfg.passwordFile != null) {
-      description = "Set the Emily role's Postgres password from its secret file";
-      after = [
-        "postgresql.service"
-        "postgresql-setup.service"
-      ];
-      requires = [
-        "postgresql.service"
-        "postgresql-setup.service"
-      ];
-      wantedBy = [ "multi-user.target" ];
-      path = [ config.services.postgresql.finalPackage ];
-      serviceConfig = {
-        Type = "oneshot";
-        User = "postgres";
-        RemainAfterExit = true;
-      };
-      # psql reads the file itself (\set with backticks), so the password appears on
-      # no command line; :'pw' quotes it as a literal.
-      script = ''
-        psql -v ON_ERROR_STOP=1 -d postgres <<'SQL'
-        \set pw `cat ${lib.escapeShellArg cfg.passwordFile}`
-        ALTER ROLE "${cfg.name}" PASSWORD :'pw';
-        SQL
-      '';
-    };
+    systemd.services.emily-postgres-passwords = lib.mkIf (cfg.passwordFile != null) (
+      afterPostgres
+      // {
+        description = "Set the Emily role's Postgres password from its secret file";
+        serviceConfig = {
+          Type = "oneshot";
+          User = "postgres";
+          RemainAfterExit = true;
+        };
+        # psql reads the file itself (\set with backticks), so the password appears on
+        # no command line; :'pw' quotes it as a literal.
+        script = ''
+          psql -v ON_ERROR_STOP=1 -d postgres <<'SQL'
+          \set pw `cat ${lib.escapeShellArg cfg.passwordFile}`
+          ALTER ROLE "${cfg.name}" PASSWORD :'pw';
+          SQL
+        '';
+      }
+    );
   };
 }
