@@ -16,6 +16,7 @@ from emily.bus.messages import decode, encode
 from emily.bus.schemas.memory import (
     EMBED_DIM,
     MAX_BATCH,
+    MAX_OPS,
     MAX_TEXT_CHARS,
     Affect,
     Episode,
@@ -23,6 +24,7 @@ from emily.bus.schemas.memory import (
     Hit,
     IndexParams,
     MemoryOperation,
+    MemoryOperations,
     PoolStats,
     RecallFilters,
     RecallReply,
@@ -95,6 +97,16 @@ def recall_requests(draw: st.DrawFn) -> RecallRequest:
     )
 
 
+operations = st.builds(
+    MemoryOperation,
+    op=st.sampled_from(["store", "promote", "demote", "hit", "miss"]),
+    episode_id=st.one_of(st.none(), st.uuids()),
+    from_tier=st.one_of(st.none(), tiers),
+    to_tier=st.one_of(st.none(), tiers),
+    count=st.integers(1, 10**6),
+    at=times,
+)
+
 messages = st.one_of(
     st.builds(StoreRequest, episodes=st.lists(episodes_in, min_size=1, max_size=3)),
     st.builds(StoreReply, ids=st.lists(st.uuids()), durable=st.booleans(), queued=st.integers(0)),
@@ -131,18 +143,14 @@ messages = st.one_of(
             iterative_scan=st.sampled_from(["off", "relaxed_order"]),
             max_scan_tuples=st.integers(1),
             storage=st.sampled_from(["vector", "halfvec"]),
+            search_index=st.sampled_from(["hnswlib", "postgres"]),
+            indexed=st.integers(0),
+            index_ready=st.booleans(),
         ),
         device=st.text(max_size=20),
     ),
-    st.builds(
-        MemoryOperation,
-        op=st.sampled_from(["store", "promote", "demote", "hit", "miss"]),
-        episode_id=st.one_of(st.none(), st.uuids()),
-        from_tier=st.one_of(st.none(), tiers),
-        to_tier=st.one_of(st.none(), tiers),
-        count=st.integers(1, 10**6),
-        at=times,
-    ),
+    operations,
+    st.builds(MemoryOperations, ops=st.lists(operations, min_size=1, max_size=5)),
 )
 
 
@@ -214,3 +222,12 @@ def test_naive_times_are_utc_and_affect_is_bounded() -> None:
         decode(EpisodeIn, {"text": "a", "affect": {"valence": 1.5}})
     assert RecallFilters().empty and not RecallFilters(source="x").empty
     assert decode(StoreReply, {"ids": [str(uuid.UUID(int=1))], "durable": True, "queued": 0})
+
+
+def test_an_empty_or_oversize_operations_batch_is_named() -> None:
+    op = MemoryOperation(op="miss")
+    with pytest.raises(PayloadError, match="ops"):
+        decode(MemoryOperations, '{"v": 1, "ops": []}')
+    too_many = MemoryOperations.model_construct(ops=[op] * (MAX_OPS + 1))
+    with pytest.raises(PayloadError, match="ops"):
+        decode(MemoryOperations, encode(too_many))

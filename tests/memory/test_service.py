@@ -16,6 +16,7 @@ from emily.bus.schemas.memory import (
     EMBED_DIM,
     EpisodeIn,
     MemoryOperation,
+    MemoryOperations,
     RecallFilters,
     RecallReply,
     RecallRequest,
@@ -112,7 +113,7 @@ def test_events_and_metrics(running: Running) -> None:
     got = threading.Event()
 
     def on_sample(sample: zenoh.Sample) -> None:
-        events.append(decode(MemoryOperation, sample.payload.to_bytes()))
+        events.extend(decode(MemoryOperations, sample.payload.to_bytes()).ops)
         if any(e.op == "promote" for e in events):
             got.set()
 

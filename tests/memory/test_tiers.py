@@ -46,7 +46,7 @@ def make(root: Path, clock: Clock, events: list[MemoryOperation] | None = None) 
         l2_capacity=8,
         idle_s=100.0,
         metrics=MemoryMetrics(),
-        publish=None if events is None else events.append,
+        publish=None if events is None else events.extend,
         clock=clock,
     )
 

@@ -24,6 +24,11 @@ class MemoryConfig:
     ef_search : HNSW search breadth per query (``hnsw.ef_search``).
     max_scan_tuples : cap of an iterative scan (``hnsw.max_scan_tuples``) for filters.
     storage : ``vector`` (float32) or ``halfvec`` (index on float16, half the size).
+    search_index : which index answers unfiltered recalls: ``hnswlib`` (an in-process
+        HNSW over every L3 embedding, rebuilt from Postgres when missing, saved under
+        the state dir) or ``postgres`` (pgvector's HNSW). Filtered recalls, and every
+        recall while the in-process index is still being built, go to Postgres.
+    index_save_s : seconds between saves of a changed in-process index.
     l0_capacity, l1_capacity, l2_capacity : tier sizes, in episodes.
     l2_slot_bytes : bytes per L2 record slot; longer episodes skip L2.
     idle_s : an episode not accessed for this long moves down one tier, in seconds.
@@ -31,6 +36,9 @@ class MemoryConfig:
     metrics_port, metrics_addr : where ``/metrics`` is served (port 0: any free port).
     outbox_retry_s : seconds between attempts to drain the outbox.
     workers : bus worker threads per queryable.
+    copy_connections : pooled connections one large ingest batch is split over (binary
+        ``COPY`` in parallel; the parts commit together once all went through).
+    copy_part_rows : fewest rows per connection worth a parallel ``COPY`` part (rows).
     """
 
     dsn: str = ""
@@ -42,6 +50,8 @@ class MemoryConfig:
     ef_search: int = 64
     max_scan_tuples: int = 20000
     storage: Literal["vector", "halfvec"] = "vector"
+    search_index: Literal["hnswlib", "postgres"] = "hnswlib"
+    index_save_s: float = 600.0
     l0_capacity: int = 1024
     l1_capacity: int = 4096
     l2_capacity: int = 65536
@@ -52,6 +62,8 @@ class MemoryConfig:
     metrics_addr: str = "127.0.0.1"
     outbox_retry_s: float = 1.0
     workers: int = 4
+    copy_connections: int = 2
+    copy_part_rows: int = 2048
     state: Path | None = None
 
     @classmethod

@@ -14,6 +14,7 @@ import numpy as np
 
 from emily.bus.schemas.memory import (
     Hit,
+    IndexParams,
     MemoryOperation,
     RecallReply,
     RecallRequest,
@@ -27,6 +28,8 @@ from emily.memory.config import MemoryConfig
 from emily.memory.embed import Embedder
 from emily.memory.errors import StoreUnavailable
 from emily.memory.ids import uuid7
+from emily.memory.index import IndexParams as HnswParams
+from emily.memory.indexer import Indexer
 from emily.memory.l0 import L0, pick_device
 from emily.memory.metrics import MemoryMetrics
 from emily.memory.outbox import Outbox
@@ -75,6 +78,16 @@ class Memory:
             publish=publish,
         )
         self.outbox = Outbox(cfg.root / "outbox.sqlite")
+        self.indexer: Indexer | None = None
+        if cfg.search_index == "hnswlib":
+            self.indexer = Indexer(
+                store,
+                cfg.root / "index",
+                HnswParams(m=cfg.hnsw_m, ef_construction=cfg.hnsw_ef_construction),
+                ef_search=cfg.ef_search,
+                save_every_s=cfg.index_save_s,
+            )
+            self.indexer.start()
         self.metrics.watch_pool(store.pool_stats)
         self._stop = threading.Event()
         self._draining = threading.Lock()
@@ -115,7 +128,7 @@ class Memory:
             self.drain_outbox()  # keep order: older queued episodes first
             if self.outbox.pending():
                 raise StoreUnavailable("the outbox is still draining")
-            self.store.insert(records)
+            self._insert(records)
             self.metrics.stored.inc(len(records))
         except StoreUnavailable as exc:
             log.warning("store of %d episodes queued in the outbox: %s", len(records), exc)
@@ -124,17 +137,24 @@ class Memory:
             durable = False
         self.metrics.outbox_pending.set(self.outbox.pending())
         if self.publish is not None:
-            self.publish(MemoryOperation(op="store", count=len(records), to_tier="L3"))
+            self.publish([MemoryOperation(op="store", count=len(records), to_tier="L3")])
         return StoreReply(
             ids=[r.id for r in records], durable=durable, queued=0 if durable else len(records)
         )
+
+    def _insert(self, records: Sequence[Record]) -> int:
+        """Commit to L3, then index what Postgres accepted; returns rows inserted."""
+        inserted = self.store.insert(records)
+        if self.indexer is not None:
+            self.indexer.add(records)
+        return inserted
 
     def drain_outbox(self) -> int:
         """Deliver queued episodes to Postgres; returns how many were delivered."""
         if not self.outbox.pending():
             return 0
         with self._draining:  # one drainer at a time: the store path or the background loop
-            done = self.outbox.drain(self.store.insert)
+            done = self.outbox.drain(self._insert)
         self.metrics.outbox_pending.set(self.outbox.pending())
         if done:
             self.metrics.stored.inc(done)
@@ -155,19 +175,46 @@ class Memory:
                 found = self.tiers.l0.search(query, req.k, req.filters)[0]
                 served = [(self.tiers.l0.records[key], "L0", score) for key, score in found]
         else:
-            ranked = self.store.search_records(query, req.k, req.filters, ef_search=req.ef_search)
-            for rec, score in ranked:  # bodies from the fastest tier that holds them
-                got = self.tiers.get(rec.id)
-                served.append((got[0], got[1], score) if got else (rec, "L3", score))
+            served = self._search_all(query, req)
         self.tiers.accessed((rec, tier) for rec, tier, _ in served)
         took = time.perf_counter() - start
         self.metrics.recall_seconds.labels(req.scope).observe(took)
         return RecallReply(
-            hits=[
-                Hit(episode=r.episode(), score=max(-1.0, min(1.0, s)), tier=t) for r, t, s in served
+            hits=[  # built without re-validation: episodes are validated once, when cached
+                Hit.model_construct(episode=r.episode(), score=max(-1.0, min(1.0, s)), tier=t)
+                for r, t, s in served
             ],
             took_ms=took * 1000,
         )
+
+    def _search_all(
+        self, query: np.ndarray, req: RecallRequest
+    ) -> list[tuple[Record, Tier, float]]:
+        """``scope="all"``: the in-process index when it can answer, else Postgres.
+
+        Bodies come from the fastest tier that holds them; the index path reads the
+        rest from L3 by primary key in one query.
+        """
+        found = None
+        if self.indexer is not None and req.filters.empty:
+            found = self.indexer.search(query, req.k, req.ef_search)
+        if found is None:
+            ranked = self.store.search_records(query, req.k, req.filters, ef_search=req.ef_search)
+            out: list[tuple[Record, Tier, float]] = []
+            for rec, score in ranked:
+                got = self.tiers.get(rec.id)
+                out.append((got[0], got[1], score) if got else (rec, "L3", score))
+            return out
+        cached = [(key, score, self.tiers.get(key)) for key, score in found]
+        cold = [key for key, _, got in cached if got is None]
+        bodies = self.store.fetch(cold) if cold else {}
+        served: list[tuple[Record, Tier, float]] = []
+        for key, score, got in cached:
+            if got is not None:
+                served.append((got[0], got[1], score))
+            elif key in bodies:  # absent only if L3 lost it since the index saw it
+                served.append((bodies[key], "L3", score))
+        return served
 
     # ---------------------------------------------------------------- stats
     def stats(self) -> StatsReply:
@@ -199,8 +246,20 @@ class Memory:
             misses=hits["L3"],
             outbox_pending=self.outbox.pending(),
             pool=self.store.pool_stats(),
-            index=self.store.index_params(),
+            index=self._index_params(),
             device=str(self.device),
+        )
+
+    def _index_params(self) -> IndexParams:
+        params = self.store.index_params()
+        if self.indexer is None:
+            return params
+        return params.model_copy(
+            update={
+                "search_index": "hnswlib",
+                "indexed": len(self.indexer.index),
+                "index_ready": self.indexer.ready.is_set(),
+            }
         )
 
     # ---------------------------------------------------------------- life
@@ -214,6 +273,8 @@ class Memory:
                 try:
                     self.drain_outbox()
                     self.tiers.maintain()
+                    if self.indexer is not None:
+                        self.indexer.maybe_save()
                     if time.monotonic() - last_save > 30:
                         self.tiers.save()
                         last_save = time.monotonic()
@@ -228,6 +289,8 @@ class Memory:
         self._stop.set()
         if self._worker is not None:
             self._worker.join(timeout=10)
+        if self.indexer is not None:
+            self.indexer.close()
         self.tiers.save()
         self.outbox.close()
         self.store.close()

@@ -55,15 +55,19 @@ class Record:
         )
 
     def episode(self) -> Episode:
-        """The bus form (without the embedding)."""
-        return Episode(
-            id=self.id,
-            text=self.text,
-            timestamp=self.ts,
-            affect=Affect(valence=self.valence, arousal=self.arousal, dominance=self.dominance),
-            context=self.context,
-            source=self.source,
-        )
+        """The bus form (without the embedding); built once, as records are immutable."""
+        ep: Episode | None = self.__dict__.get("_episode")
+        if ep is None:
+            ep = Episode(
+                id=self.id,
+                text=self.text,
+                timestamp=self.ts,
+                affect=Affect(valence=self.valence, arousal=self.arousal, dominance=self.dominance),
+                context=self.context,
+                source=self.source,
+            )
+            object.__setattr__(self, "_episode", ep)
+        return ep
 
     def to_json(self) -> dict[str, Any]:
         """JSON-serialisable dict without the embedding (L2 slots, the outbox)."""

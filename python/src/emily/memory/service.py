@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import zenoh
@@ -21,7 +22,9 @@ from emily.bus.health import announce
 from emily.bus.messages import ErrorReply
 from emily.bus.rpc import RequestFailed, Server
 from emily.bus.schemas.memory import (
+    MAX_OPS,
     MemoryOperation,
+    MemoryOperations,
     RecallReply,
     RecallRequest,
     StatsReply,
@@ -96,8 +99,9 @@ def serve(memory: Memory, session: zenoh.Session, keys: Keys, workers: int = 4) 
     service = MemoryService(memory, session, keys)
     publisher = session.declare_publisher(keys.events("memory.operations"))
 
-    def publish(op: MemoryOperation) -> None:
-        publisher.put(encode(op))
+    def publish(ops: Sequence[MemoryOperation]) -> None:
+        for i in range(0, len(ops), MAX_OPS):
+            publisher.put(encode(MemoryOperations.model_construct(ops=list(ops[i : i + MAX_OPS]))))
 
     memory.publish = publish
     memory.tiers.publish = publish

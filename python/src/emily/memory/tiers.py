@@ -6,7 +6,8 @@ and L2 at a time (and always by L3). An access promotes one step: L3 -> L2 on th
 first recall, L2 -> L1 through W-TinyLFU, L1 -> L0 when its frequency beats L0's
 coldest entry. Capacity pressure demotes the victim one step down (which may cascade);
 :meth:`TieredMemory.maintain` demotes idle episodes one step. Every move is counted
-and published as a :class:`~emily.bus.schemas.memory.MemoryOperation`.
+and recorded as a :class:`~emily.bus.schemas.memory.MemoryOperation`; the events of one
+call (one recall's accesses, one maintenance pass) are published together at its end.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from emily.bus.schemas.memory import MemoryOperation, Tier
@@ -26,7 +27,7 @@ from emily.memory.metrics import MemoryMetrics
 from emily.memory.record import Record
 from emily.memory.stats import AccessStats
 
-Publish = Callable[[MemoryOperation], None]
+Publish = Callable[[Sequence[MemoryOperation]], None]
 Fetch = Callable[[list[uuid.UUID]], dict[uuid.UUID, Record]]
 L0_MIN_FREQUENCY = 3
 
@@ -41,7 +42,8 @@ class TieredMemory:
     l1_capacity, l2_capacity, l2_slot_bytes : tier sizes in episodes, L2 slot bytes.
     idle_s : seconds without access after which :meth:`maintain` demotes one step.
     metrics : counters and gauges to update.
-    publish : called with every move, hit and miss event (``None``: not published).
+    publish : called with the move, hit and miss events of each call, in order
+        (``None``: not published).
     clock : seconds since the epoch (tests pass a fake clock to age episodes).
     """
 
@@ -73,11 +75,20 @@ class TieredMemory:
         self.l2_order: OrderedDict[uuid.UUID, None] = OrderedDict.fromkeys(self.l2)
         self._floor: tuple[int, int] | None = None  # (L0's lowest frequency, age)
         self.hit_counts: dict[Tier, int] = dict.fromkeys(("L0", "L1", "L2", "L3"), 0)
+        self._ops: list[MemoryOperation] = []  # events of the call in progress
+        self._hits = {t: self.metrics.hits.labels(t) for t in ("L0", "L1", "L2", "L3")}
+        self._sizes = {t: self.metrics.tier_size.labels(t) for t in ("L0", "L1", "L2")}
 
     # ------------------------------------------------------------------ moves
     def _event(self, op: MemoryOperation) -> None:
         if self.publish is not None:
-            self.publish(op)
+            self._ops.append(op)
+
+    def _flush(self) -> None:
+        """Publish the events gathered by the current call (lock held by the caller)."""
+        if self._ops and self.publish is not None:
+            ops, self._ops = self._ops, []
+            self.publish(ops)
 
     def _moved(self, key: uuid.UUID, src: Tier, dst: Tier) -> None:
         up = dst < src  # "L0" < "L1" < "L2" < "L3"
@@ -87,8 +98,8 @@ class TieredMemory:
             self.tier_of.pop(key, None)
         else:
             self.tier_of[key] = dst
-        self._event(
-            MemoryOperation(
+        self._event(  # built without re-validation: every field is ours
+            MemoryOperation.model_construct(
                 op="promote" if up else "demote", episode_id=key, from_tier=src, to_tier=dst
             )
         )
@@ -174,14 +185,15 @@ class TieredMemory:
                 self.hit_counts[tier] += 1
                 self.stats.touch(rec.id, now)
                 self._promote(rec)
-        for tier, n in counts.items():
-            if tier == "L3":
-                self.metrics.misses.inc(n)
-                self._event(MemoryOperation(op="miss", count=n))
-            else:
-                self._event(MemoryOperation(op="hit", tier=tier, count=n))
-            self.metrics.hits.labels(tier).inc(n)
-        self.update_gauges()
+            for tier, n in counts.items():
+                if tier == "L3":
+                    self.metrics.misses.inc(n)
+                    self._event(MemoryOperation.model_construct(op="miss", count=n))
+                else:
+                    self._event(MemoryOperation.model_construct(op="hit", tier=tier, count=n))
+                self._hits[tier].inc(n)
+            self._flush()
+            self.update_gauges()
 
     def maintain(self) -> int:
         """Demote every episode idle for :attr:`idle_s` one step; returns moves made."""
@@ -205,7 +217,8 @@ class TieredMemory:
                 else:
                     continue
                 moves += 1
-        self.update_gauges()
+            self._flush()
+            self.update_gauges()
         return moves
 
     def sizes(self) -> dict[Tier, int]:
@@ -215,7 +228,7 @@ class TieredMemory:
     def update_gauges(self) -> None:
         """Refresh ``emily_memory_tier_size``."""
         for tier, n in self.sizes().items():
-            self.metrics.tier_size.labels(tier).set(n)
+            self._sizes[tier].set(n)
 
     def save(self) -> None:
         """Persist access statistics and tier membership; flush L2."""
@@ -255,6 +268,7 @@ class TieredMemory:
                         self._into_l2(self.l1_data.pop(victim), "L1")
                     self.tier_of[key] = "L1"
                 restored += 1
+            self._flush()
         self.update_gauges()
         return restored
 

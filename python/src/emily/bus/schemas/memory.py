@@ -34,6 +34,8 @@ MAX_TEXT_CHARS = 8192
 MAX_BATCH = 1000
 """Most episodes in one ``store`` request."""
 MAX_K = 100
+#: events in one ``memory.operations`` message (longer runs are split)
+MAX_OPS = 1000
 """Most hits one ``recall`` returns."""
 MAX_CONTEXT_KEYS = 64
 """Most keys in an episode's ``context`` or a ``context`` filter."""
@@ -232,7 +234,12 @@ class PoolStats(Message):
 
 
 class IndexParams(Message):
-    """The HNSW index and search settings in effect."""
+    """The HNSW index and search settings in effect.
+
+    ``search_index`` says which index answers unfiltered recalls; ``indexed`` is how
+    many episodes the in-process index holds and ``index_ready`` whether it serves yet
+    (until then Postgres answers).
+    """
 
     m: int
     ef_construction: int
@@ -240,6 +247,9 @@ class IndexParams(Message):
     iterative_scan: str
     max_scan_tuples: int
     storage: Literal["vector", "halfvec"]
+    search_index: Literal["hnswlib", "postgres"] = "postgres"
+    indexed: int = Field(default=0, ge=0)
+    index_ready: bool = False
 
 
 class StatsReply(Message):
@@ -255,7 +265,7 @@ class StatsReply(Message):
 
 
 class MemoryOperation(Message):
-    """One event on ``emily/<node>/events/memory.operations``.
+    """One event of :class:`MemoryOperations` (``events/memory.operations``).
 
     ``op`` is ``store``, ``promote``, ``demote``, ``hit`` or ``miss``;
     ``from_tier``/``to_tier`` are set for moves, ``tier`` for hits.
@@ -268,3 +278,15 @@ class MemoryOperation(Message):
     tier: Tier | None = None
     count: int = Field(default=1, ge=1)
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class MemoryOperations(Message):
+    """What is published on ``emily/<node>/events/memory.operations``: the events of one
+    request or maintenance pass, in the order they happened.
+
+    Every move, hit, miss and store is one :class:`MemoryOperation` in :attr:`ops`;
+    batching them per request costs one bus message instead of one per move. A pass
+    with more than :data:`MAX_OPS` events is sent as several messages.
+    """
+
+    ops: list[MemoryOperation] = Field(min_length=1, max_length=MAX_OPS)

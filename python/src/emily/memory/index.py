@@ -1,0 +1,276 @@
+"""The in-process search index: HNSW (hnswlib) over every embedding that L3 holds.
+
+Postgres stays the store of record, and its own HNSW index still serves filtered
+recalls. Unfiltered recalls are answered here instead: the same graph search without a
+SQL round trip, buffer-manager page pins or executor start-up, which is what limits
+pgvector to about a thousand searches per second on two cores.
+
+The index is a cache of L3, so it can always be rebuilt from it:
+
+- :meth:`AnnIndex.add` follows every committed store (the caller adds after
+  Postgres accepts the rows, so the index never holds an episode L3 lacks for long).
+- :meth:`AnnIndex.reconcile` makes the index equal to a given id set: at start-up
+  against Postgres (adds what is missing, removes what L3 no longer has), so a crash
+  between a commit and :meth:`save`, or a restored database, costs only the difference.
+- :meth:`AnnIndex.save` writes the graph and its id table under the state dir;
+  :meth:`AnnIndex.load` reads them back if their parameters still match.
+
+Labels are dense integers (hnswlib's ids); ``ids[label]`` maps back to the episode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import hnswlib
+import numpy as np
+import numpy.typing as npt
+
+from emily.bus.schemas.memory import EMBED_DIM
+from emily.memory.errors import MemoryError_
+
+Vector = npt.NDArray[np.float32]
+INDEX_FILE = "hnsw.bin"
+IDS_FILE = "ids.bin"
+META_FILE = "meta.json"
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    """HNSW build parameters; a saved index is reused only when they match."""
+
+    m: int = 16
+    ef_construction: int = 64
+    dim: int = EMBED_DIM
+
+
+class RWLock:
+    """Many readers or one writer (searches share it; add, resize and save do not)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        """Hold the lock shared."""
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """Hold the lock exclusively."""
+        with self._cond:
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+class AnnIndex:
+    """Approximate nearest neighbours by inner product over unit vectors.
+
+    Parameters
+    ----------
+    params : HNSW ``M`` and ``ef_construction``.
+    ef_search : default search breadth (``ef``), per query overridable.
+    capacity : initial number of slots; the index doubles when full.
+    """
+
+    def __init__(
+        self, params: IndexParams | None = None, *, ef_search: int = 64, capacity: int = 1024
+    ) -> None:
+        self.params = params or IndexParams()
+        self.ef_search = ef_search
+        self._index = self._new(max(capacity, 16))
+        self.ids: list[uuid.UUID] = []
+        self.label_of: dict[uuid.UUID, int] = {}
+        self.deleted: set[int] = set()
+        self.lock = RWLock()
+        self.dirty = False
+
+    def _new(self, capacity: int) -> hnswlib.Index:
+        index = hnswlib.Index(space="ip", dim=self.params.dim)
+        index.init_index(
+            max_elements=capacity,
+            ef_construction=self.params.ef_construction,
+            M=self.params.m,
+            random_seed=100,
+        )
+        index.set_ef(self.ef_search)
+        index.set_num_threads(1)
+        return index
+
+    def __len__(self) -> int:
+        return len(self.label_of)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.label_of
+
+    @property
+    def capacity(self) -> int:
+        """Slots allocated (labels used, live or deleted, fit within it)."""
+        return int(self._index.get_max_elements())
+
+    # ------------------------------------------------------------- writes
+    def add(self, ids: Sequence[uuid.UUID], vectors: Vector, *, threads: int = 1) -> int:
+        """Insert the episodes not yet indexed; returns how many were added.
+
+        ``vectors`` has shape ``(len(ids), 384)``, float32, unit norm. ``threads``: build
+        threads (-1: every core; bulk builds use it, a store's few rows do not).
+        """
+        vecs = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.params.dim)
+        with self.lock.write():
+            first: dict[uuid.UUID, int] = {}
+            for i, key in enumerate(ids):
+                if key not in self.label_of:
+                    first.setdefault(key, i)
+            fresh = list(first.values())
+            if not fresh:
+                return 0
+            need = len(self.ids) + len(fresh)
+            if need > self.capacity:
+                self._index.resize_index(max(need, 2 * self.capacity))
+            labels = np.arange(len(self.ids), need, dtype=np.int64)
+            self._index.add_items(vecs[fresh], labels, num_threads=threads)
+            for i, label in zip(fresh, labels.tolist(), strict=True):
+                self.label_of[ids[i]] = label
+                self.ids.append(ids[i])
+            self.dirty = True
+            return len(fresh)
+
+    def remove(self, ids: Iterable[uuid.UUID]) -> int:
+        """Drop episodes from the results (HNSW marks them deleted); returns how many."""
+        done = 0
+        with self.lock.write():
+            for key in ids:
+                label = self.label_of.pop(key, None)
+                if label is None:
+                    continue
+                self._index.mark_deleted(label)
+                self.deleted.add(label)
+                done += 1
+            self.dirty = self.dirty or done > 0
+        return done
+
+    def reconcile(
+        self,
+        wanted: set[uuid.UUID],
+        vectors_of: Callable[[list[uuid.UUID]], Iterable[tuple[Sequence[uuid.UUID], Vector]]],
+    ) -> tuple[int, int]:
+        """Make the indexed set equal to ``wanted``; returns ``(added, removed)``.
+
+        ``vectors_of(ids)`` yields ``(ids, vectors)`` chunks for the ids to add (read
+        from L3 in batches, so a first build does not hold every row at once).
+        """
+        removed = self.remove([k for k in list(self.label_of) if k not in wanted])
+        missing = [k for k in wanted if k not in self.label_of]
+        added = 0
+        for chunk_ids, chunk_vecs in vectors_of(missing) if missing else ():
+            added += self.add(chunk_ids, chunk_vecs, threads=-1)
+        return added, removed
+
+    # ------------------------------------------------------------- reads
+    def search(
+        self, query: Vector, k: int, ef_search: int | None = None
+    ) -> list[tuple[uuid.UUID, float]]:
+        """The ``k`` nearest indexed episodes to ``query`` ``(384,)``: ``(id, cosine)``.
+
+        Best first; fewer than ``k`` only when fewer are indexed.
+        """
+        q = np.asarray(query, dtype=np.float32).reshape(1, self.params.dim)
+        ef = ef_search or self.ef_search
+        with self.lock.read() if ef == self.ef_search else self.lock.write():
+            n = min(k, len(self.label_of))
+            if n == 0:
+                return []
+            if ef != self.ef_search:
+                self._index.set_ef(max(ef, n))
+            try:
+                labels, dists = self._index.knn_query(q, k=n)
+            except RuntimeError as exc:  # hnswlib found fewer than n live neighbours
+                raise IndexUnavailable(f"HNSW search failed: {exc}") from exc
+            finally:
+                if ef != self.ef_search:
+                    self._index.set_ef(self.ef_search)
+            ids = self.ids
+            return [
+                (ids[label], 1.0 - dist)
+                for label, dist in zip(labels[0].tolist(), dists[0].tolist(), strict=True)
+            ]
+
+    # ------------------------------------------------------------- files
+    def save(self, root: Path) -> None:
+        """Write the graph, the id table and the parameters under ``root`` (atomically)."""
+        root.mkdir(parents=True, exist_ok=True)
+        with self.lock.write():
+            tmp_index = root / f"{INDEX_FILE}.tmp"
+            self._index.save_index(str(tmp_index))
+            tmp_ids = root / f"{IDS_FILE}.tmp"
+            tmp_ids.write_bytes(b"".join(k.bytes for k in self.ids))
+            meta = {
+                "m": self.params.m,
+                "ef_construction": self.params.ef_construction,
+                "dim": self.params.dim,
+                "labels": len(self.ids),
+                "deleted": sorted(self.deleted),
+            }
+            tmp_meta = root / f"{META_FILE}.tmp"
+            tmp_meta.write_text(json.dumps(meta))
+            for tmp, name in ((tmp_index, INDEX_FILE), (tmp_ids, IDS_FILE), (tmp_meta, META_FILE)):
+                with open(tmp, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(tmp, root / name)
+            self.dirty = False
+
+    @classmethod
+    def load(cls, root: Path, params: IndexParams, *, ef_search: int = 64) -> AnnIndex | None:
+        """The index saved under ``root``, or ``None`` if absent, damaged or built otherwise."""
+        try:
+            meta = json.loads((root / META_FILE).read_text())
+            raw = (root / IDS_FILE).read_bytes()
+        except (OSError, ValueError):
+            return None
+        if (meta.get("m"), meta.get("ef_construction"), meta.get("dim")) != (
+            params.m,
+            params.ef_construction,
+            params.dim,
+        ) or len(raw) != 16 * meta.get("labels", -1):
+            return None
+        self = cls(params, ef_search=ef_search, capacity=16)
+        try:
+            self._index.load_index(str(root / INDEX_FILE), max_elements=max(len(raw) // 16, 16))
+        except (RuntimeError, OSError):
+            return None
+        self._index.set_ef(ef_search)
+        self._index.set_num_threads(1)
+        self.ids = [uuid.UUID(bytes=raw[i : i + 16]) for i in range(0, len(raw), 16)]
+        self.deleted = set(meta.get("deleted", []))
+        self.label_of = {k: i for i, k in enumerate(self.ids) if i not in self.deleted}
+        return self
+
+
+class IndexUnavailable(MemoryError_):
+    """The in-process index cannot answer this search; the caller asks Postgres instead."""

@@ -1,0 +1,119 @@
+"""The in-process index kept in step with real Postgres: build, stores, restart, restore."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import psycopg
+
+from emily.bus.schemas.memory import RecallFilters, RecallRequest
+from emily.memory.config import MemoryConfig
+from emily.memory.core import Memory
+from emily.memory.index import IndexParams
+from emily.memory.indexer import Indexer
+from emily.memory.store import PgStore
+
+from .helpers import ids, records
+
+PARAMS = IndexParams(m=8, ef_construction=64)
+
+
+def _cfg(tmp_path: Path, **kw: object) -> MemoryConfig:
+    return MemoryConfig(
+        state=tmp_path / "memory", hnsw_m=8, hnsw_ef_construction=64, ef_search=200, **kw
+    )  # type: ignore[arg-type]
+
+
+def _ready(indexer: Indexer) -> Indexer:
+    assert indexer.ready.wait(120), "the index build did not finish"
+    return indexer
+
+
+def test_build_from_postgres_then_follow_stores(pg_dsn: str, tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    store = PgStore(pg_dsn, cfg)
+    recs = records(300, seed=1)
+    store.insert(recs[:250])
+    indexer = Indexer(store, tmp_path / "index", PARAMS, ef_search=200)
+    assert indexer.search(recs[0].embedding, 5) is None  # not built: Postgres answers
+    indexer.start()
+    _ready(indexer)
+    assert set(indexer.index.label_of) == set(ids(recs[:250]))
+    store.insert(recs[250:])
+    indexer.add(recs[250:])
+    vecs = np.stack([r.embedding for r in recs])
+    for i in (0, 120, 299):
+        got = indexer.search(recs[i].embedding, 10)
+        assert got is not None
+        truth = {recs[j].id for j in np.argsort(-(vecs @ recs[i].embedding))[:10]}
+        assert got[0][0] == recs[i].id
+        assert len({k for k, _ in got} & truth) >= 9
+    indexer.close()
+    assert (tmp_path / "index" / "hnsw.bin").exists()  # closed dirty: saved
+    store.close()
+
+
+def test_restart_loads_the_file_and_reconciles_with_postgres(pg_dsn: str, tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    store = PgStore(pg_dsn, cfg)
+    recs = records(120, seed=2)
+    store.insert(recs[:100])
+    first = Indexer(store, tmp_path / "index", PARAMS, ef_search=200)
+    first.start()
+    _ready(first).close()
+    # while the service is down: rows stored by another path, and rows lost in a restore
+    store.insert(recs[100:])
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("DELETE FROM episodes WHERE id = ANY(%s)", (ids(recs[:10]),))
+    second = Indexer(store, tmp_path / "index", PARAMS, ef_search=200)
+    second.start()
+    _ready(second)
+    assert set(second.index.label_of) == set(ids(recs[10:]))
+    got = second.search(recs[110].embedding, 3)
+    assert got is not None and got[0][0] == recs[110].id
+    second.close()
+    store.close()
+
+
+def test_memory_recall_uses_the_index_and_keeps_filters_on_postgres(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    cfg = _cfg(tmp_path, l0_capacity=4, l1_capacity=8, l2_capacity=16)
+    memory = Memory(cfg, PgStore(pg_dsn, cfg), None)
+    assert memory.indexer is not None
+    recs = records(200, seed=3)
+    memory._insert(recs)
+    _ready(memory.indexer)
+    assert len(memory.indexer.index) == 200
+    q = recs[7].embedding
+    via_index = memory.recall(RecallRequest(vector=q.tolist(), k=5))  # type: ignore[arg-type]
+    via_pg = memory.store.search(q, 5, ef_search=200)
+    assert [h.episode.id for h in via_index.hits] == [k for k, _ in via_pg]
+    assert via_index.hits[0].episode.text == recs[7].text  # bodies from L3 by key
+    for hit, (_, score) in zip(via_index.hits, via_pg, strict=True):
+        assert abs(hit.score - score) < 1e-4
+    again = memory.recall(RecallRequest(vector=q.tolist(), k=5))  # type: ignore[arg-type]
+    assert {h.tier for h in again.hits} == {"L2"}  # promoted on first access
+    flt = RecallFilters(context={"even": True})
+    filtered = memory.recall(RecallRequest(vector=q.tolist(), k=5, filters=flt))  # type: ignore[arg-type]
+    assert len(filtered.hits) == 5
+    assert all(h.episode.context["even"] is True for h in filtered.hits)
+    stats = memory.stats()
+    assert stats.index.search_index == "hnswlib" and stats.index.indexed == 200
+    assert stats.index.index_ready
+    memory.close()
+
+
+def test_postgres_search_index_setting_disables_the_in_process_index(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    cfg = _cfg(tmp_path, search_index="postgres")
+    memory = Memory(cfg, PgStore(pg_dsn, cfg), None)
+    assert memory.indexer is None
+    recs = records(20, seed=4)
+    memory._insert(recs)
+    reply = memory.recall(RecallRequest(vector=recs[3].embedding.tolist(), k=3))  # type: ignore[arg-type]
+    assert reply.hits[0].episode.id == recs[3].id
+    assert memory.stats().index.search_index == "postgres"
+    memory.close()
