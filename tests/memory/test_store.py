@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -157,6 +158,95 @@ def test_injected_terminated_backends_are_replaced_by_the_pool(store: PgStore, p
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).fetchone()
-    assert killed is not None and killed[0] >= 1
+        assert killed is not None and killed[0] >= 1
+        # pg_terminate_backend only signals: wait until the backends exited (closed sockets)
+        for _ in range(200):
+            left = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+            if left == (0,):
+                break
+            time.sleep(0.05)
     for _ in range(5):  # every pooled connection was killed; each loan must be checked
         assert store.search(recs[3].embedding, 3) == before
+
+
+@pytest.fixture
+def split_store(pg_dsn: str) -> PgStore:
+    """A store that splits batches of 100 rows or more over two connections."""
+    s = PgStore(pg_dsn, MemoryConfig(hnsw_m=8, hnsw_ef_construction=16, copy_part_rows=50))
+    yield s
+    s.close()
+
+
+def _transactions(store: PgStore) -> int:
+    with store.connection() as conn:
+        row = conn.execute("SELECT count(DISTINCT xmin::text) FROM episodes").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_large_batch_is_split_over_two_connections_exactly_once(split_store: PgStore) -> None:
+    recs = records(400)
+    assert split_store.insert(recs) == 400
+    assert _transactions(split_store) == 2  # two parts, each its own transaction
+    assert split_store.insert(recs) == 0  # a retried split batch adds nothing
+    assert split_store.insert([*recs[200:], *records(150, seed=1)]) == 150
+    assert split_store.count() == 550 and len(split_store.all_ids()) == 550
+
+
+def test_an_id_in_both_parts_is_stored_once(split_store: PgStore) -> None:
+    """The second part waits for the first part's uncommitted row, which waits for the
+    second at the commit barrier: lock_timeout must break that, then dedup stores it."""
+    recs = records(200)
+    recs[150] = replace(recs[150], id=recs[10].id)
+    assert split_store.insert(recs) == 199
+    assert split_store.count() == 199
+
+
+POISON = """
+CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.text = 'poison' THEN RAISE EXCEPTION 'injected fault'; END IF;
+    RETURN NEW;
+END $$
+"""
+
+
+def test_injected_fault_in_one_part_rolls_back_every_part(split_store: PgStore) -> None:
+    recs = records(400)
+    recs[350] = replace(recs[350], text="poison")  # in the second part
+    with split_store.connection() as conn:
+        conn.execute(POISON)
+        conn.execute(
+            "CREATE TRIGGER poison BEFORE INSERT ON episodes FOR EACH ROW EXECUTE FUNCTION poison()"
+        )
+    with pytest.raises(psycopg.errors.RaiseException, match="injected fault"):
+        split_store.insert(recs)
+    assert split_store.count() == 0  # the first part, already copied, rolled back too
+    with split_store.connection() as conn:
+        conn.execute("DROP TRIGGER poison ON episodes")
+    assert split_store.insert(recs) == 400
+
+
+def test_injected_fault_at_one_parts_commit_is_stored_exactly_once_on_retry(
+    split_store: PgStore,
+) -> None:
+    """A failure between the two commits leaves one part stored; the retry of the whole
+    batch (what the outbox does) adds exactly the rest."""
+    recs = records(400)
+    recs[350] = replace(recs[350], text="poison")
+    with split_store.connection() as conn:
+        conn.execute(POISON)
+        conn.execute(
+            "CREATE CONSTRAINT TRIGGER poison AFTER INSERT ON episodes "
+            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION poison()"
+        )
+    with pytest.raises(psycopg.errors.RaiseException, match="injected fault"):
+        split_store.insert(recs)
+    assert split_store.all_ids() == {r.id for r in recs[:200]}  # the first part committed
+    with split_store.connection() as conn:
+        conn.execute("DROP TRIGGER poison ON episodes")
+    assert split_store.insert(recs) == 200
+    assert split_store.all_ids() == {r.id for r in recs} and split_store.count() == 400

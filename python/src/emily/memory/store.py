@@ -1,8 +1,10 @@
 """Tier L3: Postgres + pgvector, the durable truth.
 
-Ingest is batched binary COPY (``copy.set_types`` + ``write_row``) straight into
-``episodes``; a batch holding stored ids (a retry from the outbox) goes through a staging
-table and ``INSERT ... ON CONFLICT DO NOTHING`` instead, so it is stored exactly once.
+Ingest is batched binary COPY straight into ``episodes``, encoded with NumPy
+(:mod:`emily.memory.pgcopy`); a large batch is split over pooled connections whose parts
+commit together. A batch holding stored ids (a retry from the outbox) goes through a
+staging table and ``INSERT ... ON CONFLICT DO NOTHING`` instead, so it is stored exactly
+once.
 Search is HNSW (``vector_cosine_ops`` or ``halfvec_cosine_ops``) with a per-query
 ``hnsw.ef_search``; filtered searches switch on ``hnsw.iterative_scan = relaxed_order``
 so a selective filter still returns k rows. A recall is one prepared statement that
@@ -27,6 +29,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from emily.bus.schemas.memory import EMBED_DIM, IndexParams, PoolStats, RecallFilters
+from emily.memory import pgcopy
 from emily.memory.config import MemoryConfig
 from emily.memory.errors import StoreUnavailable
 from emily.memory.filters import where_clause
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 COLUMNS = ("id", "ts", "text", "embedding", "valence", "arousal", "dominance", "context", "source")
 TYPES = ("uuid", "timestamptz", "text", "vector", "float4", "float4", "float4", "jsonb", "text")
 Conn = psycopg.Connection[tuple[Any, ...]]
+_MORE_WAIT_S = 0.05  # how long a large ingest waits for each extra pooled connection
 _SET_GUCS = (
     "SELECT set_config('hnsw.ef_search', %s, false), "
     "set_config('hnsw.iterative_scan', %s, false), "
@@ -191,23 +195,37 @@ class PgStore:
                 cfg.hnsw_ef_construction,
             )
 
-    def _copy(self, conn: Conn, table: str, records: Sequence[Record]) -> None:
-        cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
-        stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-            sql.Identifier(table), cols
-        )
-        with conn.cursor() as cur, cur.copy(stmt) as copy:
-            copy.set_types(list(TYPES))
-            for rec in records:
-                copy.write_row(_row(rec))
+    @contextmanager
+    def _more_connections(self, n: int) -> Iterator[list[Conn]]:
+        """Up to ``n`` more pooled connections, only those free (or opened) within 50 ms."""
+        got: list[Conn] = []
+        try:
+            for _ in range(n):
+                try:
+                    got.append(self.pool.getconn(timeout=_MORE_WAIT_S))
+                except PoolTimeout:
+                    break
+            yield got
+        finally:
+            for conn in got:
+                self.pool.putconn(conn)
 
     def insert(self, records: Sequence[Record]) -> int:
         """Store ``records`` durably; ids already present are skipped. Returns rows added.
 
         One record: a single ``INSERT ... ON CONFLICT DO NOTHING``. A batch: binary ``COPY``
-        straight into ``episodes``; if any id is already there (a retried batch), that
-        transaction rolls back and the batch goes through a staging table and
+        straight into ``episodes`` (:mod:`emily.memory.pgcopy`); a batch of at least
+        ``2 * copy_part_rows`` rows is split over up to ``copy_connections`` pooled
+        connections, which commit together. If any id is already there (a retried batch),
+        that rolls back and the batch goes through a staging table and
         ``INSERT ... SELECT ... ON CONFLICT (id) DO NOTHING`` instead.
+
+        Raises
+        ------
+        InvalidRecord
+            A record Postgres would refuse; nothing of the batch is stored.
+        StoreUnavailable
+            Postgres is unreachable; retry the batch (it is stored exactly once).
         """
         if not records:
             return 0
@@ -221,18 +239,25 @@ class PgStore:
                     _row(records[0]),
                 )
                 return cur.rowcount
+            cfg = self.cfg
+            parts = min(cfg.copy_connections, cfg.pool_max, len(records) // cfg.copy_part_rows)
             try:
-                with conn.transaction():
-                    self._copy(conn, "episodes", records)
+                with self._more_connections(parts - 1) as more:
+                    pgcopy.copy_parallel([conn, *more], "episodes", records)
                 return len(records)
-            except psycopg.errors.UniqueViolation:
-                log.info("batch of %d holds stored ids; deduplicating", len(records))
+            except (
+                psycopg.errors.UniqueViolation,
+                psycopg.errors.DeadlockDetected,
+                psycopg.errors.LockNotAvailable,
+            ):
+                # a stored id, or an id twice in a split batch (one part waits for another)
+                log.info("batch of %d holds stored or repeated ids; deduplicating", len(records))
             with conn.transaction():
                 conn.execute(
                     "CREATE TEMP TABLE IF NOT EXISTS episodes_stage "
                     "(LIKE episodes INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
                 )
-                self._copy(conn, "episodes_stage", records)
+                pgcopy.copy(conn, "episodes_stage", records)
                 cur = conn.execute(
                     sql.SQL(
                         "INSERT INTO episodes ({c}) SELECT {c} FROM episodes_stage "
