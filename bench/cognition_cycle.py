@@ -1,8 +1,9 @@
 """The full cognitive cycle against the real memory and inference services.
 
-Starts, in this process and on loopback Zenoh: an embedded Postgres + pgvector with
-the memory service (MiniLM), the inference service (llama.cpp, Gemma 3 270M, CPU), and
-the cognition service. It stores ``--episodes`` episodes through cognition itself, then
+Starts each service in its own process, as deployed (``emily serve memory``,
+``inference`` and ``cognition``, peers on loopback Zenoh), with an embedded Postgres +
+pgvector under memory and llama.cpp (Gemma 3 270M, CPU) under inference; this process
+only runs the client. It stores eight facts through cognition itself, then
 measures over ``cognition/observe``:
 
 1. the **reflex** cycle (utterances the reflex answers): the same-run baseline;
@@ -10,9 +11,12 @@ measures over ``cognition/observe``:
    memory tiers, workspace, active inference, answer from memory or clarify);
 3. the **full cycle with the LLM** (deliberation): time to first token and total.
 
-It prints p50/p95/p99 of the client-observed round trip and of the cycle's own total,
-the mean per-stage latency, the tiers that served recall, and the ratio to the reflex
-baseline. Timings on a shared 2-core machine are noisy: compare ratios.
+Requests are encoded before each timed loop and replies validated after it. Between
+phases the benchmark waits until memory has stored every episode, so one phase's
+background stores do not run during the next. It prints p50/p95/p99 of the
+client-observed round trip and of the cycle's own total, the mean per-stage latency,
+the tiers that served recall, the ratio to the reflex baseline and the load average.
+Timings on a shared 2-core machine are noisy: compare ratios.
 
     .venv/bin/python bench/cognition_cycle.py [--n 300] [--llm 8] [--plot]
 """
@@ -21,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import tempfile
 import time
 from collections import Counter
@@ -31,25 +34,17 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from emily.bus import BusConfig, open_session
-from emily.bus.rpc import call, wait_for_server
+from cognition_common import OUT, bus_env, free_port, load, pct, process, raw_call, serve_cmd
+
+from emily.bus import BusConfig, Keys, open_session
+from emily.bus.messages import decode, encode
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
-from emily.cognition.config import CognitionConfig
+from emily.bus.schemas.memory import StatsReply, StatsRequest
 from emily.cognition.reflex import Reflex
 from emily.cognition.reflex import data as rdata
-from emily.cognition.service import CognitionService
-from emily.inference.config import InferenceConfig
-from emily.inference.service import InferenceService
 from emily.inference.store import embedded_model
-from emily.memory.config import MemoryConfig
-from emily.memory.core import Memory
-from emily.memory.embed import Embedder
 from emily.memory.embedded import EmbeddedPostgres
-from emily.memory.metrics import MemoryMetrics
-from emily.memory.service import serve
-from emily.memory.store import PgStore
 
-OUT = Path(__file__).resolve().parent / "out"
 FACTS = [
     "My sister Ana's birthday is on the fourteenth of March",
     "The spare key is under the blue flowerpot by the back door",
@@ -78,37 +73,36 @@ DELIBERATE = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pct(a: list[float]) -> str:
-    x = np.asarray(a)
-    return (
-        f"p50 {np.percentile(x, 50):8.2f}  p95 {np.percentile(x, 95):8.2f}  "
-        f"p99 {np.percentile(x, 99):8.2f} ms (n={x.size})"
-    )
-
-
 def run(
     client: object, key: str, texts: list[str], n: int, llm: bool, max_tokens: int = 16
 ) -> tuple[list[float], list[ObserveReply]]:
-    rtt, replies = [], []
+    payloads = [encode(ObserveRequest(text=t, allow_llm=llm, max_tokens=max_tokens)) for t in texts]
+    rtt, raw = [], []
     for i in range(n):
-        req = ObserveRequest(text=texts[i % len(texts)], allow_llm=llm, max_tokens=max_tokens)
         t0 = time.perf_counter()
-        reply = call(client, key, req, ObserveReply, timeout_s=300)  # type: ignore[arg-type]
+        raw.append(raw_call(client, key, payloads[i % len(payloads)], timeout_s=300))  # type: ignore[arg-type]
         rtt.append((time.perf_counter() - t0) * 1e3)
-        replies.append(reply)
-    return rtt, replies
+    return rtt, [decode(ObserveReply, r) for r in raw]  # validated outside the timing
+
+
+def settle(client: object, key: str, quiet_s: float = 1.0, limit_s: float = 120.0) -> int:
+    """Wait until memory's episode count holds still for ``quiet_s``; returns it."""
+    payload = encode(StatsRequest())
+    last, since, deadline = -1, time.monotonic(), time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        n = decode(StatsReply, raw_call(client, key, payload)).episodes  # type: ignore[arg-type]
+        if n != last:
+            last, since = n, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            break
+        time.sleep(0.25)
+    return last
 
 
 def report(name: str, rtt: list[float], replies: list[ObserveReply]) -> None:
-    print(f"\n{name}")
-    print(f"  round trip    {pct(rtt)}")
-    print(f"  cycle total   {pct([r.trace.latencies_ms['total'] for r in replies])}")
+    print(f"\n{name} (load average {load()})")
+    print(f"  round trip    {pct(rtt, 2)}")
+    print(f"  cycle total   {pct([r.trace.latencies_ms['total'] for r in replies], 2)}")
     stages = Counter[str]()
     for r in replies:
         stages.update(r.trace.latencies_ms)
@@ -129,73 +123,84 @@ def main() -> None:
     parser.add_argument("--plot", action="store_true")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="cognition-cycle-"))
-    os.environ["EMILY_STATE_DIR"] = str(root / "state")
-    endpoint = f"tcp/127.0.0.1:{free_port()}"
-    server_bus = BusConfig(node="bench", listen=(endpoint,), connect=())
-    peer_bus = BusConfig(node="bench", listen=(), connect=(endpoint,))
-    print("starting Postgres, memory, inference and cognition ...", flush=True)
-    reflex = Reflex.load_or_build(root / "reflex")
-    cognition = CognitionService(CognitionConfig(), server_bus, reflex, http=False)
+    state, node = root / "state", "bench"
+    mem_ep, inf_ep, cog_ep = (f"tcp/127.0.0.1:{free_port()}" for _ in range(3))
+    print(f"load average {load()}; starting Postgres, memory, inference, cognition ...")
+    reflex = Reflex.load_or_build(state / "cognition")  # trained here, loaded by the service
     pg = EmbeddedPostgres(root / "pg")
-    mcfg = MemoryConfig(state=root / "memory")
-    memory_session = open_session(peer_bus)
-    memory = serve(
-        Memory(mcfg, PgStore(pg.dsn, mcfg), Embedder(device="cpu"), metrics=MemoryMetrics()),
-        memory_session,
-        peer_bus.keys,
-        workers=2,
+    client = open_session(BusConfig(node=node, listen=(), connect=(mem_ep, inf_ep, cog_ep)))
+    keys = Keys(node)
+    key = keys.query("cognition", "observe")
+    memory_env = bus_env(
+        mem_ep,
+        node,
+        state,
+        EMILY_MEMORY__DSN=pg.dsn,
+        EMILY_MEMORY__METRICS_PORT="0",
+        EMILY_MEMORY__WORKERS="2",
     )
-    icfg = InferenceConfig(
-        model_path=embedded_model(root / "models"),
-        n_ctx=1024,
-        n_threads=2,
-        max_tokens=16,
-        http_port=free_port(),
+    inference_env = bus_env(
+        inf_ep,
+        node,
+        state,
+        (mem_ep,),
+        EMILY_INFERENCE__MODEL_PATH=str(embedded_model(root / "models")),
+        EMILY_INFERENCE__N_CTX="1024",
+        EMILY_INFERENCE__N_THREADS="2",
+        EMILY_INFERENCE__MAX_TOKENS="16",
+        EMILY_INFERENCE__HTTP_PORT=str(free_port()),
     )
-    inference = InferenceService(icfg, peer_bus)
-    client = open_session(peer_bus)
-    key = peer_bus.keys.query("cognition", "observe")
+    cognition_env = bus_env(
+        cog_ep, node, state, (mem_ep, inf_ep), EMILY_COGNITION__HTTP_PORT=str(free_port())
+    )
     try:
-        assert wait_for_server(client, key, timeout_s=30)
-        assert cognition.peers.wait("memory", 60) and cognition.peers.wait("inference", 60)
-        run(client, key, FACTS, len(FACTS), llm=False)
-        time.sleep(2.0)  # let the episodes reach Postgres
-        fired = [
-            r.text
-            for r in rdata.load_intents()
-            if r.intent != rdata.OOS and reflex.fast.decide(r.text).fired
-        ]
-        run(client, key, fired + QUESTIONS, 30, llm=False)  # warm-up
-        base = run(client, key, fired, args.n, llm=False)
-        report("1. reflex cycle (baseline)", *base)
-        full = run(client, key, QUESTIONS, args.n, llm=False)
-        report("2. full cycle without the LLM (recall from memory)", *full)
-        llm = run(client, key, DELIBERATE, args.llm, llm=True)
-        report("3. full cycle with the LLM (deliberation, max 16 tokens)", *llm)
-        ttft = [r.trace.ttft_ms for r in llm[1] if r.trace.ttft_ms is not None]
-        if ttft:
-            print(f"  time to first token (chat request to first chunk) {pct(ttft)}")
-        b99, f99 = np.percentile(base[0], 99), np.percentile(full[0], 99)
-        print(f"\nfull/reflex p99 ratio {f99 / b99:.1f}x; target: full cycle p99 <= 20 ms")
-        if args.plot:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-
-            fig, ax = plt.subplots(figsize=(6, 4))
-            ax.boxplot([base[0], full[0]], showfliers=False)
-            ax.set_xticks([1, 2], ["reflex", "full, no LLM"])
-            ax.set_ylabel("round trip (ms)")
-            OUT.mkdir(exist_ok=True)
-            fig.savefig(OUT / "cognition_cycle.png", dpi=120, bbox_inches="tight")
-            print(f"plot: {OUT / 'cognition_cycle.png'}")
+        with (
+            process(serve_cmd("memory"), memory_env, client, keys.query("memory", "recall")),
+            process(serve_cmd("inference"), inference_env, client, keys.query("inference", "chat")),
+            process(serve_cmd("cognition"), cognition_env, client, key),
+        ):
+            stats = keys.query("memory", "stats")
+            deadline = time.monotonic() + 60
+            while "memory" in run(client, key, QUESTIONS[:1], 1, llm=False)[1][0].trace.missing:
+                if time.monotonic() > deadline:  # cognition follows liveliness tokens
+                    raise SystemExit("cognition never saw the memory service")
+                time.sleep(0.2)
+            run(client, key, FACTS, len(FACTS), llm=False)
+            fired = [
+                r.text
+                for r in rdata.load_intents()
+                if r.intent != rdata.OOS and reflex.fast.decide(r.text).fired
+            ]
+            run(client, key, fired + QUESTIONS, 30, llm=False)  # warm-up
+            print(f"memory holds {settle(client, stats)} episodes")
+            base = run(client, key, fired, args.n, llm=False)
+            report("1. reflex cycle (baseline)", *base)
+            print(f"memory holds {settle(client, stats)} episodes")
+            full = run(client, key, QUESTIONS, args.n, llm=False)
+            report("2. full cycle without the LLM (recall from memory)", *full)
+            settle(client, stats)
+            llm = run(client, key, DELIBERATE, args.llm, llm=True)
+            report("3. full cycle with the LLM (deliberation, max 16 tokens)", *llm)
     finally:
-        client.close()
-        cognition.close()
-        inference.close()
-        memory.close()
-        memory_session.close()
+        client.close()  # type: ignore[attr-defined]
+    ttft = [r.trace.ttft_ms for r in llm[1] if r.trace.ttft_ms is not None]
+    if ttft:
+        print(f"  time to first token (chat request to first chunk) {pct(ttft, 2)}")
+    b99, f99 = np.percentile(base[0], 99), np.percentile(full[0], 99)
+    print(f"\nfull/reflex p99 ratio {f99 / b99:.1f}x; target: full cycle p99 <= 20 ms")
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.boxplot([base[0], full[0]], showfliers=False)
+        ax.set_xticks([1, 2], ["reflex", "full, no LLM"])
+        ax.set_ylabel("round trip (ms)")
+        OUT.mkdir(exist_ok=True)
+        fig.savefig(OUT / "cognition_cycle.png", dpi=120, bbox_inches="tight")
+        print(f"plot: {OUT / 'cognition_cycle.png'}")
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@
    utterances, with the per-decision latency including feature extraction.
 2. **In-process latency** of the fast (n-gram) reflex decision: p50/p95/p99 over
    ``--n`` decisions (10,000 by default) on the data set's utterances, cycled.
-3. **Over Zenoh on loopback**: ``cognition/observe`` round trips for utterances the
-   reflex answers (``--n`` of them), against a same-run baseline of a bare Zenoh
-   get/reply echo on the same sessions.
+3. **Over Zenoh on loopback**: ``cognition/observe`` round trips to ``emily serve
+   cognition`` (its own process, as deployed) for utterances the reflex answers (``--n``
+   of them), interleaved with a same-run baseline: a bare Zenoh get/reply echo served
+   from another process's callback (``cognition_common.py echo``). Requests are
+   encoded before the loop and replies validated after it (``cognition_common.py``).
 
 Timings on a shared machine are noisy; the ratios to same-run baselines are what to
 compare across machines.
@@ -28,38 +30,27 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from cognition_common import (
+    ECHO,
+    bus_env,
+    echo_cmd,
+    free_port,
+    load,
+    pct,
+    process,
+    raw_call,
+    serve_cmd,
+)
+
 from emily.bus import BusConfig, Keys, open_session
-from emily.bus.messages import Message
-from emily.bus.rpc import Server, call, wait_for_server
+from emily.bus.messages import decode, encode
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
-from emily.cognition.config import CognitionConfig
-from emily.cognition.reflex import MiniLMFeatures, Reflex, ReflexModel
+from emily.cognition.reflex import MiniLMFeatures, ReflexModel
 from emily.cognition.reflex import data as rdata
-from emily.cognition.reflex.cascade import DEEP_CONFIG
+from emily.cognition.reflex.cascade import DEEP_CONFIG, FAST_CONFIG
 from emily.cognition.reflex.features import HashedNgrams, torch_threads
-from emily.cognition.service import CognitionService
 
 OUT = Path(__file__).resolve().parent / "out"
-
-
-def pct(ms: list[float]) -> str:
-    a = np.asarray(ms)
-    return (
-        f"p50 {np.percentile(a, 50):7.3f}  p95 {np.percentile(a, 95):7.3f}  "
-        f"p99 {np.percentile(a, 99):7.3f} ms  (n={a.size})"
-    )
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Echo(Message):
-    text: str
 
 
 def features_table(fast: ReflexModel, deep: ReflexModel, embedder: MiniLMFeatures) -> None:
@@ -103,43 +94,42 @@ def in_process(fast: ReflexModel, n: int) -> list[float]:
     return ms
 
 
-def over_zenoh(reflex: Reflex, n: int) -> tuple[list[float], list[float]]:
-    endpoint = f"tcp/127.0.0.1:{free_port()}"
-    bus = BusConfig(node="bench", listen=(endpoint,), connect=())
-    service = CognitionService(CognitionConfig(embeddings=False), bus, reflex, http=False)
-    client = open_session(BusConfig(node="bench", listen=(), connect=(endpoint,)))
-    keys = Keys("bench")
-    echo = Server(service.session, keys.query("bench", "echo"), Echo, lambda r: r)
-    observe_key = keys.query("cognition", "observe")
-    assert wait_for_server(client, observe_key, timeout_s=10)
-    assert wait_for_server(client, echo.key, timeout_s=10)
-    fired = [
-        r.text
-        for r in rdata.load_intents()
-        if r.intent != rdata.OOS and reflex.fast.decide(r.text).fired
-    ]
-    base, obs = [], []
-    answered_by: Counter[str] = Counter()
+def over_zenoh(state: Path, fired: list[str], n: int) -> tuple[list[float], list[float]]:
+    """Round trips to ``emily serve cognition`` and to the echo baseline, interleaved."""
+    node, cog_ep, echo_ep = "bench", f"tcp/127.0.0.1:{free_port()}", f"tcp/127.0.0.1:{free_port()}"
+    client = open_session(BusConfig(node=node, listen=(), connect=(cog_ep, echo_ep)))
+    keys = Keys(node)
+    observe_key, echo_key = keys.query("cognition", "observe"), keys.query(*ECHO.split("/"))
+    env = bus_env(
+        cog_ep,
+        node,
+        state,
+        EMILY_COGNITION__EMBEDDINGS="false",
+        EMILY_COGNITION__HTTP_PORT=str(free_port()),
+    )
+    payloads = [encode(ObserveRequest(text=t)) for t in fired]
+    base, obs, raw = [], [], []
     try:
-        for i in range(n):
-            t0 = time.perf_counter()
-            call(client, echo.key, Echo(text=fired[i % len(fired)]), Echo, timeout_s=10)
-            base.append((time.perf_counter() - t0) * 1e3)
-            t0 = time.perf_counter()
-            reply = call(
-                client,
-                observe_key,
-                ObserveRequest(text=fired[i % len(fired)]),
-                ObserveReply,
-                timeout_s=10,
-            )
-            obs.append((time.perf_counter() - t0) * 1e3)
-            answered_by[reply.trace.tier] += 1
+        with (
+            process(serve_cmd("cognition"), env, client, observe_key),
+            process(echo_cmd(echo_ep, node), bus_env(echo_ep, node, state), client, echo_key),
+        ):
+            for i in range(min(n, 500)):  # warm-up: imports, caches, connections
+                raw_call(client, echo_key, payloads[i % len(fired)])
+                raw_call(client, observe_key, payloads[i % len(fired)])
+            print(f"   (load average {load()} before the timed loop)")
+            for i in range(n):
+                t0 = time.perf_counter()
+                raw_call(client, echo_key, payloads[i % len(fired)])
+                base.append((time.perf_counter() - t0) * 1e3)
+                t0 = time.perf_counter()
+                raw.append(raw_call(client, observe_key, payloads[i % len(fired)]))
+                obs.append((time.perf_counter() - t0) * 1e3)
     finally:
-        echo.close()
-        client.close()
-        service.close()
-    print(f"\n3. over Zenoh on loopback ({len(fired)} distinct utterances the reflex answers)")
+        client.close()  # type: ignore[no-untyped-call]
+    answered_by = Counter(decode(ObserveReply, r).trace.tier for r in raw)  # outside the timing
+    print(f"\n3. over Zenoh on loopback ({len(fired)} distinct utterances the reflex answers;")
+    print("   `emily serve cognition` and the echo each in their own process; load " + load() + ")")
     print(f"   answered by {dict(answered_by)} (allostasis and STDP move the threshold)")
     print(f"   zenoh echo baseline        {pct(base)}")
     print(f"   cognition/observe (reflex) {pct(obs)}   target p99 <= 2 ms")
@@ -155,14 +145,19 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--plot", action="store_true")
     args = parser.parse_args()
+    print(f"load average {load()}")
+    state = Path(tempfile.mkdtemp(prefix="reflex-bench-"))
+    cache = state / "cognition"  # where the service loads its reflex from
     with torch_threads(1):
-        cache = Path(tempfile.mkdtemp(prefix="reflex-bench-"))
-        fast = ReflexModel.load_or_build(cache, features=HashedNgrams(), name="ngrams")
+        fast = ReflexModel.load_or_build(cache, FAST_CONFIG, HashedNgrams(), "ngrams")
         embedder = MiniLMFeatures()
         deep = ReflexModel.load_or_build(cache, DEEP_CONFIG, embedder, "minilm")
         features_table(fast, deep, embedder)
         ms = in_process(fast, args.n)
-        base, obs = over_zenoh(Reflex(fast), args.n)
+    fired = [
+        r.text for r in rdata.load_intents() if r.intent != rdata.OOS and fast.decide(r.text).fired
+    ]
+    base, obs = over_zenoh(state, fired, args.n)
     if args.plot:
         import matplotlib
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -24,6 +26,21 @@ def test_model_efe_matches_the_reference() -> None:
     G = expected_free_energy(model, qs)
     want = [reference.efe(model.A, model.B, model.C, qs, p) for p in model.policies]
     np.testing.assert_allclose(G, want, atol=1e-6)
+
+
+@pytest.mark.parametrize("impatience", [0.0, 0.3, 0.77, 1.0])
+def test_cached_evidence_gives_the_engines_efe_at_any_impatience(impatience: float) -> None:
+    """Reference: the engine on the model built with this impatience, per observation."""
+    for reflex, memory, novelty in itertools.product(range(3), [None, 0, 1, 2], range(2)):
+        obs = agent.Observation(reflex=reflex, memory=memory, novelty=novelty)
+        model = agent.build_model(impatience)
+        mods = [0, 2] if memory is None else [0, 1, 2]
+        values = {0: reflex, 1: memory or 0, 2: novelty}
+        qs = infer_states([model.A[m] for m in mods], [values[m] for m in mods], model.D)
+        want = expected_free_energy(model, qs)
+        np.testing.assert_allclose(agent.expected_free_energies(obs, impatience), want, atol=1e-12)
+        d = agent.decide(obs, impatience=impatience)
+        np.testing.assert_allclose(list(d.need.values()), qs[0], atol=1e-12)
 
 
 @pytest.mark.parametrize(

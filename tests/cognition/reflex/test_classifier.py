@@ -6,9 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from emily.cognition.neural import STDP, STDPConfig
 from emily.cognition.reflex import Reflex, ReflexModel
 from emily.cognition.reflex import data as rdata
+from emily.cognition.reflex.classifier import cache_path
+from emily.cognition.reflex.train import TrainConfig
 
 
 def test_held_out_scores_are_well_above_chance(fast_reflex: ReflexModel) -> None:
@@ -97,3 +101,41 @@ def test_cascade_uses_the_embedding_when_the_fast_stage_is_unsure(cascade: Refle
     else:
         assert merged.intent == deep.intent
         assert merged.latency_ms == pytest.approx(fast.latency_ms + deep.latency_ms)
+
+
+def test_stdp_on_the_active_columns_equals_stdp_on_the_whole_matrix(
+    tmp_path: Path, fast_reflex: ReflexModel
+) -> None:
+    """Reference: the STDP rule run on the full ``[H, F]`` input weights."""
+    fast_reflex.save(tmp_path / "m.npz")
+    model = ReflexModel.load(tmp_path / "m.npz")
+    rt = model.runtime
+    for text in ("good morning", "thank you so much", "what time is it"):
+        full = torch.from_numpy(rt.w_in.copy())
+        lo, hi = float(full.min()), float(full.max())
+        x = model.features.dense([text])[0]
+        _, spikes = rt.run(rt.current_dense(x[None, :])[0])
+        rule = STDP(full, STDPConfig(a_plus=5e-4, a_minus=5.25e-4, w_min=lo, w_max=hi))
+        delta = rule.run(
+            torch.from_numpy(np.repeat(x[None, :], rt.steps, axis=0)), torch.from_numpy(spikes)
+        )
+        change = model.adapt(text)
+        active = np.flatnonzero(x)
+        np.testing.assert_allclose(rt.w_in, full.numpy(), rtol=0, atol=1e-7)
+        np.testing.assert_array_equal(rt.w_in_t, rt.w_in.T)
+        assert change == pytest.approx(float(delta[:, active].abs().mean()), rel=1e-6)
+
+
+def test_the_cache_key_names_the_embedding_precision(tmp_path: Path) -> None:
+    class Tagged:
+        def __init__(self, tag: str) -> None:
+            self.cache_tag = tag
+
+        def dense(self, texts: list[str]) -> np.ndarray:
+            return np.zeros((len(texts), 4), dtype=np.float32)
+
+    cfg = TrainConfig()
+    bf16 = cache_path(tmp_path, cfg, Tagged("bfloat16"), "minilm")
+    fp32 = cache_path(tmp_path, cfg, Tagged("float32"), "minilm")
+    assert bf16 != fp32 and "minilm-bfloat16-" in bf16.name and "minilm-float32-" in fp32.name
+    assert cache_path(tmp_path, cfg, None, "ngrams").name.startswith("reflex-ngrams-")

@@ -27,11 +27,14 @@ from functools import lru_cache
 import numpy as np
 
 from emily.cognition.aif import Generative, expected_free_energy, infer_states, policy_posterior
-from emily.cognition.aif.control import sample_action
+from emily.cognition.aif.control import predicted_outcomes, rollout, sample_action
+from emily.cognition.aif.maths import softmax
 
 NEEDS = ("reflex", "memory", "deliberate", "ambiguous")
 POLICIES = ("reflex", "recall", "deliberate", "clarify")
 N_ACT = 1 + len(POLICIES)
+COST = 4
+"""Index of the cost modality (the only one whose preference depends on impatience)."""
 
 # P(reflex confidence | need): low, mid, high
 _A_REFLEX = np.array([[0.10, 0.50, 0.55, 0.25], [0.30, 0.35, 0.35, 0.55], [0.60, 0.15, 0.10, 0.20]])
@@ -71,7 +74,7 @@ def build_model(impatience: float = 0.0) -> Generative:
     B_act = np.zeros((N_ACT, N_ACT, N_ACT))
     for u in range(N_ACT):
         B_act[u, :, u] = 1.0
-    c_cost = -np.array([0.0, 0.6, 1.6]) * (1.0 + 0.5 * float(np.clip(impatience, 0.0, 1.0)))
+    c_cost = cost_preference(impatience)
     return Generative(
         A=[
             _likelihood(_A_REFLEX),
@@ -85,6 +88,12 @@ def build_model(impatience: float = 0.0) -> Generative:
         D=[np.full(len(NEEDS), 0.25), np.eye(N_ACT)[0]],
         policies=np.array([[[0, u]] for u in range(1, N_ACT)], dtype=np.int64),
     )
+
+
+def cost_preference(impatience: float = 0.0) -> np.ndarray:
+    """``C`` of the cost modality ``[3]``: cheap 0, moderate -0.6, expensive -1.6 nats,
+    deepened by ``impatience`` in [0, 1] (x1 to x1.5)."""
+    return -np.array([0.0, 0.6, 1.6]) * (1.0 + 0.5 * float(np.clip(impatience, 0.0, 1.0)))
 
 
 @dataclass(frozen=True)
@@ -157,6 +166,56 @@ def _decide_cached(
     return _decide(obs, gamma, impatience, allowed, False, 1.0, None)
 
 
+@lru_cache(maxsize=64)
+def _evidence(obs: Observation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What does not depend on impatience, computed once per observation by the engine.
+
+    Returns
+    -------
+    need : posterior over :data:`NEEDS` ``[4]``. base : ``G`` per policy without the
+    cost modality's utility ``[P]`` (nats). cost_outcomes : predicted cost outcomes
+    summed over each policy's steps ``[P, 3]``.
+    """
+    model = build_model(0.0)
+    modalities = [0, 2] if obs.memory is None else [0, 1, 2]
+    values = {0: obs.reflex, 1: obs.memory, 2: obs.novelty}
+    qs = infer_states(
+        [model.A[m] for m in modalities], [int(values[m] or 0) for m in modalities], model.D
+    )
+    G = expected_free_energy(model, qs)
+    cost_outcomes = np.array(
+        [
+            sum(predicted_outcomes([model.A[COST]], q)[0] for q in rollout(model, qs, policy))
+            for policy in model.policies
+        ]
+    )
+    base = G + cost_outcomes @ np.log(softmax(model.C[COST]))
+    return qs[0], base, cost_outcomes
+
+
+def warm_up() -> int:
+    """Compute the evidence of every binned observation now; returns how many."""
+    seen = 0
+    for reflex in range(3):
+        for memory in (None, 0, 1, 2):
+            for novelty in range(2):
+                _evidence(Observation(reflex=reflex, memory=memory, novelty=novelty))
+                seen += 1
+    return seen
+
+
+def expected_free_energies(obs: Observation, impatience: float = 0.0) -> np.ndarray:
+    """``G`` per policy ``[P]`` (nats) under the model built with ``impatience``.
+
+    Equal to ``expected_free_energy(build_model(impatience), infer_states(...))``: only
+    the cost preference depends on impatience, and utility is linear in its log-softmax,
+    so the engine runs once per observation and impatience costs one ``[P, 3]`` product.
+    """
+    _, base, cost_outcomes = _evidence(obs)
+    G: np.ndarray = base - cost_outcomes @ np.log(softmax(cost_preference(impatience)))
+    return G
+
+
 def _decide(
     obs: Observation,
     gamma: float,
@@ -166,13 +225,8 @@ def _decide(
     temperature: float,
     rng: np.random.Generator | None,
 ) -> Decision:
-    model = build_model(impatience)
-    modalities = [0, 2] if obs.memory is None else [0, 1, 2]
-    values = {0: obs.reflex, 1: obs.memory, 2: obs.novelty}
-    qs = infer_states(
-        [model.A[m] for m in modalities], [int(values[m] or 0) for m in modalities], model.D
-    )
-    G = expected_free_energy(model, qs)
+    need = _evidence(obs)[0]
+    G = expected_free_energies(obs, impatience)
     mask = np.array([p in allowed for p in POLICIES])
     if not mask.any():
         raise ValueError("at least one policy must be allowed")
@@ -180,6 +234,7 @@ def _decide(
     q_pi = np.zeros(len(POLICIES))
     q_pi[mask] = policy_posterior(G[mask], np.full(int(mask.sum()), 1.0 / mask.sum()), gamma)
     if stochastic:
+        model = build_model(impatience)
         act = int(
             sample_action(
                 q_pi,
@@ -194,7 +249,7 @@ def _decide(
     else:
         policy = POLICIES[int(np.argmax(q_pi))]
     return Decision(
-        need={n: float(p) for n, p in zip(NEEDS, qs[0], strict=True)},
+        need={n: float(p) for n, p in zip(NEEDS, need, strict=True)},
         G={p: float(g) for p, g in zip(POLICIES, G, strict=True)},
         q_pi={p: float(q) for p, q in zip(POLICIES, q_pi, strict=True)},
         policy=policy,

@@ -71,19 +71,24 @@ class Allostasis:
         self._clock = clock
         self._last = clock()
         self._lock = threading.Lock()
-        self.state = {v: float(getattr(self.config, v)) for v in VARIABLES}
+        self._set_points = {v: float(getattr(self.config, v)) for v in VARIABLES}
+        self.state = dict(self._set_points)
 
     def set_point(self, name: str) -> float:
         """The set point of variable ``name``."""
-        return float(getattr(self.config, name))
+        try:
+            return self._set_points[name]
+        except KeyError:
+            raise ValueError(f"no allostatic variable {name!r}; one of {VARIABLES}") from None
 
     def _relax(self) -> None:
         now = self._clock()
         dt = max(0.0, now - self._last)
         self._last = now
+        if dt == 0.0:
+            return
         k = math.exp(-dt / self.config.tau_s)
-        for v in VARIABLES:
-            sp = self.set_point(v)
+        for v, sp in self._set_points.items():
             self.state[v] = sp + (self.state[v] - sp) * k
 
     def _push(self, name: str, gain: float) -> None:

@@ -83,6 +83,10 @@ class MemoryClient:
     keys: Keys
     peers: Peers
 
+    def available(self) -> bool:
+        """Whether a memory service is on the bus."""
+        return self.peers.alive("memory")
+
     def recall(
         self, text: str, vector: Sequence[float] | None, k: int, timeout_s: float
     ) -> list[Hit]:

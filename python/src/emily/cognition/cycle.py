@@ -31,7 +31,7 @@ from emily.bus.schemas.cognition import (
 )
 from emily.bus.schemas.memory import EpisodeIn, Hit
 from emily.cognition import actions, agent
-from emily.cognition.allostasis import Allostasis
+from emily.cognition.allostasis import Allostasis, Modulation
 from emily.cognition.clients import InferenceClient, MemoryClient, Unavailable
 from emily.cognition.config import CognitionConfig
 from emily.cognition.episodes import EpisodeWriter
@@ -47,6 +47,8 @@ TIER_OF_POLICY = {
     "clarify": "clarify",
 }
 GOALS = (("goal:answer", "answer the user helpfully", 1.0), ("goal:safe", "stay safe", 0.5))
+NEUTRAL = Modulation(gamma=16.0, alpha_gain=1.0, reflex_shift=0.0, temperature=1.0)
+NO_REFLEX = ReflexResult("oos", 0.0, 1.0, False, None, None, 0.0, 0)
 
 
 @dataclass
@@ -62,6 +64,9 @@ class Cycle:
     hits: list[Hit] = field(default_factory=list)
     embedding: list[float] | None = None
     ttft_ms: float | None = None
+    mod: Modulation = field(default_factory=lambda: NEUTRAL)
+    result: ReflexResult = field(default_factory=lambda: NO_REFLEX)
+    reflex_ms: float = 0.0
 
     def timed(self, stage: str, started: float) -> float:
         """Record ``stage`` as having run from ``started`` until now; returns ms."""
@@ -106,12 +111,26 @@ class Cognition:
 
     def observe(self, request: ObserveRequest) -> ObserveReply:
         """Run one cycle on ``request`` and return the action, response and trace."""
+        return self.complete(self.start(request))
+
+    def start(self, request: ObserveRequest) -> Cycle:
+        """The n-gram reflex stage (well under a millisecond); :meth:`complete` finishes.
+
+        A server may answer a cycle whose reflex fired (``cycle.result.fired``) at once,
+        on the thread that received it, and hand the others to workers that can wait for
+        memory and the LLM.
+        """
         cyc = Cycle(request)
-        mod = self.allostasis.modulation()
+        cyc.mod = self.allostasis.modulation()
         t = time.perf_counter()
-        result = self.reflex.decide_fast(request.text, mod.reflex_shift)
-        stage = "ngrams"
-        reflex_ms = cyc.timed("reflex", t)
+        cyc.result = self.reflex.decide_fast(request.text, cyc.mod.reflex_shift)
+        cyc.reflex_ms = cyc.timed("reflex", t)
+        return cyc
+
+    def complete(self, cyc: Cycle) -> ObserveReply:
+        """Every stage after the n-gram reflex (see the module docstring)."""
+        request, mod = cyc.request, cyc.mod
+        result, stage = cyc.result, "ngrams"
         if not result.fired:
             result, stage = self._embedding_stage(cyc, result, mod.reflex_shift)
         if not result.fired:
@@ -123,7 +142,7 @@ class Cognition:
         if outcome.action == "clarify" and policy != "clarify":
             policy = "clarify"
         cyc.latencies["total"] = (time.perf_counter() - cyc.t0) * 1e3
-        self._regulate(cyc, reflex_ms, result)
+        self._regulate(cyc, cyc.reflex_ms, result)
         episode = self._store(cyc, policy, outcome.response)
         if result.fired and stage == "ngrams" and self.reflex.wants_adaptation(result):
             self.episodes.background(self.reflex.adapt, request.text, result)
@@ -336,12 +355,26 @@ class Cognition:
     def _record(self, cyc: Cycle, policy: str, decision: agent.Decision) -> None:
         m = self.metrics
         for stage, ms in cyc.latencies.items():
-            m.stage.labels(stage).observe(ms / 1e3)
-        m.tier.labels(TIER_OF_POLICY[policy]).inc()
+            m.child(m.stage, stage).observe(ms / 1e3)
+        m.child(m.tier, TIER_OF_POLICY[policy]).inc()
         for p, g in decision.G.items():
-            m.policy_g.labels(p).set(g)
+            m.child(m.policy_g, p).set(g)
         for name in set(cyc.missing):
-            m.missing.labels(name).inc()
+            m.child(m.missing, name).inc()
+
+    def warm_up(self) -> None:
+        """Run each stage's first-call work now, not in the first observations' cycles.
+
+        Both reflex stages decide once (the embedding stage on a real MiniLM forward
+        pass), and the agent's evidence is computed for every binned observation. Nothing
+        is stored and the workspace is left as it was.
+        """
+        self.reflex.decide_fast("hello")
+        emb = self.reflex.embed("hello")
+        if emb is not None:
+            self.reflex.decide_deep("hello", emb)
+        agent.warm_up()
+        self.allostasis.modulation()
 
     def close(self) -> None:
         """Flush pending episodes and stop background work."""

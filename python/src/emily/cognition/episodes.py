@@ -2,7 +2,9 @@
 
 Episodes go to a single background worker. While memory is unreachable they wait in a
 bounded queue (``pending_max``) and are sent, oldest first, as soon as a store succeeds
-again. Only when the queue is full is the oldest episode dropped, and counted.
+again. Only when the queue is full is the oldest episode dropped, and counted. While
+memory's liveliness token is absent, a submit does not wake the worker (a store would
+fail at once); the first submit after memory is back flushes everything pending.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 
 from emily.bus.schemas.memory import MAX_BATCH, EpisodeIn
 from emily.cognition.clients import MemoryClient, Unavailable
@@ -44,6 +47,7 @@ class EpisodeWriter:
         """Queue ``episode``; returns ``"queued"`` (or ``"skipped"`` without a bus)."""
         if self.memory is None:
             return "skipped"
+        reachable = self.memory.available()
         with self._lock:
             if len(self.pending) >= self.pending_max:
                 self.pending.popleft()
@@ -51,8 +55,8 @@ class EpisodeWriter:
                 self.metrics.episodes.labels("dropped").inc()
             self.pending.append(episode)
             self.metrics.pending.set(len(self.pending))
-            wake = not self._scheduled
-            self._scheduled = True
+            wake = reachable and not self._scheduled
+            self._scheduled = self._scheduled or wake
         if wake:  # one flush at a time picks up everything pending
             self._pool.submit(self.flush)
         return "queued"
@@ -64,7 +68,7 @@ class EpisodeWriter:
         stored = 0
         while True:
             with self._lock:
-                batch = list(self.pending)[:MAX_BATCH]
+                batch = list(islice(self.pending, MAX_BATCH))
                 if not batch:
                     self._scheduled = False
                     return stored

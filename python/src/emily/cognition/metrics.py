@@ -8,8 +8,11 @@ alert reads ``emily_cognition_stage_seconds_bucket{stage="reflex"}``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+M = TypeVar("M", Histogram, Counter, Gauge)
 
 BUCKETS_S = (
     0.0001,
@@ -75,3 +78,12 @@ class CognitionMetrics:
             "Episodes waiting for memory to come back",
             registry=r,
         )
+        self._children: dict[tuple[int, str], Any] = {}
+
+    def child(self, metric: M, label: str) -> M:
+        """``metric.labels(label)``, looked up once and kept (a cycle records about ten)."""
+        key = (id(metric), label)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children.setdefault(key, metric.labels(label))
+        return found  # type: ignore[no-any-return]

