@@ -1,25 +1,35 @@
 """Memory ingest: binary COPY vs ``executemany``, and ingest with MiniLM embedding.
 
-All in one run against the embedded Postgres (pgserver, data in ``bench/out/``):
+All in one run against the embedded Postgres (pgserver, data in ``bench/out/``), each
+figure the median of ``--repeat`` runs:
 
-1. ``PgStore.insert``, the service's ingest path (binary COPY straight into ``episodes``;
-   only a retried batch goes through a staging table and ``INSERT ... ON CONFLICT``):
-   rows/s;
-2. plain binary COPY straight into ``episodes`` (no dedup): rows/s;
-3. the baseline: ``executemany`` of single-row ``INSERT``s: rows/s;
-4. text -> MiniLM embedding -> COPY, batched: texts/s (the model is the bottleneck).
+1. ``PgStore.insert``, the service's ingest path: binary COPY straight into ``episodes``,
+   encoded with NumPy (``emily.memory.pgcopy``) and split over 2 pooled connections
+   that commit together: rows/s (the target row);
+2. the same over 1 connection;
+3. the previous encoder: psycopg's ``write_row`` over 1 connection;
+4. ``PgStore.insert`` without the ``ts`` and ``context`` indexes (the indexes' share);
+5. ``PgStore.insert`` with the HNSW index maintained (the service's steady state);
+6. the baseline: psycopg 3 ``executemany`` of the same single-row ``INSERT``;
+7. text -> MiniLM embedding -> COPY, batched: texts/s (the model is the bottleneck).
+
+For rows 1 to 3 it also prints where the CPU goes: this process's CPU time and the
+Postgres server's (its processes' CPU time from ``/proc``), in µs per row.
 
 Usage::
 
-    .venv/bin/python bench/memory_ingest.py [--rows 20000] [--texts 512] [--plot]
+    .venv/bin/python bench/memory_ingest.py [--rows 50000] [--texts 512] [--repeat 3] [--plot]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -29,9 +39,12 @@ from memory_common import OUT, Mixture, embedded_postgres, load, make_records, t
 
 from emily.memory.config import MemoryConfig
 from emily.memory.embed import Embedder
+from emily.memory.embedded import EmbeddedPostgres
 from emily.memory.ids import uuid7
 from emily.memory.record import Record
 from emily.memory.store import COLUMNS, TYPES, PgStore, _row
+
+Insert = Callable[[Sequence[Record]], object]
 
 
 def fresh_db(dsn0: str, name: str) -> str:
@@ -42,36 +55,70 @@ def fresh_db(dsn0: str, name: str) -> str:
     return f"{base.rsplit('/', 1)[0]}/{name}?{query}"
 
 
-def timed(store: PgStore, fn: object, records: list[Record]) -> float:
-    with store.connection() as conn:
-        conn.execute("TRUNCATE episodes")
-    start = time.perf_counter()
-    fn(records)  # type: ignore[operator]
-    took = time.perf_counter() - start
-    assert store.count() == len(records), "not every row arrived"
-    return len(records) / took
+def server_cpu_s(pg: EmbeddedPostgres) -> float:
+    """CPU seconds (user + system) of the Postgres server's processes so far (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        kids = Path(f"/proc/{pg.pid}/task/{pg.pid}/children").read_text().split()
+    except OSError:
+        return float("nan")
+    total = 0.0
+    for pid in [*kids, str(pg.pid)]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+class Timer:
+    """Times an insert into an emptied ``episodes``: rows/s and CPU µs per row."""
+
+    def __init__(self, store: PgStore, pg: EmbeddedPostgres, repeat: int) -> None:
+        self.store, self.pg, self.repeat = store, pg, repeat
+
+    def __call__(self, fn: Insert, records: list[Record]) -> tuple[float, float, float]:
+        rates, client, server = [], [], []
+        for _ in range(self.repeat):
+            with self.store.connection() as conn:
+                conn.execute("TRUNCATE episodes")
+            cpu0, srv0 = time.process_time(), server_cpu_s(self.pg)
+            start = time.perf_counter()
+            fn(records)
+            took = time.perf_counter() - start
+            client.append((time.process_time() - cpu0) / len(records) * 1e6)
+            server.append((server_cpu_s(self.pg) - srv0) / len(records) * 1e6)
+            assert self.store.count() == len(records), "not every row arrived"
+            rates.append(len(records) / took)
+        med = statistics.median
+        return med(rates), med(client), med(server)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=20000)
+    ap.add_argument("--rows", type=int, default=50000)
     ap.add_argument("--texts", type=int, default=512)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per row; the median is shown")
     ap.add_argument("--plot", action="store_true")
     args = ap.parse_args()
 
     print(f"load average at start (1, 5, 15 min): {os.getloadavg()}", flush=True)
     pg = embedded_postgres("pg-ingest")
-    # no HNSW index during ingest (it is built after a bulk load); m is irrelevant here
-    store = PgStore(fresh_db(pg.dsn, "ingest"), MemoryConfig(pool_max=2))
+    dsn = fresh_db(pg.dsn, "ingest")
+    cfg = MemoryConfig(pool_max=2)  # copy_connections=2: large batches use both
+    store = PgStore(dsn, cfg)
+    one = PgStore(dsn, replace(cfg, copy_connections=1))
+    # no HNSW index during bulk ingest (it is built after a bulk load); see row 5
     with store.connection() as conn:
         conn.execute(f"DROP INDEX IF EXISTS {store.index_name}")
     vecs, _ = Mixture().draw(args.rows, seed=3)
     records = make_records(vecs)
     cols = ", ".join(COLUMNS)
 
-    def write_row_copy(recs: list[Record]) -> None:
+    def write_row_copy(recs: Sequence[Record]) -> None:
         with (
-            store.connection() as conn,
+            one.connection() as conn,
             conn.transaction(),
             conn.cursor() as cur,
             cur.copy(f"COPY episodes ({cols}) FROM STDIN (FORMAT BINARY)") as copy,
@@ -80,34 +127,38 @@ def main() -> None:
             for r in recs:
                 copy.write_row(_row(r))
 
-    def executemany(recs: list[Record]) -> None:
+    def executemany(recs: Sequence[Record]) -> None:
         marks = ", ".join(["%s"] * len(COLUMNS))
         with store.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.executemany(
                 f"INSERT INTO episodes ({cols}) VALUES ({marks})", [_row(r) for r in recs]
             )
 
+    timed = Timer(store, pg, args.repeat)
     many_rows = records[: max(1000, args.rows // 10)]  # the slow baseline on fewer rows
-
-    def measured(name: str, fn: object, recs: list[Record]) -> tuple[str, float, int, str]:
-        return name, timed(store, fn, recs), len(recs), load()
-
-    results = [
-        measured("PgStore.insert (COPY; ON CONFLICT on retry)", store.insert, records),
-        measured("binary COPY into episodes", write_row_copy, records),
-        measured("executemany INSERT (baseline)", executemany, many_rows),
+    runs = [
+        ("PgStore.insert, 2 connections", store.insert, records),
+        ("PgStore.insert, 1 connection", one.insert, records),
+        ("psycopg write_row COPY, 1 connection", write_row_copy, records),
+        ("executemany INSERT (baseline)", executemany, many_rows),
     ]
-    # the server's share: the same plain COPY without the ts and context indexes
+    results = [(name, len(recs), *timed(fn, recs), load()) for name, fn, recs in runs]
+    # the ts and context indexes' share: the service path without them
     with store.connection() as conn:
         conn.execute("DROP INDEX episodes_ts_idx")
         conn.execute("DROP INDEX episodes_context_idx")
-    results.insert(2, measured("binary COPY, primary key only", write_row_copy, records))
+    no_idx = ("PgStore.insert, 2 conn., primary key only", len(records))
+    results.insert(3, (*no_idx, *timed(store.insert, records), load()))
     # the service's steady state: every row also goes into the HNSW graph
     store.ensure_index()
     few = records[: max(500, args.rows // 25)]
-    results.insert(-1, measured("PgStore.insert, HNSW index maintained", store.insert, few))
-    base = results[-1][1]
-    rows = [(name, n, f"{rate:,.0f}", f"{rate / base:.1f}x", ld) for name, rate, n, ld in results]
+    hnsw = ("PgStore.insert, HNSW index maintained", len(few))
+    results.insert(4, (*hnsw, *Timer(store, pg, 1)(store.insert, few), load()))
+    base = results[-1][2]
+    rows = [
+        (name, n, f"{rate:,.0f}", f"{rate / base:.1f}x", f"{cli:.2f}", f"{srv:.2f}", ld)
+        for name, n, rate, cli, srv, ld in results
+    ]
 
     embedder = Embedder(device="cpu")
     texts = [
@@ -134,16 +185,21 @@ def main() -> None:
             len(texts),
             f"{rate:,.0f}",
             f"{rate / base:.2f}x",
+            "-",
+            "-",
             load(),
         )
     )
-    print(table(rows, ("method", "rows", "rows/s", "vs executemany", "load 1m")))
+    header = ("method", "rows", "rows/s", "vs executemany", "client µs/row", "server µs/row")
+    print(f"median of {args.repeat} runs per row (HNSW and MiniLM rows: 1 run)")
+    print(table(rows, (*header, "load 1m")))
     print(f"load average at end (1, 5, 15 min): {os.getloadavg()}")
     print(
-        f"\nCOPY / executemany = {results[0][1] / base:.1f}x (service path), "
-        f"{results[1][1] / base:.1f}x (plain COPY); MiniLM-bound ingest {rate:,.0f} texts/s"
+        f"\nCOPY / executemany = {results[0][2] / base:.1f}x (service path, 2 connections), "
+        f"{results[1][2] / base:.1f}x (1 connection); MiniLM-bound ingest {rate:,.0f} texts/s"
     )
     print("(executemany is psycopg 3's, which pipelines the INSERTs: a strong baseline)")
+    print("CPU µs/row: this process (client) and every process of the Postgres server")
     if args.plot:
         import matplotlib
 
@@ -158,6 +214,7 @@ def main() -> None:
         OUT.mkdir(exist_ok=True)
         fig.savefig(OUT / "memory_ingest.png", dpi=120)
         print(f"plot: {OUT / 'memory_ingest.png'}")
+    one.close()
     store.close()
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from emily.memory import pgconf
 from emily.memory.config import MemoryConfig
 from emily.memory.embedded import BIN_ENV, EmbeddedPostgres
 from emily.memory.errors import StoreUnavailable
@@ -57,6 +58,18 @@ def test_the_path_backend_runs_with_pgvector(server: EmbeddedPostgres) -> None:
         assert conn.execute("SHOW listen_addresses").fetchone() == ("",)
         row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
         assert row.fetchone() == (1,)
+
+
+def test_the_settings_are_in_force_from_the_first_start(server: EmbeddedPostgres) -> None:
+    """initdb, then emily.conf, then the first start: no restart needed for any setting."""
+    with psycopg.connect(server.dsn) as conn:
+        shown = {k: conn.execute(f"SHOW {k}").fetchone()[0] for k in pgconf.settings()}
+        assert shown == pgconf.settings()
+        assert pgconf.pending(conn) == {}
+        started = conn.execute("SELECT pg_postmaster_start_time()").fetchone()
+    again = EmbeddedPostgres(server.datadir, bindir=wheel_or_path_bindir(), stop_on_exit=False)
+    with psycopg.connect(again.dsn) as conn:  # a second handle: configured, not restarted
+        assert conn.execute("SELECT pg_postmaster_start_time()").fetchone() == started
 
 
 def test_injected_crash_keeps_stored_episodes(server: EmbeddedPostgres) -> None:

@@ -106,7 +106,9 @@ _record = st.builds(
     valence=st.floats(-1, 1, width=32),
     arousal=st.floats(-1, 1, width=32),
     dominance=st.floats(-1, 1, width=32),
-    context=st.dictionaries(_text, _value | st.floats(allow_nan=False), max_size=4),
+    context=st.dictionaries(
+        _text, _value | st.floats(allow_nan=False, allow_infinity=False), max_size=4
+    ),
     source=_text,
 )
 
@@ -158,6 +160,7 @@ BAD = {
     "NUL in source": _bad("source", "s\x00"),
     "NUL in context": _bad("context", {"k": "v\x00"}),
     "NaN in context": _bad("context", {"k": float("nan")}),
+    "inf in context": _bad("context", {"k": float("inf")}),
     "unserialisable context": _bad("context", {"k": {1, 2}}),
 }
 

@@ -35,6 +35,7 @@ from urllib.parse import quote
 
 import psycopg
 
+from emily.memory import pgconf
 from emily.memory.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,27 @@ class EmbeddedPostgres:
                 configured = _bindir_on_path()
             else:
                 self._server = get_server(datadir, cleanup_mode="stop" if stop_on_exit else None)
-                return
-        self._path = PathPostgres(datadir, configured, stop_on_exit=stop_on_exit)
+        if configured is not None:
+            self._path = PathPostgres(datadir, configured, stop_on_exit=stop_on_exit)
+        self._configure()
+
+    def _configure(self) -> None:
+        """Bring the server to :mod:`emily.memory.pgconf`'s settings: install them, then
+        reload, or restart when one takes effect only at start (``shared_buffers`` on a
+        data dir pgserver has just made)."""
+        if self._path is not None:
+            datadir, user = self._path.datadir, self._path.user
+        else:
+            datadir, user = Path(self._server.pgdata), self._server.system_user
+        pgconf.install(datadir, user)
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            todo = pgconf.pending(conn)
+            if todo:
+                conn.execute("SELECT pg_reload_conf()")
+        if any(todo.values()):
+            log.info("restarting the embedded Postgres for %s", sorted(todo))
+            self.stop()
+            self.start()
 
     @property
     def backend(self) -> Literal["pgserver", "path"]:
@@ -206,6 +226,7 @@ class PathPostgres:
                 return
             if not (self.datadir / "PG_VERSION").exists():
                 self._initdb()
+                pgconf.install(self.datadir, self.user)  # in force from the first start
             sock = self.socket_dir
             self._own_dir(sock)
             options = f"-h '' -p {PORT} -k {shlex.quote(str(sock))}"
