@@ -95,6 +95,7 @@ for _name, _value in (
 _json = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
     None, None, json.encoder.encode_basestring, None, ":", ",", False, False, False
 )
+_join = "".join
 _int32 = struct.Struct(">i").pack
 _jsonb_head = struct.Struct(">ib").pack
 
@@ -189,18 +190,28 @@ def encode(records: Sequence[Record], sources: dict[str, bytes] | None = None) -
     blob = fixed.tobytes()
     width = _FIXED.itemsize
     parts: list[bytes] = []
-    start = 0
-    for rec, text in zip(records, texts, strict=True):
-        source = cache.get(rec.source)
-        if source is None:
-            if "\x00" in rec.source:
-                _refuse_nul(rec, "source")
-            raw = rec.source.encode()
-            source = cache[rec.source] = _int32(len(raw)) + raw
-        ctx = _context(rec)
-        parts += (blob[start : start + width], text, source, _jsonb_head(len(ctx) + 1, 1), ctx)
-        start += width
+    try:
+        for rec, text, start in zip(records, texts, range(0, n * width, width), strict=True):
+            source = cache.get(rec.source)
+            if source is None:
+                source = cache[rec.source] = _source(rec)
+            ctx = _join(_json(rec.context, 0)).encode() if rec.context else b"{}"
+            if b"\\u0000" in ctx:  # an escaped NUL, or these 6 characters in a string
+                _context(rec)
+            parts += (blob[start : start + width], text, source, _jsonb_head(len(ctx) + 1, 1), ctx)
+    except (ValueError, TypeError):
+        for rec in records:  # the slow path only finds the record to name
+            _context(rec)
+        raise
     return b"".join(parts)
+
+
+def _source(rec: Record) -> bytes:
+    """The ``source`` field: its length, then UTF-8."""
+    if "\x00" in rec.source:
+        _refuse_nul(rec, "source")
+    raw = rec.source.encode()
+    return _int32(len(raw)) + raw
 
 
 def _refuse_nul(rec: Record, field: str) -> NoReturn:
