@@ -1,7 +1,8 @@
 """Memory ingest: binary COPY vs ``executemany``, and ingest with MiniLM embedding.
 
 All in one run against the embedded Postgres (pgserver, data in ``bench/out/``), each
-figure the median of ``--repeat`` runs:
+figure the median of ``--repeat`` runs, rows 1, 2, 3 and 6 taken round-robin so that
+they share the machine's load:
 
 1. ``PgStore.insert``, the service's ingest path: binary COPY straight into ``episodes``,
    encoded with NumPy (``emily.memory.pgcopy``) and split over 2 pooled connections
@@ -73,26 +74,44 @@ def server_cpu_s(pg: EmbeddedPostgres) -> float:
 
 
 class Timer:
-    """Times an insert into an emptied ``episodes``: rows/s and CPU µs per row."""
+    """Times inserts into an emptied ``episodes``: rows/s and CPU µs per row."""
 
-    def __init__(self, store: PgStore, pg: EmbeddedPostgres, repeat: int) -> None:
-        self.store, self.pg, self.repeat = store, pg, repeat
+    def __init__(self, store: PgStore, pg: EmbeddedPostgres) -> None:
+        self.store, self.pg = store, pg
 
-    def __call__(self, fn: Insert, records: list[Record]) -> tuple[float, float, float]:
-        rates, client, server = [], [], []
-        for _ in range(self.repeat):
-            with self.store.connection() as conn:
-                conn.execute("TRUNCATE episodes")
-            cpu0, srv0 = time.process_time(), server_cpu_s(self.pg)
-            start = time.perf_counter()
-            fn(records)
-            took = time.perf_counter() - start
-            client.append((time.process_time() - cpu0) / len(records) * 1e6)
-            server.append((server_cpu_s(self.pg) - srv0) / len(records) * 1e6)
-            assert self.store.count() == len(records), "not every row arrived"
-            rates.append(len(records) / took)
+    def once(self, fn: Insert, records: list[Record]) -> tuple[float, float, float]:
+        """One timed insert: (rows/s, client CPU µs/row, server CPU µs/row)."""
+        with self.store.connection() as conn:
+            conn.execute("TRUNCATE episodes")
+        cpu0, srv0 = time.process_time(), server_cpu_s(self.pg)
+        start = time.perf_counter()
+        fn(records)
+        took = time.perf_counter() - start
+        client = (time.process_time() - cpu0) / len(records) * 1e6
+        server = (server_cpu_s(self.pg) - srv0) / len(records) * 1e6
+        assert self.store.count() == len(records), "not every row arrived"
+        return len(records) / took, client, server
+
+    def rounds(
+        self, runs: list[tuple[str, Insert, list[Record]]], repeat: int
+    ) -> list[tuple[str, int, float, float, float, str]]:
+        """Each run ``repeat`` times, round-robin (so every run sees the same load over
+        time); per run the median of each figure and the mean load average."""
+        got: list[list[tuple[float, float, float]]] = [[] for _ in runs]
+        loads: list[list[float]] = [[] for _ in runs]
+        for _ in range(repeat):
+            for i, (_, fn, recs) in enumerate(runs):
+                got[i].append(self.once(fn, recs))
+                loads[i].append(os.getloadavg()[0])
         med = statistics.median
-        return med(rates), med(client), med(server)
+        return [
+            (name, len(recs), *(med(x[j] for x in got[i]) for j in range(3)), load_of(loads[i]))
+            for i, (name, _, recs) in enumerate(runs)
+        ]
+
+
+def load_of(loads: list[float]) -> str:
+    return f"{statistics.mean(loads):.1f}"
 
 
 def main() -> None:
@@ -134,26 +153,27 @@ def main() -> None:
                 f"INSERT INTO episodes ({cols}) VALUES ({marks})", [_row(r) for r in recs]
             )
 
-    timed = Timer(store, pg, args.repeat)
+    timer = Timer(store, pg)
     many_rows = records[: max(1000, args.rows // 10)]  # the slow baseline on fewer rows
-    runs = [
-        ("PgStore.insert, 2 connections", store.insert, records),
-        ("PgStore.insert, 1 connection", one.insert, records),
-        ("psycopg write_row COPY, 1 connection", write_row_copy, records),
-        ("executemany INSERT (baseline)", executemany, many_rows),
-    ]
-    results = [(name, len(recs), *timed(fn, recs), load()) for name, fn, recs in runs]
+    results = timer.rounds(
+        [
+            ("PgStore.insert, 2 connections", store.insert, records),
+            ("PgStore.insert, 1 connection", one.insert, records),
+            ("psycopg write_row COPY, 1 connection", write_row_copy, records),
+            ("executemany INSERT (baseline)", executemany, many_rows),
+        ],
+        args.repeat,
+    )
     # the ts and context indexes' share: the service path without them
     with store.connection() as conn:
         conn.execute("DROP INDEX episodes_ts_idx")
         conn.execute("DROP INDEX episodes_context_idx")
-    no_idx = ("PgStore.insert, 2 conn., primary key only", len(records))
-    results.insert(3, (*no_idx, *timed(store.insert, records), load()))
+    no_idx = ("PgStore.insert, 2 conn., primary key only", store.insert, records)
+    results[3:3] = timer.rounds([no_idx], args.repeat)
     # the service's steady state: every row also goes into the HNSW graph
     store.ensure_index()
     few = records[: max(500, args.rows // 25)]
-    hnsw = ("PgStore.insert, HNSW index maintained", len(few))
-    results.insert(4, (*hnsw, *Timer(store, pg, 1)(store.insert, few), load()))
+    results[4:4] = timer.rounds([("PgStore.insert, HNSW index maintained", store.insert, few)], 1)
     base = results[-1][2]
     rows = [
         (name, n, f"{rate:,.0f}", f"{rate / base:.1f}x", f"{cli:.2f}", f"{srv:.2f}", ld)
@@ -191,7 +211,10 @@ def main() -> None:
         )
     )
     header = ("method", "rows", "rows/s", "vs executemany", "client µs/row", "server µs/row")
-    print(f"median of {args.repeat} runs per row (HNSW and MiniLM rows: 1 run)")
+    print(
+        f"median of {args.repeat} runs per row, rows 1-4 round-robin "
+        "(HNSW and MiniLM rows: 1 run); load 1m: mean over a row's runs"
+    )
     print(table(rows, (*header, "load 1m")))
     print(f"load average at end (1, 5, 15 min): {os.getloadavg()}")
     print(
