@@ -67,6 +67,7 @@ class Cycle:
     mod: Modulation = field(default_factory=lambda: NEUTRAL)
     result: ReflexResult = field(default_factory=lambda: NO_REFLEX)
     reflex_ms: float = 0.0
+    after: list[tuple[Callable[..., object], tuple[object, ...]]] = field(default_factory=list)
 
     def timed(self, stage: str, started: float) -> float:
         """Record ``stage`` as having run from ``started`` until now; returns ms."""
@@ -101,7 +102,11 @@ class Cognition:
         self.allostasis = allostasis or Allostasis()
         self.workspace = GlobalWorkspace(WorkspaceConfig(capacity=self.config.capacity))
         self.episodes = EpisodeWriter(
-            memory, self.metrics, self.config.store_timeout_s, self.config.pending_max
+            memory,
+            self.metrics,
+            self.config.store_timeout_s,
+            self.config.pending_max,
+            self.config.store_linger_s,
         )
         self._last_broadcast: dict[int, uuid.UUID] = {}
 
@@ -111,7 +116,21 @@ class Cognition:
 
     def observe(self, request: ObserveRequest) -> ObserveReply:
         """Run one cycle on ``request`` and return the action, response and trace."""
-        return self.complete(self.start(request))
+        cyc = self.start(request)
+        reply = self.complete(cyc)
+        self.finish(cyc)
+        return reply
+
+    def finish(self, cyc: Cycle) -> None:
+        """Hand the cycle's episode (and any STDP) to the background writer.
+
+        A server calls this after it has sent the reply, so that the writer's work
+        (validating and encoding the episode, the store request) does not compete with
+        the reply for the interpreter.
+        """
+        for fn, args in cyc.after:
+            fn(*args)
+        cyc.after.clear()
 
     def start(self, request: ObserveRequest) -> Cycle:
         """The n-gram reflex stage (well under a millisecond); :meth:`complete` finishes.
@@ -145,7 +164,7 @@ class Cognition:
         self._regulate(cyc, cyc.reflex_ms, result)
         episode = self._store(cyc, policy, outcome.response)
         if result.fired and stage == "ngrams" and self.reflex.wants_adaptation(result):
-            self.episodes.background(self.reflex.adapt, request.text, result)
+            cyc.after.append((self.episodes.background, (self.reflex.adapt, request.text, result)))
         self._record(cyc, policy, decision)
         trace = Trace.model_validate(
             {
@@ -343,14 +362,18 @@ class Cognition:
         ctx.update(cycle_id=str(cyc.id), policy=policy, response=response[:2000])
         if len(ctx) > 64:
             ctx = dict(list(ctx.items())[-64:])
-        episode = EpisodeIn(
-            id=cyc.id,
-            text=cyc.request.text,
-            embedding=cyc.embedding,
-            context=ctx,
-            source="cognition",
-        )
-        return self.episodes.submit(episode)
+        fields = {
+            "id": cyc.id,
+            "text": cyc.request.text,
+            "embedding": cyc.embedding,
+            "context": ctx,
+            "source": "cognition",
+        }
+        cyc.after.append((self._submit_episode, (fields,)))
+        return self.episodes.status()
+
+    def _submit_episode(self, fields: dict[str, object]) -> None:
+        self.episodes.submit(EpisodeIn.model_validate(fields))
 
     def _record(self, cyc: Cycle, policy: str, decision: agent.Decision) -> None:
         m = self.metrics

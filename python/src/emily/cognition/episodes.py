@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,16 +33,22 @@ class EpisodeWriter:
         metrics: CognitionMetrics,
         timeout_s: float = 2.0,
         pending_max: int = 10_000,
+        linger_s: float = 0.0,
     ) -> None:
         self.memory = memory
         self.metrics = metrics
         self.timeout_s = timeout_s
         self.pending: deque[EpisodeIn] = deque()
         self.pending_max = pending_max
+        self.linger_s = linger_s
         self.dropped = 0
         self._lock = threading.Lock()
         self._scheduled = False
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="episodes")
+
+    def status(self) -> str:
+        """What :meth:`submit` will return: ``"queued"``, or ``"skipped"`` without a bus."""
+        return "skipped" if self.memory is None else "queued"
 
     def submit(self, episode: EpisodeIn) -> str:
         """Queue ``episode``; returns ``"queued"`` (or ``"skipped"`` without a bus)."""
@@ -65,6 +72,8 @@ class EpisodeWriter:
         """Send what is pending, oldest first; returns how many were stored."""
         if self.memory is None:
             return 0
+        if self.linger_s > 0:  # let the episodes of the next few cycles join this request
+            time.sleep(self.linger_s)
         stored = 0
         while True:
             with self._lock:

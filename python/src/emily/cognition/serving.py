@@ -82,7 +82,10 @@ class ObserveServer:
             query.drop()  # type: ignore[no-untyped-call]
 
     def _reply(self, query: zenoh.Query, cyc: Cycle) -> None:
-        query.reply(query.key_expr, encode(self.cognition.complete(cyc)))
+        try:
+            query.reply(query.key_expr, encode(self.cognition.complete(cyc)))
+        finally:
+            self.cognition.finish(cyc)  # the episode goes to the writer once the reply is out
 
     def _fail(self, query: zenoh.Query, exc: Exception) -> None:
         log.exception("cycle on %s failed", self.key)

