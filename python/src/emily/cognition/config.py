@@ -22,8 +22,6 @@ class CognitionConfig:
     store_timeout_s : deadline of storing the cycle's episode (s).
     reflex_budget_ms : a reflex slower than this counts as a latency event (ms).
     pending_max : episodes kept for retry while memory is unreachable.
-    store_linger_s : how long the episode writer waits after the first new episode, to
-        send what arrives meanwhile in the same store request (s); 0 sends at once.
     stochastic : sample the policy instead of taking the most probable one.
     """
 
@@ -37,7 +35,6 @@ class CognitionConfig:
     store_timeout_s: float = 2.0
     reflex_budget_ms: float = 2.0
     pending_max: int = 10_000
-    store_linger_s: float = 0.0
     stochastic: bool = False
 
     @classmethod

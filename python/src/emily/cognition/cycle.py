@@ -106,7 +106,6 @@ class Cognition:
             self.metrics,
             self.config.store_timeout_s,
             self.config.pending_max,
-            self.config.store_linger_s,
         )
         self._last_broadcast: dict[int, uuid.UUID] = {}
 

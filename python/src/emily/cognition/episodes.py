@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,14 +32,12 @@ class EpisodeWriter:
         metrics: CognitionMetrics,
         timeout_s: float = 2.0,
         pending_max: int = 10_000,
-        linger_s: float = 0.0,
     ) -> None:
         self.memory = memory
         self.metrics = metrics
         self.timeout_s = timeout_s
         self.pending: deque[EpisodeIn] = deque()
         self.pending_max = pending_max
-        self.linger_s = linger_s
         self.dropped = 0
         self._lock = threading.Lock()
         self._scheduled = False
@@ -72,8 +69,6 @@ class EpisodeWriter:
         """Send what is pending, oldest first; returns how many were stored."""
         if self.memory is None:
             return 0
-        if self.linger_s > 0:  # let the episodes of the next few cycles join this request
-            time.sleep(self.linger_s)
         stored = 0
         while True:
             with self._lock:
