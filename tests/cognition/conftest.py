@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +11,10 @@ from typing import Any
 import pytest
 import zenoh
 
-from emily.bus import BusConfig, open_session
-from emily.bus.rpc import wait_for_server
+from emily.bus import BusConfig, Keys, open_session
+from emily.bus.health import announce
+from emily.bus.rpc import Server, wait_for_server
+from emily.bus.schemas.memory import RecallReply, RecallRequest
 from emily.cognition.config import CognitionConfig
 from emily.cognition.reflex import MiniLMFeatures, Reflex, ReflexModel
 from emily.cognition.reflex.cascade import DEEP_CONFIG
@@ -90,3 +93,22 @@ def cognition(private_reflex: Reflex) -> Iterator[RunningCognition]:
     running = start_cognition(private_reflex, http=True)
     yield running
     running.close()
+
+
+@pytest.fixture
+def injected_slow_memory(cognition: RunningCognition) -> Iterator[list[RecallRequest]]:
+    """A fault injected on purpose: a memory recall queryable that answers after 3 s."""
+    seen: list[RecallRequest] = []
+
+    def slow(req: RecallRequest) -> RecallReply:
+        seen.append(req)
+        time.sleep(3.0)
+        return RecallReply(hits=[], took_ms=3000.0)
+
+    key = Keys("test").query("memory", "recall")
+    server = Server(cognition.client, key, RecallRequest, slow, workers=8)
+    token = announce(cognition.client, Keys("test"), "memory")
+    assert cognition.service.peers.wait("memory", 10)
+    yield seen
+    token.undeclare()
+    server.close()

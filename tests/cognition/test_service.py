@@ -7,17 +7,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 import zenoh
 
 from emily.bus import Keys
-from emily.bus.health import announce
 from emily.bus.messages import decode, encode
-from emily.bus.rpc import RequestFailed, Server, call
+from emily.bus.rpc import RequestFailed, call
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest, WorkspaceBroadcast
-from emily.bus.schemas.memory import RecallReply, RecallRequest
+from emily.bus.schemas.memory import RecallRequest
 from emily.cognition.reflex import Reflex
 from tests.cognition.conftest import RunningCognition, start_cognition
 
@@ -111,24 +109,6 @@ def test_workspace_broadcasts_reach_a_zenoh_subscriber(cognition: RunningCogniti
         assert got[0].ignited and 0 < len(got[0].items) <= 7
     finally:
         sub.undeclare()
-
-
-@pytest.fixture
-def injected_slow_memory(cognition: RunningCognition) -> Iterator[list[RecallRequest]]:
-    """A fault injected on purpose: a memory recall queryable that answers after 3 s."""
-    seen: list[RecallRequest] = []
-
-    def slow(req: RecallRequest) -> RecallReply:
-        seen.append(req)
-        time.sleep(3.0)
-        return RecallReply(hits=[], took_ms=3000.0)
-
-    server = Server(cognition.client, KEYS.query("memory", "recall"), RecallRequest, slow)
-    token = announce(cognition.client, KEYS, "memory")
-    assert cognition.service.peers.wait("memory", 10)
-    yield seen
-    token.undeclare()
-    server.close()
 
 
 def test_injected_slow_memory_never_delays_the_reflex_and_recall_meets_its_deadline(
