@@ -50,6 +50,7 @@ def running(
         l0_capacity=4,
         l1_capacity=8,
         l2_capacity=16,
+        l2_min_accesses=1,  # the tests follow moves from the first recall
         pool_timeout_s=1.0,
         hnsw_m=8,
         hnsw_ef_construction=32,

@@ -79,7 +79,7 @@ def test_restart_loads_the_file_and_reconciles_with_postgres(pg_dsn: str, tmp_pa
 def test_memory_recall_uses_the_index_and_keeps_filters_on_postgres(
     pg_dsn: str, tmp_path: Path
 ) -> None:
-    cfg = _cfg(tmp_path, l0_capacity=4, l1_capacity=8, l2_capacity=16)
+    cfg = _cfg(tmp_path, l0_capacity=4, l1_capacity=8, l2_capacity=16, l2_min_accesses=1)
     memory = Memory(cfg, PgStore(pg_dsn, cfg), None)
     assert memory.indexer is not None
     recs = records(200, seed=3)

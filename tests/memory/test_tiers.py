@@ -45,6 +45,7 @@ def make(root: Path, clock: Clock, events: list[MemoryOperation] | None = None) 
         l1_capacity=5,
         l2_capacity=8,
         idle_s=100.0,
+        l2_min_accesses=1,  # the move paths below start at the first recall
         metrics=MemoryMetrics(),
         publish=None if events is None else events.extend,
         clock=clock,
@@ -198,3 +199,37 @@ def test_cached_episodes_missing_from_l3_are_dropped(
     assert tiers.drop_missing(store.existing) == 3
     assert set(tiers.tier_of) == {recs[1].id}
     tiers.check()
+
+
+def test_sampled_l0_eviction_takes_a_cold_entry(tmp_path: Path) -> None:
+    """L0 above the sample size: the evicted entry is among the least frequent."""
+    tiers = TieredMemory(
+        tmp_path, L0(64, torch.device("cpu")), l1_capacity=256, l2_capacity=256, clock=Clock()
+    )
+    recs = records(65, seed=5)
+    for i, rec in enumerate(recs[:64]):  # entry i was accessed i + 1 times
+        tiers.l0.put(rec)
+        tiers.tier_of[rec.id] = "L0"
+        for _ in range(min(i + 1, 15)):
+            tiers.l1.sketch.add(rec.id)
+    freq = {r.id: tiers.l1.frequency(r.id) for r in recs[:64]}
+    tiers._into_l0(recs[64], "L1")
+    (evicted,) = [r.id for r in recs[:64] if r.id not in tiers.l0]
+    assert sorted(freq.values()).index(freq[evicted]) < 16  # in the coldest quarter
+    assert tiers.tier_of[evicted] == "L1" and recs[64].id in tiers.l0
+
+
+def test_l2_admits_on_the_second_recall_by_default(
+    tmp_path: Path, l3: tuple[PgStore, list[Record]]
+) -> None:
+    store, recs = l3
+    events: list[MemoryOperation] = []
+    tiers = TieredMemory(
+        tmp_path, L0(2, torch.device("cpu")), l1_capacity=4, l2_capacity=4, publish=events.extend
+    )
+    tiers.accessed([serve_one(tiers, store, recs[0].id)])
+    assert recs[0].id not in tiers.tier_of  # a one-off result stays in L3 only
+    assert [e.op for e in events] == ["miss"]
+    tiers.accessed([serve_one(tiers, store, recs[0].id)])
+    assert tiers.tier_of[recs[0].id] == "L2"
+    assert [(e.op, e.to_tier) for e in events[1:]] == [("promote", "L2"), ("miss", None)]

@@ -32,6 +32,7 @@ class MemoryConfig:
     l0_capacity, l1_capacity, l2_capacity : tier sizes, in episodes.
     l2_slot_bytes : bytes per L2 record slot; longer episodes skip L2.
     idle_s : an episode not accessed for this long moves down one tier, in seconds.
+    l2_min_accesses : recalls of an episode before it enters L2 (1: on the first).
     device : ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     metrics_port, metrics_addr : where ``/metrics`` is served (port 0: any free port).
     outbox_retry_s : seconds between attempts to drain the outbox.
@@ -57,6 +58,7 @@ class MemoryConfig:
     l2_capacity: int = 65536
     l2_slot_bytes: int = 4096
     idle_s: float = 3600.0
+    l2_min_accesses: int = 2
     device: Literal["auto", "cpu", "cuda"] = "auto"
     metrics_port: int = 9461
     metrics_addr: str = "127.0.0.1"

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from emily.bus.schemas.memory import (
-    Hit,
     IndexParams,
     MemoryOperation,
     RecallReply,
@@ -74,6 +73,7 @@ class Memory:
             l2_capacity=cfg.l2_capacity,
             l2_slot_bytes=cfg.l2_slot_bytes,
             idle_s=cfg.idle_s,
+            l2_min_accesses=cfg.l2_min_accesses,
             metrics=self.metrics,
             publish=publish,
         )
@@ -179,12 +179,15 @@ class Memory:
         self.tiers.accessed((rec, tier) for rec, tier, _ in served)
         took = time.perf_counter() - start
         self.metrics.recall_seconds.labels(req.scope).observe(took)
-        return RecallReply(
-            hits=[  # built without re-validation: episodes are validated once, when cached
-                Hit.model_construct(episode=r.episode(), score=max(-1.0, min(1.0, s)), tier=t)
-                for r, t, s in served
-            ],
-            took_ms=took * 1000,
+        # validated in pydantic's core; cached Episode instances pass without a re-check
+        return RecallReply.model_validate(
+            {
+                "hits": [
+                    {"episode": r.episode(), "score": max(-1.0, min(1.0, s)), "tier": t}
+                    for r, t, s in served
+                ],
+                "took_ms": took * 1000,
+            }
         )
 
     def _search_all(
@@ -267,12 +270,18 @@ class Memory:
         """Start the thread that drains the outbox, demotes idle episodes and saves stats."""
         period = period_s if period_s is not None else self.cfg.outbox_retry_s
 
+        # a demotion pass walks every cached episode: run it at a tenth of the idle time
+        # (at most once a minute), not on every outbox retry
+        maintain_every = min(60.0, self.cfg.idle_s / 10)
+
         def loop() -> None:
-            last_save = time.monotonic()
+            last_save = last_maintain = time.monotonic()
             while not self._stop.wait(period):
                 try:
                     self.drain_outbox()
-                    self.tiers.maintain()
+                    if time.monotonic() - last_maintain >= maintain_every:
+                        self.tiers.maintain()
+                        last_maintain = time.monotonic()
                     if self.indexer is not None:
                         self.indexer.maybe_save()
                     if time.monotonic() - last_save > 30:

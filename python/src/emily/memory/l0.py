@@ -8,8 +8,10 @@ hot search is one masked matrix product.
 from __future__ import annotations
 
 import uuid
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from emily.bus.schemas.memory import EMBED_DIM, RecallFilters
@@ -82,23 +84,53 @@ class L0:
         are applied to the held records before ranking, so k matches come back when
         L0 holds k.
         """
-        q = torch.as_tensor(np.atleast_2d(queries), dtype=torch.float32, device=self.device)
         if not self.records:
-            return [[] for _ in range(q.shape[0])]
-        mask = self.valid.clone()
+            return [[] for _ in range(np.atleast_2d(queries).shape[0])]
         if filters is not None and not filters.empty:
+            mask = self.valid.clone()
             for key, slot in self.slot_of.items():
                 if not matches(filters, self.records[key]):
                     mask[slot] = False
-        scores = q @ self.vectors.T
-        scores[:, ~mask] = -torch.inf
-        n = min(k, int(mask.sum()))
+            n = min(k, int(mask.sum()))
+        else:  # every held row competes
+            mask = self.valid
+            n = min(k, len(self.records))
         if n == 0:
-            return [[] for _ in range(q.shape[0])]
-        top = torch.topk(scores, n, dim=1)
-        values, indices = top.values.cpu().tolist(), top.indices.cpu().tolist()
-        key_at = self.key_at
+            return [[] for _ in range(np.atleast_2d(queries).shape[0])]
+        if self.device.type == "cpu":  # NumPy views of the same memory: no per-op dispatch
+            indices, values = _top_numpy(
+                np.atleast_2d(np.asarray(queries, dtype=np.float32)),
+                self.vectors.numpy(),
+                mask.numpy(),
+                n,
+            )
+        else:
+            q = torch.as_tensor(np.atleast_2d(queries), dtype=torch.float32, device=self.device)
+            scores = q @ self.vectors.T
+            scores[:, ~mask] = -torch.inf
+            top = torch.topk(scores, n, dim=1)
+            values, indices = top.values.cpu().tolist(), top.indices.cpu().tolist()
+        key_at = cast("list[uuid.UUID]", self.key_at)  # every selected row is held
         return [
             [(key_at[i], float(s)) for i, s in zip(row_i, row_s, strict=True)]
             for row_i, row_s in zip(indices, values, strict=True)
         ]
+
+
+def _top_numpy(
+    queries: npt.NDArray[np.float32],
+    vectors: npt.NDArray[np.float32],
+    mask: npt.NDArray[np.bool_],
+    n: int,
+) -> tuple[list[list[int]], list[list[float]]]:
+    """Row indices and scores of the ``n`` best of ``queries @ vectors.T`` among ``mask``."""
+    scores = queries @ vectors.T
+    if not mask.all():
+        scores[:, ~mask] = -np.inf
+    rows, values = [], []
+    for row in scores:  # usually one query
+        part = np.argpartition(row, -n)[-n:]
+        best = part[np.argsort(-row[part], kind="stable")]
+        rows.append(best.tolist())
+        values.append(row[best].tolist())
+    return rows, values

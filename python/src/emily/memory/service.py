@@ -100,7 +100,7 @@ def serve(memory: Memory, session: zenoh.Session, keys: Keys, workers: int = 4) 
     publisher = session.declare_publisher(keys.events("memory.operations"))
 
     def publish(ops: Sequence[MemoryOperation]) -> None:
-        for i in range(0, len(ops), MAX_OPS):
+        for i in range(0, len(ops), MAX_OPS):  # validated by the caller: not again
             publisher.put(encode(MemoryOperations.model_construct(ops=list(ops[i : i + MAX_OPS]))))
 
     memory.publish = publish

@@ -2,24 +2,30 @@
 idleness and capacity pressure.
 
 Tiers are exclusive caches above L3: an episode is held by at most one of L0, L1
-and L2 at a time (and always by L3). An access promotes one step: L3 -> L2 on the
-first recall, L2 -> L1 through W-TinyLFU, L1 -> L0 when its frequency beats L0's
-coldest entry. Capacity pressure demotes the victim one step down (which may cascade);
-:meth:`TieredMemory.maintain` demotes idle episodes one step. Every move is counted
-and recorded as a :class:`~emily.bus.schemas.memory.MemoryOperation`; the events of one
-call (one recall's accesses, one maintenance pass) are published together at its end.
+and L2 at a time (and always by L3). An access promotes one step: L3 -> L2 once an
+episode has been recalled ``l2_min_accesses`` times (two by default, so one-off
+results do not churn the NVMe tier), L2 -> L1 through W-TinyLFU, L1 -> L0 when its
+frequency beats L0's coldest entry (sampled LFU). Capacity pressure demotes the
+victim one step down (which may cascade); :meth:`TieredMemory.maintain` demotes idle
+episodes one step. Every move is counted and recorded as a
+:class:`~emily.bus.schemas.memory.MemoryOperation`; the events of one call (one
+recall's accesses, one maintenance pass) are published together at its end.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
-from emily.bus.schemas.memory import MemoryOperation, Tier
+from prometheus_client import Counter
+
+from emily.bus.schemas.memory import MAX_OPS, MemoryOperation, MemoryOperations, Tier
 from emily.memory.l0 import L0
 from emily.memory.l1 import WTinyLFU
 from emily.memory.l2 import L2
@@ -30,6 +36,8 @@ from emily.memory.stats import AccessStats
 Publish = Callable[[Sequence[MemoryOperation]], None]
 Fetch = Callable[[list[uuid.UUID]], dict[uuid.UUID, Record]]
 L0_MIN_FREQUENCY = 3
+#: L0 entries drawn per eviction decision (sampled LFU)
+L0_SAMPLE = 16
 
 
 class TieredMemory:
@@ -41,6 +49,8 @@ class TieredMemory:
     l0 : the tensor tier (its capacity and device are set by the caller).
     l1_capacity, l2_capacity, l2_slot_bytes : tier sizes in episodes, L2 slot bytes.
     idle_s : seconds without access after which :meth:`maintain` demotes one step.
+    l2_min_accesses : recalls (counted with decay, see :class:`AccessStats`) before an
+        episode enters L2; 1 admits on the first recall.
     metrics : counters and gauges to update.
     publish : called with the move, hit and miss events of each call, in order
         (``None``: not published).
@@ -56,6 +66,7 @@ class TieredMemory:
         l2_capacity: int,
         l2_slot_bytes: int = 4096,
         idle_s: float = 3600.0,
+        l2_min_accesses: int = 2,
         metrics: MemoryMetrics | None = None,
         publish: Publish | None = None,
         clock: Callable[[], float] = time.time,
@@ -66,6 +77,8 @@ class TieredMemory:
         self.l2 = L2(root / "l2", l2_capacity, l2_slot_bytes)
         self.stats = AccessStats(root / "access.json")
         self.idle_s = idle_s
+        # decayed counts: "n accesses lately" is a count above n - 1/2
+        self.l2_admit = l2_min_accesses - 0.5
         self.metrics = metrics or MemoryMetrics()
         self.publish = publish
         self.clock = clock
@@ -75,33 +88,50 @@ class TieredMemory:
         self.l2_order: OrderedDict[uuid.UUID, None] = OrderedDict.fromkeys(self.l2)
         self._floor: tuple[int, int] | None = None  # (L0's lowest frequency, age)
         self.hit_counts: dict[Tier, int] = dict.fromkeys(("L0", "L1", "L2", "L3"), 0)
-        self._ops: list[MemoryOperation] = []  # events of the call in progress
+        self._ops: list[dict[str, object]] = []  # events of the call in progress
+        self._moves: dict[tuple[Tier, Tier], Counter] = {}  # labelled move counters
+        self._rng = random.Random(0)  # L0 eviction samples (seeded: reproducible runs)
         self._hits = {t: self.metrics.hits.labels(t) for t in ("L0", "L1", "L2", "L3")}
         self._sizes = {t: self.metrics.tier_size.labels(t) for t in ("L0", "L1", "L2")}
 
     # ------------------------------------------------------------------ moves
-    def _event(self, op: MemoryOperation) -> None:
+    def _event(self, op: dict[str, object]) -> None:
+        """Record one event of the current call (fields of :class:`MemoryOperation`)."""
         if self.publish is not None:
             self._ops.append(op)
 
     def _flush(self) -> None:
-        """Publish the events gathered by the current call (lock held by the caller)."""
+        """Publish the events gathered by the current call (lock held by the caller).
+
+        They are validated together, in pydantic's core, at one timestamp: far cheaper
+        than a model per move on the request path.
+        """
         if self._ops and self.publish is not None:
             ops, self._ops = self._ops, []
-            self.publish(ops)
+            at = datetime.now(UTC)
+            for op in ops:
+                op["at"] = at
+            for i in range(0, len(ops), MAX_OPS):
+                self.publish(MemoryOperations.model_validate({"ops": ops[i : i + MAX_OPS]}).ops)
 
     def _moved(self, key: uuid.UUID, src: Tier, dst: Tier) -> None:
         up = dst < src  # "L0" < "L1" < "L2" < "L3"
-        counter = self.metrics.promotions if up else self.metrics.demotions
-        counter.labels(src, dst).inc()
+        counter = self._moves.get((src, dst))
+        if counter is None:
+            family = self.metrics.promotions if up else self.metrics.demotions
+            counter = self._moves[src, dst] = family.labels(src, dst)
+        counter.inc()
         if dst == "L3":
             self.tier_of.pop(key, None)
         else:
             self.tier_of[key] = dst
-        self._event(  # built without re-validation: every field is ours
-            MemoryOperation.model_construct(
-                op="promote" if up else "demote", episode_id=key, from_tier=src, to_tier=dst
-            )
+        self._event(
+            {
+                "op": "promote" if up else "demote",
+                "episode_id": key,
+                "from_tier": src,
+                "to_tier": dst,
+            }
         )
 
     def _into_l2(self, rec: Record, src: Tier) -> None:
@@ -121,10 +151,31 @@ class TieredMemory:
         self.l2_order.pop(key, None)
         return self.l2.pop(key)
 
+    def _l0_coldest(self) -> tuple[uuid.UUID | None, int]:
+        """L0's least frequent entry and its sketch frequency, by sampled LFU.
+
+        Up to :data:`L0_SAMPLE` entries are drawn at random and the coldest of them is
+        taken (as Redis' LFU does): constant work per eviction instead of a sketch
+        estimate for every row of L0. With at most :data:`L0_SAMPLE` entries it is exact.
+        """
+        if len(self.l0) <= L0_SAMPLE:
+            candidates = list(self.l0.records)
+        else:
+            key_at, n = self.l0.key_at, len(self.l0.key_at)
+            candidates = []
+            while len(candidates) < L0_SAMPLE:  # more than L0_SAMPLE rows are held
+                key = key_at[self._rng.randrange(n)]
+                if key is not None:
+                    candidates.append(key)
+        if not candidates:
+            return None, 0
+        coldest = min(candidates, key=self.l1.frequency)
+        return coldest, self.l1.frequency(coldest)
+
     def _l0_floor(self) -> int:
-        """Lowest L1-sketch frequency in L0, cached for 256 accesses or until L0 changes."""
+        """L0's (sampled) lowest frequency, cached for 256 accesses or until L0 changes."""
         if self._floor is None or self._floor[1] > 256:
-            self._floor = (min(map(self.l1.frequency, self.l0.records), default=0), 0)
+            self._floor = (self._l0_coldest()[1], 0)
         self._floor = (self._floor[0], self._floor[1] + 1)
         return self._floor[0]
 
@@ -137,7 +188,8 @@ class TieredMemory:
 
     def _into_l0(self, rec: Record, src: Tier) -> None:
         if self.l0.full:
-            coldest = min(self.l0.records, key=self.l1.frequency)
+            coldest, _ = self._l0_coldest()
+            assert coldest is not None  # a full L0 holds entries
             self._into_l1(self.l0.pop(coldest), "L0")
         self.l0.put(rec)
         self._floor = None
@@ -146,7 +198,9 @@ class TieredMemory:
     def _promote(self, rec: Record) -> None:
         tier = self.tier_of.get(rec.id, "L3")
         if tier == "L3":
-            self._into_l2(rec, "L3")
+            entry = self.stats.entries.get(rec.id)
+            if entry is not None and entry.count >= self.l2_admit:
+                self._into_l2(rec, "L3")
         elif tier == "L2":
             self._into_l1(self._from_l2(rec.id), "L2")
         elif tier == "L1":
@@ -188,9 +242,9 @@ class TieredMemory:
             for tier, n in counts.items():
                 if tier == "L3":
                     self.metrics.misses.inc(n)
-                    self._event(MemoryOperation.model_construct(op="miss", count=n))
+                    self._event({"op": "miss", "count": n})
                 else:
-                    self._event(MemoryOperation.model_construct(op="hit", tier=tier, count=n))
+                    self._event({"op": "hit", "tier": tier, "count": n})
                 self._hits[tier].inc(n)
             self._flush()
             self.update_gauges()
