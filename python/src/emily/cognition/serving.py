@@ -40,8 +40,6 @@ class ObserveServer:
     ) -> None:
         self.key = key
         self.cognition = cognition
-        self.inline = 0
-        """Cycles answered on the receiving thread (the reflex fired)."""
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"rpc:{key}")
         self._lock = threading.Lock()
         self._closed = False
@@ -63,7 +61,6 @@ class ObserveServer:
                     self._pool.submit(self._finish, query, cyc)
                 handed_off = True
                 return
-            self.inline += 1
             self._reply(query, cyc)
         except PayloadError as exc:
             query.reply_err(encode(ErrorReply(code="bad_request", message=str(exc))))
