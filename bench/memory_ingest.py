@@ -212,7 +212,7 @@ def main() -> None:
     )
     header = ("method", "rows", "rows/s", "vs executemany", "client µs/row", "server µs/row")
     print(
-        f"median of {args.repeat} runs per row, rows 1-4 round-robin "
+        f"median of {args.repeat} runs per row, rows 1-3 and the baseline round-robin "
         "(HNSW and MiniLM rows: 1 run); load 1m: mean over a row's runs"
     )
     print(table(rows, (*header, "load 1m")))
