@@ -90,7 +90,11 @@ class EmbeddedPostgres:
             datadir, user = self._path.datadir, self._path.user
         else:
             datadir, user = Path(self._server.pgdata), self._server.system_user
-        pgconf.install(datadir, user)
+        try:
+            pgconf.install(datadir, user)
+        except OSError as exc:  # a data dir this process may not write: keep its settings
+            log.warning("cannot write %s (%s); Postgres keeps its settings", pgconf.CONF, exc)
+            return
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             todo = pgconf.pending(conn)
             if todo:

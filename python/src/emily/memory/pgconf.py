@@ -59,7 +59,9 @@ def install(datadir: Path, user: str | None, values: dict[str, str] | None = Non
         f"{k} = '{v}'\n" for k, v in sorted((values if values is not None else settings()).items())
     )
     conf = datadir / CONF
-    conf.write_text(f"# written by emily.memory.pgconf from pgconf.toml\n{body}")
+    text = f"# written by emily.memory.pgconf from pgconf.toml\n{body}"
+    if not conf.exists() or conf.read_text() != text:
+        conf.write_text(text)
     main = datadir / "postgresql.conf"
     if _INCLUDE not in main.read_text().splitlines():
         with main.open("a") as fh:
