@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 
@@ -11,6 +12,7 @@ import pytest
 
 from emily.bus.schemas.memory import RecallFilters
 from emily.memory.config import MemoryConfig
+from emily.memory.errors import StoreUnavailable
 from emily.memory.migrate import apply_migrations, migrations
 from emily.memory.store import PgStore
 from tests.memory.helpers import T0, records
@@ -250,3 +252,43 @@ def test_injected_fault_at_one_parts_commit_is_stored_exactly_once_on_retry(
         conn.execute("DROP TRIGGER poison ON episodes")
     assert split_store.insert(recs) == 200
     assert split_store.all_ids() == {r.id for r in recs} and split_store.count() == 400
+
+
+def test_injected_backend_kill_in_one_part_loses_nothing(split_store: PgStore, pg_dsn: str) -> None:
+    """One part's server process is killed mid-COPY (held there by a sleeping trigger):
+    the other part, waiting at the commit barrier, must roll back, and the retry that
+    the outbox makes stores the whole batch."""
+    recs = records(400)
+    recs[350] = replace(recs[350], text="slow")  # in the second part
+    with split_store.connection() as conn:
+        conn.execute(
+            "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.text = 'slow' THEN PERFORM pg_sleep(60); END IF; RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER slow BEFORE INSERT ON episodes FOR EACH ROW EXECUTE FUNCTION slow()"
+        )
+    killed: list[object] = []
+
+    def kill_the_sleeper() -> None:
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            for _ in range(600):
+                row = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE wait_event = 'PgSleep' AND datname = current_database()"
+                ).fetchone()
+                if row is not None:
+                    killed.append(row[0])
+                    return
+                time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_the_sleeper)
+    killer.start()
+    with pytest.raises(StoreUnavailable):
+        split_store.insert(recs)
+    killer.join()
+    assert killed == [True]
+    assert split_store.count() == 0
+    with split_store.connection() as conn:
+        conn.execute("DROP TRIGGER slow ON episodes")
+    assert split_store.insert(recs) == 400 and split_store.count() == 400
