@@ -162,6 +162,9 @@ BAD = {
     "NaN in context": _bad("context", {"k": float("nan")}),
     "inf in context": _bad("context", {"k": float("inf")}),
     "unserialisable context": _bad("context", {"k": {1, 2}}),
+    "surrogate in text": _bad("text", "a\udc80"),
+    "surrogate in source": _bad("source", "\ud800"),
+    "surrogate in context": _bad("context", {"k\udfff": 1}),
 }
 
 

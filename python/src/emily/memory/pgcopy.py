@@ -110,6 +110,8 @@ def _context(rec: Record) -> bytes:
         return b"{}"
     try:
         body: bytes = "".join(_json(rec.context, 0)).encode()
+    except UnicodeEncodeError:
+        _refuse_unicode(rec)
     except (ValueError, TypeError) as exc:
         raise InvalidRecord(f"episode {rec.id}: its context is not JSON ({exc})") from exc
     if b"\\u0000" in body and any("\x00" in f"{k}{v}" for k, v in rec.context.items()):
@@ -183,7 +185,10 @@ def encode(records: Sequence[Record], sources: dict[str, bytes] | None = None) -
     fixed["valence"] = affect[:, 0]
     fixed["arousal"] = affect[:, 1]
     fixed["dominance"] = affect[:, 2]
-    texts = [r.text.encode() for r in records]
+    try:
+        texts = [r.text.encode() for r in records]
+    except UnicodeEncodeError:
+        _refuse_unicode(next(r for r in records if not r.text.isascii() and _bad_utf8(r.text)))
     if b"\x00" in b"".join(texts):
         _refuse_nul(next(r for r in records if "\x00" in r.text), "text")
     fixed["text_len"] = [len(t) for t in texts]
@@ -201,6 +206,7 @@ def encode(records: Sequence[Record], sources: dict[str, bytes] | None = None) -
             parts += (blob[start : start + width], text, source, _jsonb_head(len(ctx) + 1, 1), ctx)
     except (ValueError, TypeError):
         for rec in records:  # the slow path only finds the record to name
+            _source(rec)
             _context(rec)
         raise
     return b"".join(parts)
@@ -210,8 +216,26 @@ def _source(rec: Record) -> bytes:
     """The ``source`` field: its length, then UTF-8."""
     if "\x00" in rec.source:
         _refuse_nul(rec, "source")
+    if _bad_utf8(rec.source):
+        _refuse_unicode(rec)
     raw = rec.source.encode()
     return _int32(len(raw)) + raw
+
+
+def _bad_utf8(text: str) -> bool:
+    """Whether ``text`` holds a lone surrogate, which UTF-8 cannot encode."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _refuse_unicode(rec: Record) -> NoReturn:
+    raise InvalidRecord(
+        f"episode {rec.id}: its text, source or context holds a lone surrogate, which "
+        "UTF-8 cannot encode"
+    )
 
 
 def _refuse_nul(rec: Record, field: str) -> NoReturn:
