@@ -127,13 +127,15 @@ def over_zenoh(state: Path, fired: list[str], n: int) -> tuple[list[float], list
                 obs.append((time.perf_counter() - t0) * 1e3)
     finally:
         client.close()  # type: ignore[no-untyped-call]
-    tiers = [decode(ObserveReply, r).trace.tier for r in raw]  # outside the timing
+    traces = [decode(ObserveReply, r).trace for r in raw]  # validated outside the timing
+    tiers = [t.tier for t in traces]
     answered_by = Counter(tiers)
     print(f"\n3. over Zenoh on loopback ({len(fired)} distinct utterances the reflex answers;")
     print("   `emily serve cognition` and the echo each in their own process; load " + load() + ")")
     print(f"   answered by {dict(answered_by)} (allostasis and STDP move the threshold)")
     print(f"   zenoh echo baseline        {pct(base)}")
     print(f"   cognition/observe (reflex) {pct(obs)}   target p99 <= 2 ms")
+    print(f"   its cycle total (service)  {pct([t.latencies_ms['total'] for t in traces])}")
     for tier in sorted(answered_by):
         part = [o for o, t in zip(obs, tiers, strict=True) if t == tier]
         print(f"     answered by {tier:<8}     {pct(part)}")

@@ -127,17 +127,30 @@ def stdp(
         ``[T, N_post]`` spikes in {0, 1}. decay_plus, decay_minus : per-step trace decay
         ``exp(-dt / tau)``.
     """
-    x_pre = np.zeros(w.shape[1], dtype=w.dtype)
-    x_post = np.zeros(w.shape[0], dtype=w.dtype)
+    f32 = w.dtype.type
+    ap, am, dp, dm = f32(a_plus), f32(a_minus), f32(decay_plus), f32(decay_minus)
     before = w.copy()
-    ap, am = w.dtype.type(a_plus), w.dtype.type(a_minus)
-    for p, q in zip(pre, post, strict=True):
-        x_pre *= w.dtype.type(decay_plus)
-        x_post *= w.dtype.type(decay_minus)
-        w += ap * np.outer(q, x_pre) - am * np.outer(x_post, p)
-        np.clip(w, w_min, w_max, out=w)
-        x_pre += p
-        x_post += q
+    x_post = np.zeros(w.shape[0], dtype=w.dtype)
+    if bool((pre == pre[:, :1]).all()):
+        # every input spikes alike at each step (the reflex's active n-grams): one pre
+        # trace for all of them, so each step's change is one column vector, broadcast
+        x = f32(0.0)
+        for p, q in zip(pre[:, 0], post, strict=True):
+            x *= dp
+            x_post *= dm
+            w += (ap * x * q - am * p * x_post)[:, None]
+            np.clip(w, w_min, w_max, out=w)
+            x += p
+            x_post += q
+    else:
+        x_pre = np.zeros(w.shape[1], dtype=w.dtype)
+        for p, q in zip(pre, post, strict=True):
+            x_pre *= dp
+            x_post *= dm
+            w += ap * np.outer(q, x_pre) - am * np.outer(x_post, p)
+            np.clip(w, w_min, w_max, out=w)
+            x_pre += p
+            x_post += q
     delta: F32 = w - before
     return delta
 
