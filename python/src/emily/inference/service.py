@@ -116,7 +116,8 @@ def main(args: argparse.Namespace) -> int:
     where = service.http.url if service.http else "no HTTP"
     log.info("inference service ready: model %s, %s", service.engine.name, where)
     try:
-        stop.wait()
+        while not stop.wait(0.5):  # timed: a signal on a Zenoh thread must still be seen
+            pass
     finally:
         service.close()
     return 0

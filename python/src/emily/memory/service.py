@@ -151,7 +151,10 @@ def main(args: argparse.Namespace) -> int:
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
-    done.wait()
+    # a timed wait: SIGTERM may land on a non-Python (Zenoh) thread, and an untimed
+    # wait would then never return to run the handler
+    while not done.wait(0.5):
+        pass
     service.close()
     session.close()  # type: ignore[no-untyped-call]
     http.close()
