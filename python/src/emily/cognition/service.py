@@ -127,7 +127,8 @@ def main(args: argparse.Namespace) -> int:
         service.http.url if service.http else "off",
     )
     try:
-        stop.wait()
+        while not stop.wait(0.5):  # timed: a signal on a Zenoh thread must still be seen
+            pass
     finally:
         service.close()
     return 0

@@ -29,6 +29,7 @@ from emily.inference.scheduler import Scheduler
 from emily.inference.store import embedded_model
 from emily.observe import MetricsServer, setup_logging, start_metrics_server
 from emily.observe.http import HTTPServer
+from emily.runtime import tune_for_latency
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ def main(args: argparse.Namespace) -> int:
         os.environ["EMILY_CONFIG"] = str(args.config)
     setup_logging(getattr(args, "log_level", None) or "INFO")
     service = InferenceService(InferenceConfig.load(), BusConfig.load())
+    tune_for_latency()  # after the model is loaded: freeze that heap
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

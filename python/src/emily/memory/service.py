@@ -40,6 +40,7 @@ from emily.memory.errors import StoreUnavailable
 from emily.memory.metrics import MemoryMetrics
 from emily.memory.store import PgStore
 from emily.observe import MetricsServer, start_metrics_server
+from emily.runtime import tune_for_latency
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,7 @@ def main(args: argparse.Namespace) -> int:
     session = open_session(bus)
     service = serve(memory, session, bus.keys, cfg.workers)
     memory.start_background()
+    tune_for_latency()  # after the model and tiers are loaded: freeze that heap
     log.info(
         "memory serving on emily/%s/memory/*, /metrics on %s:%d%s",
         bus.node,
