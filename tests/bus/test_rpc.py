@@ -131,3 +131,39 @@ def test_closed_server_stops_answering(zenoh_pair: tuple[zenoh.Session, zenoh.Se
     srv.close()
     with pytest.raises(BusError, match="no reply"):
         call(client_side, key, Echo(text="a"), Chunk, timeout_s=0.5)
+
+
+def test_inline_requests_skip_the_workers(zenoh_pair: tuple[zenoh.Session, zenoh.Session]) -> None:
+    """Requests the predicate picks are answered on Zenoh's thread, even while every
+    worker is held by a slow request (an injected stall); bad payloads still get errors."""
+    server_side, client_side = zenoh_pair
+    release = threading.Event()
+    threads: dict[str, str] = {}
+
+    def handler(req: Echo) -> Chunk:
+        threads[req.text] = threading.current_thread().name
+        if req.text == "slow":
+            release.wait(30)  # injected stall holding the only worker
+        return Chunk(text=req.text, index=0)
+
+    key = KEYS.query("test", "inline")
+    server = Server(
+        server_side, key, Echo, handler, workers=1, inline=lambda r: r.text.startswith("fast")
+    )
+    try:
+        assert wait_for_server(client_side, key, timeout_s=5)
+        slow = threading.Thread(target=call, args=(client_side, key, Echo(text="slow"), Chunk))
+        slow.start()
+        while "slow" not in threads:
+            threading.Event().wait(0.01)
+        assert call(client_side, key, Echo(text="fast-1"), Chunk).text == "fast-1"
+        assert not threads["fast-1"].startswith("rpc:")  # not a worker thread
+        with pytest.raises(RequestFailed) as err:
+            call(client_side, key, Message(), Chunk)  # type: ignore[arg-type]
+        assert err.value.reply.code == "bad_request"
+        release.set()
+        slow.join(30)
+        assert threads["slow"].startswith("rpc:")
+    finally:
+        release.set()
+        server.close()

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import zenoh
 
@@ -44,6 +44,10 @@ class Server:
     request_model : the :class:`Message` subclass requests must validate against.
     handler : called with the validated request; returns a message or an iterator of them.
     workers : worker threads; requests beyond them wait in the pool's queue.
+    inline : predicate on the decoded request: ``True`` serves it on the Zenoh thread
+        that delivered it, without a hand-off to a worker (for short handlers that never
+        wait on I/O, such as a recall from the in-memory tier). With a predicate, every
+        request is decoded on the Zenoh thread.
     """
 
     def __init__(
@@ -54,10 +58,12 @@ class Server:
         handler: Handler[Req],
         *,
         workers: int = 4,
+        inline: Callable[[Req], bool] | None = None,
     ) -> None:
         self.key = key
-        self._model = request_model
-        self._handler = handler
+        self._model: type[Message] = request_model
+        self._handler: Callable[[Any], Message | Iterable[Message]] = handler
+        self._inline: Callable[[Any], bool] | None = inline
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"rpc:{key}")
         self._lock = threading.Lock()
         self._closed = False
@@ -68,12 +74,32 @@ class Server:
             if self._closed:
                 query.drop()
                 return
-            self._pool.submit(self._serve, query)
-
-    def _serve(self, query: zenoh.Query) -> None:
+            if self._inline is None:
+                self._pool.submit(self._serve, query)
+                return
         try:
-            payload = query.payload.to_bytes() if query.payload is not None else b"{}"
-            request = decode(self._model, payload)
+            request = self._decode(query)
+        except PayloadError as exc:
+            query.reply_err(encode(ErrorReply(code="bad_request", message=str(exc))))
+            query.drop()
+            return
+        if self._inline(request):
+            self._serve(query, request)
+            return
+        with self._lock:
+            if self._closed:
+                query.drop()
+                return
+            self._pool.submit(self._serve, query, request)
+
+    def _decode(self, query: zenoh.Query) -> Message:
+        payload = query.payload.to_bytes() if query.payload is not None else b"{}"
+        return decode(self._model, payload)
+
+    def _serve(self, query: zenoh.Query, request: Message | None = None) -> None:
+        try:
+            if request is None:
+                request = self._decode(query)
             result = self._handler(request)
             messages: Iterable[Message] = [result] if isinstance(result, Message) else result
             for message in messages:
