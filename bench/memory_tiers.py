@@ -175,6 +175,8 @@ def main() -> None:
     for i in range(0, len(recs), 5000):
         store.insert(recs[i : i + 5000])
     memory = Memory(cfg, store, None)
+    if memory.indexer is not None:  # measure the default set-up: the in-process index serving
+        memory.indexer.ready.wait()
     hot = vecs[:64]
     cold = Mixture().draw(args.queries, seed=9)[0]
     cold_ms = latency(memory, cold, "all")  # first sight of these episodes: bodies from L3
