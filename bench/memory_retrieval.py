@@ -130,21 +130,13 @@ def rate_over_bus(
     Requests are encoded before the clock starts and replies decoded after it stops, so
     the figure is the service's, not the load generator's pydantic work.
     """
-    out: list[bytes] = [b""] * len(payloads)
-    parts = np.array_split(np.arange(len(payloads)), clients)
 
-    def work(idx: np.ndarray) -> None:
-        for i in idx:
-            for reply in session.get(key, payload=payloads[i], timeout=30):
-                out[i] = reply.ok.payload.to_bytes() if reply.ok is not None else b"error"
+    def get(payload: bytes) -> bytes:
+        for reply in session.get(key, payload=payload, timeout=30):
+            return reply.ok.payload.to_bytes() if reply.ok is not None else b"error"
+        return b"no reply"
 
-    workers = [threading.Thread(target=work, args=(p,)) for p in parts]
-    t = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return len(payloads) / (time.perf_counter() - t), out
+    return qps(get, payloads, clients)
 
 
 def hit_ids(raw: list[bytes]) -> list[list]:
