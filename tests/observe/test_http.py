@@ -36,3 +36,4 @@ def test_port_in_use_never_starts() -> None:
         server = HTTPServer(FastAPI(), "127.0.0.1", taken.getsockname()[1])
         assert not server.wait_started(timeout_s=10)
         server.close()
+        assert isinstance(server.error, BaseException)  # kept, not an unhandled thread error
