@@ -167,3 +167,63 @@ def test_inline_requests_skip_the_workers(zenoh_pair: tuple[zenoh.Session, zenoh
     finally:
         release.set()
         server.close()
+
+
+def test_batches_keep_order_and_isolate_errors(
+    zenoh_pair: tuple[zenoh.Session, zenoh.Session],
+) -> None:
+    """Requests waiting together are served in one call; an ErrorReply in its list goes
+    to that request only, and a batch that raises fails only its own requests."""
+    server_side, client_side = zenoh_pair
+    sizes: list[int] = []
+    gate, entered = threading.Event(), threading.Event()
+
+    def batch(reqs: list[Echo]) -> list[Message]:
+        entered.set()
+        gate.wait(30)  # injected stall: later requests pile up behind the first batch
+        sizes.append(len(reqs))
+        if any(r.text == "explode" for r in reqs):
+            raise RuntimeError("batch blew up on purpose")
+        return [
+            ErrorReply(code="busy", message="refused on purpose")
+            if r.text == "refuse"
+            else Chunk(text=r.text, index=i)
+            for i, r in enumerate(reqs)
+        ]
+
+    key = KEYS.query("test", "batch")
+    server = Server(server_side, key, Echo, echo, workers=1, batch=batch, max_batch=8)
+    results: dict[str, object] = {}
+
+    def ask(text: str) -> None:
+        try:
+            results[text] = call(client_side, key, Echo(text=text), Chunk, timeout_s=30).text
+        except RequestFailed as exc:
+            results[text] = exc.reply.code
+
+    try:
+        assert wait_for_server(client_side, key, timeout_s=5)
+        first = threading.Thread(target=ask, args=("first",))
+        first.start()
+        assert entered.wait(10)  # the first request is being served
+        texts = ["a", "refuse", "b", "c"]
+        askers = [threading.Thread(target=ask, args=(t,)) for t in texts]
+        for a in askers:
+            a.start()
+        while len(server._pending) < len(texts):
+            threading.Event().wait(0.005)
+        gate.set()
+        for a in [first, *askers]:
+            a.join(30)
+        assert results == {"first": "first", "a": "a", "refuse": "busy", "b": "b", "c": "c"}
+        assert sizes == [1, 4]  # the four waiting requests shared one call
+        with pytest.raises(RequestFailed) as err:
+            call(client_side, key, Echo(text="explode"), Chunk)
+        assert err.value.reply.code == "internal"
+        assert call(client_side, key, Echo(text="after"), Chunk).text == "after"
+        with pytest.raises(RequestFailed) as bad:
+            call(client_side, key, Message(), Chunk)  # type: ignore[arg-type]
+        assert bad.value.reply.code == "bad_request"
+    finally:
+        gate.set()
+        server.close()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+import pytest
 
 from emily.bus.schemas.memory import RecallFilters, RecallRequest
 from emily.memory.config import MemoryConfig
@@ -116,4 +117,33 @@ def test_postgres_search_index_setting_disables_the_in_process_index(
     reply = memory.recall(RecallRequest(vector=recs[3].embedding.tolist(), k=3))  # type: ignore[arg-type]
     assert reply.hits[0].episode.id == recs[3].id
     assert memory.stats().index.search_index == "postgres"
+    memory.close()
+
+
+def test_recall_many_answers_like_recall_one_by_one(
+    pg_dsn: str, tmp_path: Path, embedder: object
+) -> None:
+    cfg = _cfg(tmp_path)
+    memory = Memory(cfg, PgStore(pg_dsn, cfg), embedder)  # type: ignore[arg-type]
+    assert memory.indexer is not None
+    recs = records(150, seed=5)
+    memory._insert(recs)
+    _ready(memory.indexer)
+    reqs = [
+        RecallRequest(vector=recs[3].embedding.tolist(), k=5),  # type: ignore[arg-type]
+        RecallRequest(vector=recs[40].embedding.tolist(), k=3, ef_search=300),  # type: ignore[arg-type]
+        RecallRequest(text="episode 7", k=4),
+        RecallRequest(vector=recs[3].embedding.tolist(), k=8),  # type: ignore[arg-type]
+    ]
+    assert all(memory.batchable(r) for r in reqs)
+    assert not memory.batchable(RecallRequest(text="x", filters=RecallFilters(source="test")))
+    assert not memory.batchable(RecallRequest(text="x", scope="hot"))
+    together = memory.recall_many(reqs)
+    alone = [memory.recall(r) for r in reqs]
+    for a, b, req in zip(together, alone, reqs, strict=True):
+        assert len(a.hits) == req.k
+        assert [h.episode.id for h in a.hits] == [h.episode.id for h in b.hits]
+        assert [h.score for h in a.hits] == pytest.approx([h.score for h in b.hits], abs=1e-6)
+    assert together[0].hits[0].episode.id == recs[3].id
+    assert memory.recall_many([]) == []
     memory.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -48,6 +49,13 @@ class Server:
         that delivered it, without a hand-off to a worker (for short handlers that never
         wait on I/O, such as a recall from the in-memory tier). With a predicate, every
         request is decoded on the Zenoh thread.
+    batch : serves the requests that are not inline in batches: called with the
+        requests waiting when a worker gets to them (up to ``max_batch``, in arrival
+        order), it returns one reply per request, in the same order; an
+        :class:`ErrorReply` in that list is sent as that request's error. Under load,
+        requests that arrive while the workers are busy share one pass (one index
+        search, one database round trip); alone, a request is a batch of one.
+    max_batch : most requests per ``batch`` call.
     """
 
     def __init__(
@@ -59,11 +67,16 @@ class Server:
         *,
         workers: int = 4,
         inline: Callable[[Req], bool] | None = None,
+        batch: Callable[[list[Req]], list[Message]] | None = None,
+        max_batch: int = 32,
     ) -> None:
         self.key = key
         self._model: type[Message] = request_model
         self._handler: Callable[[Any], Message | Iterable[Message]] = handler
         self._inline: Callable[[Any], bool] | None = inline
+        self._batch: Callable[[list[Any]], list[Message]] | None = batch
+        self._max_batch = max(1, max_batch)
+        self._pending: deque[tuple[zenoh.Query, Message]] = deque()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"rpc:{key}")
         self._lock = threading.Lock()
         self._closed = False
@@ -74,7 +87,7 @@ class Server:
             if self._closed:
                 query.drop()
                 return
-            if self._inline is None:
+            if self._inline is None and self._batch is None:
                 self._pool.submit(self._serve, query)
                 return
         try:
@@ -83,14 +96,48 @@ class Server:
             query.reply_err(encode(ErrorReply(code="bad_request", message=str(exc))))
             query.drop()
             return
-        if self._inline(request):
+        if self._inline is not None and self._inline(request):
             self._serve(query, request)
             return
         with self._lock:
             if self._closed:
                 query.drop()
                 return
-            self._pool.submit(self._serve, query, request)
+            if self._batch is None:
+                self._pool.submit(self._serve, query, request)
+            else:
+                self._pending.append((query, request))
+                self._pool.submit(self._serve_pending)
+
+    def _serve_pending(self) -> None:
+        """Serve what is waiting, up to ``max_batch`` (nothing if others took it)."""
+        items: list[tuple[zenoh.Query, Message]] = []
+        while len(items) < self._max_batch:
+            try:
+                items.append(self._pending.popleft())
+            except IndexError:
+                break
+        if not items:
+            return
+        assert self._batch is not None
+        try:
+            results = self._batch([request for _, request in items])
+            if len(results) != len(items):
+                raise RuntimeError(f"{len(results)} replies for {len(items)} requests")
+        except RequestFailed as exc:
+            results = [exc.reply] * len(items)
+        except Exception as exc:  # the server keeps serving whatever one batch does
+            log.exception("batch handler for %s failed", self.key)
+            results = [ErrorReply(code="internal", message=f"{type(exc).__name__}: {exc}")]
+            results *= len(items)
+        for (query, _), result in zip(items, results, strict=True):
+            try:
+                if isinstance(result, ErrorReply):
+                    query.reply_err(encode(result))
+                else:
+                    query.reply(query.key_expr, encode(result))
+            finally:
+                query.drop()
 
     def _decode(self, query: zenoh.Query) -> Message:
         payload = query.payload.to_bytes() if query.payload is not None else b"{}"

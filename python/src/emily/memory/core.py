@@ -8,11 +8,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 
 import numpy as np
 
 from emily.bus.schemas.memory import (
+    EMBED_DIM,
     IndexParams,
     MemoryOperation,
     RecallReply,
@@ -165,10 +167,7 @@ class Memory:
     def recall(self, req: RecallRequest) -> RecallReply:
         """The ``k`` nearest episodes and the tier that served each one."""
         start = time.perf_counter()
-        if req.vector is not None:
-            query = normalize(req.vector)
-        else:
-            query = self._embed([req.text or ""])[0]
+        query = self._queries([req])[0]
         served: list[tuple[Record, Tier, float]] = []
         if req.scope == "hot":
             with self.tiers.lock:
@@ -177,8 +176,59 @@ class Memory:
         else:
             served = self._search_all(query, req)
         self.tiers.accessed((rec, tier) for rec, tier, _ in served)
+        return self._reply(served, time.perf_counter() - start, req.scope)
+
+    def batchable(self, req: RecallRequest) -> bool:
+        """Whether :meth:`recall_many` can answer ``req`` with the in-process index."""
+        return (
+            req.scope == "all"
+            and req.filters.empty
+            and self.indexer is not None
+            and self.indexer.ready.is_set()
+        )
+
+    def recall_many(self, reqs: Sequence[RecallRequest]) -> list[RecallReply]:
+        """Several :meth:`batchable` recalls in one pass, replies in the same order.
+
+        One index call per ``ef_search`` (on both cores), one Postgres query for every
+        cold body, one bookkeeping pass: under load this is cheaper per recall than
+        :meth:`recall` one at a time. Answers are the same as :meth:`recall`'s.
+        """
+        if not reqs:
+            return []
+        start = time.perf_counter()
+        queries = self._queries(reqs)
+        k = max(r.k for r in reqs)
+        groups: dict[int | None, list[int]] = {}
+        for i, r in enumerate(reqs):
+            groups.setdefault(r.ef_search, []).append(i)
+        found: list[list[tuple[uuid.UUID, float]]] = [[] for _ in reqs]
+        for ef, rows in groups.items():
+            got = self.indexer.search_many(queries[rows], k, ef) if self.indexer else None
+            if got is None:  # the index cannot answer: one by one, through Postgres
+                return [self.recall(r) for r in reqs]
+            for i, hits in zip(rows, got, strict=True):
+                found[i] = hits[: reqs[i].k]
+        served = self._bodies(found)
+        self.tiers.accessed((rec, tier) for one in served for rec, tier, _ in one)
         took = time.perf_counter() - start
-        self.metrics.recall_seconds.labels(req.scope).observe(took)
+        return [self._reply(one, took, "all") for one in served]
+
+    def _queries(self, reqs: Sequence[RecallRequest]) -> np.ndarray:
+        """Unit query vectors ``(len(reqs), 384)``; texts are embedded in one batch."""
+        out = np.empty((len(reqs), EMBED_DIM), dtype=np.float32)
+        texts = [i for i, r in enumerate(reqs) if r.vector is None]
+        for i, r in enumerate(reqs):
+            if r.vector is not None:
+                out[i] = normalize(r.vector)
+        if texts:
+            out[texts] = self._embed([reqs[i].text or "" for i in texts])
+        return out
+
+    def _reply(
+        self, served: list[tuple[Record, Tier, float]], took: float, scope: str
+    ) -> RecallReply:
+        self.metrics.recall_seconds.labels(scope).observe(took)
         # validated in pydantic's core; cached Episode instances pass without a re-check
         return RecallReply.model_validate(
             {
@@ -208,15 +258,24 @@ class Memory:
                 got = self.tiers.get(rec.id)
                 out.append((got[0], got[1], score) if got else (rec, "L3", score))
             return out
-        cached = [(key, score, self.tiers.get(key)) for key, score in found]
-        cold = [key for key, _, got in cached if got is None]
+        return self._bodies([found])[0]
+
+    def _bodies(
+        self, found: list[list[tuple[uuid.UUID, float]]]
+    ) -> list[list[tuple[Record, Tier, float]]]:
+        """Records for ranked ids: from the fastest tier, the rest from L3 in one query."""
+        cached = [[(key, score, self.tiers.get(key)) for key, score in one] for one in found]
+        cold = list({key for one in cached for key, _, got in one if got is None})
         bodies = self.store.fetch(cold) if cold else {}
-        served: list[tuple[Record, Tier, float]] = []
-        for key, score, got in cached:
-            if got is not None:
-                served.append((got[0], got[1], score))
-            elif key in bodies:  # absent only if L3 lost it since the index saw it
-                served.append((bodies[key], "L3", score))
+        served: list[list[tuple[Record, Tier, float]]] = []
+        for one in cached:
+            rows: list[tuple[Record, Tier, float]] = []
+            for key, score, got in one:
+                if got is not None:
+                    rows.append((got[0], got[1], score))
+                elif key in bodies:  # absent only if L3 lost it since the index saw it
+                    rows.append((bodies[key], "L3", score))
+            served.append(rows)
         return served
 
     # ---------------------------------------------------------------- stats

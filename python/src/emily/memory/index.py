@@ -200,25 +200,34 @@ class AnnIndex:
 
         Best first; fewer than ``k`` only when fewer are indexed.
         """
-        q = np.asarray(query, dtype=np.float32).reshape(1, self.params.dim)
+        return self.search_many(np.asarray(query).reshape(1, -1), k, ef_search)[0]
+
+    def search_many(
+        self, queries: Vector, k: int, ef_search: int | None = None, *, threads: int = 1
+    ) -> list[list[tuple[uuid.UUID, float]]]:
+        """:meth:`search` for each row of ``queries`` ``(b, 384)`` in one call.
+
+        ``threads`` search threads (hnswlib releases the GIL while it searches).
+        """
+        q = np.asarray(queries, dtype=np.float32).reshape(-1, self.params.dim)
         ef = ef_search or self.ef_search
         with self.lock.read() if ef == self.ef_search else self.lock.write():
             n = min(k, len(self.label_of))
-            if n == 0:
-                return []
+            if n == 0 or not len(q):
+                return [[] for _ in range(len(q))]
             if ef != self.ef_search:
                 self._index.set_ef(max(ef, n))
             try:
-                labels, dists = self._index.knn_query(q, k=n)
-            except RuntimeError as exc:  # hnswlib found fewer than n live neighbours
+                labels, dists = self._index.knn_query(q, k=n, num_threads=threads)
+            except RuntimeError as exc:
                 raise IndexUnavailable(f"HNSW search failed: {exc}") from exc
             finally:
                 if ef != self.ef_search:
                     self._index.set_ef(self.ef_search)
             ids = self.ids
             return [
-                (ids[label], 1.0 - dist)
-                for label, dist in zip(labels[0].tolist(), dists[0].tolist(), strict=True)
+                [(ids[label], 1.0 - dist) for label, dist in zip(row_l, row_d, strict=True)]
+                for row_l, row_d in zip(labels.tolist(), dists.tolist(), strict=True)
             ]
 
     # ------------------------------------------------------------- files

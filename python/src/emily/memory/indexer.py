@@ -131,6 +131,20 @@ class Indexer:
             log.warning("%s; asking Postgres", exc)
             return None
 
+    def search_many(
+        self, queries: Vector, k: int, ef_search: int | None = None
+    ) -> list[list[tuple[uuid.UUID, float]]] | None:
+        """:meth:`search` for each row of ``queries`` ``(b, 384)``; both cores when b > 2."""
+        if not self.ready.is_set():
+            return None
+        try:
+            return self.index.search_many(
+                queries, k, ef_search, threads=2 if len(queries) > 2 else 1
+            )
+        except IndexUnavailable as exc:
+            log.warning("%s; asking Postgres", exc)
+            return None
+
     def maybe_save(self) -> None:
         """Save the index if it changed and :attr:`save_every_s` has passed."""
         if self.index.dirty and time.monotonic() - self._last_save >= self.save_every_s:

@@ -19,7 +19,7 @@ import zenoh
 
 from emily.bus import BusConfig, Keys, encode, open_session
 from emily.bus.health import announce
-from emily.bus.messages import ErrorReply
+from emily.bus.messages import ErrorReply, Message
 from emily.bus.rpc import RequestFailed, Server
 from emily.bus.schemas.memory import (
     MAX_OPS,
@@ -79,6 +79,32 @@ class MemoryService:
         except StoreUnavailable as exc:
             raise self._unavailable(exc) from exc
 
+    def handle_recalls(self, reqs: list[RecallRequest]) -> list[Message]:
+        """``memory/recall`` under load: the requests waiting together, one pass for those
+        the in-process index answers (:meth:`Memory.recall_many`), the rest one by one."""
+        out: list[Message | None] = [None] * len(reqs)
+        fast = [i for i, r in enumerate(reqs) if self.memory.batchable(r)]
+        if fast:
+            try:
+                replies = self.memory.recall_many([reqs[i] for i in fast])
+                for i, reply in zip(fast, replies, strict=True):
+                    out[i] = reply
+            except StoreUnavailable as exc:
+                for i in fast:
+                    out[i] = self._unavailable(exc).reply
+        for i, req in enumerate(reqs):
+            if out[i] is None:
+                try:
+                    out[i] = self.handle_recall(req)
+                except RequestFailed as exc:
+                    out[i] = exc.reply
+                except Exception as exc:  # one failing recall does not fail the others
+                    log.exception("recall failed")
+                    out[i] = ErrorReply(code="internal", message=f"{type(exc).__name__}: {exc}")
+        return [
+            m if m is not None else ErrorReply(code="internal", message="no reply") for m in out
+        ]
+
     def handle_stats(self, _req: StatsRequest) -> StatsReply:
         """``memory/stats``."""
         try:
@@ -126,6 +152,7 @@ def serve(memory: Memory, session: zenoh.Session, keys: Keys, workers: int = 4) 
             service.handle_recall,
             workers=workers,
             inline=_from_ram,
+            batch=service.handle_recalls,
         ),
         Server(
             session, keys.query("memory", "stats"), StatsRequest, service.handle_stats, workers=1
