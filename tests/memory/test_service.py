@@ -221,3 +221,25 @@ def test_injected_postgres_kill_mid_copy_loses_nothing(
     sent = [i for r in replies for i in r.ids]
     assert len(set(sent)) == 4000 and memory.outbox.pending() == 0
     assert memory.store.all_ids() == set(sent) and memory.store.count() == 4000
+
+
+def test_a_batch_of_recalls_mixes_index_postgres_and_hot_answers(running: Running) -> None:
+    """What the recall server hands over in one batch: index-answered, filtered
+    (Postgres) and hot recalls each get the reply a lone recall would get."""
+    store(running.client, FACTS, source="diary")
+    memory = running.service.memory
+    assert memory.indexer is not None and memory.indexer.ready.wait(60)
+    reqs = [
+        RecallRequest(text="where are my keys?", k=2),
+        RecallRequest(text="train delays", k=3, filters=RecallFilters(source="diary")),
+        RecallRequest(text="where are my keys?", k=2, scope="hot"),
+        RecallRequest(text="train delays", k=1),
+    ]
+    replies = running.service.handle_recalls(reqs)
+    assert [type(r).__name__ for r in replies] == ["RecallReply"] * 4
+    assert [len(r.hits) for r in replies if isinstance(r, RecallReply)] == [2, 3, 0, 1]  # L0 cold
+    # alone, afterwards (the hot one is left out: the batch itself promoted episodes)
+    for i in (0, 1, 3):
+        got, want = replies[i], memory.recall(reqs[i])
+        assert isinstance(got, RecallReply)
+        assert [h.episode.id for h in got.hits] == [h.episode.id for h in want.hits]
