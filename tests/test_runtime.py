@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -62,3 +63,35 @@ def test_bad_settings_are_rejected_before_anything_changes(
     with pytest.raises(ValueError, match=needle):
         tune_for_latency(**kwargs)  # type: ignore[arg-type]
     assert sys.getswitchinterval() == before
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_wait_for_stop_returns_the_signal(sig: str) -> None:
+    """The child ignores the signal until wait_for_stop installs its handler, and the
+    parent repeats it until the child exits, so neither side races the other."""
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, threading, time\n"
+            "from emily.runtime import wait_for_stop\n"
+            f"signal.signal(signal.{sig}, signal.SIG_IGN)\n"
+            "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+            "print('ready', flush=True)\n"
+            "print(wait_for_stop(0.05), flush=True)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "ready"
+    for _ in range(300):
+        child.send_signal(getattr(signal, sig))
+        try:
+            child.wait(0.1)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    out, _ = child.communicate(timeout=30)
+    assert child.returncode == 0
+    assert int(out.strip()) == int(getattr(signal, sig))

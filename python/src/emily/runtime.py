@@ -16,14 +16,20 @@ of one:
   thread (a store to memory, STDP) delays a request by at most about that much.
 
 Call :func:`tune_for_latency` once at service start-up, after the models are loaded and
-warmed up. Both calls are idempotent.
+warmed up. Both calls are idempotent. :func:`wait_for_stop` is how a service's main
+thread waits for SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
+import signal
 import sys
+import threading
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 #: GIL switch interval for latency-bound services (s); CPython's default is 0.005.
 SWITCH_INTERVAL_S = 0.0005
@@ -83,3 +89,25 @@ def tune_for_latency(
     sys.setswitchinterval(switch_interval_s)
     t0, t1, t2 = gc.get_threshold()
     return Tuning(sys.getswitchinterval(), (t0, t1, t2), frozen)
+
+
+def wait_for_stop(poll_s: float = 0.5) -> int:
+    """Block the main thread until SIGTERM or SIGINT; returns the signal's number.
+
+    The wait is timed (``poll_s`` seconds): a signal may be delivered to a thread that
+    is not Python's (Zenoh's), and the handler only runs when the main thread executes
+    bytecode, so an untimed wait would never return.
+    """
+    stop = threading.Event()
+    got: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        got.append(signum)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    while not stop.wait(poll_s):
+        pass
+    log.info("signal %d: shutting down", got[0])
+    return got[0]

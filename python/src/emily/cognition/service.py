@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
-import threading
 
 from emily.bus import BusConfig, encode, open_session
 from emily.bus.health import announce
@@ -28,7 +26,7 @@ from emily.config import state_dir
 from emily.errors import BusError
 from emily.observe import setup_logging
 from emily.observe.http import HTTPServer
-from emily.runtime import tune_for_latency
+from emily.runtime import tune_for_latency, wait_for_stop
 
 log = logging.getLogger(__name__)
 
@@ -118,17 +116,13 @@ def main(args: argparse.Namespace) -> int:
         tuning.switch_interval_s * 1e3,
         tuning.thresholds,
     )
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     log.info(
         "cognition serving on emily/%s/cognition/observe, HTTP %s",
         service.keys.node,
         service.http.url if service.http else "off",
     )
     try:
-        while not stop.wait(0.5):  # timed: a signal on a Zenoh thread must still be seen
-            pass
+        wait_for_stop()
     finally:
         service.close()
     return 0

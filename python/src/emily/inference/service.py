@@ -11,10 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
-import threading
 from pathlib import Path
-from types import FrameType
 
 from emily.bus import BusConfig, open_session
 from emily.bus.health import announce
@@ -29,7 +26,7 @@ from emily.inference.scheduler import Scheduler
 from emily.inference.store import embedded_model
 from emily.observe import MetricsServer, setup_logging, start_metrics_server
 from emily.observe.http import HTTPServer
-from emily.runtime import tune_for_latency
+from emily.runtime import tune_for_latency, wait_for_stop
 
 log = logging.getLogger(__name__)
 
@@ -107,19 +104,10 @@ def main(args: argparse.Namespace) -> int:
     setup_logging(getattr(args, "log_level", None) or "INFO")
     service = InferenceService(InferenceConfig.load(), BusConfig.load())
     tune_for_latency()  # after the model is loaded: freeze that heap
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: shutting down", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     where = service.http.url if service.http else "no HTTP"
     log.info("inference service ready: model %s, %s", service.engine.name, where)
     try:
-        while not stop.wait(0.5):  # timed: a signal on a Zenoh thread must still be seen
-            pass
+        wait_for_stop()
     finally:
         service.close()
     return 0

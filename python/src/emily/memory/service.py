@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -40,7 +38,7 @@ from emily.memory.errors import StoreUnavailable
 from emily.memory.metrics import MemoryMetrics
 from emily.memory.store import PgStore
 from emily.observe import MetricsServer, start_metrics_server
-from emily.runtime import tune_for_latency
+from emily.runtime import tune_for_latency, wait_for_stop
 
 log = logging.getLogger(__name__)
 
@@ -186,13 +184,7 @@ def main(args: argparse.Namespace) -> int:
         http.port,
         " (embedded Postgres)" if embedded else "",
     )
-    done = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: done.set())
-    # a timed wait: SIGTERM may land on a non-Python (Zenoh) thread, and an untimed
-    # wait would then never return to run the handler
-    while not done.wait(0.5):
-        pass
+    wait_for_stop()
     service.close()
     session.close()  # type: ignore[no-untyped-call]
     http.close()
