@@ -35,6 +35,11 @@ class RequestFailed(BusError):
         self.reply = reply
 
 
+def internal_error(exc: BaseException) -> ErrorReply:
+    """The ``internal`` reply for a handler that raised ``exc`` (its type and message)."""
+    return ErrorReply(code="internal", message=f"{type(exc).__name__}: {exc}")
+
+
 class Server:
     """One queryable bound to a handler, served by a worker pool.
 
@@ -128,8 +133,7 @@ class Server:
             results = [exc.reply] * len(items)
         except Exception as exc:  # the server keeps serving whatever one batch does
             log.exception("batch handler for %s failed", self.key)
-            results = [ErrorReply(code="internal", message=f"{type(exc).__name__}: {exc}")]
-            results *= len(items)
+            results = [internal_error(exc)] * len(items)
         for (query, _), result in zip(items, results, strict=True):
             try:
                 if isinstance(result, ErrorReply):
@@ -157,8 +161,7 @@ class Server:
             query.reply_err(encode(exc.reply))
         except Exception as exc:  # the server keeps serving whatever one handler does
             log.exception("handler for %s failed", self.key)
-            err = ErrorReply(code="internal", message=f"{type(exc).__name__}: {exc}")
-            query.reply_err(encode(err))
+            query.reply_err(encode(internal_error(exc)))
         finally:
             query.drop()
 

@@ -19,6 +19,7 @@ import zenoh
 
 from emily.bus.messages import ErrorReply, encode
 from emily.bus.messages import decode as decode_message
+from emily.bus.rpc import internal_error
 from emily.bus.schemas.cognition import ObserveRequest
 from emily.cognition.cycle import Cognition, Cycle
 from emily.errors import PayloadError
@@ -86,8 +87,7 @@ class ObserveServer:
 
     def _fail(self, query: zenoh.Query, exc: Exception) -> None:
         log.exception("cycle on %s failed", self.key)
-        err = ErrorReply(code="internal", message=f"{type(exc).__name__}: {exc}")
-        query.reply_err(encode(err))
+        query.reply_err(encode(internal_error(exc)))
 
     def close(self) -> None:
         """Stop accepting queries and wait for the cycles in flight."""

@@ -123,13 +123,8 @@ class Indexer:
         self, query: Vector, k: int, ef_search: int | None = None
     ) -> list[tuple[uuid.UUID, float]] | None:
         """Nearest ``(id, cosine)`` pairs, or ``None`` when Postgres must answer."""
-        if not self.ready.is_set():
-            return None
-        try:
-            return self.index.search(query, k, ef_search)
-        except IndexUnavailable as exc:
-            log.warning("%s; asking Postgres", exc)
-            return None
+        found = self.search_many(np.asarray(query).reshape(1, -1), k, ef_search)
+        return None if found is None else found[0]
 
     def search_many(
         self, queries: Vector, k: int, ef_search: int | None = None

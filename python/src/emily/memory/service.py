@@ -18,7 +18,7 @@ import zenoh
 from emily.bus import BusConfig, Keys, encode, open_session
 from emily.bus.health import announce
 from emily.bus.messages import ErrorReply, Message
-from emily.bus.rpc import RequestFailed, Server
+from emily.bus.rpc import RequestFailed, Server, internal_error
 from emily.bus.schemas.memory import (
     MAX_OPS,
     MemoryOperation,
@@ -98,7 +98,7 @@ class MemoryService:
                     out[i] = exc.reply
                 except Exception as exc:  # one failing recall does not fail the others
                     log.exception("recall failed")
-                    out[i] = ErrorReply(code="internal", message=f"{type(exc).__name__}: {exc}")
+                    out[i] = internal_error(exc)
         return [
             m if m is not None else ErrorReply(code="internal", message="no reply") for m in out
         ]
