@@ -31,17 +31,18 @@ rec {
     in
     if b < floor then floor else b;
 
-  # The sysctls (name -> value) that size the socket buffers: maxima, and the
-  # autotuning triples "min default max" of tcp_rmem/tcp_wmem (bytes).
+  # The sysctls (name -> value) that size the socket buffers: the maxima as integers
+  # (nixpkgs declares rmem_max/wmem_max as `null or unsigned integer`), and the
+  # autotuning triples "min default max" of tcp_rmem/tcp_wmem as strings (bytes).
   sysctls =
     mbit: rttMs:
     let
-      b = toString (bufferBytes mbit rttMs);
+      b = bufferBytes mbit rttMs;
     in
     {
       "net.core.rmem_max" = b;
       "net.core.wmem_max" = b;
-      "net.ipv4.tcp_rmem" = "4096 131072 ${b}";
-      "net.ipv4.tcp_wmem" = "4096 16384 ${b}";
+      "net.ipv4.tcp_rmem" = "4096 131072 ${toString b}";
+      "net.ipv4.tcp_wmem" = "4096 16384 ${toString b}";
     };
 }

@@ -39,6 +39,21 @@ def test_bbr_fq_and_forwarding() -> None:
     assert s["net.ipv6.conf.all.forwarding"] == 1
 
 
+# nixpkgs' sysctl module declares these two `null or unsigned integer`: a string there
+# fails evaluation of the whole system. The other keys are free-form.
+TYPED_INTS = ("net.core.rmem_max", "net.core.wmem_max")
+
+
+def test_typed_keys_are_unsigned_integers() -> None:
+    s = sysctls()
+    for key in TYPED_INTS:
+        value = s[key]
+        assert isinstance(value, int) and not isinstance(value, bool), (key, value)
+        assert value >= 0
+    for key in ("net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"):
+        assert isinstance(s[key], str), key
+
+
 @pytest.mark.parametrize(
     ("mbit", "rtt", "size"),
     [(1000, 100, 16 << 20), (10000, 100, 128 << 20), (1000, 10, 4 << 20), (100, 200, 4 << 20)],
@@ -48,7 +63,7 @@ def test_buffers_from_bdp(mbit: int, rtt: int, size: int) -> None:
     # the BDP in bytes, rounded up to a power of two, floored at 4 MiB
     bdp = mbit * 1_000_000 // 8 * rtt // 1000
     assert size >= bdp and (size == 4 << 20 or size // 2 < bdp)
-    assert s["net.core.rmem_max"] == str(size) and s["net.core.wmem_max"] == str(size)
+    assert s["net.core.rmem_max"] == size and s["net.core.wmem_max"] == size
     assert s["net.ipv4.tcp_rmem"] == f"4096 131072 {size}"
     assert s["net.ipv4.tcp_wmem"] == f"4096 16384 {size}"
     # the kernel's triple format: three integers, min <= default <= max

@@ -32,10 +32,20 @@ in
     name = "sysctls for 1 Gbit/s at 100 ms";
     expr = bdp.sysctls 1000 100;
     expected = {
-      "net.core.rmem_max" = "16777216";
-      "net.core.wmem_max" = "16777216";
+      "net.core.rmem_max" = 16777216;
+      "net.core.wmem_max" = 16777216;
       "net.ipv4.tcp_rmem" = "4096 131072 16777216";
       "net.ipv4.tcp_wmem" = "4096 16384 16777216";
+    };
+  }
+  {
+    name = "the maxima are integers and the triples strings (nixpkgs' sysctl types)";
+    expr = builtins.mapAttrs (_: builtins.typeOf) (bdp.sysctls 1000 100);
+    expected = {
+      "net.core.rmem_max" = "int";
+      "net.core.wmem_max" = "int";
+      "net.ipv4.tcp_rmem" = "string";
+      "net.ipv4.tcp_wmem" = "string";
     };
   }
   {
