@@ -43,7 +43,7 @@ pkgs.testers.runNixOSTest {
                 return len(prom(query)) > 0
             except Exception:
                 return False
-        retry(check, timeout=180)
+        retry(check, timeout_seconds=180)
 
     with subtest("Prometheus scrapes the node exporter and probes over blackbox"):
         has_result('up{job="node"} == 1')

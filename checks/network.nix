@@ -36,14 +36,12 @@ pkgs.testers.runNixOSTest {
   nodes.laptop =
     { config, ... }:
     {
-      imports = [ sops-nix.nixosModules.sops ];
-      boot.initrd.postDeviceCommands = ''
-        cp ${../secrets/test-only-age-key.txt} /run/age-keys.txt
-        chmod 0600 /run/age-keys.txt
-      '';
+      imports = [
+        sops-nix.nixosModules.sops
+        ./lib/test-age-key.nix
+      ];
       sops = {
         defaultSopsFile = ../secrets/test.yaml;
-        age.keyFile = "/run/age-keys.txt";
         secrets."wireguard/peer-private-key" = { };
       };
       networking.wireguard.interfaces.wg0 = {

@@ -1,19 +1,17 @@
 # A NixOS module for VM tests: sops-nix decrypting secrets/test.yaml with the committed
-# TEST-ONLY age key (copied to /run before sops-nix runs, as sops-nix's own tests do).
+# TEST-ONLY age key (./test-age-key.nix puts it in /run before sops-nix runs).
 sopsModule:
 { ... }:
 
 {
-  imports = [ sopsModule ];
+  imports = [
+    sopsModule
+    ./test-age-key.nix
+  ];
 
   emily.secrets = {
     enable = true;
     sopsFile = ../../secrets/test.yaml;
     ageKeyFile = "/run/age-keys.txt";
   };
-
-  boot.initrd.postDeviceCommands = ''
-    cp ${../../secrets/test-only-age-key.txt} /run/age-keys.txt
-    chmod 0600 /run/age-keys.txt
-  '';
 }

@@ -4,6 +4,7 @@ keys they hard-code belong to the private keys in secrets/test.yaml."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -45,3 +46,30 @@ def test_hard_coded_public_keys_match_test_yaml() -> None:
 
 def test_a_wrong_key_gives_another_public_key() -> None:
     assert wg_pubkey("A" * 43 + "=") != wg_pubkey("B" * 43 + "=")
+
+
+# Stage-1 shell hooks that systemd in stage 1 (the NixOS default) turns into
+# assertion failures.
+SCRIPTED_INITRD_HOOKS = re.compile(
+    r"boot\.initrd\.(pre|post)(Device|Mount|LVM)Commands|boot\.initrd\.preFailCommands"
+)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "checks").rglob("*.nix")), ids=lambda p: p.name)
+def test_no_scripted_initrd_hooks(path: Path) -> None:
+    text = path.read_text()
+    assert not SCRIPTED_INITRD_HOOKS.search(text), f"{path} uses a scripted-initrd hook"
+
+
+def test_test_key_is_written_by_the_sops_unit() -> None:
+    text = (REPO / "checks" / "lib" / "test-age-key.nix").read_text()
+    assert "sops.useSystemdActivation = true;" in text
+    assert "systemd.services.sops-install-secrets.preStart" in text
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "checks").glob("*.nix")), ids=lambda p: p.name)
+def test_retry_uses_timeout_seconds(path: Path) -> None:
+    # the driver's retry(fn, timeout_seconds=...) has no `timeout` keyword
+    text = path.read_text()
+    for call in re.findall(r"\bretry\(([^)]*)\)", text):
+        assert "timeout=" not in call.replace("timeout_seconds=", ""), (path, call)
