@@ -31,13 +31,21 @@ let
   helperFailures = import ../tests/nix/run.nix;
 in
 {
-  lint = pkgs.runCommand "emily-lint" { nativeBuildInputs = [ pkgs.nixfmt pkgs.ruff ]; } ''
-    cd ${src}
-    find . -name '*.nix' -print0 | xargs -0 nixfmt --check
-    ruff check --config python/pyproject.toml python/src tests bench
-    ruff format --check --config python/pyproject.toml python/src tests bench
-    touch $out
-  '';
+  lint =
+    pkgs.runCommand "emily-lint"
+      {
+        nativeBuildInputs = [
+          pkgs.nixfmt
+          pkgs.ruff
+        ];
+      }
+      ''
+        cd ${src}
+        find . -name '*.nix' -print0 | xargs -0 nixfmt --check
+        ruff check --config python/pyproject.toml python/src tests bench
+        ruff format --check --config python/pyproject.toml python/src tests bench
+        touch $out
+      '';
 
   nix-helpers =
     if helperFailures == [ ] then

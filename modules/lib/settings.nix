@@ -6,12 +6,10 @@
 # tuples from a JSON list, and an empty string as None for optional fields. `toString`
 # would render `false` as "" and 0.5 as "0.500000", so every value goes through `value`.
 rec {
-  upper =
-    s:
-    builtins.replaceStrings
-      (builtins.genList (i: builtins.substring i 1 "abcdefghijklmnopqrstuvwxyz") 26)
-      (builtins.genList (i: builtins.substring i 1 "ABCDEFGHIJKLMNOPQRSTUVWXYZ") 26)
-      s;
+  letters = abc: builtins.genList (i: builtins.substring i 1 abc) 26;
+  upper = builtins.replaceStrings (letters "abcdefghijklmnopqrstuvwxyz") (
+    letters "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+  );
 
   # One setting as the string emily.config parses back into the same value.
   value =

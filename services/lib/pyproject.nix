@@ -8,20 +8,32 @@ let
   # Captures: 1 = name, 3 = extras (comma-separated, may be null).
   requirementRegex = "[[:space:]]*([A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?)[[:space:]]*(\\[([A-Za-z0-9_., -]*)])?.*";
 
-  lower =
-    s:
-    let
-      up = [ "A" "B" "C" "D" "E" "F" "G" "H" "I" "J" "K" "L" "M" "N" "O" "P" "Q" "R" "S" "T" "U" "V" "W" "X" "Y" "Z" ];
-      low = [ "a" "b" "c" "d" "e" "f" "g" "h" "i" "j" "k" "l" "m" "n" "o" "p" "q" "r" "s" "t" "u" "v" "w" "x" "y" "z" ];
-    in
-    builtins.replaceStrings up low s;
+  letters = abc: builtins.genList (i: builtins.substring i 1 abc) 26;
+  upperCase = letters "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  lowerCase = letters "abcdefghijklmnopqrstuvwxyz";
+  lower = builtins.replaceStrings upperCase lowerCase;
 
   # PEP 503 normalisation: lowercase, runs of "-", "_", "." become one "-".
   normalizeName =
     name:
     let
-      dashed = builtins.replaceStrings [ "_" "." ] [ "-" "-" ] (lower name);
-      squash = s: if builtins.match ".*--.*" s == null then s else squash (builtins.replaceStrings [ "--" ] [ "-" ] s);
+      dashed =
+        builtins.replaceStrings
+          [
+            "_"
+            "."
+          ]
+          [
+            "-"
+            "-"
+          ]
+          (lower name);
+      squash =
+        s:
+        if builtins.match ".*--.*" s == null then
+          s
+        else
+          squash (builtins.replaceStrings [ "--" ] [ "-" ] s);
     in
     squash dashed;
 
@@ -41,7 +53,9 @@ let
         if extrasRaw == null then
           [ ]
         else
-          builtins.filter (e: e != "") (map trim (builtins.filter builtins.isString (builtins.split "," extrasRaw)));
+          builtins.filter (e: e != "") (
+            map trim (builtins.filter builtins.isString (builtins.split "," extrasRaw))
+          );
     in
     if m == null then
       throw "not a PEP 508 requirement: ${req}"
@@ -65,7 +79,9 @@ in
     {
       inherit (project) name version;
       dependencies = map parseRequirement (project.dependencies or [ ]);
-      optional = builtins.mapAttrs (_: map parseRequirement) (project.optional-dependencies or { });
+      optional = builtins.mapAttrs (_: map parseRequirement) (
+        project.optional-dependencies or { }
+      );
       scripts = project.scripts or { };
     };
 
@@ -78,7 +94,10 @@ in
     builtins.concatLists (
       map (
         r:
-        [ ps.${r.name} ] ++ builtins.concatLists (map (e: (ps.${r.name}.optional-dependencies or { }).${e} or [ ]) r.extras)
+        [ ps.${r.name} ]
+        ++ builtins.concatLists (
+          map (e: (ps.${r.name}.optional-dependencies or { }).${e} or [ ]) r.extras
+        )
       ) reqs
     );
 }

@@ -48,17 +48,28 @@ in
   }
   {
     name = "extras are resolved through a package set's optional-dependencies";
-    expr = h.toPythonPackages {
-      psycopg = {
+    expr =
+      h.toPythonPackages
+        {
+          psycopg = {
+            n = "psycopg";
+            optional-dependencies.pool = [ { n = "psycopg-pool"; } ];
+          };
+          torch = {
+            n = "torch";
+          };
+        }
+        (
+          map h.parseRequirement [
+            "psycopg[binary,pool]"
+            "torch>=2"
+          ]
+        );
+    expected = [
+      {
         n = "psycopg";
         optional-dependencies.pool = [ { n = "psycopg-pool"; } ];
-      };
-      torch = {
-        n = "torch";
-      };
-    } (map h.parseRequirement [ "psycopg[binary,pool]" "torch>=2" ]);
-    expected = [
-      { n = "psycopg"; optional-dependencies.pool = [ { n = "psycopg-pool"; } ]; }
+      }
       { n = "psycopg-pool"; }
       { n = "torch"; }
     ];
