@@ -33,6 +33,7 @@ def _isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test gets its own state and config dirs, so nothing touches the user's."""
     monkeypatch.setenv("EMILY_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.delenv("EMILY_CONFIG", raising=False)
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 

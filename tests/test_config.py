@@ -73,6 +73,7 @@ def test_state_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
 
 
 def test_config_file_discovery(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     assert config_path() is None and read_toml() == {}
     default = Path.home() / ".config" / "emily" / "emily.toml"
     default.parent.mkdir(parents=True)
@@ -87,3 +88,23 @@ def test_config_file_discovery(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.setenv("EMILY_CONFIG", str(tmp_path / "missing.toml"))
     with pytest.raises(ConfigError, match="not a file"):
         config_path()
+
+
+def test_config_file_honours_xdg_config_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    home_file = Path.home() / ".config" / "emily" / "emily.toml"
+    home_file.parent.mkdir(parents=True)
+    home_file.write_text('[bus]\nnode = "home"\n')
+    xdg = tmp_path / "xdg-config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    assert config_path() is None  # the XDG directory wins, and it has no file yet
+    (xdg / "emily").mkdir(parents=True)
+    (xdg / "emily" / "emily.toml").write_text('[bus]\nnode = "xdg"\n')
+    assert config_path() == xdg / "emily" / "emily.toml"
+    assert read_toml() == {"bus": {"node": "xdg"}}
+    monkeypatch.setenv("XDG_CONFIG_HOME", "")
+    assert config_path() == home_file
+    monkeypatch.setenv("EMILY_CONFIG", str(home_file))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    assert config_path() == home_file

@@ -3,8 +3,9 @@
 Sources, later ones win:
 
 1. the dataclass defaults (embedded defaults that work on a laptop),
-2. the TOML file named by ``$EMILY_CONFIG`` (else ``~/.config/emily/emily.toml`` if present),
-   one table per section (``[bus]``, ``[memory]``, ...),
+2. the TOML file named by ``$EMILY_CONFIG`` (else ``$XDG_CONFIG_HOME/emily/emily.toml``,
+   ``~/.config/emily/emily.toml`` when that variable is unset, if present), one table
+   per section (``[bus]``, ``[memory]``, ...),
 3. environment variables ``EMILY_<SECTION>__<FIELD>`` (``EMILY_BUS__MODE=client``).
 
 Every service builds its own settings class and calls :func:`load_section`.
@@ -44,14 +45,20 @@ def state_dir() -> Path:
 
 
 def config_path() -> Path | None:
-    """The TOML file in effect, or ``None`` when only defaults and env apply."""
+    """The TOML file in effect, or ``None`` when only defaults and env apply.
+
+    ``$EMILY_CONFIG`` (which must name a file), else ``emily/emily.toml`` under
+    ``$XDG_CONFIG_HOME`` (``~/.config`` when unset or empty) if that file exists.
+    """
     explicit = os.environ.get("EMILY_CONFIG")
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():
             raise ConfigError(f"EMILY_CONFIG points at {path}, which is not a file")
         return path
-    default = Path.home() / ".config" / "emily" / "emily.toml"
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".config"
+    default = base / "emily" / "emily.toml"
     return default if default.is_file() else None
 
 

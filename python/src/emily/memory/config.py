@@ -40,6 +40,7 @@ class MemoryConfig:
     copy_connections : pooled connections one large ingest batch is split over (binary
         ``COPY`` in parallel; the parts commit together once all went through).
     copy_part_rows : fewest rows per connection worth a parallel ``COPY`` part (rows).
+    state : directory of the service's durable files; unset means ``<state dir>/memory``.
     """
 
     dsn: str = ""
