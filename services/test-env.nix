@@ -56,6 +56,8 @@ in
     pkgs.iproute2
     pkgs.util-linux
     pkgs.shellcheck
+    # bus-certs.sh makes the router test's certificates
+    pkgs.openssl
   ];
 
   # Environment variables of both: the embedded model, from nixpkgs instead of its wheel

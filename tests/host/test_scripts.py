@@ -11,6 +11,7 @@ from tests.host.tools import run, tool
 
 SCRIPTS = [
     REPO / "hosts" / "cloudlab" / "rotate-secrets.sh",
+    REPO / "hosts" / "cloudlab" / "bus-certs.sh",
     REPO / "modules" / "backup" / "metrics.sh",
     REPO / "modules" / "backup" / "restore-drill.sh",
     REPO / "modules" / "storage" / "scrub-metrics.sh",

@@ -88,12 +88,16 @@ def test_test_yaml_decrypts_with_the_test_key() -> None:
     out = decrypt(SECRETS / "test.yaml")
     assert out.returncode == 0, out.stderr
     doc = yaml.safe_load(out.stdout)
-    assert set(doc) == {"wireguard", "postgres", "alertmanager", "grafana", "restic"}
+    assert set(doc) == {"wireguard", "postgres", "alertmanager", "grafana", "restic", "zenoh"}
     assert set(doc["wireguard"]) == {"private-key", "peer-private-key"}
     for key in doc["wireguard"].values():
         assert re.fullmatch(r"[A-Za-z0-9+/]{43}=", key)
     assert set(doc["restic"]) == {"password", "s3-access-key-id", "s3-secret-access-key"}
     assert all(len(v) >= 16 for v in doc["postgres"].values())
+    # the bus certificates of the VM tests (hosts/cloudlab/bus-certs.sh sops)
+    z = doc["zenoh"]
+    assert {"ca-certificate", "router-cloudlab", "router-store", "memory", "cognition"} <= set(z)
+    assert set(z["memory"]) == {"certificate", "private-key"}
 
 
 def test_host_file_is_not_readable_with_the_test_key() -> None:

@@ -26,6 +26,7 @@ let
   } // builtins.listToAttrs (map (n: { name = n; value = tool n; }) [
     "gnumake" "nix" "ruff" "sops" "age" "prometheus" "prometheus-alertmanager"
     "prometheus-blackbox-exporter" "restic" "kea" "unbound" "iproute2" "util-linux" "shellcheck"
+    "openssl"
   ]);
   env = import ./services/test-env.nix { inherit pkgs; };
 in { inherit (env) env tools; }
