@@ -1,8 +1,9 @@
 """The bounded queue on the real model: busy, queue timeout, deadline, cancellation, close.
 
-Each test builds its own small :class:`Scheduler` on the shared engine (generations
-serialize on the engine's lock), with long ``ignore_eos`` generations standing in for
-slow requests; they are cancelled as soon as the point is made.
+Each test builds its own small :class:`Scheduler` (with its own llama.cpp context) on the
+shared engine, one slot unless the test is about slots, with long ``ignore_eos``
+generations standing in for slow requests; they are cancelled as soon as the point is
+made.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def engine(inference_service: RunningInference) -> Engine:
 
 
 def make(engine: Engine, **overrides: float) -> Scheduler:
+    overrides.setdefault("slots", 1)
     config = dataclasses.replace(engine.config, **overrides)  # type: ignore[arg-type]
     return Scheduler(engine, config, InferenceMetrics())
 
@@ -46,9 +48,9 @@ def long_plan(engine: Engine, n: int = 800) -> Plan:
 
 def wait_running(s: Scheduler, job: Job) -> None:
     deadline = time.monotonic() + 30
-    while s._running is not job and time.monotonic() < deadline:
+    while job.id not in s._running and time.monotonic() < deadline:
         time.sleep(0.005)
-    assert s._running is job
+    assert job.id in s._running
 
 
 def last(events: EventQueue) -> Piece | Done | Failed:
@@ -167,5 +169,28 @@ def test_metrics_follow_a_finished_request(engine: Engine) -> None:
         assert m.tokens_per_second._value.get() > 0
         assert m.requests.labels("test", "length")._value.get() == 1
         assert done.ttft_ms is not None and 0 < done.ttft_ms <= done.latency_ms
+    finally:
+        s.close()
+
+
+def test_slots_run_together_and_the_next_request_takes_a_freed_slot(engine: Engine) -> None:
+    s = make(engine, slots=2, queue_size=1)
+    try:
+        a, b, c = EventQueue(), EventQueue(), EventQueue()
+        ja = s.submit(long_plan(engine), a, request_id="a")
+        jb = s.submit(long_plan(engine), b, request_id="b")
+        wait_running(s, ja)
+        wait_running(s, jb)
+        assert isinstance(next(iter(a)), Piece) and isinstance(next(iter(b)), Piece)
+        jc = s.submit(long_plan(engine, 3), c, request_id="c")  # queued: both slots busy
+        assert s.depth == 1 and s.running == 2
+        with pytest.raises(Busy, match="all 2 slots are busy"):
+            s.submit(long_plan(engine), EventQueue())
+        assert s.cancel("a")
+        done = last(c)  # c ran in a's slot while b kept going
+        assert isinstance(done, Done) and done.completion_tokens == 3
+        assert jb.id in s._running and jc.id not in s._running
+        assert s.cancel("b")
+        assert isinstance(done := last(b), Done) and done.finish_reason == "cancelled"
     finally:
         s.close()

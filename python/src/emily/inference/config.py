@@ -41,7 +41,10 @@ class InferenceConfig:
         ``template`` (require one) or ``fewshot``.
     chat_template_file : a Jinja chat template used instead of the GGUF's own.
     max_tokens, temperature, top_p, top_k, min_p, repeat_penalty : sampling defaults.
-    queue_size : requests that may wait while one runs; more are rejected as busy.
+    slots : requests decoded together in one batch (each has ``n_ctx`` of its own).
+    prefix_cache : keep the KV cache of the last system prompt and start requests that
+        share it from there (outputs are identical; prompt processing is skipped).
+    queue_size : requests that may wait while all slots run; more are rejected as busy.
     queue_timeout_s : longest wait in the queue before a ``timeout`` error, in s.
     request_timeout_s : deadline of a whole request (queue plus generation), in s.
     http_host, http_port : where the OpenAI-compatible API listens; port 0 disables it.
@@ -65,6 +68,8 @@ class InferenceConfig:
     top_k: int = 40
     min_p: float = 0.05
     repeat_penalty: float = 1.1
+    slots: int = 4
+    prefix_cache: bool = False
     queue_size: int = 8
     queue_timeout_s: float = 30.0
     request_timeout_s: float = 300.0
@@ -85,6 +90,7 @@ class InferenceConfig:
             (self.top_k >= 0, "top_k must be >= 0"),
             (0.0 <= self.min_p <= 1.0, "min_p must be in 0..1"),
             (0.0 < self.repeat_penalty <= 2.0, "repeat_penalty must be in (0, 2]"),
+            (1 <= self.slots <= 64, "slots must be in 1..64"),
             (self.queue_size >= 0, "queue_size must be >= 0"),
             (self.queue_timeout_s > 0 and self.request_timeout_s > 0, "timeouts must be > 0"),
             (0 <= self.http_port <= 65535 and 0 <= self.metrics_port <= 65535, "bad port"),

@@ -1,29 +1,50 @@
-"""One ``llama_cpp.Llama`` instance: request planning (validation) and token streaming.
+"""The loaded model: request planning (validation, tokenising) and the service's defaults.
 
-``llama_cpp.Llama`` is not thread-safe: whoever generates holds :attr:`Engine.lock` (the
-scheduler does, per request). Planning (tokenising the prompt against the context
-limit) only reads the vocabulary and may run on any thread.
+The weights are one ``llama_model``; decoding happens in contexts made from it
+(:mod:`emily.inference.decoder`), so several schedulers may share one engine. Planning
+only reads the vocabulary and may run on any thread.
 """
 
 from __future__ import annotations
 
-import codecs
+import ctypes
 import logging
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import llama_cpp
+from llama_cpp import _internals, _logger
 
-from emily.bus.schemas.inference import ChatMessage, FinishReason, Sampling
+from emily.bus.schemas.inference import ChatMessage, Sampling
 from emily.inference.backend import BackendInfo, detect
 from emily.inference.config import InferenceConfig
 from emily.inference.errors import BadRequest, ModelLoadError, ModelNotFound
 from emily.inference.prompt import ChatFormat, Prompt, TemplateFormatter, render_fewshot
+from emily.inference.sampler import check_grammar
 
 log = logging.getLogger(__name__)
-StopCheck = Callable[[], FinishReason | None]
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What the OpenAI API asks beyond the bus contract's sampling fields.
+
+    Attributes
+    ----------
+    grammar : GBNF the output must match (structured output, tool calls).
+    logprobs : ``None`` for none, else how many top alternatives to report per token
+        (0..20; 0 reports only the chosen token's log-probability).
+    presence_penalty, frequency_penalty : OpenAI's penalties (-2..2), over the last 64
+        tokens.
+    logit_bias : token id -> bias added to its logit (-100..100).
+    """
+
+    grammar: str | None = None
+    logprobs: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: Mapping[int, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -35,9 +56,11 @@ class Plan:
     tokens : prompt tokens, BOS included; shape (n_prompt,).
     max_tokens : most tokens to generate.
     stop : stop strings.
-    sampling : keyword arguments of ``Llama.generate``.
+    sampling : ``temp``, ``top_p``, ``top_k``, ``min_p``, ``repeat_penalty``.
     seed : RNG seed, or ``None`` for a random one.
     ignore_eos : keep going past end-of-generation tokens.
+    extras : grammar, logprobs, penalties and logit bias.
+    prefix_len : leading tokens that depend only on the system message (cacheable).
     """
 
     tokens: tuple[int, ...]
@@ -46,26 +69,8 @@ class Plan:
     sampling: dict[str, float | int]
     seed: int | None = None
     ignore_eos: bool = False
-
-
-@dataclass
-class Outcome:
-    """Filled in while a generation runs: why it ended and how many tokens it made."""
-
-    finish_reason: FinishReason = "length"
-    completion_tokens: int = 0
-    text: list[str] = field(default_factory=list)
-
-
-def _held_back(text: str, stops: Sequence[str]) -> int:
-    """Length of the longest suffix of ``text`` that could start a stop string."""
-    longest = 0
-    for s in stops:
-        for n in range(min(len(s) - 1, len(text)), longest, -1):
-            if text.endswith(s[:n]):
-                longest = n
-                break
-    return longest
+    extras: Extras = field(default_factory=Extras)
+    prefix_len: int = 0
 
 
 class Engine:
@@ -81,24 +86,22 @@ class Engine:
         if not model_path.is_file():
             raise ModelLoadError(
                 f"model file {model_path} does not exist; set [inference] model_path or "
-                "fetch one with `emily model pull URL --sha256 HEX`"
+                "fetch one with `emily model pull ORG/REPO/FILE.gguf`"
             )
         self.config = config
         self.path = model_path
-        self.lock = threading.Lock()
         self.name = config.model_name or model_path.stem
+        _logger.set_verbose(False)  # llama.cpp's own log lines only for errors
+        params = llama_cpp.llama_model_default_params()
+        params.n_gpu_layers = 0x7FFFFFFF if config.n_gpu_layers < 0 else config.n_gpu_layers
         try:
-            self.llm = llama_cpp.Llama(
-                model_path=str(model_path),
-                n_ctx=config.n_ctx,
-                n_gpu_layers=config.n_gpu_layers,
-                n_threads=config.threads,
-                n_threads_batch=config.threads_batch,
-                n_batch=config.n_batch,
-                verbose=False,
+            self.model = _internals.LlamaModel(
+                path_model=str(model_path), params=params, verbose=False
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelLoadError(f"llama.cpp could not load {model_path}: {exc}") from exc
+        self.vocab = self.model.vocab
+        self.n_vocab: int = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self.backend: BackendInfo = detect(config.n_gpu_layers)
         if config.n_gpu_layers != 0 and self.backend.backend == "cpu":
             log.warning(
@@ -109,17 +112,18 @@ class Engine:
             )
         self.chat_format, self._template = self._chat_format()
         log.info(
-            "loaded %s (%s) on %s, %d threads, n_ctx=%d, chat format %s",
+            "loaded %s (%s) on %s, %d threads, n_ctx=%d, %d slots, chat format %s",
             self.name,
             model_path,
             self.backend.describe(),
             config.threads,
             config.n_ctx,
+            config.slots,
             self.chat_format,
         )
 
     def _chat_format(self) -> tuple[ChatFormat, TemplateFormatter | None]:
-        template = self.llm.metadata.get("tokenizer.chat_template")
+        template = self.model.metadata().get("tokenizer.chat_template")
         wanted = self.config.chat_format
         if self.config.chat_template_file is not None:
             try:
@@ -133,11 +137,49 @@ class Engine:
                 f"{self.path} has no chat template; set [inference] chat_format = 'fewshot'"
             )
         if template and wanted != "fewshot":
-            vocab = self.llm._model
-            bos = vocab.token_get_text(self.llm.token_bos()) if self.llm.token_bos() >= 0 else ""
-            eos = vocab.token_get_text(self.llm.token_eos()) if self.llm.token_eos() >= 0 else ""
+            bos = self.token_text(self.model.token_bos())
+            eos = self.token_text(self.model.token_eos())
             return "template", TemplateFormatter(template, bos, eos)
         return "fewshot", None
+
+    def token_text(self, token: int) -> str:
+        """The vocabulary's text of ``token`` (control tokens spelled out); "" for -1."""
+        return self.model.token_get_text(token) if token >= 0 else ""
+
+    def is_eog(self, token: int) -> bool:
+        """Whether ``token`` ends a generation (EOS, EOT, ``<end_of_turn>``...)."""
+        return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+
+    def piece(self, token: int) -> bytes:
+        """The bytes ``token`` stands for in generated text (control tokens give b"")."""
+        buf = (ctypes.c_char * 256)()
+        n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, 256, 0, False)
+        return buf.raw[: max(n, 0)]
+
+    def tokenize(self, text: str, *, special: bool, bos: bool = False) -> list[int]:
+        """Tokens of ``text``; ``special`` parses control-token spellings as tokens."""
+        tokens: list[int] = self.model.tokenize(text.encode("utf-8"), bos, special)
+        return tokens
+
+    def prompt_tokens(self, prompt: str | Prompt) -> tuple[list[int], int]:
+        """BOS and the tokens of ``prompt``, and how many lead tokens are its cacheable prefix.
+
+        A raw string is the caller's whole prompt, markup included (``/v1/completions``,
+        ``inference/generate``): control-token spellings in it become tokens. In a
+        :class:`Prompt` only the template's markup may; the messages' text never does.
+        """
+        bos = self.model.token_bos()
+        head = [bos] if bos >= 0 and self.model.add_bos_token() else []
+        if isinstance(prompt, str):
+            return head + self.tokenize(prompt, special=True), 0
+        parts = prompt.parts or ((prompt.text, True),)
+        tokens, seen, prefix = head, 0, 0
+        for text, markup in parts:
+            tokens = tokens + self.tokenize(text, special=markup)
+            seen += len(text)
+            if seen <= prompt.prefix_chars:
+                prefix = len(tokens)
+        return tokens, prefix
 
     def check_model(self, requested: str | None) -> None:
         """Raise :class:`ModelNotFound` unless ``requested`` is ``None`` or this model's name."""
@@ -151,17 +193,28 @@ class Engine:
         """Render a conversation with the template or the few-shot format."""
         return self._template(messages) if self._template else render_fewshot(messages)
 
-    def plan(self, prompt: str, sampling: Sampling, *, extra_stop: Sequence[str] = ()) -> Plan:
+    def plan(
+        self,
+        prompt: str | Prompt,
+        sampling: Sampling,
+        *,
+        extra_stop: Sequence[str] = (),
+        extras: Extras | None = None,
+    ) -> Plan:
         """Validate a request against the context and merge it with the defaults.
 
         Raises
         ------
         BadRequest
             If prompt tokens plus ``max_tokens`` exceed the context (the message gives
-            both counts), or the prompt is empty after tokenising.
+            both counts), or a grammar does not parse.
         """
         cfg = self.config
-        tokens = self.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        tokens, prefix = self.prompt_tokens(prompt)
+        extras = extras or Extras()
+        if isinstance(prompt, Prompt) and extras.grammar is None:
+            # a grammar decides where a structured answer ends, not the format's stops
+            extra_stop = (*prompt.stop, *extra_stop)
         max_tokens = sampling.max_tokens or cfg.max_tokens
         if len(tokens) + max_tokens > cfg.n_ctx:
             raise BadRequest(
@@ -169,6 +222,8 @@ class Engine:
                 f"they exceed the context of {cfg.n_ctx} tokens; shorten the prompt or "
                 "lower max_tokens"
             )
+        if extras.grammar is not None:
+            check_grammar(self.vocab, extras.grammar)
 
         def pick(value: float | int | None, default: float | int) -> float | int:
             return default if value is None else value
@@ -186,51 +241,6 @@ class Engine:
             },
             seed=sampling.seed,
             ignore_eos=sampling.ignore_eos,
+            extras=extras,
+            prefix_len=prefix,
         )
-
-    def generate(self, plan: Plan, outcome: Outcome, should_stop: StopCheck) -> Iterator[str]:
-        """Yield the generated text piece by piece; fill ``outcome`` as it goes.
-
-        ``should_stop`` is asked before each token; a non-``None`` answer (``cancelled``,
-        ``timeout``) ends the generation with that finish reason. Text that could be the
-        start of a stop string is held back until it is known not to be one.
-        """
-        llm = self.llm
-        # A fresh KV cache per request: reusing a prefix of the previous request's cache
-        # (llama-cpp-python's default) changes greedy outputs of sliding-window models
-        # such as Gemma 3, so an answer would depend on who asked before.
-        llm.reset()  # type: ignore[no-untyped-call]
-        llm.set_seed(plan.seed if plan.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pending = ""
-        outcome.finish_reason = "length"
-        gen = llm.generate(list(plan.tokens), **plan.sampling)  # type: ignore[arg-type]
-        try:
-            for token in gen:
-                reason = should_stop()
-                if reason is not None:
-                    outcome.finish_reason = reason
-                    break
-                if not plan.ignore_eos and llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
-                    outcome.finish_reason = "stop"
-                    break
-                outcome.completion_tokens += 1
-                pending += decoder.decode(llm._model.detokenize([token]))
-                hit = min((pending.find(s) for s in plan.stop if s in pending), default=-1)
-                if hit >= 0:
-                    pending = pending[:hit]
-                    outcome.finish_reason = "stop"
-                    break
-                keep = _held_back(pending, plan.stop)
-                ready, pending = pending[: len(pending) - keep], pending[len(pending) - keep :]
-                if ready:
-                    outcome.text.append(ready)
-                    yield ready
-                if outcome.completion_tokens >= plan.max_tokens:
-                    break
-        finally:
-            gen.close()
-        pending += decoder.decode(b"", final=True)
-        if pending:  # held-back text that never became a stop string, or text before one
-            outcome.text.append(pending)
-            yield pending

@@ -1,40 +1,43 @@
 """The OpenAI-compatible HTTP API: ``/v1/{chat/completions,completions,models}``,
-``/healthz`` and ``/metrics``, on FastAPI + uvicorn.
+``/health`` (llama.cpp's server's name) and ``/healthz``, ``/metrics``, and its OpenAPI
+document (``/openapi.json``) with a docs page (``/docs``) that loads nothing from a CDN.
 
 FastAPI is used on purpose: its pydantic bodies give per-field 400s for free, and
 Starlette's streaming response cancels our generator when the client goes away, which is
-how a disconnected client frees its queue slot. Every request is translated into the bus
-request (see :mod:`emily.inference.openai_schemas`) and runs through the same scheduler
-as Zenoh requests.
+how a disconnected client frees its slot; a non-streamed request polls for the
+disconnect instead. Every request is translated into the bus request (see
+:mod:`emily.inference.openai_schemas`) and runs through the same scheduler as Zenoh
+requests. Every error has one shape (:func:`~emily.inference.openai_shapes.error_body`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
-import json
-import time
-import uuid
+import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from emily.bus.schemas.inference import ChatRequest, FinishReason, GenerateRequest
-from emily.inference.engine import Engine
+from emily.bus.schemas.inference import ChatRequest, GenerateRequest
+from emily.inference.engine import Engine, Extras, Plan
 from emily.inference.errors import Busy, InferenceError
 from emily.inference.metrics import InferenceMetrics
 from emily.inference.openai_schemas import ChatBody, CompletionBody
-from emily.inference.scheduler import Done, Event, Failed, Job, Piece, Scheduler
+from emily.inference.openai_shapes import Indexed, Shape, error_body
+from emily.inference.scheduler import Event, Job, Scheduler
+from emily.inference.structured import tool_prompt
 
-_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error"}
-_TYPES |= {429: "rate_limit_error", 503: "server_error", 500: "server_error"}
+log = logging.getLogger(__name__)
+IGNORED_HEADER = "x-emily-ignored-fields"
 
 
 class Unauthorized(InferenceError):
@@ -44,45 +47,43 @@ class Unauthorized(InferenceError):
     http_status = 401
 
 
-def _error(status: int, message: str, code: str, param: str | None = None) -> dict[str, Any]:
-    err = {"message": message, "type": _TYPES.get(status, "server_error"), "code": code}
-    return {"error": err | {"param": param}}
-
-
 def _describe(exc: ValidationError | RequestValidationError) -> tuple[str, str | None]:
     parts, first = [], None
     for e in exc.errors():
         loc = [str(p) for p in e.get("loc", ()) if p != "body"]
         where = ".".join(loc) or "body"
         first = first or where
-        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        if e.get("type") == "extra_forbidden":
+            msg = "unknown field: the OpenAI API has no such field here (see /docs)"
+        parts.append(f"{where}: {msg}")
     return "; ".join(parts) or "invalid request body", first
-
-
-def _finish(reason: FinishReason) -> str:
-    return "length" if reason == "timeout" else reason if reason != "cancelled" else "stop"
-
-
-def _usage(done: Done) -> dict[str, int]:
-    total = done.prompt_tokens + done.completion_tokens
-    return {
-        "prompt_tokens": done.prompt_tokens,
-        "completion_tokens": done.completion_tokens,
-        "total_tokens": total,
-    }
 
 
 def create_app(
     engine: Engine, scheduler: Scheduler, metrics: InferenceMetrics, *, api_key: str | None
 ) -> FastAPI:
     """The ASGI app serving ``engine`` through ``scheduler``; ``api_key`` guards ``/v1/*``."""
-    app = FastAPI(title="emily inference", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="emily inference",
+        summary="OpenAI-compatible chat and text completions on llama.cpp",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+
+    def bad(exc: ValidationError | RequestValidationError) -> JSONResponse:
+        metrics.rejections.labels("bad_request").inc()
+        message, param = _describe(exc)
+        return JSONResponse(error_body(400, message, "bad_request", param), status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_body(_: Request, exc: RequestValidationError) -> JSONResponse:
-        metrics.rejections.labels("bad_request").inc()
-        message, param = _describe(exc)
-        return JSONResponse(_error(400, message, "bad_request", param), status_code=400)
+        return bad(exc)
+
+    @app.exception_handler(ValidationError)
+    async def _bad_request(_: Request, exc: ValidationError) -> JSONResponse:
+        return bad(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -90,14 +91,8 @@ def create_app(
         if exc.status_code == 400:  # a body that is not UTF-8 JSON
             metrics.rejections.labels("bad_request").inc()
             code, message = "bad_request", f"{message}: send a UTF-8 JSON object"
-        body = _error(exc.status_code, message, code)
+        body = error_body(exc.status_code, message, code)
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(ValidationError)
-    async def _bad_request(_: Request, exc: ValidationError) -> JSONResponse:
-        metrics.rejections.labels("bad_request").inc()
-        message, param = _describe(exc)
-        return JSONResponse(_error(400, message, "bad_request", param), status_code=400)
 
     @app.exception_handler(InferenceError)
     async def _refused(_: Request, exc: InferenceError) -> JSONResponse:
@@ -106,7 +101,7 @@ def create_app(
             headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
         elif exc.code in ("bad_request", "not_found"):
             metrics.rejections.labels(exc.code).inc()
-        body = _error(exc.http_status, str(exc), exc.code)
+        body = error_body(exc.http_status, str(exc), exc.code)
         return JSONResponse(body, status_code=exc.http_status, headers=headers)
 
     async def authorized(request: Request) -> None:
@@ -119,7 +114,7 @@ def create_app(
                 "missing or wrong bearer token: send 'Authorization: Bearer <token>'"
             )
 
-    @app.get("/healthz")
+    @app.get("/healthz", summary="Liveness, model and backend")
     async def healthz() -> dict[str, Any]:
         b = engine.backend
         return {
@@ -129,144 +124,131 @@ def create_app(
             "device": b.device,
             "gpu_offload_supported": b.gpu_offload_supported,
             "queue_depth": scheduler.depth,
+            "slots": scheduler.config.slots,
         }
 
-    @app.get("/metrics")
+    @app.get("/health", summary="Liveness in llama.cpp server's shape")
+    async def health() -> dict[str, Any]:
+        running = scheduler.running
+        return {
+            "status": "ok",
+            "slots_idle": scheduler.config.slots - running,
+            "slots_processing": running,
+        }
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        page = resources.files("emily.inference").joinpath("data/docs.html").read_text("utf-8")
+        return HTMLResponse(page)
+
+    @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/models", dependencies=[Depends(authorized)])
+    @app.get("/v1/models", dependencies=[Depends(authorized)], summary="The served model")
     async def models() -> dict[str, Any]:
         created = int(engine.path.stat().st_mtime)
         card = {"id": engine.name, "object": "model", "created": created, "owned_by": "emily"}
         return {"object": "list", "data": [card]}
 
-    @app.post("/v1/completions", dependencies=[Depends(authorized)])
+    def headers_for(body: CompletionBody | ChatBody) -> dict[str, str]:
+        ignored = body.ignored()
+        if not ignored:
+            return {}
+        log.info("accepted and ignored request fields: %s", ", ".join(ignored))
+        return {IGNORED_HEADER: ", ".join(ignored)}
+
+    async def respond(
+        shape: Shape,
+        jobs: list[Job],
+        events: asyncio.Queue[Indexed],
+        request: Request,
+        stream: bool,
+        include_usage: bool,
+        headers: dict[str, str],
+    ) -> Response:
+        if stream:
+            return _sse(shape.stream(events, include_usage), scheduler, jobs, headers)
+        collecting = asyncio.ensure_future(shape.collect(events))
+        while True:
+            finished, _ = await asyncio.wait({collecting}, timeout=0.5)
+            if finished:
+                return JSONResponse(shape.whole(collecting.result()), headers=headers)
+            if await request.is_disconnected():  # nobody is waiting: free the slots
+                for job in jobs:
+                    scheduler.cancel(job.id)
+                collecting.cancel()
+                return Response(status_code=499)
+
+    @app.post("/v1/completions", dependencies=[Depends(authorized)], summary="Text completion")
     async def completions(body: CompletionBody, request: Request) -> Response:
         req = body.to_bus()
-        job, events = await _submit(engine, scheduler, req)
-        shape = _Shape("cmpl", "text_completion", engine.name, chat=False)
-        if req.stream:
-            return _sse(shape.stream(events, body.include_usage), scheduler, job)
-        return await shape.whole(events, request, scheduler, job)
+        extras = body.extras(None, body.logprobs)
+        jobs, events = await _submit(engine, scheduler, req, extras, body.n)
+        shape = Shape(False, engine.name, body.n, engine.piece, logprobs=body.logprobs is not None)
+        return await respond(
+            shape, jobs, events, request, req.stream, body.include_usage, headers_for(body)
+        )
 
-    @app.post("/v1/chat/completions", dependencies=[Depends(authorized)])
+    @app.post(
+        "/v1/chat/completions",
+        dependencies=[Depends(authorized)],
+        summary="Chat completion, with tools and structured output",
+    )
     async def chat(body: ChatBody, request: Request) -> Response:
-        req = body.to_bus()
-        job, events = await _submit(engine, scheduler, req)
-        shape = _Shape("chatcmpl", "chat.completion", engine.name, chat=True)
-        if req.stream:
-            return _sse(shape.stream(events, body.include_usage), scheduler, job)
-        return await shape.whole(events, request, scheduler, job)
+        tools = body.tool_list() if body.choice() != "none" else []
+        req = body.to_bus(tool_prompt(tools, body.choice()) if tools else None)
+        extras = body.extras(body.grammar(), body.n_logprobs())
+        jobs, events = await _submit(engine, scheduler, req, extras, body.n)
+        shape = Shape(True, engine.name, body.n, engine.piece, tools, body.logprobs or False)
+        return await respond(
+            shape, jobs, events, request, req.stream, body.include_usage, headers_for(body)
+        )
 
     return app
 
 
 async def _submit(
-    engine: Engine, scheduler: Scheduler, req: GenerateRequest | ChatRequest
-) -> tuple[Job, asyncio.Queue[Event]]:
+    engine: Engine,
+    scheduler: Scheduler,
+    req: GenerateRequest | ChatRequest,
+    extras: Extras,
+    n: int,
+) -> tuple[list[Job], asyncio.Queue[Indexed]]:
     engine.check_model(req.model)
 
-    def plan() -> Any:
+    def plan() -> Plan:
         if isinstance(req, ChatRequest):
-            prompt = engine.chat_prompt(req.messages)
-            return engine.plan(prompt.text, req, extra_stop=prompt.stop)
-        return engine.plan(req.prompt, req)
+            return engine.plan(engine.chat_prompt(req.messages), req, extras=extras)
+        return engine.plan(req.prompt, req, extras=extras)
 
     ready = await asyncio.to_thread(plan)  # tokenising a long prompt must not block the loop
     loop = asyncio.get_running_loop()
-    events: asyncio.Queue[Event] = asyncio.Queue()
+    events: asyncio.Queue[Indexed] = asyncio.Queue()
+    jobs: list[Job] = []
 
-    def sink(event: Event) -> None:
-        loop.call_soon_threadsafe(events.put_nowait, event)
+    def sink_for(i: int) -> Any:
+        def sink(event: Event) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, (i, event))
 
-    return scheduler.submit(ready, sink, api="http"), events
+        return sink
 
-
-@dataclass(frozen=True)
-class _Shape:
-    """OpenAI response shapes of one endpoint."""
-
-    prefix: str
-    obj: str
-    model: str
-    chat: bool
-
-    def _base(self, rid: str, created: int, obj: str) -> dict[str, Any]:
-        return {"id": rid, "object": obj, "created": created, "model": self.model}
-
-    def _choice(self, text: str | None, finish: str | None, *, delta: bool) -> dict[str, Any]:
-        if not self.chat:
-            return {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
-        if delta:
-            body = {} if text is None else {"content": text}
-            return {"index": 0, "delta": body, "logprobs": None, "finish_reason": finish}
-        message = {"role": "assistant", "content": text}
-        return {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
-
-    async def stream(self, events: asyncio.Queue[Event], include_usage: bool) -> AsyncIterator[str]:
-        rid, created = f"{self.prefix}-{uuid.uuid4().hex}", int(time.time())
-        obj = f"{self.obj}.chunk" if self.chat else self.obj
-
-        def data(payload: dict[str, Any]) -> str:
-            return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
-
-        if self.chat:
-            first = self._choice(None, None, delta=True) | {"delta": {"role": "assistant"}}
-            yield data(self._base(rid, created, obj) | {"choices": [first]})
-        while True:
-            event = await events.get()
-            if isinstance(event, Piece):
-                # pieces that piled up while this loop was busy go out as one event
-                texts = [event.text]
-                while isinstance(event, Piece) and not events.empty():
-                    event = events.get_nowait()
-                    if isinstance(event, Piece):
-                        texts.append(event.text)
-                choice = self._choice("".join(texts), None, delta=True)
-                yield data(self._base(rid, created, obj) | {"choices": [choice]})
-                if isinstance(event, Piece):
-                    continue
-            if isinstance(event, Failed):
-                e = event.error
-                yield data(_error(e.http_status, str(e), e.code))
-                return
-            else:
-                choice = self._choice(
-                    None if self.chat else "", _finish(event.finish_reason), delta=True
-                )
-                yield data(self._base(rid, created, obj) | {"choices": [choice]})
-                if include_usage:
-                    yield data(
-                        self._base(rid, created, obj) | {"choices": [], "usage": _usage(event)}
-                    )
-                yield "data: [DONE]\n\n"
-                return
-
-    async def whole(
-        self, events: asyncio.Queue[Event], request: Request, scheduler: Scheduler, job: Job
-    ) -> Response:
-        texts: list[str] = []
-        while True:
-            try:
-                event = await asyncio.wait_for(events.get(), timeout=0.5)
-            except TimeoutError:
-                if await request.is_disconnected():  # nobody is waiting: free the slot
-                    scheduler.cancel(job.id)
-                    return Response(status_code=499)
-                continue
-            if isinstance(event, Piece):
-                texts.append(event.text)
-            elif isinstance(event, Failed):
-                raise event.error
-            else:
-                rid = f"{self.prefix}-{uuid.uuid4().hex}"
-                choice = self._choice("".join(texts), _finish(event.finish_reason), delta=False)
-                body = self._base(rid, int(time.time()), self.obj)
-                return JSONResponse(body | {"choices": [choice], "usage": _usage(event)})
+    try:
+        for i in range(n):
+            seed = None if ready.seed is None else (ready.seed + i) % 2**32
+            jobs.append(
+                scheduler.submit(dataclasses.replace(ready, seed=seed), sink_for(i), api="http")
+            )
+    except InferenceError:
+        for job in jobs:  # all choices or none
+            scheduler.cancel(job.id)
+        raise
+    return jobs, events
 
 
-def _sse(chunks: AsyncIterator[str], scheduler: Scheduler, job: Job) -> StreamingResponse:
+def _sse(
+    chunks: AsyncIterator[str], scheduler: Scheduler, jobs: list[Job], headers: dict[str, str]
+) -> StreamingResponse:
     async def guarded() -> AsyncIterator[str]:
         finished = False
         try:
@@ -274,7 +256,8 @@ def _sse(chunks: AsyncIterator[str], scheduler: Scheduler, job: Job) -> Streamin
                 yield chunk
             finished = True
         finally:
-            if not finished:  # the client went away mid-stream: free the slot
-                scheduler.cancel(job.id)
+            if not finished:  # the client went away mid-stream: free the slots
+                for job in jobs:
+                    scheduler.cancel(job.id)
 
-    return StreamingResponse(guarded(), media_type="text/event-stream")
+    return StreamingResponse(guarded(), media_type="text/event-stream", headers=headers)

@@ -1,11 +1,12 @@
-"""One model, a bounded queue: admission, queue timeouts, request deadlines, cancellation.
+"""Admission in front of the decoder: a bounded queue, timeouts, deadlines, cancellation.
 
-At most one request runs on the engine; at most ``queue_size`` more wait. A request
-beyond that is refused at once with :class:`Busy` (and a retry-after estimate) instead of
-hanging. A request that waits longer than ``queue_timeout_s`` gets :class:`QueueTimeout`;
-one that runs past ``request_timeout_s`` ends with ``finish_reason="timeout"``. Cancelling
-a queued request removes it from the queue; cancelling a running one stops it after the
-current token. Either way the slot is free for the next request.
+Up to ``slots`` requests run together (:class:`~emily.inference.decoder.Decoder`); at
+most ``queue_size`` more wait. A request beyond that is refused at once with
+:class:`Busy` (and a retry-after estimate) instead of hanging. A request that waits
+longer than ``queue_timeout_s`` gets :class:`QueueTimeout`; one that runs past
+``request_timeout_s`` ends with ``finish_reason="timeout"``. Cancelling a queued request
+removes it from the queue; cancelling a running one ends it at the next step. Either way
+its slot is free for the next request.
 
 Results go to a ``sink`` callable, called on the worker thread with :class:`Piece`,
 then one :class:`Done` or :class:`Failed`; :class:`EventQueue` turns them into a blocking
@@ -25,18 +26,21 @@ from dataclasses import dataclass, field
 
 from emily.bus.schemas.inference import FinishReason
 from emily.inference.config import InferenceConfig
-from emily.inference.engine import Engine, Outcome, Plan
+from emily.inference.decoder import Decoder, Outcome, Request
+from emily.inference.engine import Engine, Plan
 from emily.inference.errors import BadRequest, Busy, InferenceError, QueueTimeout, Unavailable
 from emily.inference.metrics import InferenceMetrics
+from emily.inference.sampler import TokenLogprob
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Piece:
-    """Generated text."""
+    """Generated text, and the log-probabilities of its tokens when they were asked for."""
 
     text: str
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ class Done:
 
 @dataclass(frozen=True)
 class Failed:
-    """The request ended without running (queue timeout, shutdown)."""
+    """The request ended without running (queue timeout, shutdown) or its decode failed."""
 
     error: InferenceError
 
@@ -70,12 +74,27 @@ class Job:
     plan: Plan
     sink: Sink
     api: str
+    deadline: float
     created: float = field(default_factory=time.monotonic)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    started: float | None = None
+    first: float | None = None
 
     def cancel(self) -> None:
         """Ask for the request to stop; the scheduler frees its slot."""
         self.cancelled.set()
+
+    def should_stop(self) -> FinishReason | None:
+        """The decoder's check before each step."""
+        if self.cancelled.is_set():
+            return "cancelled"
+        return "timeout" if time.monotonic() > self.deadline else None
+
+    def emit(self, text: str, logprobs: tuple[TokenLogprob, ...]) -> None:
+        """Pass generated text on to the sink."""
+        if self.first is None:
+            self.first = time.monotonic()
+        self.sink(Piece(text, logprobs))
 
 
 class EventQueue:
@@ -96,12 +115,12 @@ class EventQueue:
 
 
 class Scheduler:
-    """Runs jobs one at a time on ``engine`` from a bounded FIFO queue.
+    """Runs jobs on ``engine``, ``config.slots`` at a time, from a bounded FIFO queue.
 
     Parameters
     ----------
     engine : the loaded model.
-    config : queue size and timeouts.
+    config : slots, queue size and timeouts.
     metrics : collectors to update.
     """
 
@@ -109,8 +128,9 @@ class Scheduler:
         self.engine = engine
         self.config = config
         self.metrics = metrics
+        self.decoder = Decoder(engine, config)
         self._waiting: deque[Job] = deque()
-        self._running: Job | None = None
+        self._running: dict[str, Job] = {}
         self._cond = threading.Condition()
         self._closed = False
         self._mean_latency_s = 1.0
@@ -119,9 +139,15 @@ class Scheduler:
 
     @property
     def depth(self) -> int:
-        """Requests waiting now (not counting the running one)."""
+        """Requests waiting now (not counting the running ones)."""
         with self._cond:
             return len(self._waiting)
+
+    @property
+    def running(self) -> int:
+        """Requests in a slot now."""
+        with self._cond:
+            return len(self._running)
 
     def submit(
         self, plan: Plan, sink: Sink, *, request_id: str | None = None, api: str = ""
@@ -132,23 +158,33 @@ class Scheduler:
                 raise Unavailable("the inference service is shutting down; retry shortly")
             if request_id is not None and self._find(request_id) is not None:
                 raise BadRequest(f"request_id {request_id!r} is already in use; pick a fresh one")
-            if self._running is not None and len(self._waiting) >= self.config.queue_size:
+            busy = len(self._running) + len(self._waiting) >= self.config.slots
+            if busy and len(self._waiting) >= self.config.queue_size:
                 self.metrics.rejections.labels("busy").inc()
-                retry = round(max(1.0, self._mean_latency_s * (len(self._waiting) + 1)), 1)
+                ahead = (len(self._waiting) + 1) / self.config.slots
+                retry = round(max(1.0, self._mean_latency_s * ahead), 1)
                 raise Busy(
-                    f"the request queue is full ({self.config.queue_size} waiting); "
-                    f"retry after {retry:g} s",
+                    f"all {self.config.slots} slots are busy and the queue is full "
+                    f"({self.config.queue_size} waiting); retry after {retry:g} s",
                     retry_after_s=retry,
                 )
-            job = Job(request_id or f"req-{next(_ids)}", plan, sink, api)
+            now = time.monotonic()
+            job = Job(
+                request_id or f"req-{next(_ids)}",
+                plan,
+                sink,
+                api,
+                deadline=now + self.config.request_timeout_s,
+                created=now,
+            )
             self._waiting.append(job)
             self.metrics.queue_depth.set(len(self._waiting))
             self._cond.notify_all()
             return job
 
     def _find(self, request_id: str) -> Job | None:
-        if self._running is not None and self._running.id == request_id:
-            return self._running
+        if request_id in self._running:
+            return self._running[request_id]
         return next((j for j in self._waiting if j.id == request_id), None)
 
     def cancel(self, request_id: str) -> bool:
@@ -158,10 +194,11 @@ class Scheduler:
             if job is None:
                 return False
             job.cancel()
-            queued = job is not self._running
+            queued = job.id not in self._running
             if queued:
                 self._waiting.remove(job)
                 self.metrics.queue_depth.set(len(self._waiting))
+            self._cond.notify_all()
         if queued:
             self._finish_unrun(job, "cancelled")
         return True
@@ -172,88 +209,75 @@ class Scheduler:
         job.sink(Done(reason, len(job.plan.tokens), 0, None, latency))
 
     def _expire_waiting(self) -> None:
-        """Fail queued jobs that waited longer than the queue timeout, or were cancelled."""
+        """Fail queued jobs that waited longer than the queue timeout."""
         now = time.monotonic()
+        limit = self.config.queue_timeout_s
         with self._cond:
-            expired = [
-                j
-                for j in self._waiting
-                if now - j.created > self.config.queue_timeout_s or j.cancelled.is_set()
-            ]
+            expired = [j for j in self._waiting if now - j.created > limit]
             for j in expired:
                 self._waiting.remove(j)
             self.metrics.queue_depth.set(len(self._waiting))
         for j in expired:
-            if j.cancelled.is_set():
-                self._finish_unrun(j, "cancelled")
-                continue
             self.metrics.rejections.labels("timeout").inc()
-            waited = now - j.created
             j.sink(
                 Failed(
                     QueueTimeout(
-                        f"waited {waited:.1f} s in the queue (limit {self.config.queue_timeout_s:g}"
-                        " s) behind longer requests; retry, or raise [inference] queue_timeout_s"
+                        f"waited {now - j.created:.1f} s in the queue (limit {limit:g} s) "
+                        "behind longer requests; retry, or raise [inference] queue_timeout_s"
                     )
                 )
             )
 
     def _loop(self) -> None:
+        last_sweep = 0.0
         while True:
             with self._cond:
-                while not self._waiting and not self._closed:
+                while not self._waiting and not self._running and not self._closed:
                     self._cond.wait(timeout=1.0)
-                if self._closed and not self._waiting:
-                    return
-            self._expire_waiting()
-            with self._cond:
-                if not self._waiting:
-                    continue
-                job = self._running = self._waiting.popleft()
-                self.metrics.queue_depth.set(len(self._waiting))
-            try:
-                self._run(job)
-            except Exception as exc:  # the worker survives whatever one request does
-                log.exception("generation %s failed", job.id)
-                job.sink(Failed(InferenceError(f"generation failed: {type(exc).__name__}: {exc}")))
-            finally:
-                with self._cond:
-                    self._running = None
-
-    def _run(self, job: Job) -> None:
-        deadline = job.created + self.config.request_timeout_s
-        outcome = Outcome()
-        first: float | None = None
-        last_sweep = time.monotonic()
-
-        def should_stop() -> FinishReason | None:
-            nonlocal last_sweep
+                if self._closed:
+                    break
             now = time.monotonic()
-            if now - last_sweep > 0.05:  # queued requests time out while this one runs
+            if now - last_sweep > 0.05:  # queued requests time out while others run
                 last_sweep = now
                 self._expire_waiting()
-            if job.cancelled.is_set():
-                return "cancelled"
-            return "timeout" if now > deadline else None
+            with self._cond:
+                while self._waiting and self.decoder.free:
+                    job = self._waiting.popleft()
+                    job.started = time.monotonic()
+                    self._running[job.id] = job
+                    self.decoder.admit(job)
+                self.metrics.queue_depth.set(len(self._waiting))
+            try:
+                ended = self.decoder.step()
+            except Exception as exc:  # the worker survives whatever one batch does
+                log.exception("decoding failed")
+                error = InferenceError(f"generation failed: {type(exc).__name__}: {exc}")
+                for request, _ in self.decoder.cancel_all("cancelled"):
+                    self._forget(request).sink(Failed(error))
+                continue
+            for request, outcome in ended:
+                self._finished(self._forget(request), outcome)
+        for request, outcome in self.decoder.cancel_all("cancelled"):
+            self._finished(self._forget(request), outcome)
+        self.decoder.close()
 
-        started = time.monotonic()
-        if job.cancelled.is_set():
-            self._finish_unrun(job, "cancelled")
-            return
-        with self.engine.lock:
-            for text in self.engine.generate(job.plan, outcome, should_stop):
-                if first is None:
-                    first = time.monotonic()
-                job.sink(Piece(text))
+    def _forget(self, request: Request) -> Job:
+        assert isinstance(request, Job)
+        with self._cond:
+            self._running.pop(request.id, None)
+        return request
+
+    def _finished(self, job: Job, outcome: Outcome) -> None:
         end = time.monotonic()
         m = self.metrics
         latency = end - job.created
-        ttft = None if first is None else first - job.created
+        ttft = None if job.first is None else job.first - job.created
         m.latency.observe(latency)
         if ttft is not None:
             m.ttft.observe(ttft)
         m.prompt_tokens.inc(len(job.plan.tokens))
         m.generated_tokens.inc(outcome.completion_tokens)
+        started = job.started or job.created
         if outcome.completion_tokens and end > started:
             m.tokens_per_second.set(outcome.completion_tokens / (end - started))
         m.requests.labels(job.api, outcome.finish_reason).inc()
@@ -269,12 +293,10 @@ class Scheduler:
         )
 
     def close(self) -> None:
-        """Refuse new requests, cancel the waiting ones, and stop the worker."""
+        """Refuse new requests, fail the waiting ones, cancel the running ones, stop."""
         with self._cond:
             self._closed = True
             waiting, self._waiting = list(self._waiting), deque()
-            if self._running is not None:
-                self._running.cancel()
             self._cond.notify_all()
         for job in waiting:
             job.sink(Failed(Unavailable("the inference service is shutting down; retry shortly")))
