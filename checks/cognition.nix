@@ -85,7 +85,7 @@ pkgs.testers.runNixOSTest {
             "-p PrivateDevices -p StateDirectory"
         )
         for want in ["ProtectSystem=strict", "NoNewPrivileges=yes", "User=emily-cognition",
-                     "PrivateDevices=yes", "StateDirectory=emily-cognition"]:
+                     "PrivateDevices=yes", "StateDirectory=emily/cognition"]:
             assert want in show, show
   '';
 }

@@ -78,7 +78,7 @@ pkgs.testers.runNixOSTest {
             "-p PrivateDevices -p DevicePolicy -p StateDirectory"
         )
         for want in ["ProtectSystem=strict", "NoNewPrivileges=yes", "User=emily-inference",
-                     "PrivateDevices=yes", "DevicePolicy=closed", "StateDirectory=emily-inference"]:
+                     "PrivateDevices=yes", "DevicePolicy=closed", "StateDirectory=emily/inference"]:
             assert want in show, show
   '';
 }

@@ -63,7 +63,7 @@ pkgs.testers.runNixOSTest {
 
     with subtest("hardening"):
         show = machine.succeed("systemctl show emily-memory -p ProtectSystem -p NoNewPrivileges -p User -p StateDirectory")
-        for want in ["ProtectSystem=strict", "NoNewPrivileges=yes", "User=emily", "StateDirectory=emily-memory"]:
+        for want in ["ProtectSystem=strict", "NoNewPrivileges=yes", "User=emily", "StateDirectory=emily/memory"]:
             assert want in show, show
 
     with subtest("a restart keeps episodes, tier files and statistics"):
@@ -71,8 +71,8 @@ pkgs.testers.runNixOSTest {
         machine.systemctl("restart emily-memory.service")
         machine.wait_for_unit("emily-memory.service")
         machine.wait_for_open_port(9461)
-        machine.succeed("test -s /var/lib/emily-memory/memory/l2/vectors.f32")
-        machine.succeed("test -s /var/lib/emily-memory/memory/access.json")
+        machine.succeed("test -s /var/lib/emily/memory/memory/l2/vectors.f32")
+        machine.succeed("test -s /var/lib/emily/memory/memory/access.json")
         out = machine.succeed(f"{client} emily memory --wait 60 recall 'new drives' -k 1")
         assert "NVMe" in out and " L" in out, out
   '';

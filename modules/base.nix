@@ -1,8 +1,9 @@
-# emily.node: the facts every Emily module shares.
+# emily.node and emily.stateDir: the facts every Emily module shares.
 { config, lib, ... }:
 
 let
   cfg = config.emily;
+  layout = import ./storage/layout.nix;
 in
 {
   options.emily = {
@@ -14,17 +15,22 @@ in
     };
 
     stateDir = lib.mkOption {
-      type = lib.types.path;
+      type = lib.types.strMatching "/var/lib/[A-Za-z0-9_.-]+";
       default = "/var/lib/emily";
-      description = "Parent of the Emily services' state directories (a ZFS dataset on the host).";
+      description = ''
+        Parent of the Emily services' state directories (`<stateDir>/<service>`, systemd
+        StateDirectory=, so under /var/lib). With emily.storage it is the mountpoint of
+        the pool's `emily` dataset.
+      '';
     };
   };
 
   config = {
     assertions = [
       {
-        assertion = lib.hasPrefix "/" (toString cfg.stateDir);
-        message = "emily.stateDir must be an absolute path.";
+        assertion =
+          !(config.emily.storage.enable or false) || cfg.stateDir == layout.datasets.emily.mountpoint;
+        message = "emily.stateDir (${cfg.stateDir}) must be the mountpoint of the `emily` dataset (${layout.datasets.emily.mountpoint}, modules/storage/layout.nix).";
       }
     ];
   };

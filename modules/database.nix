@@ -99,6 +99,13 @@ in
         };
     };
 
+    # Postgres binds the services VLAN address: start once it exists, restart on failure
+    systemd.services.postgresql = lib.mkIf net.enable {
+      after = [ net.addressUnits.services ];
+      wants = [ net.addressUnits.services ];
+      serviceConfig.Restart = lib.mkDefault "on-failure";
+    };
+
     # Extensions that need a superuser, created once in the service's database.
     systemd.services.emily-postgres-setup = afterPostgres // {
       description = "Create pgvector and pg_partman in the Emily database";

@@ -3,6 +3,7 @@
 {
   imports = [
     ./base.nix
+    ./server.nix
     ./storage
     ./network
     ./monitoring

@@ -1,7 +1,8 @@
 # Secrets: sops-nix with age. On the host, the age identity is derived from the SSH
 # ed25519 host key; VM tests point `ageKeyFile` at the committed test-only key.
 # This module is the one place that maps sops secrets to the other modules' file
-# options (WireGuard key, Postgres password, Grafana, Alertmanager SMTP, restic), and
+# options (WireGuard key, Postgres password, Grafana, Alertmanager SMTP, restic, the bus
+# certificates of zenohd and of each Emily service), and
 # names the units each secret restarts when it changes (`restartUnits`).
 # It needs sops-nix's module (the flake adds it); without it, enabling it asserts.
 {
@@ -16,6 +17,16 @@ let
   e = config.emily;
   secret = name: config.sops.secrets.${name}.path;
   ph = name: config.sops.placeholder.${name};
+  serviceNames = [
+    "memory"
+    "inference"
+    "cognition"
+  ];
+  services = lib.filter (
+    s: e.zenohd.tls.enable && config.services.emily.${s}.enable
+  ) serviceNames;
+  unitsOf = map (s: "emily-${s}.service") services;
+  router = "zenoh/router-${e.node}";
 in
 {
   options.emily.secrets = {
@@ -96,6 +107,61 @@ in
               alertmanagerEnvironmentFile = config.sops.templates."alertmanager.env".path;
             };
           })
+          # The bus (hosts/cloudlab/bus-certs.sh writes these): the CA certificate is
+          # public; each key is readable only by the unit that presents it.
+          (lib.mkIf (e.zenohd.tls.enable && (e.zenohd.enable || services != [ ])) {
+            sops.secrets."zenoh/ca-certificate" = {
+              mode = "0444";
+              restartUnits = lib.optional e.zenohd.enable "zenohd.service" ++ unitsOf;
+            };
+          })
+          (lib.mkIf (e.zenohd.enable && e.zenohd.tls.enable) {
+            sops.secrets = {
+              "${router}/certificate" = {
+                owner = "zenohd";
+                restartUnits = [ "zenohd.service" ];
+              };
+              "${router}/private-key" = {
+                owner = "zenohd";
+                restartUnits = [ "zenohd.service" ];
+              };
+            };
+            emily.zenohd.tls = {
+              rootCa = secret "zenoh/ca-certificate";
+              certificate = secret "${router}/certificate";
+              privateKey = secret "${router}/private-key";
+            };
+          })
+          {
+            sops.secrets = lib.listToAttrs (
+              lib.concatMap (
+                s:
+                map
+                  (part: {
+                    name = "zenoh/${s}/${part}";
+                    value = {
+                      owner = config.services.emily.${s}.user;
+                      restartUnits = [ "emily-${s}.service" ];
+                    };
+                  })
+                  [
+                    "certificate"
+                    "private-key"
+                  ]
+              ) services
+            );
+            # static names: the conditions live in the values (no recursion through
+            # services.emily.<s>.enable)
+            services.emily = lib.genAttrs serviceNames (
+              s:
+              lib.mkIf (builtins.elem s services) {
+                tls = {
+                  certificate = secret "zenoh/${s}/certificate";
+                  privateKey = secret "zenoh/${s}/private-key";
+                };
+              }
+            );
+          }
           (lib.mkIf e.backup.enable {
             sops.secrets = {
               "restic/password" = { };

@@ -57,27 +57,37 @@
     repository = "s3:http://10.30.0.10:9000/emily-backup";
   };
   emily.gpu.enable = true;
-  emily.zenohd.enable = true;
+
+  emily.server = {
+    enable = true;
+    # PLACEHOLDER: your own public key (`cat ~/.ssh/id_ed25519.pub`); users are not
+    # mutable, so this is the only way in.
+    rootKeys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPLACEHOLDERPLACEHOLDERPLACEHOLDERPLACEHOL admin" ];
+  };
+
+  # The bus: zenohd on mutual TLS with access control (certificates from sops, made by
+  # ./bus-certs.sh). For a second host, list its router's WireGuard address here and
+  # point cognition's memoryNode/inferenceNode at it (docs/host.md "Two hosts").
+  emily.zenohd = {
+    enable = true;
+    mesh.peers = [ ];
+  };
+
+  services.emily.memory.enable = true;
+
+  services.emily.inference = {
+    enable = true;
+    # every layer on the P4 (8 GB): a 3-4B instruct model at Q4_K_M fits with its
+    # context; pulled once into the state directory (docs/host.md "The model")
+    gpuLayers = -1;
+    modelPath = "/var/lib/emily/inference/models/gemma-3-4b-it-Q4_K_M.gguf";
+    contextLength = 8192;
+  };
+
+  services.emily.cognition.enable = true;
 
   time.timeZone = "UTC";
   i18n.defaultLocale = "en_US.UTF-8";
-
-  services.openssh = {
-    enable = true;
-    settings = {
-      PasswordAuthentication = false;
-      KbdInteractiveAuthentication = false;
-      PermitRootLogin = "prohibit-password";
-    };
-  };
-
-  nix.settings = {
-    experimental-features = [
-      "nix-command"
-      "flakes"
-    ];
-    trusted-users = [ "root" ];
-  };
 
   system.stateVersion = "26.05";
 }

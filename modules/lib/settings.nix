@@ -44,4 +44,34 @@ rec {
           }
       ) (builtins.attrNames settings)
     );
+
+  # The environment of an Emily service unit: `[bus]` as a client of the host's router
+  # (with the TLS files when `tls` is given) and the service's own section.
+  serviceEnv =
+    {
+      service,
+      node,
+      router,
+      tls ? null,
+      settings ? { },
+    }:
+    env "bus" (
+      {
+        mode = "client";
+        inherit node;
+        connect = [ router ];
+        listen = [ ];
+      }
+      // (
+        if tls == null then
+          { }
+        else
+          {
+            tls_root_ca = tls.rootCa;
+            tls_certificate = tls.certificate;
+            tls_private_key = tls.privateKey;
+          }
+      )
+    )
+    // env service settings;
 }

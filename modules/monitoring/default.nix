@@ -3,6 +3,9 @@
 # alertmanager.yml, blackbox.yml, grafana/, dashboards/), validated in `make test`.
 { config, lib, ... }:
 
+let
+  svc = config.services.emily;
+in
 {
   imports = [
     ./prometheus.nix
@@ -22,26 +25,30 @@
 
     emilyTargets = lib.mkOption {
       type = lib.types.attrsOf lib.types.port;
-      default = {
-        emily-memory = 9461;
-        emily-inference = 8461;
-        emily-cognition = 8462;
-      };
-      description = "The Emily services' /metrics ports on 127.0.0.1, by scrape job name.";
+      default =
+        lib.optionalAttrs svc.memory.enable { emily-memory = svc.memory.metricsPort; }
+        // lib.optionalAttrs svc.inference.enable { emily-inference = svc.inference.port; }
+        // lib.optionalAttrs svc.cognition.enable { emily-cognition = svc.cognition.port; };
+      defaultText = lib.literalMD "the /metrics port of each Emily service enabled on this host";
+      description = ''
+        The Emily services' /metrics ports on 127.0.0.1, by scrape job name. Only the
+        services that run here, so that no availability alert fires for one that does not.
+      '';
     };
 
     httpProbes = lib.mkOption {
       type = lib.types.listOf lib.types.str;
-      default = [
-        "http://127.0.0.1:8461/healthz"
-        "http://127.0.0.1:8462/metrics"
-        "http://127.0.0.1:9461/metrics"
-        "http://${config.emily.monitoring.grafana.listenAddress}:3000/api/health"
-        "http://127.0.0.1:9090/-/healthy"
-        "http://127.0.0.1:9093/-/healthy"
-      ];
-      defaultText = lib.literalMD "the Emily services, Grafana, Prometheus and Alertmanager";
-      description = "URLs the blackbox exporter probes over HTTP (every service).";
+      default =
+        lib.optional svc.inference.enable "http://127.0.0.1:${toString svc.inference.port}/healthz"
+        ++ lib.optional svc.cognition.enable "http://127.0.0.1:${toString svc.cognition.port}/healthz"
+        ++ lib.optional svc.memory.enable "http://127.0.0.1:${toString svc.memory.metricsPort}/metrics"
+        ++ [
+          "http://${config.emily.monitoring.grafana.listenAddress}:3000/api/health"
+          "http://127.0.0.1:9090/-/healthy"
+          "http://127.0.0.1:9093/-/healthy"
+        ];
+      defaultText = lib.literalMD "the Emily services enabled here, Grafana, Prometheus and Alertmanager";
+      description = "URLs the blackbox exporter probes over HTTP (every service that runs here).";
     };
 
     icmpProbes = lib.mkOption {

@@ -30,6 +30,13 @@ in
   };
 
   config = lib.mkIf config.emily.monitoring.enable {
+    # Grafana binds the management VLAN address: start once it exists
+    systemd.services.grafana = lib.mkIf net.enable {
+      after = [ net.addressUnits.mgmt ];
+      wants = [ net.addressUnits.mgmt ];
+      serviceConfig.Restart = lib.mkDefault "on-failure";
+    };
+
     services.grafana = {
       enable = true;
       settings = {

@@ -1,6 +1,9 @@
-# Firewall: nothing is open on all interfaces. SSH and Grafana answer on the management
-# VLAN and WireGuard only; Postgres and Zenoh on the services VLAN only; DHCP and DNS on
-# every VLAN; WireGuard's UDP port on the uplink.
+# Firewall: nothing is open on all interfaces. SSH answers on the management VLAN, on
+# WireGuard and (unless `sshOnUplink` is off) on the uplink, so that a switch over the
+# site's control network never locks the administrator out; Grafana on the management
+# VLAN and WireGuard; Postgres and Zenoh on the services VLAN, and Zenoh also on WireGuard
+# when zenohd meshes with other hosts; DHCP and DNS on every VLAN; WireGuard's UDP port on
+# the uplink.
 { config, lib, ... }:
 
 let
@@ -34,9 +37,20 @@ in
     };
     zenoh = lib.mkOption {
       type = lib.types.port;
-      default = 7447;
-      description = "zenohd's TCP port (services VLAN only).";
+      default = config.emily.zenohd.port;
+      defaultText = lib.literalExpression "config.emily.zenohd.port";
+      description = "zenohd's TCP port (services VLAN; WireGuard when it meshes).";
     };
+  };
+
+  options.emily.network.sshOnUplink = lib.mkOption {
+    type = lib.types.bool;
+    default = true;
+    description = ''
+      Open SSH (key-only: hosts/cloudlab sets no password login) on the uplink too. Off:
+      SSH only over the management VLAN and WireGuard, which locks you out if neither is
+      set up yet.
+    '';
   };
 
   config = lib.mkIf cfg.enable {
@@ -46,11 +60,15 @@ in
     networking.firewall = {
       enable = true;
       interfaces = {
-        ${cfg.uplink}.allowedUDPPorts = [ cfg.wireguard.listenPort ];
+        ${cfg.uplink} = {
+          allowedUDPPorts = [ cfg.wireguard.listenPort ];
+          allowedTCPPorts = lib.optional cfg.sshOnUplink ports.ssh;
+        };
         wg0.allowedTCPPorts = [
           ports.ssh
           ports.grafana
-        ];
+        ]
+        ++ lib.optional (config.emily.zenohd.enable && config.emily.zenohd.mesh.peers != [ ]) ports.zenoh;
         ${ifOf "mgmt"} = dhcpDns // {
           allowedTCPPorts = dhcpDns.allowedTCPPorts ++ [
             ports.ssh

@@ -1,4 +1,5 @@
-# VLAN interfaces on the uplink (the switch port must be an 802.1Q trunk: README).
+# VLAN interfaces on the uplink (the switch port must be an 802.1Q trunk: docs/host.md),
+# and the units that configure their addresses.
 { config, lib, ... }:
 
 let
@@ -6,6 +7,17 @@ let
   ifName = v: "vlan${toString v.id}";
 in
 {
+  options.emily.network.addressUnits = lib.mkOption {
+    type = lib.types.attrsOf lib.types.str;
+    readOnly = true;
+    default = lib.mapAttrs (_: v: "network-addresses-${ifName v}.service") cfg.vlans;
+    defaultText = lib.literalMD "`network-addresses-vlan<id>.service` for each VLAN";
+    description = ''
+      By VLAN name, the unit that puts the host's address on that VLAN (NixOS' scripted
+      networking). A service that binds a VLAN address starts after it.
+    '';
+  };
+
   config = lib.mkIf cfg.enable {
     networking.vlans = lib.mapAttrs' (
       _: v:

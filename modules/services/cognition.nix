@@ -1,9 +1,10 @@
 # emily-cognition: the cognitive cycle (spiking reflex, global workspace, active
 # inference, allostasis) over Zenoh, plus /v1/observe, /metrics and /healthz on
 # localhost:8462 (`emily serve cognition`). A client of the host's zenohd; it orders
-# after the memory and inference units when they are enabled and runs without them
-# otherwise (the cycle degrades: the reflex still answers). The reflex is trained on
-# first start and cached in the StateDirectory.
+# after the memory and inference units when they run here and works without them (the
+# cycle degrades: the reflex still answers). Memory and inference may live on another
+# node of the router mesh (`memoryNode`, `inferenceNode`). The reflex is trained on first
+# start and cached in the state directory. The unit itself comes from ./unit.nix.
 {
   config,
   lib,
@@ -13,38 +14,42 @@
 
 let
   cfg = config.services.emily.cognition;
-  busOptions = import ./bus-options.nix { inherit lib config; };
-  hardening = import ./hardening.nix;
+  unit = import ./unit.nix { inherit config lib pkgs; };
+  local = name: config.services.emily.${name}.enable or false;
   peers =
-    lib.optional (config.services.emily.memory.enable or false) "emily-memory.service"
-    ++ lib.optional (config.services.emily.inference.enable or false) "emily-inference.service";
-  env = lib.mapAttrs (_: toString) (
-    {
-      EMILY_COGNITION__HTTP_ADDR = cfg.listenAddress;
-      EMILY_COGNITION__HTTP_PORT = cfg.port;
-      EMILY_COGNITION__CAPACITY = cfg.workspaceCapacity;
-      EMILY_COGNITION__EMBEDDINGS = lib.boolToString cfg.embeddings;
-      EMILY_BUS__MODE = "client";
-      EMILY_BUS__NODE = cfg.node;
-      EMILY_BUS__CONNECT = builtins.toJSON [ cfg.router ];
-      EMILY_BUS__LISTEN = "[]";
-      HF_HUB_OFFLINE = "1";
-    }
-    // lib.mapAttrs' (k: lib.nameValuePair "EMILY_COGNITION__${lib.toUpper k}") cfg.settings
-  );
+    lib.optional (local "memory" && cfg.memoryNode == null) "emily-memory.service"
+    ++ lib.optional (local "inference" && cfg.inferenceNode == null) "emily-inference.service";
+  nodeOption =
+    service:
+    lib.mkOption {
+      type = lib.types.nullOr (lib.types.strMatching "[A-Za-z0-9_.-]+");
+      default = null;
+      example = "store";
+      description = ''
+        The node whose ${service} service cognition asks (`emily/<node>/${service}/*`),
+        reached through the router mesh. Null: this service's own `node`.
+      '';
+    };
 in
 {
-  options.services.emily.cognition = busOptions "cognition" // {
-    enable = lib.mkEnableOption "the Emily cognition service (reflex, workspace, active inference)";
-
-    package = lib.mkPackageOption pkgs "emily" { };
-
-    user = lib.mkOption {
-      type = lib.types.str;
-      default = "emily-cognition";
-      description = "Unix user of the unit (owns the state directory with the cached reflex).";
+  options.services.emily.cognition = unit.options {
+    service = "cognition";
+    description = "the Emily cognition service (reflex, workspace, active inference)";
+    defaults = {
+      user = "emily-cognition";
+      # the spiking reflex, the workspace and MiniLM for the reflex's second stage
+      memoryHigh = "4G";
+      memoryMax = "6G";
+      # the reflex answers within milliseconds: first under contention
+      cpuWeight = 400;
     };
-
+    example = {
+      recall_timeout_s = 0.5;
+      deliberate_timeout_s = 60;
+      stochastic = false;
+    };
+  }
+  // {
     port = lib.mkOption {
       type = lib.types.port;
       default = 8462;
@@ -72,61 +77,26 @@ in
       '';
     };
 
-    settings = lib.mkOption {
-      type = lib.types.attrsOf (
-        lib.types.oneOf [
-          lib.types.str
-          lib.types.int
-          lib.types.bool
-          lib.types.float
-        ]
-      );
-      default = { };
-      example = {
-        recall_timeout_s = 0.5;
-        deliberate_timeout_s = 60;
-      };
-      description = "Further `[cognition]` settings (see emily/cognition/config.py), passed as EMILY_COGNITION__<NAME>.";
-    };
+    memoryNode = nodeOption "memory";
+    inferenceNode = nodeOption "inference";
   };
 
-  config = lib.mkIf cfg.enable {
-    users.users.${cfg.user} = {
-      isSystemUser = true;
-      group = cfg.user;
-    };
-    users.groups.${cfg.user} = { };
-
-    systemd.services.emily-cognition = {
+  config = lib.mkIf cfg.enable (
+    unit.config {
+      service = "cognition";
+      inherit cfg;
       description = "Emily cognition service (reflex, workspace, active inference)";
-      wantedBy = [ "multi-user.target" ];
-      after = [
-        "network-online.target"
-      ]
-      ++ lib.optional config.services.zenohd.enable "zenohd.service"
-      ++ peers;
-      wants = [
-        "network-online.target"
-      ]
-      ++ lib.optional config.services.zenohd.enable "zenohd.service"
-      ++ peers;
-      environment = env;
-      serviceConfig = hardening // {
-        ExecStart = "${lib.getExe cfg.package} serve cognition";
-        User = cfg.user;
-        Group = cfg.user;
-        Restart = "on-failure";
-        RestartSec = 5;
-        # the first start trains the reflex (seconds to a minute on two cores)
-        TimeoutStartSec = 300;
-        StateDirectory = "emily-cognition";
-        StateDirectoryMode = "0700";
-        UMask = "0077";
-        PrivateDevices = true;
-        DevicePolicy = "closed";
-        ProtectClock = true;
-        ProtectProc = "invisible";
+      settings = {
+        http_addr = cfg.listenAddress;
+        http_port = cfg.port;
+        capacity = cfg.workspaceCapacity;
+        inherit (cfg) embeddings;
+        memory_node = if cfg.memoryNode == null then "" else cfg.memoryNode;
+        inference_node = if cfg.inferenceNode == null then "" else cfg.inferenceNode;
       };
-    };
-  };
+      extraEnvironment.HF_HUB_OFFLINE = "1";
+      after = peers;
+      wants = peers;
+    }
+  );
 }

@@ -109,3 +109,36 @@ def test_unknown_field_is_caught_by_the_loader() -> None:
 def test_bad_key_is_an_error_in_nix() -> None:
     with pytest.raises(RuntimeError, match="lower_snake_case"):
         rendered("cognition", {"Recall-K": 3})
+
+
+def test_a_service_units_environment_loads() -> None:
+    # exactly what modules/services/unit.nix puts in a unit's environment
+    env = nix_eval(
+        "(import ./modules/lib/settings.nix).serviceEnv {"
+        ' service = "cognition"; node = "cloudlab"; router = "tls/127.0.0.1:7447";'
+        ' tls = { rootCa = "/run/secrets/zenoh/ca-certificate";'
+        ' certificate = "/run/secrets/zenoh/cognition/certificate";'
+        ' privateKey = "/run/secrets/zenoh/cognition/private-key"; };'
+        ' settings = { stochastic = false; memory_node = "store"; capacity = 7; }; }'
+    )
+    bus = load_section(BusConfig, "bus", data={}, environ=env)
+    assert (bus.mode, bus.node, bus.connect, bus.listen) == (
+        "client",
+        "cloudlab",
+        ("tls/127.0.0.1:7447",),
+        (),
+    )
+    assert bus.tls_root_ca == "/run/secrets/zenoh/ca-certificate"
+    assert bus.tls_private_key.endswith("cognition/private-key")
+    cognition = load_section(CognitionConfig, "cognition", data={}, environ=env)
+    assert cognition.stochastic is False and cognition.memory_node == "store"
+    assert cognition.capacity == 7 and cognition.inference_node == ""
+
+
+def test_without_tls_the_bus_has_no_certificate_settings() -> None:
+    env = nix_eval(
+        "(import ./modules/lib/settings.nix).serviceEnv {"
+        ' service = "memory"; node = "vm"; router = "tcp/127.0.0.1:7447"; }'
+    )
+    assert not any(k.startswith("EMILY_BUS__TLS") for k in env)
+    assert load_section(BusConfig, "bus", data={}, environ=env).tls_root_ca == ""
