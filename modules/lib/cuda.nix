@@ -23,4 +23,9 @@ rec {
     builtins.filter (c: builtins.compareVersions c (minCapability major) < 0) capabilities;
 
   supports = cudaVersion: capabilities: unsupported cudaVersion capabilities == [ ];
+
+  # [ "6.1" "7.5" ] -> "61;75", the form CMake's CMAKE_CUDA_ARCHITECTURES takes
+  cmakeArchitectures =
+    capabilities:
+    builtins.concatStringsSep ";" (map (builtins.replaceStrings [ "." ] [ "" ]) capabilities);
 }

@@ -45,4 +45,12 @@ in
       [ ]
     ];
   }
+  {
+    name = "CMake's architecture list for the P4 and a Turing card";
+    expr = cuda.cmakeArchitectures [
+      "6.1"
+      "7.5"
+    ];
+    expected = "61;75";
+  }
 ]
