@@ -11,7 +11,9 @@ import pytest
 from emily.bus.schemas.inference import GenerateRequest
 from emily.inference.backend import compiled_gpu_backend, cpu_name, cuda_device, detect
 from emily.inference.config import InferenceConfig
-from emily.inference.engine import Engine, Outcome
+from emily.inference.engine import Engine
+from emily.inference.metrics import InferenceMetrics
+from emily.inference.scheduler import Done, EventQueue, Piece, Scheduler
 
 HAS_CUDA = bool(llama_cpp.llama_supports_gpu_offload()) and cuda_device() is not None
 
@@ -50,10 +52,17 @@ def test_full_offload_runs_on_cuda(llm_model_path: Path) -> None:
     cfg = InferenceConfig(model_path=llm_model_path, n_gpu_layers=-1, n_ctx=512)
     engine = Engine(cfg, llm_model_path)
     assert engine.backend.backend == "cuda" and "(sm_" in engine.backend.device
-    outcome = Outcome()
-    plan = engine.plan("Hello", GenerateRequest(prompt="x", max_tokens=8, ignore_eos=True))
-    text = "".join(engine.generate(plan, outcome, lambda: None))
-    assert outcome.completion_tokens == 8 and text
+    scheduler = Scheduler(engine, cfg, InferenceMetrics())
+    try:
+        events = EventQueue()
+        plan = engine.plan("Hello", GenerateRequest(prompt="x", max_tokens=8, ignore_eos=True))
+        scheduler.submit(plan, events)
+        seen = list(events)
+    finally:
+        scheduler.close()
+    done = seen[-1]
+    assert isinstance(done, Done) and done.completion_tokens == 8
+    assert "".join(e.text for e in seen if isinstance(e, Piece))
 
 
 @pytest.mark.slow

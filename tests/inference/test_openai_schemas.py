@@ -35,6 +35,11 @@ keys = st.sampled_from(
         "n",
         "ignore_eos",
         "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "metadata",
+        "store",
+        "user",
         "repeat_penalty",
         "logprobs",
     ]
@@ -126,15 +131,122 @@ def test_translation_keeps_every_setting() -> None:
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "field"),
     [
-        {"prompt": "x", "n": 2},
-        {"prompt": "x", "echo": True},
-        {"prompt": "x", "suffix": "y"},
-        {"prompt": "x", "frequency_penalty": 0.5},
-        {"prompt": []},
+        ({"prompt": "x", "n": 9}, "n"),
+        ({"prompt": "x", "echo": True}, "echo"),
+        ({"prompt": "x", "suffix": "y"}, "suffix"),
+        ({"prompt": "x", "best_of": 3}, "best_of"),
+        ({"prompt": "x", "frequency_penalty": 2.5}, "frequency_penalty"),
+        ({"prompt": "x", "logit_bias": {"abc": 1}}, "logit_bias"),
+        ({"prompt": "x", "logit_bias": {"12": 101}}, "logit_bias"),
+        ({"prompt": "x", "temprature": 0.5}, "temprature"),
+        ({"prompt": []}, "prompt"),
     ],
 )
-def test_unsupported_openai_features_are_refused(body: dict[str, Any]) -> None:
-    with pytest.raises(ValidationError):
+def test_unsupported_openai_features_are_refused(body: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
         CompletionBody.model_validate(body)
+    assert any(
+        field in ".".join(map(str, e["loc"])) or field in e["msg"] for e in info.value.errors()
+    )
+
+
+USER = [{"role": "user", "content": "Hi"}]
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"audio": {"voice": "alloy", "format": "wav"}}, "audio"),
+        ({"modalities": ["text", "audio"]}, "modalities"),
+        ({"web_search_options": {}}, "web_search_options"),
+        ({"functions": [{"name": "f"}]}, "functions"),
+        ({"verbosity": "low"}, "verbosity"),
+        ({"tool_choice": "required"}, "tool_choice needs tools"),
+        ({"tool_choice": {"type": "function"}}, "tool_choice must be"),
+        ({"response_format": {"type": "json_schema"}}, "json_schema object"),
+        ({"response_format": {"type": "xml"}}, "response_format"),
+        ({"top_logprobs": 21}, "top_logprobs"),
+    ],
+)
+def test_chat_fields_that_would_change_the_output_are_refused_by_name(
+    extra: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        ChatBody.model_validate({"messages": USER, **extra})
+    text = str(info.value)
+    assert field in text
+
+
+def test_harmless_fields_are_accepted_and_named_as_ignored() -> None:
+    body = ChatBody.model_validate(
+        {
+            "messages": USER,
+            "metadata": {"k": "v"},
+            "store": False,
+            "logit_bias": {},
+            "service_tier": "auto",
+            "user": "u-1",
+            "parallel_tool_calls": True,
+            "stream_options": {"include_usage": True, "include_obfuscation": False},
+            "modalities": ["text"],
+        }
+    )
+    assert body.ignored() == ["metadata", "parallel_tool_calls", "service_tier", "store", "user"]
+    assert body.extras(None, None).logit_bias == {}
+    assert ChatBody.model_validate({"messages": USER}).ignored() == []
+
+
+def test_served_extras_reach_the_plan_extras() -> None:
+    body = ChatBody.model_validate(
+        {
+            "messages": USER,
+            "presence_penalty": 0.5,
+            "frequency_penalty": -0.25,
+            "logit_bias": {"42": -100},
+            "logprobs": True,
+            "top_logprobs": 3,
+            "n": 2,
+        }
+    )
+    x = body.extras(body.grammar(), body.n_logprobs())
+    assert (x.presence_penalty, x.frequency_penalty, x.logprobs) == (0.5, -0.25, 3)
+    assert x.logit_bias == {42: -100.0} and x.grammar is None and body.n == 2
+    off = ChatBody.model_validate({"messages": USER, "top_logprobs": 3})
+    assert off.n_logprobs() is None  # top_logprobs counts only with logprobs on
+
+
+def test_tool_turns_become_text_the_model_can_read() -> None:
+    body = ChatBody.model_validate(
+        {
+            "messages": [
+                {"role": "user", "content": "Weather in Paris?"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "refusal": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "call_1", "content": "18 C, sunny"},
+            ],
+            "tools": [{"type": "function", "function": {"name": "get_weather"}}],
+        }
+    )
+    req = body.to_bus("TOOLS")
+    assert [m.role for m in req.messages] == ["system", "user", "assistant", "user"]
+    assert req.messages[0].content == "TOOLS"
+    assert req.messages[2].content == '{"name": "get_weather", "arguments": {"city": "Paris"}}'
+    assert req.messages[3].content == "Result of get_weather: 18 C, sunny"
+
+
+def test_image_parts_are_refused() -> None:
+    parts = [{"type": "image_url", "image_url": {"url": "data:,"}}]
+    with pytest.raises(ValidationError, match="image_url"):
+        ChatBody.model_validate({"messages": [{"role": "user", "content": parts}]})

@@ -212,8 +212,7 @@ class Engine:
         cfg = self.config
         tokens, prefix = self.prompt_tokens(prompt)
         extras = extras or Extras()
-        if isinstance(prompt, Prompt) and extras.grammar is None:
-            # a grammar decides where a structured answer ends, not the format's stops
+        if isinstance(prompt, Prompt):
             extra_stop = (*prompt.stop, *extra_stop)
         max_tokens = sampling.max_tokens or cfg.max_tokens
         if len(tokens) + max_tokens > cfg.n_ctx:

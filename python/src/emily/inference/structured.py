@@ -54,6 +54,8 @@ def _rules(schema: Mapping[str, Any], prefix: str) -> tuple[str, str]:
     except Exception as exc:  # the converter raises for schemas it cannot express
         raise BadRequest(f"the JSON schema cannot be enforced: {exc}") from exc
     gbnf = _SPACE.sub('space ::= " "?', gbnf)
+    # JSON strings hold no raw control characters (a newline must be written \n)
+    gbnf = gbnf.replace('char ::= [^"\\\\]', 'char ::= [^"\\\\\\x7F\\x00-\\x1F]')
     names = set(re.findall(r"^([A-Za-z0-9-]+) ::=", gbnf, flags=re.MULTILINE))
     word = re.compile(r"[A-Za-z0-9-]+")
 
@@ -97,7 +99,7 @@ def tool_grammar(tools: Sequence[Tool], choice: str | None) -> str | None:
         rules.append(body)
     call = "call ::= " + " | ".join(f"( {a} )" for a in alternatives)
     root = "root ::= call" if choice not in (None, "auto") else "root ::= call | text"
-    text = "text ::= [^{ \\t\\n] [^\\n]*"
+    text = 'text ::= [^{ \\t\\n] [^\\n]* "\\n"?'
     return "\n".join([root, call, text, 'space ::= " "?', *rules])
 
 
