@@ -41,11 +41,14 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def router_settings(port: int, certs: Path) -> dict[str, object]:
-    """What the Nix module gives zenohd, with this test's port and certificate paths."""
+def router_settings(port: int, certs: Path, peers: tuple[int, ...] = ()) -> dict[str, object]:
+    """What the Nix module gives zenohd, with this test's ports and certificate paths;
+    ``peers``: ports of other routers to mesh with."""
+    connect = " ".join(f'"tls/127.0.0.1:{p}"' for p in peers)
     got = nix_eval(
         "(import ./modules/lib/zenohd-config.nix).settings {"
         f' listen = [ "tls/127.0.0.1:{port}" ];'
+        f" connect = [ {connect} ];"
         f' rootCa = "{certs}/ca.crt";'
         f' certificate = "{certs}/router.crt";'
         f' privateKey = "{certs}/router.key"; }}'
@@ -59,6 +62,17 @@ def router(certs: Path) -> Iterator[str]:
     """A Zenoh router running the host's configuration; yields its endpoint."""
     port = free_port()
     session = zenoh.open(zenoh.Config.from_json5(json.dumps(router_settings(port, certs))))
+    yield f"tls/127.0.0.1:{port}"
+    session.close()
+
+
+@pytest.fixture(scope="module")
+def second_router(router: str, certs: Path) -> Iterator[str]:
+    """The router of a second host, meshed with ``router`` over mutual TLS."""
+    port = free_port()
+    first = int(router.rsplit(":", 1)[1])
+    settings = router_settings(port, certs, peers=(first,))
+    session = zenoh.open(zenoh.Config.from_json5(json.dumps(settings)))
     yield f"tls/127.0.0.1:{port}"
     session.close()
 
@@ -189,3 +203,28 @@ def test_liveliness_tokens_only_under_the_own_name(sessions: dict[str, zenoh.Ses
     assert alive() == ["emily/n5/health/memory"]
     own.undeclare()
     posing.undeclare()
+
+
+def test_routers_mesh_and_keep_the_grants(
+    second_router: str, certs: Path, sessions: dict[str, zenoh.Session]
+) -> None:
+    # memory and a posing stranger on the second host; cognition on the first
+    memory = client(second_router, certs / "ca.crt", certs / "memory")
+    stranger = client(second_router, certs / "ca.crt", certs / "stranger")
+    try:
+        recall = serve(memory, "emily/store/memory/recall", b"remote hits")
+        rogue = serve(stranger, "emily/store/memory/stats", b"rogue")
+        token = memory.liveliness().declare_token("emily/store/health/memory")
+        assert until_answered(sessions["cognition"], "emily/store/memory/recall") == [
+            b"remote hits"
+        ]
+        assert answers(sessions["cognition"], "emily/store/memory/stats") == []
+        replies = sessions["cognition"].liveliness().get("emily/store/health/*", timeout=2.0)
+        assert [str(r.ok.key_expr) for r in replies if r.ok is not None] == [
+            "emily/store/health/memory"
+        ]
+        for entity in (recall, rogue, token):
+            entity.undeclare()
+    finally:
+        memory.close()
+        stranger.close()
