@@ -42,6 +42,13 @@ def test_hard_coded_public_keys_match_test_yaml() -> None:
     assert f'hostPub = "{host}";' in network
     assert f'laptopPub = "{laptop}";' in network
     assert f'hostPub = "{host}";' in (REPO / "checks" / "secrets.nix").read_text()
+    mesh = (REPO / "checks" / "bus-mesh.nix").read_text()
+    assert f'cloudlabPub = "{host}";' in mesh and f'storePub = "{laptop}";' in mesh
+
+
+def test_the_two_host_test_is_wired() -> None:
+    default = (REPO / "checks" / "default.nix").read_text()
+    assert "bus-mesh = import ./bus-mesh.nix { inherit pkgs sops-nix; };" in default
 
 
 def test_a_wrong_key_gives_another_public_key() -> None:
