@@ -126,6 +126,9 @@ in
                 restartUnits = [ "zenohd.service" ];
               };
             };
+            # the command-line client's (CN=cli), for root: `emily observe ...` on the host
+            sops.secrets."zenoh/cli/certificate" = { };
+            sops.secrets."zenoh/cli/private-key" = { };
             emily.zenohd.tls = {
               rootCa = secret "zenoh/ca-certificate";
               certificate = secret "${router}/certificate";
