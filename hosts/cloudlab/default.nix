@@ -2,7 +2,7 @@
 # database, backups and the GPU are declared in modules/ and switched on here.
 #
 # Before the first install, replace the PLACEHOLDER values below with this machine's
-# (README "The cloudlab host" says where to read each one).
+# (docs/host.md "First install" says where to read each one).
 { config, ... }:
 
 {

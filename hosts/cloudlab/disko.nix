@@ -1,4 +1,4 @@
-# The c220g5's disks, declared for disko (first install: README "The cloudlab host").
+# The c220g5's disks, declared for disko (docs/host.md "First install").
 #
 # - Each NVMe drive: a 1 GiB ESP (mounted at /boot and /boot-fallback; GRUB installs to
 #   both through boot.loader.grub.mirroredBoots) and a partition of the special vdev.

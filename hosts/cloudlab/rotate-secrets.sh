@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rotate the sops secrets of this repository (README "The cloudlab host": rotation).
+# Rotate the sops secrets of this repository (docs/host.md "Secrets and their rotation").
 #
 #   rotate-secrets.sh host-recipient HOST          age recipient of HOST's SSH ed25519 key
 #   rotate-secrets.sh set-recipient NAME AGE1...   replace the key anchored &NAME in

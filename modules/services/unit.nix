@@ -167,6 +167,9 @@ in
       };
       users.groups.${cfg.user} = { };
 
+      # the `emily` command for the administrator (CLI, `emily model pull`)
+      environment.systemPackages = [ cfg.package ];
+
       systemd.services.${unit} = {
         inherit description;
         wantedBy = [ "multi-user.target" ];
