@@ -4,6 +4,8 @@
 let
   cfg = config.emily;
   layout = import ./storage/layout.nix;
+  dataset = layout.datasets.emily.mountpoint;
+  onPool = !(config.emily.storage.enable or false) || cfg.stateDir == dataset;
 in
 {
   options.emily = {
@@ -28,9 +30,8 @@ in
   config = {
     assertions = [
       {
-        assertion =
-          !(config.emily.storage.enable or false) || cfg.stateDir == layout.datasets.emily.mountpoint;
-        message = "emily.stateDir (${cfg.stateDir}) must be the mountpoint of the `emily` dataset (${layout.datasets.emily.mountpoint}, modules/storage/layout.nix).";
+        assertion = onPool;
+        message = "emily.stateDir (${cfg.stateDir}) must be the mountpoint of the `emily` dataset (${dataset}, modules/storage/layout.nix).";
       }
     ];
   };

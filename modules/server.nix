@@ -6,6 +6,8 @@
 
 let
   cfg = config.emily.server;
+  placeholder = lib.any (lib.hasInfix "PLACEHOLDER") cfg.rootKeys;
+  placeholderWarning = "emily.server.rootKeys still holds a PLACEHOLDER key: put your own public key there before deploying.";
 in
 {
   options.emily.server = {
@@ -35,7 +37,7 @@ in
         message = "emily.server.rootKeys is empty: with users.mutableUsers = false and key-only SSH nobody could log in.";
       }
     ];
-    warnings = lib.optional (lib.any (k: lib.hasInfix "PLACEHOLDER" k) cfg.rootKeys) "emily.server.rootKeys still holds a PLACEHOLDER key: put your own public key there before deploying.";
+    warnings = lib.optional placeholder placeholderWarning;
 
     users.mutableUsers = false;
     users.users.root.openssh.authorizedKeys.keys = cfg.rootKeys;

@@ -5,6 +5,7 @@
 
 let
   svc = config.services.emily;
+  local = port: path: "http://127.0.0.1:${toString port}${path}";
 in
 {
   imports = [
@@ -39,9 +40,9 @@ in
     httpProbes = lib.mkOption {
       type = lib.types.listOf lib.types.str;
       default =
-        lib.optional svc.inference.enable "http://127.0.0.1:${toString svc.inference.port}/healthz"
-        ++ lib.optional svc.cognition.enable "http://127.0.0.1:${toString svc.cognition.port}/healthz"
-        ++ lib.optional svc.memory.enable "http://127.0.0.1:${toString svc.memory.metricsPort}/metrics"
+        lib.optional svc.inference.enable (local svc.inference.port "/healthz")
+        ++ lib.optional svc.cognition.enable (local svc.cognition.port "/healthz")
+        ++ lib.optional svc.memory.enable (local svc.memory.metricsPort "/metrics")
         ++ [
           "http://${config.emily.monitoring.grafana.listenAddress}:3000/api/health"
           "http://127.0.0.1:9090/-/healthy"

@@ -37,13 +37,15 @@ in
     # nixpkgs' exporter hardening sets DeviceAllow = [ "" ] (no device at all), which
     # hides the NVIDIA nodes nvidia-smi opens even with PrivateDevices off: allow exactly
     # those.
-    systemd.services.prometheus-nvidia-gpu-exporter.serviceConfig = lib.mkIf config.emily.gpu.enable {
-      DeviceAllow = lib.mkForce [
-        "/dev/nvidiactl rw"
-        "/dev/nvidia0 rw"
-        "/dev/nvidia-uvm rw"
-      ];
-      DevicePolicy = "closed";
+    systemd.services.prometheus-nvidia-gpu-exporter = lib.mkIf config.emily.gpu.enable {
+      serviceConfig = {
+        DeviceAllow = lib.mkForce [
+          "/dev/nvidiactl rw"
+          "/dev/nvidia0 rw"
+          "/dev/nvidia-uvm rw"
+        ];
+        DevicePolicy = "closed";
+      };
     };
   };
 }

@@ -10,6 +10,7 @@ let
   cfg = config.emily.network;
   ifOf = name: "vlan${toString cfg.vlans.${name}.id}";
   ports = config.emily.network.firewallPorts;
+  meshed = config.emily.zenohd.enable && config.emily.zenohd.mesh.peers != [ ];
   dhcpDns = {
     allowedUDPPorts = [
       53
@@ -68,7 +69,7 @@ in
           ports.ssh
           ports.grafana
         ]
-        ++ lib.optional (config.emily.zenohd.enable && config.emily.zenohd.mesh.peers != [ ]) ports.zenoh;
+        ++ lib.optional meshed ports.zenoh;
         ${ifOf "mgmt"} = dhcpDns // {
           allowedTCPPorts = dhcpDns.allowedTCPPorts ++ [
             ports.ssh

@@ -63,7 +63,7 @@ in
       router = lib.mkOption {
         type = lib.types.str;
         default = "${if zenohd.tls.enable then "tls" else "tcp"}/127.0.0.1:${toString zenohd.port}";
-        defaultText = lib.literalMD "`tls/127.0.0.1:<emily.zenohd.port>` (`tcp/` without `emily.zenohd.tls`)";
+        defaultText = lib.literalMD "`tls/127.0.0.1:<port>` (`tcp/` without zenohd's TLS)";
         description = "Zenoh endpoint of the host's zenohd router; the service is its client.";
       };
 
@@ -143,15 +143,18 @@ in
             inherit (cfg.tls) rootCa certificate privateKey;
           };
       router = lib.optional config.services.zenohd.enable "zenohd.service";
+      tlsComplete = cfg.tls.certificate != null && cfg.tls.privateKey != null;
+      high = resources.bytes cfg.resources.memoryHigh;
+      max = resources.bytes cfg.resources.memoryMax;
     in
     {
       assertions = [
         {
-          assertion = cfg.tls.rootCa == null || (cfg.tls.certificate != null && cfg.tls.privateKey != null);
+          assertion = cfg.tls.rootCa == null || tlsComplete;
           message = "services.emily.${service}.tls: rootCa is set, so certificate and privateKey are needed (mutual TLS).";
         }
         {
-          assertion = resources.bytes cfg.resources.memoryHigh <= resources.bytes cfg.resources.memoryMax;
+          assertion = high <= max;
           message = "services.emily.${service}.resources: memoryHigh (${cfg.resources.memoryHigh}) must not exceed memoryMax (${cfg.resources.memoryMax}).";
         }
         {

@@ -18,11 +18,12 @@ let
   listen = map endpoint (cfg.listenAddresses ++ lib.optional (cfg.mesh.peers != [ ]) wgAddress);
   connect = map endpoint cfg.mesh.peers;
   # units that create the addresses zenohd binds
+  onServicesVlan = net.enable && builtins.elem "${net.vlans.services.prefix}.1" cfg.listenAddresses;
   addressUnits =
-    lib.optional (net.enable && builtins.elem "${net.vlans.services.prefix}.1" cfg.listenAddresses) (
-      net.addressUnits.services
-    )
+    lib.optional onServicesVlan net.addressUnits.services
     ++ lib.optional (cfg.mesh.peers != [ ]) "wireguard-wg0.service";
+  certificates = cfg.tls.rootCa != null && cfg.tls.certificate != null && cfg.tls.privateKey != null;
+  loopbackOnly = cfg.mesh.peers == [ ] && cfg.listenAddresses == [ "127.0.0.1" ];
   file = lib.types.nullOr lib.types.str;
 in
 {
@@ -86,11 +87,11 @@ in
   config = lib.mkIf cfg.enable {
     assertions = [
       {
-        assertion = !cfg.tls.enable || (cfg.tls.rootCa != null && cfg.tls.certificate != null && cfg.tls.privateKey != null);
+        assertion = !cfg.tls.enable || certificates;
         message = "emily.zenohd.tls needs rootCa, certificate and privateKey (modules/secrets.nix sets them from sops).";
       }
       {
-        assertion = cfg.tls.enable || (cfg.mesh.peers == [ ] && cfg.listenAddresses == [ "127.0.0.1" ]);
+        assertion = cfg.tls.enable || loopbackOnly;
         message = "emily.zenohd: without tls.enable zenohd may listen on 127.0.0.1 only and join no mesh.";
       }
       {
