@@ -4,8 +4,7 @@
 { config, lib, ... }:
 
 let
-  svc = config.services.emily;
-  local = port: path: "http://127.0.0.1:${toString port}${path}";
+  targets = import ./targets.nix config.services.emily;
 in
 {
   imports = [
@@ -26,10 +25,7 @@ in
 
     emilyTargets = lib.mkOption {
       type = lib.types.attrsOf lib.types.port;
-      default =
-        lib.optionalAttrs svc.memory.enable { emily-memory = svc.memory.metricsPort; }
-        // lib.optionalAttrs svc.inference.enable { emily-inference = svc.inference.port; }
-        // lib.optionalAttrs svc.cognition.enable { emily-cognition = svc.cognition.port; };
+      default = targets.scrape;
       defaultText = lib.literalMD "the /metrics port of each Emily service enabled on this host";
       description = ''
         The Emily services' /metrics ports on 127.0.0.1, by scrape job name. Only the
@@ -39,15 +35,11 @@ in
 
     httpProbes = lib.mkOption {
       type = lib.types.listOf lib.types.str;
-      default =
-        lib.optional svc.inference.enable (local svc.inference.port "/healthz")
-        ++ lib.optional svc.cognition.enable (local svc.cognition.port "/healthz")
-        ++ lib.optional svc.memory.enable (local svc.memory.metricsPort "/metrics")
-        ++ [
-          "http://${config.emily.monitoring.grafana.listenAddress}:3000/api/health"
-          "http://127.0.0.1:9090/-/healthy"
-          "http://127.0.0.1:9093/-/healthy"
-        ];
+      default = targets.probes ++ [
+        "http://${config.emily.monitoring.grafana.listenAddress}:3000/api/health"
+        "http://127.0.0.1:9090/-/healthy"
+        "http://127.0.0.1:9093/-/healthy"
+      ];
       defaultText = lib.literalMD "the Emily services enabled here, Grafana, Prometheus and Alertmanager";
       description = "URLs the blackbox exporter probes over HTTP (every service that runs here).";
     };
