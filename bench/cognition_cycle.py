@@ -37,6 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from cognition_common import OUT, bus_env, free_port, load, pct, process, raw_call, serve_cmd
 
 from emily.bus import BusConfig, Keys, open_session
+from emily.bus.endpoints import CHAT, OBSERVE, RECALL, STATS
 from emily.bus.messages import decode, encode
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
 from emily.bus.schemas.memory import StatsReply, StatsRequest
@@ -130,7 +131,7 @@ def main() -> None:
     pg = EmbeddedPostgres(root / "pg")
     client = open_session(BusConfig(node=node, listen=(), connect=(mem_ep, inf_ep, cog_ep)))
     keys = Keys(node)
-    key = keys.query("cognition", "observe")
+    key = OBSERVE.key(keys)
     memory_env = bus_env(
         mem_ep,
         node,
@@ -155,11 +156,11 @@ def main() -> None:
     )
     try:
         with (
-            process(serve_cmd("memory"), memory_env, client, keys.query("memory", "recall")),
-            process(serve_cmd("inference"), inference_env, client, keys.query("inference", "chat")),
+            process(serve_cmd("memory"), memory_env, client, RECALL.key(keys)),
+            process(serve_cmd("inference"), inference_env, client, CHAT.key(keys)),
             process(serve_cmd("cognition"), cognition_env, client, key),
         ):
-            stats = keys.query("memory", "stats")
+            stats = STATS.key(keys)
             deadline = time.monotonic() + 60
             while "memory" in run(client, key, QUESTIONS[:1], 1, llm=False)[1][0].trace.missing:
                 if time.monotonic() > deadline:  # cognition follows liveliness tokens

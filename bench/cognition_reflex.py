@@ -43,6 +43,7 @@ from cognition_common import (
 )
 
 from emily.bus import BusConfig, Keys, open_session
+from emily.bus.endpoints import OBSERVE
 from emily.bus.messages import decode, encode
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
 from emily.cognition.reflex import MiniLMFeatures, ReflexModel
@@ -99,7 +100,7 @@ def over_zenoh(state: Path, fired: list[str], n: int) -> tuple[list[float], list
     node, cog_ep, echo_ep = "bench", f"tcp/127.0.0.1:{free_port()}", f"tcp/127.0.0.1:{free_port()}"
     client = open_session(BusConfig(node=node, listen=(), connect=(cog_ep, echo_ep)))
     keys = Keys(node)
-    observe_key, echo_key = keys.query("cognition", "observe"), keys.query(*ECHO.split("/"))
+    observe_key, echo_key = OBSERVE.key(keys), keys.query(*ECHO.split("/"))
     env = bus_env(
         cog_ep,
         node,

@@ -41,6 +41,7 @@ import llama_cpp
 import numpy as np
 
 from emily.bus import BusConfig, open_session
+from emily.bus.endpoints import GENERATE
 from emily.bus.rpc import stream, wait_for_server
 from emily.bus.schemas.inference import GenerateRequest, GenerationChunk
 from emily.inference.config import InferenceConfig
@@ -271,7 +272,7 @@ def measure(
     args: argparse.Namespace, cfg: InferenceConfig, svc: InferenceService, session: Any
 ) -> int:
     """Run every measurement and print the tables; returns the exit code."""
-    key = BusConfig(node="bench").keys.query("inference", "generate")
+    key = GENERATE.key(BusConfig(node="bench").keys)
     assert wait_for_server(session, key, timeout_s=10)
     bias = eog_bias(svc.engine.llm)
     print(

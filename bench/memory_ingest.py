@@ -38,8 +38,8 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory_common import OUT, Mixture, embedded_postgres, load, make_records, table
 
+from emily.embed import Embedder
 from emily.memory.config import MemoryConfig
-from emily.memory.embed import Embedder
 from emily.memory.embedded import EmbeddedPostgres
 from emily.memory.ids import uuid7
 from emily.memory.record import Record

@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory_common import OUT, Mixture, embedded_postgres, load, make_records, table
 
 from emily.bus import BusConfig, Keys, open_session
+from emily.bus.endpoints import RECALL, STATS
 from emily.bus.messages import decode, encode
 from emily.bus.rpc import call, wait_for_server
 from emily.bus.schemas.memory import (
@@ -186,14 +187,14 @@ def run_service(
     proc = subprocess.Popen(cmd, env=env)
     session = open_session(BusConfig(node="bench", connect=(endpoint,)))
     keys = Keys("bench")
-    key = keys.query("memory", "recall")
+    key = RECALL.key(keys)
     label = "pgvector HNSW" if search_index == "postgres" else "in-process HNSW"
     try:
         if not wait_for_server(session, key, timeout_s=180):
             raise SystemExit("the memory service did not come up")
         t = time.perf_counter()
         while search_index == "hnswlib":
-            stats = call(session, keys.query("memory", "stats"), StatsRequest(), StatsReply)
+            stats = call(session, STATS.key(keys), StatsRequest(), StatsReply)
             if stats.index.index_ready:
                 break
             time.sleep(0.5)

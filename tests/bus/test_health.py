@@ -5,7 +5,7 @@ import time
 import zenoh
 
 from emily.bus import Keys
-from emily.bus.health import alive, announce
+from emily.bus.health import Peers, alive, announce
 
 
 def wait_for(predicate, timeout_s: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
@@ -29,3 +29,22 @@ def test_liveliness_tokens_appear_and_vanish(
     assert wait_for(lambda: alive(client_side, keys) == ["inference"])
     other.undeclare()
     assert wait_for(lambda: alive(client_side, keys) == [])
+
+
+def test_peers_follow_tokens_of_their_node_only(
+    zenoh_pair: tuple[zenoh.Session, zenoh.Session],
+) -> None:
+    server_side, client_side = zenoh_pair
+    keys = Keys("peers-test")
+    peers = Peers(client_side, keys)
+    try:
+        assert not peers.alive("memory")
+        assert not peers.wait("memory", timeout_s=0.1)
+        elsewhere = announce(server_side, Keys("peers-other"), "memory")
+        token = announce(server_side, keys, "memory")
+        assert peers.wait("memory", timeout_s=5)
+        token.undeclare()
+        assert wait_for(lambda: not peers.alive("memory"))
+        elsewhere.undeclare()
+    finally:
+        peers.close()

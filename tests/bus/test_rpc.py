@@ -11,7 +11,7 @@ from pydantic import Field
 
 from emily.bus import Keys
 from emily.bus.messages import ErrorReply, Message
-from emily.bus.rpc import RequestFailed, Server, call, stream, wait_for_server
+from emily.bus.rpc import Continuation, RequestFailed, Server, call, stream, wait_for_server
 from emily.errors import BusError
 
 KEYS = Keys("test")
@@ -227,3 +227,75 @@ def test_batches_keep_order_and_isolate_errors(
     finally:
         gate.set()
         server.close()
+
+
+def test_first_step_decides_inline_or_worker_and_after_runs_once_the_reply_is_out(
+    zenoh_pair: tuple[zenoh.Session, zenoh.Session],
+) -> None:
+    """``first`` runs on Zenoh's thread; what it marks inline is answered there even while
+    the only worker is held (an injected stall), the rest on a worker; ``after`` runs
+    once per request, after its reply, wherever it ran; errors in either step reply."""
+    server_side, client_side = zenoh_pair
+    release = threading.Event()
+    seen: dict[str, list[str]] = {}
+    after: list[str] = []
+
+    def first(req: Echo) -> Continuation:
+        seen[req.text] = [threading.current_thread().name]
+        if req.text == "first-boom":
+            raise RuntimeError("first step blew up on purpose")
+
+        def reply() -> Chunk:
+            seen[req.text].append(threading.current_thread().name)
+            if req.text == "slow":
+                release.wait(30)
+            if req.text == "reply-boom":
+                raise RuntimeError("reply blew up on purpose")
+            return Chunk(text=req.text, index=0)
+
+        return Continuation(
+            reply=reply, inline=req.text.startswith("fast"), after=lambda: after.append(req.text)
+        )
+
+    key = KEYS.query("test", "first")
+    server = Server(server_side, key, Echo, first=first, workers=1)
+    try:
+        assert wait_for_server(client_side, key, timeout_s=5)
+        slow = threading.Thread(target=call, args=(client_side, key, Echo(text="slow"), Chunk))
+        slow.start()
+        while len(seen.get("slow", [])) < 2:
+            threading.Event().wait(0.01)
+        assert call(client_side, key, Echo(text="fast-1"), Chunk).text == "fast-1"
+        assert not any(t.startswith("rpc:") for t in seen["fast-1"])
+        assert "fast-1" in after and "slow" not in after
+        with pytest.raises(RequestFailed) as err:
+            call(client_side, key, Echo(text="first-boom"), Chunk)
+        assert err.value.reply.code == "internal" and "on purpose" in err.value.reply.message
+        with pytest.raises(RequestFailed) as err:
+            call(client_side, key, Message(), Chunk)  # type: ignore[arg-type]
+        assert err.value.reply.code == "bad_request"
+        release.set()
+        slow.join(30)
+        assert seen["slow"][0] != seen["slow"][1] and seen["slow"][1].startswith("rpc:")
+        with pytest.raises(RequestFailed) as err:
+            call(client_side, key, Echo(text="reply-boom"), Chunk)
+        assert err.value.reply.code == "internal"
+        assert sorted(after) == ["fast-1", "reply-boom", "slow"]
+    finally:
+        release.set()
+        server.close()
+
+
+def test_a_server_takes_exactly_one_of_handler_and_first(
+    zenoh_pair: tuple[zenoh.Session, zenoh.Session],
+) -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        Server(zenoh_pair[0], KEYS.query("test", "neither"), Echo)
+    with pytest.raises(ValueError, match="exactly one"):
+        Server(
+            zenoh_pair[0],
+            KEYS.query("test", "both"),
+            Echo,
+            echo,
+            first=lambda r: Continuation(reply=lambda: echo(r)),
+        )

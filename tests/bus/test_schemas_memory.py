@@ -22,7 +22,7 @@ from emily.bus.schemas.memory import (
     Episode,
     EpisodeIn,
     Hit,
-    IndexParams,
+    IndexStatus,
     MemoryOperation,
     MemoryOperations,
     PoolStats,
@@ -136,7 +136,7 @@ messages = st.one_of(
             PoolStats, **{f: st.integers(0, 99) for f in PoolStats.model_fields if f != "v"}
         ),
         index=st.builds(
-            IndexParams,
+            IndexStatus,
             m=st.integers(2, 100),
             ef_construction=st.integers(4, 1000),
             ef_search=st.integers(1, 1000),

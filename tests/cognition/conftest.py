@@ -12,6 +12,7 @@ import pytest
 import zenoh
 
 from emily.bus import BusConfig, Keys, open_session
+from emily.bus.endpoints import OBSERVE, RECALL
 from emily.bus.health import announce
 from emily.bus.rpc import Server, wait_for_server
 from emily.bus.schemas.memory import RecallReply, RecallRequest
@@ -83,7 +84,7 @@ def start_cognition(
     cfg = CognitionConfig(http_port=free_port(), **settings)
     service = CognitionService(cfg, bus, reflex, http=http)
     client = open_session(BusConfig(node=node, listen=(), connect=(endpoint,)))
-    assert wait_for_server(client, bus.keys.query("cognition", "observe"), timeout_s=10)
+    assert wait_for_server(client, OBSERVE.key(bus.keys), timeout_s=10)
     return RunningCognition(service, client, endpoint)
 
 
@@ -105,7 +106,7 @@ def injected_slow_memory(cognition: RunningCognition) -> Iterator[list[RecallReq
         time.sleep(3.0)
         return RecallReply(hits=[], took_ms=3000.0)
 
-    key = Keys("test").query("memory", "recall")
+    key = RECALL.key(Keys("test"))
     server = Server(cognition.client, key, RecallRequest, slow, workers=8)
     token = announce(cognition.client, Keys("test"), "memory")
     assert cognition.service.peers.wait("memory", 10)

@@ -11,13 +11,14 @@ import pytest
 import zenoh
 
 from emily.bus import BusConfig, Keys, open_session
+from emily.bus.endpoints import OBSERVE, RECALL
 from emily.bus.rpc import call
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
 from emily.bus.schemas.memory import RecallReply, RecallRequest
 from emily.cognition.reflex import Reflex
+from emily.embed import Embedder
 from emily.memory.config import MemoryConfig
 from emily.memory.core import Memory
-from emily.memory.embed import Embedder
 from emily.memory.metrics import MemoryMetrics
 from emily.memory.service import MemoryService, serve
 from emily.memory.store import PgStore
@@ -26,7 +27,7 @@ from tests.fixtures.llm import RunningInference
 
 pytestmark = pytest.mark.slow
 KEYS = Keys("test")
-OBSERVE = KEYS.query("cognition", "observe")
+OBSERVE_KEY = OBSERVE.key(KEYS)
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +52,13 @@ class MemoryProcess:
 
 def observe(c: RunningCognition, text: str, **kw: object) -> ObserveReply:
     req = ObserveRequest.model_validate({"text": text, "max_tokens": 16, **kw})
-    return call(c.client, OBSERVE, req, ObserveReply, timeout_s=180)
+    return call(c.client, OBSERVE_KEY, req, ObserveReply, timeout_s=180)
 
 
 def recall_texts(session: zenoh.Session, text: str) -> list[str]:
     reply = call(
         session,
-        KEYS.query("memory", "recall"),
+        RECALL.key(KEYS),
         RecallRequest(text=text, k=10),
         RecallReply,
         timeout_s=30,

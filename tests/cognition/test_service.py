@@ -12,6 +12,7 @@ import pytest
 import zenoh
 
 from emily.bus import Keys
+from emily.bus.endpoints import OBSERVE, WORKSPACE_BROADCAST
 from emily.bus.messages import decode, encode
 from emily.bus.rpc import RequestFailed, call
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest, WorkspaceBroadcast
@@ -20,7 +21,7 @@ from emily.cognition.reflex import Reflex
 from tests.cognition.conftest import RunningCognition, start_cognition
 
 KEYS = Keys("test")
-OBSERVE = KEYS.query("cognition", "observe")
+OBSERVE_KEY = OBSERVE.key(KEYS)
 
 
 def post(url: str, body: bytes) -> tuple[int, dict[str, object]]:
@@ -34,12 +35,12 @@ def post(url: str, body: bytes) -> tuple[int, dict[str, object]]:
 
 def test_observe_over_zenoh_with_services_absent(cognition: RunningCognition) -> None:
     reply = call(
-        cognition.client, OBSERVE, ObserveRequest(text="hi there"), ObserveReply, timeout_s=30
+        cognition.client, OBSERVE_KEY, ObserveRequest(text="hi there"), ObserveReply, timeout_s=30
     )
     assert reply.trace.tier == "reflex" and reply.response
     reply = call(
         cognition.client,
-        OBSERVE,
+        OBSERVE_KEY,
         ObserveRequest(text="what is the boiling point of water at altitude"),
         ObserveReply,
         timeout_s=30,
@@ -60,11 +61,13 @@ def test_bad_observations_get_error_replies_and_the_service_keeps_serving(
         (b"not json", "JSON"),
         (b'{"text": "hi", "max_tokens": -1}', "max_tokens"),
     ):
-        replies = list(cognition.client.get(OBSERVE, payload=payload, timeout=10))
+        replies = list(cognition.client.get(OBSERVE_KEY, payload=payload, timeout=10))
         assert len(replies) == 1 and replies[0].err is not None
         err = json.loads(replies[0].err.payload.to_bytes())
         assert err["code"] == "bad_request" and field in err["message"]
-    ok = call(cognition.client, OBSERVE, ObserveRequest(text="thanks"), ObserveReply, timeout_s=30)
+    ok = call(
+        cognition.client, OBSERVE_KEY, ObserveRequest(text="thanks"), ObserveReply, timeout_s=30
+    )
     assert ok.trace.reflex.intent == "thanks"
 
 
@@ -95,12 +98,12 @@ def test_workspace_broadcasts_reach_a_zenoh_subscriber(cognition: RunningCogniti
         got.append(decode(WorkspaceBroadcast, sample.payload.to_bytes()))
         arrived.set()
 
-    sub = cognition.client.declare_subscriber(KEYS.events("workspace.broadcast"), on_sample)
+    sub = cognition.client.declare_subscriber(WORKSPACE_BROADCAST.key(KEYS), on_sample)
     try:
         time.sleep(0.2)  # let the subscription propagate to the publisher's peer
         call(
             cognition.client,
-            OBSERVE,
+            OBSERVE_KEY,
             ObserveRequest(text="good morning"),
             ObserveReply,
             timeout_s=30,
@@ -115,13 +118,13 @@ def test_injected_slow_memory_never_delays_the_reflex_and_recall_meets_its_deadl
     cognition: RunningCognition, injected_slow_memory: list[RecallRequest]
 ) -> None:
     reply = call(
-        cognition.client, OBSERVE, ObserveRequest(text="hello"), ObserveReply, timeout_s=30
+        cognition.client, OBSERVE_KEY, ObserveRequest(text="hello"), ObserveReply, timeout_s=30
     )
     assert reply.trace.tier == "reflex"
     assert injected_slow_memory == []  # the reflex answered without asking memory
     reply = call(
         cognition.client,
-        OBSERVE,
+        OBSERVE_KEY,
         ObserveRequest(text="what did the plumber say about the boiler"),
         ObserveReply,
         timeout_s=30,
@@ -137,7 +140,7 @@ def test_two_services_on_one_node_do_not_mix(private_reflex: Reflex) -> None:
     try:
         reply = call(
             other.client,
-            Keys("other").query("cognition", "observe"),
+            OBSERVE.key(Keys("other")),
             ObserveRequest(text="bye for now"),
             ObserveReply,
             timeout_s=30,
@@ -146,7 +149,7 @@ def test_two_services_on_one_node_do_not_mix(private_reflex: Reflex) -> None:
         with pytest.raises(RequestFailed):
             call(
                 other.client,
-                Keys("other").query("cognition", "observe"),
+                OBSERVE.key(Keys("other")),
                 ObserveRequest.model_construct(text=""),
                 ObserveReply,
                 timeout_s=10,

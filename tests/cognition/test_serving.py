@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 
 from emily.bus import Keys
+from emily.bus.endpoints import OBSERVE
 from emily.bus.rpc import call
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
 from emily.bus.schemas.memory import RecallRequest
 from tests.cognition.conftest import RunningCognition
 
-OBSERVE = Keys("test").query("cognition", "observe")
+OBSERVE_KEY = OBSERVE.key(Keys("test"))
 
 
 def test_reflex_answers_while_every_worker_waits_on_an_injected_slow_memory(
@@ -24,7 +25,7 @@ def test_reflex_answers_while_every_worker_waits_on_an_injected_slow_memory(
 
     def slow_cycle(i: int) -> None:
         req = ObserveRequest(text=f"what did the plumber say about boiler {i}", allow_llm=False)
-        reply = call(cognition.client, OBSERVE, req, ObserveReply, timeout_s=30)
+        reply = call(cognition.client, OBSERVE_KEY, req, ObserveReply, timeout_s=30)
         with lock:
             done.append(reply)
 
@@ -33,7 +34,7 @@ def test_reflex_answers_while_every_worker_waits_on_an_injected_slow_memory(
         t.start()
     while len(injected_slow_memory) < 4:  # every worker is now waiting on memory
         threading.Event().wait(0.005)
-    reflex = call(cognition.client, OBSERVE, ObserveRequest(text="hello"), ObserveReply)
+    reflex = call(cognition.client, OBSERVE_KEY, ObserveRequest(text="hello"), ObserveReply)
     with lock:
         finished_first = len(done)
     for t in threads:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from emily.bus.endpoints import served_by
 from emily.bus.messages import Message
 from emily.bus.rpc import RequestFailed, call, stream
 from emily.bus.schemas.inference import (
@@ -25,10 +26,11 @@ from emily.bus.schemas.inference import (
 from tests.fixtures.llm import RunningInference
 
 pytestmark = pytest.mark.slow
+ENDPOINTS = {e.verb: e for e in served_by("inference")}
 
 
 def key(svc: RunningInference, verb: str) -> str:
-    return svc.keys.query("inference", verb)
+    return ENDPOINTS[verb].key(svc.keys)
 
 
 def ask(svc: RunningInference, verb: str, req: Message) -> GenerationChunk:

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from emily.bus.endpoints import GENERATE
 from emily.bus.rpc import call
 from emily.bus.schemas.inference import GenerateRequest, GenerationChunk
 from emily.inference.http_api import create_app
@@ -331,7 +332,7 @@ def test_http_and_zenoh_give_the_same_greedy_answer(
     )
     over_zenoh = call(
         inference_service.session,
-        inference_service.keys.query("inference", "generate"),
+        GENERATE.key(inference_service.keys),
         GenerateRequest(prompt="Rivers flow", **args),
         GenerationChunk,
         timeout_s=120,

@@ -11,10 +11,11 @@ import pytest
 import zenoh
 
 from emily.bus import Keys
+from emily.bus.endpoints import served_by
 from emily.bus.rpc import wait_for_server
+from emily.embed import Embedder
 from emily.memory.config import MemoryConfig
 from emily.memory.core import Memory
-from emily.memory.embed import Embedder
 from emily.memory.metrics import MemoryMetrics
 from emily.memory.service import MemoryService, serve
 from emily.memory.store import PgStore
@@ -57,9 +58,8 @@ def running(
     )
     server_side, client_side = zenoh_pair
     service = start(cfg, pg_dsn, embedder, server_side)
-    for verb in ("store", "recall", "stats"):
-        key = KEYS.query("memory", verb)
-        assert wait_for_server(client_side, key, timeout_s=10)
+    for endpoint in served_by("memory"):
+        assert wait_for_server(client_side, endpoint.key(KEYS), timeout_s=10)
     r = Running(service, client_side, cfg, pg_dsn)
     yield r
     r.service.close()

@@ -11,7 +11,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from emily.memory.index import META_FILE, AnnIndex, IndexParams
+from emily.memory.index import META_FILE, AnnIndex, HnswParams
 
 from .helpers import clustered
 
@@ -23,7 +23,7 @@ def _ids(n: int) -> list[uuid.UUID]:
 def test_search_matches_brute_force_on_clustered_vectors() -> None:
     vecs = clustered(3000, topics=20, seed=1, spread=0.05)
     keys = _ids(len(vecs))
-    index = AnnIndex(IndexParams(m=16, ef_construction=100), ef_search=100, capacity=64)
+    index = AnnIndex(HnswParams(m=16, ef_construction=100), ef_search=100, capacity=64)
     assert index.add(keys, vecs) == len(keys)
     assert len(index) == 3000 and index.capacity >= 3000  # grew from 64 slots
     rng = np.random.default_rng(2)
@@ -83,12 +83,12 @@ def test_a_query_with_its_own_ef_search_leaves_the_default_alone() -> None:
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
     vecs = clustered(400, seed=7)
     keys = _ids(400)
-    index = AnnIndex(IndexParams(m=8, ef_construction=40), ef_search=80)
+    index = AnnIndex(HnswParams(m=8, ef_construction=40), ef_search=80)
     index.add(keys, vecs)
     index.remove(keys[:10])
     index.save(tmp_path)
     assert not index.dirty
-    back = AnnIndex.load(tmp_path, IndexParams(m=8, ef_construction=40), ef_search=80)
+    back = AnnIndex.load(tmp_path, HnswParams(m=8, ef_construction=40), ef_search=80)
     assert back is not None
     assert set(back.label_of) == set(keys[10:])
     for q in vecs[::37]:
@@ -98,13 +98,13 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
 
 
 def test_load_refuses_other_parameters_and_damaged_files(tmp_path: Path) -> None:
-    index = AnnIndex(IndexParams(m=8, ef_construction=40))
+    index = AnnIndex(HnswParams(m=8, ef_construction=40))
     index.add(_ids(20), clustered(20, seed=8))
     index.save(tmp_path)
-    assert AnnIndex.load(tmp_path, IndexParams(m=16, ef_construction=40)) is None
-    assert AnnIndex.load(tmp_path / "absent", IndexParams(m=8, ef_construction=40)) is None
+    assert AnnIndex.load(tmp_path, HnswParams(m=16, ef_construction=40)) is None
+    assert AnnIndex.load(tmp_path / "absent", HnswParams(m=8, ef_construction=40)) is None
     (tmp_path / META_FILE).write_text("{not json")
-    assert AnnIndex.load(tmp_path, IndexParams(m=8, ef_construction=40)) is None
+    assert AnnIndex.load(tmp_path, HnswParams(m=8, ef_construction=40)) is None
 
 
 def test_reconcile_adds_missing_and_removes_extra() -> None:
@@ -132,7 +132,7 @@ class IndexMachine(RuleBasedStateMachine):
         super().__init__()
         self.pool = clustered(64, seed=10)
         self.keys = _ids(64)
-        self.index = AnnIndex(IndexParams(m=8, ef_construction=32), ef_search=64, capacity=16)
+        self.index = AnnIndex(HnswParams(m=8, ef_construction=32), ef_search=64, capacity=16)
         self.model: set[int] = set()
         self.dir = Path(__import__("tempfile").mkdtemp(prefix="emily-index-"))
 
@@ -150,7 +150,7 @@ class IndexMachine(RuleBasedStateMachine):
     @rule()
     def save_and_load(self) -> None:
         self.index.save(self.dir)
-        loaded = AnnIndex.load(self.dir, IndexParams(m=8, ef_construction=32), ef_search=64)
+        loaded = AnnIndex.load(self.dir, HnswParams(m=8, ef_construction=32), ef_search=64)
         assert loaded is not None
         self.index = loaded
 

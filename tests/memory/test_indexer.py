@@ -11,13 +11,13 @@ import pytest
 from emily.bus.schemas.memory import RecallFilters, RecallRequest
 from emily.memory.config import MemoryConfig
 from emily.memory.core import Memory
-from emily.memory.index import IndexParams
+from emily.memory.index import HnswParams
 from emily.memory.indexer import Indexer
 from emily.memory.store import PgStore
 
 from .helpers import ids, records
 
-PARAMS = IndexParams(m=8, ef_construction=64)
+PARAMS = HnswParams(m=8, ef_construction=64)
 
 
 def _cfg(tmp_path: Path, **kw: object) -> MemoryConfig:

@@ -10,6 +10,8 @@ import urllib.request
 import pytest
 import zenoh
 
+from emily.bus import endpoints
+from emily.bus.endpoints import MEMORY_OPERATIONS
 from emily.bus.messages import decode
 from emily.bus.rpc import call, wait_for_server
 from emily.bus.schemas.memory import (
@@ -25,14 +27,14 @@ from emily.bus.schemas.memory import (
     StoreReply,
     StoreRequest,
 )
-from emily.memory.embed import Embedder
+from emily.embed import Embedder
 from emily.memory.embedded import EmbeddedPostgres
 from emily.observe import start_metrics_server
 from tests.memory.conftest import KEYS, Running, start
 from tests.memory.helpers import T0, clustered
 
 pytestmark = pytest.mark.slow
-STORE, RECALL, STATS = (KEYS.query("memory", v) for v in ("store", "recall", "stats"))
+STORE, RECALL, STATS = (e.key(KEYS) for e in (endpoints.STORE, endpoints.RECALL, endpoints.STATS))
 FACTS = [
     "I left my keys on the kitchen table",
     "The cat sleeps on the warm windowsill",
@@ -117,7 +119,7 @@ def test_events_and_metrics(running: Running) -> None:
         if any(e.op == "promote" for e in events):
             got.set()
 
-    sub = running.client.declare_subscriber(KEYS.events("memory.operations"), on_sample)
+    sub = running.client.declare_subscriber(MEMORY_OPERATIONS.key(KEYS), on_sample)
     try:
         store(running.client, FACTS)
         recall(running.client, "train delays")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from emily.bus import BusConfig, Keys, open_session
+from emily.bus.endpoints import RECALL, STATS, STORE
 from emily.bus.rpc import call, wait_for_server
 from emily.bus.schemas.memory import (
     EpisodeIn,
@@ -60,28 +61,28 @@ def test_embedded_postgres_survives_a_restart_of_the_service(
     proc = start(env)
     session = open_session(BusConfig(node="proc", connect=(endpoint,)))
     try:
-        assert wait_for_server(session, KEYS.query("memory", "store"), timeout_s=300)
+        assert wait_for_server(session, STORE.key(KEYS), timeout_s=300)
         req = StoreRequest(episodes=[EpisodeIn(text="The lighthouse keeper fed the gulls")])
-        stored = call(session, KEYS.query("memory", "store"), req, StoreReply, timeout_s=60)
+        stored = call(session, STORE.key(KEYS), req, StoreReply, timeout_s=60)
         assert stored.durable
         for _ in range(2):  # the second recall admits it to L2 (l2_min_accesses = 2)
-            call(session, KEYS.query("memory", "recall"), RecallRequest(text="gulls"), RecallReply)
+            call(session, RECALL.key(KEYS), RecallRequest(text="gulls"), RecallReply)
         assert stop(proc) == 0
         assert (tmp_path / "state" / "pg" / "PG_VERSION").is_file()
         assert (tmp_path / "state" / "memory" / "access.json").is_file()
 
         proc = start(env)
-        assert wait_for_server(session, KEYS.query("memory", "recall"), timeout_s=300)
+        assert wait_for_server(session, RECALL.key(KEYS), timeout_s=300)
         got = call(
             session,
-            KEYS.query("memory", "recall"),
+            RECALL.key(KEYS),
             RecallRequest(text="seabirds"),
             RecallReply,
             timeout_s=60,
         )
         assert [h.episode.id for h in got.hits] == stored.ids
         assert got.hits[0].tier == "L2"  # the tier files came back too
-        stats = call(session, KEYS.query("memory", "stats"), StatsRequest(), StatsReply)
+        stats = call(session, STATS.key(KEYS), StatsRequest(), StatsReply)
         assert stats.episodes == 1
     finally:
         session.close()  # type: ignore[no-untyped-call]

@@ -15,3 +15,7 @@ class PayloadError(EmilyError):
 
 class BusError(EmilyError):
     """A request over the bus failed: no replier, a timeout, or an error reply."""
+
+
+class EmbedderError(EmilyError):
+    """The MiniLM sentence-embedding model could not be loaded."""

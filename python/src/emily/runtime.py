@@ -17,17 +17,24 @@ of one:
 
 Call :func:`tune_for_latency` once at service start-up, after the models are loaded and
 warmed up. Both calls are idempotent. :func:`wait_for_stop` is how a service's main
-thread waits for SIGTERM or SIGINT.
+thread waits for SIGTERM or SIGINT, and :func:`run_service` is every service's ``main``:
+configuration file, logging, start-up, tuning, the wait and an orderly shutdown.
 """
 
 from __future__ import annotations
 
+import argparse
 import gc
 import logging
+import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
+
+from emily.observe.log import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -111,3 +118,42 @@ def wait_for_stop(poll_s: float = 0.5) -> int:
         pass
     log.info("signal %d: shutting down", got[0])
     return got[0]
+
+
+def run_service(
+    args: argparse.Namespace,
+    start: Callable[[ExitStack], str],
+    *,
+    switch_interval_s: float = SWITCH_INTERVAL_S,
+) -> int:
+    """A service's ``main``: run ``start``, then serve until SIGTERM or SIGINT.
+
+    Parameters
+    ----------
+    args : ``emily serve``'s arguments: ``config`` (a TOML file, exported as
+        ``$EMILY_CONFIG`` before any settings are read) and ``log_level`` (else
+        ``$EMILY_LOG_LEVEL``, else ``INFO``).
+    start : builds and warms up the service, registers on the stack what shuts it down
+        (closed in reverse order, also when start-up fails half-way), and returns the
+        start-up line to log: what is served, and where.
+    switch_interval_s : GIL switch interval for :func:`tune_for_latency` (s).
+
+    Returns
+    -------
+    The process exit code (0).
+    """
+    if getattr(args, "config", None):
+        os.environ["EMILY_CONFIG"] = str(args.config)
+    setup_logging(getattr(args, "log_level", None))
+    with ExitStack() as stack:
+        ready = start(stack)
+        tuning = tune_for_latency(switch_interval_s=switch_interval_s)
+        log.info(
+            "runtime tuned: %d start-up objects frozen, GIL switch interval %.2g ms, gc %s",
+            tuning.frozen,
+            tuning.switch_interval_s * 1e3,
+            tuning.thresholds,
+        )
+        log.info("%s", ready)
+        wait_for_stop()
+    return 0

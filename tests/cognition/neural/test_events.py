@@ -8,6 +8,7 @@ import torch
 import zenoh
 
 from emily.bus import Keys
+from emily.bus.endpoints import NEURAL_SPIKES
 from emily.bus.messages import decode
 from emily.bus.schemas.neural import LayerSpikes, SpikeEvent
 from emily.cognition.neural.encoders import latency_encode
@@ -24,7 +25,7 @@ def test_spike_event_round_trips_over_zenoh(
     server, client = zenoh_pair
     got: queue.Queue[bytes] = queue.Queue()
     sub = client.declare_subscriber(
-        KEYS.events("neural.spikes"), lambda s: got.put(s.payload.to_bytes())
+        NEURAL_SPIKES.key(KEYS), lambda s: got.put(s.payload.to_bytes())
     )
     try:
         torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""Key expressions under ``emily/<node>/`` (see DESIGN.md, "Bus")."""
+"""Key expressions under ``emily/<node>/``; :mod:`emily.bus.endpoints` names every one."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ _CHUNK = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 @dataclass(frozen=True)
 class Keys:
-    """All key expressions of one node.
-
-    Queryables: ``cognition/observe``, ``inference/{generate,chat}``,
-    ``memory/{store,recall,stats}``. Liveliness: ``health/<service>``.
-    Streams: ``events/{memory.operations,neural.spikes,workspace.broadcast}``.
+    """All key expressions of one node: ``emily/<node>/<service>/<verb>`` for the
+    queryables and ``emily/<node>/events/<stream>`` for the streams declared in
+    :mod:`emily.bus.endpoints`, and ``emily/<node>/health/<service>`` for liveliness.
     """
 
     node: str = "local"

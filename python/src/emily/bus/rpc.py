@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import zenoh
@@ -40,13 +41,43 @@ def internal_error(exc: BaseException) -> ErrorReply:
     return ErrorReply(code="internal", message=f"{type(exc).__name__}: {exc}")
 
 
+def _reply_error(query: zenoh.Query, exc: BaseException, key: str) -> None:
+    """Answer ``query`` with the :class:`ErrorReply` that ``exc`` stands for."""
+    if isinstance(exc, PayloadError):
+        reply = ErrorReply(code="bad_request", message=str(exc))
+    elif isinstance(exc, RequestFailed):
+        reply = exc.reply
+    else:
+        log.error("handler for %s failed", key, exc_info=exc)
+        reply = internal_error(exc)
+    query.reply_err(encode(reply))
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """The rest of a request after :class:`Server`'s ``first`` step.
+
+    Attributes
+    ----------
+    reply : computes the reply: one message, or an iterator of them to stream.
+    inline : run ``reply`` on the Zenoh thread that delivered the query (``True``) or
+        hand it to a worker (``False``).
+    after : called once the reply has been sent or has failed, wherever it ran: work
+        the request caused that must not delay its reply.
+    """
+
+    reply: Callable[[], Message | Iterable[Message]]
+    inline: bool = False
+    after: Callable[[], None] | None = None
+
+
 class Server:
     """One queryable bound to a handler, served by a worker pool.
 
     Parameters
     ----------
     session : open Zenoh session.
-    key : key expression to serve (``Keys.query("memory", "recall")``).
+    key : key expression to serve (``RECALL.key(keys)``; see :mod:`emily.bus.endpoints`).
     request_model : the :class:`Message` subclass requests must validate against.
     handler : called with the validated request; returns a message or an iterator of them.
     workers : worker threads; requests beyond them wait in the pool's queue.
@@ -61,6 +92,11 @@ class Server:
         requests that arrive while the workers are busy share one pass (one index
         search, one database round trip); alone, a request is a batch of one.
     max_batch : most requests per ``batch`` call.
+    first : replaces ``handler`` for requests whose cost is known only after a first,
+        fast step: called on the Zenoh thread with the decoded request, it returns a
+        :class:`Continuation` that says whether the rest runs there too or on a worker
+        (a cognitive cycle whose reflex answers is done at once; one that needs memory
+        and the LLM is not). ``inline`` and ``batch`` do not apply with it.
     """
 
     def __init__(
@@ -68,18 +104,22 @@ class Server:
         session: zenoh.Session,
         key: str,
         request_model: type[Req],
-        handler: Handler[Req],
+        handler: Handler[Req] | None = None,
         *,
         workers: int = 4,
         inline: Callable[[Req], bool] | None = None,
         batch: Callable[[list[Req]], list[Message]] | None = None,
         max_batch: int = 32,
+        first: Callable[[Req], Continuation] | None = None,
     ) -> None:
+        if (handler is None) == (first is None):
+            raise ValueError("give a Server exactly one of handler and first")
         self.key = key
         self._model: type[Message] = request_model
-        self._handler: Callable[[Any], Message | Iterable[Message]] = handler
-        self._inline: Callable[[Any], bool] | None = inline
-        self._batch: Callable[[list[Any]], list[Message]] | None = batch
+        self._handler: Callable[[Any], Message | Iterable[Message]] | None = handler
+        self._first: Callable[[Any], Continuation] | None = first
+        self._inline: Callable[[Any], bool] | None = None if first else inline
+        self._batch: Callable[[list[Any]], list[Message]] | None = None if first else batch
         self._max_batch = max(1, max_batch)
         self._pending: deque[tuple[zenoh.Query, Message]] = deque()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"rpc:{key}")
@@ -92,27 +132,48 @@ class Server:
             if self._closed:
                 query.drop()
                 return
-            if self._inline is None and self._batch is None:
+            if self._inline is None and self._batch is None and self._first is None:
                 self._pool.submit(self._serve, query)
                 return
         try:
             request = self._decode(query)
-        except PayloadError as exc:
-            query.reply_err(encode(ErrorReply(code="bad_request", message=str(exc))))
+            step = self._first(request) if self._first is not None else self._step(request)
+        except Exception as exc:
+            _reply_error(query, exc, self.key)
             query.drop()
             return
-        if self._inline is not None and self._inline(request):
-            self._serve(query, request)
-            return
-        with self._lock:
-            if self._closed:
-                query.drop()
-                return
-            if self._batch is None:
-                self._pool.submit(self._serve, query, request)
-            else:
+        if self._batch is not None and not step.inline:
+            with self._lock:
+                if self._closed:
+                    query.drop()
+                    return
                 self._pending.append((query, request))
                 self._pool.submit(self._serve_pending)
+            return
+        if step.inline:
+            self._serve(query, step)
+        elif not self._submit(self._serve, query, step):
+            closing = ErrorReply(code="unavailable", message=f"{self.key} is shutting down")
+            try:
+                query.reply_err(encode(closing))
+            finally:
+                query.drop()
+                if step.after is not None:
+                    step.after()
+
+    def _step(self, request: Message) -> Continuation:
+        handler = self._handler
+        assert handler is not None
+        inline = self._inline is not None and self._inline(request)
+        return Continuation(reply=lambda: handler(request), inline=inline)
+
+    def _submit(self, fn: Callable[..., None], *args: Any) -> bool:
+        """Hand ``fn(*args)`` to a worker; ``False`` when the server is closing."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._pool.submit(fn, *args)
+            return True
 
     def _serve_pending(self) -> None:
         """Serve what is waiting, up to ``max_batch`` (nothing if others took it)."""
@@ -147,23 +208,20 @@ class Server:
         payload = query.payload.to_bytes() if query.payload is not None else b"{}"
         return decode(self._model, payload)
 
-    def _serve(self, query: zenoh.Query, request: Message | None = None) -> None:
+    def _serve(self, query: zenoh.Query, step: Continuation | None = None) -> None:
         try:
-            if request is None:
-                request = self._decode(query)
-            result = self._handler(request)
+            if step is None:
+                step = self._step(self._decode(query))
+            result = step.reply()
             messages: Iterable[Message] = [result] if isinstance(result, Message) else result
             for message in messages:
                 query.reply(query.key_expr, encode(message))
-        except PayloadError as exc:
-            query.reply_err(encode(ErrorReply(code="bad_request", message=str(exc))))
-        except RequestFailed as exc:
-            query.reply_err(encode(exc.reply))
         except Exception as exc:  # the server keeps serving whatever one handler does
-            log.exception("handler for %s failed", self.key)
-            query.reply_err(encode(internal_error(exc)))
+            _reply_error(query, exc, self.key)
         finally:
             query.drop()
+            if step is not None and step.after is not None:
+                step.after()
 
     def close(self) -> None:
         """Stop accepting queries and wait for in-flight ones to finish."""

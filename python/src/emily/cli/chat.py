@@ -6,15 +6,17 @@ import argparse
 import sys
 
 from emily.bus import BusConfig
+from emily.bus.client import Client
+from emily.bus.endpoints import CHAT
 from emily.bus.schemas.inference import ChatMessage, ChatRequest
-from emily.cli.infer import add_sampling, chunks, connect, print_stream
+from emily.cli.infer import add_sampling, print_stream
 
 EXIT = {"/exit", "/quit"}
 
 
 def run(args: argparse.Namespace) -> int:
     """Read a line, stream the answer, repeat until EOF, an empty line or ``/exit``."""
-    session, key = connect(BusConfig.load(), "chat")
+    client = Client.connect(BusConfig.load(), CHAT)
     history: list[ChatMessage] = []
     if args.system:
         history.append(ChatMessage(role="system", content=args.system))
@@ -35,10 +37,10 @@ def run(args: argparse.Namespace) -> int:
                 stream=True,
             )
             sys.stdout.write("emily> ")
-            _, answer = print_stream(chunks(session, key, request, args.timeout))
+            _, answer = print_stream(client.stream(CHAT, request, args.timeout))
             history.append(ChatMessage(role="assistant", content=answer))
     finally:
-        session.close()  # type: ignore[no-untyped-call]
+        client.close()
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -6,11 +6,9 @@ import argparse
 import sys
 from collections.abc import Iterator
 
-import zenoh
-
-from emily.bus import BusConfig, open_session
-from emily.bus.messages import Message
-from emily.bus.rpc import call, stream, wait_for_server
+from emily.bus import BusConfig
+from emily.bus.client import Client
+from emily.bus.endpoints import CHAT, GENERATE, INFO
 from emily.bus.schemas.inference import (
     ChatMessage,
     ChatRequest,
@@ -20,26 +18,6 @@ from emily.bus.schemas.inference import (
     InfoRequest,
 )
 from emily.errors import BusError
-
-
-def connect(bus: BusConfig, verb: str, timeout_s: float = 5.0) -> tuple[zenoh.Session, str]:
-    """Open a session and wait for ``inference/<verb>``; raises :class:`BusError` if absent."""
-    session = open_session(bus)
-    key = bus.keys.query("inference", verb)
-    if not wait_for_server(session, key, timeout_s=timeout_s):
-        session.close()  # type: ignore[no-untyped-call]
-        raise BusError(
-            f"no inference service answers on {key} (connect={list(bus.connect)}); "
-            "start it with `emily serve inference`"
-        )
-    return session, key
-
-
-def chunks(
-    session: zenoh.Session, key: str, request: Message, timeout_s: float
-) -> Iterator[GenerationChunk]:
-    """The streamed replies to ``request``."""
-    return stream(session, key, request, GenerationChunk, timeout_s=timeout_s)
 
 
 def print_stream(replies: Iterator[GenerationChunk]) -> tuple[GenerationChunk | None, str]:
@@ -61,11 +39,8 @@ def live_info(bus: BusConfig, timeout_s: float = 5.0) -> InferenceInfo:
     For ``emily status`` and ``emily infer --info``; raises :class:`BusError` when no
     inference service answers within ``timeout_s`` seconds.
     """
-    session, key = connect(bus, "info", timeout_s=timeout_s)
-    try:
-        return call(session, key, InfoRequest(), InferenceInfo, timeout_s=timeout_s)
-    finally:
-        session.close()  # type: ignore[no-untyped-call]
+    with Client.connect(bus, INFO, wait_s=timeout_s) as client:
+        return client.call(INFO, InfoRequest(), timeout_s=timeout_s)
 
 
 def show_info(bus: BusConfig) -> int:
@@ -81,19 +56,15 @@ def run(args: argparse.Namespace) -> int:
         return show_info(bus)
     if not args.prompt:
         raise BusError("give a prompt, e.g. emily infer 'The capital of France is'")
-    verb = "chat" if args.chat else "generate"
     sampling = {"max_tokens": args.max_tokens, "temperature": args.temperature, "stream": True}
-    request: Message
-    if args.chat:
-        turn = ChatMessage(role="user", content=args.prompt)
-        request = ChatRequest(messages=(turn,), **sampling)
-    else:
-        request = GenerateRequest(prompt=args.prompt, **sampling)
-    session, key = connect(bus, verb)
-    try:
-        final, _ = print_stream(chunks(session, key, request, args.timeout))
-    finally:
-        session.close()  # type: ignore[no-untyped-call]
+    with Client.connect(bus, CHAT if args.chat else GENERATE) as client:
+        if args.chat:
+            turn = ChatMessage(role="user", content=args.prompt)
+            replies = client.stream(CHAT, ChatRequest(messages=(turn,), **sampling), args.timeout)
+        else:
+            request = GenerateRequest(prompt=args.prompt, **sampling)
+            replies = client.stream(GENERATE, request, args.timeout)
+        final, _ = print_stream(replies)
     if final is not None and final.usage is not None and args.verbose:
         print(
             f"[{final.finish_reason}; {final.usage.completion_tokens} tokens; "

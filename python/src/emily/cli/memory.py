@@ -6,23 +6,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-import zenoh
 from tqdm import tqdm
 
-from emily.bus import BusConfig, open_session
+from emily.bus import BusConfig
+from emily.bus.client import Client
+from emily.bus.endpoints import RECALL, STATS, STORE, Endpoint
 from emily.bus.messages import decode
-from emily.bus.rpc import call, wait_for_server
-from emily.bus.schemas.memory import (
-    EpisodeIn,
-    RecallReply,
-    RecallRequest,
-    StatsReply,
-    StatsRequest,
-    StoreReply,
-    StoreRequest,
-)
-from emily.errors import BusError, EmilyError, PayloadError
+from emily.bus.schemas.memory import EpisodeIn, RecallRequest, StatsRequest, StoreRequest
+from emily.errors import EmilyError, PayloadError
 
 
 def read_jsonl(path: Path) -> list[EpisodeIn]:
@@ -54,31 +47,23 @@ def read_jsonl(path: Path) -> list[EpisodeIn]:
     return episodes
 
 
-def _session(args: argparse.Namespace, verb: str) -> tuple[zenoh.Session, str, float]:
-    bus = BusConfig.load()
-    session = open_session(bus)
-    key = bus.keys.query("memory", verb)
-    if not wait_for_server(session, key, timeout_s=args.wait):
-        session.close()  # type: ignore[no-untyped-call]
-        raise BusError(f"no memory service answers on {key}; start it with `emily serve memory`")
-    return session, key, bus.timeout_s
+def _connect(args: argparse.Namespace, endpoint: Endpoint[Any, Any]) -> Client:
+    return Client.connect(BusConfig.load(), endpoint, wait_s=args.wait)
 
 
 def ingest(args: argparse.Namespace) -> int:
     """Store a JSONL file in batches, with a progress bar."""
     episodes = read_jsonl(Path(args.file))
-    session, key, _ = _session(args, "store")
     queued = 0
-    try:
-        with tqdm(total=len(episodes), unit="ep", desc="ingest", disable=args.quiet) as bar:
-            for i in range(0, len(episodes), args.batch):
-                batch = episodes[i : i + args.batch]
-                req = StoreRequest(episodes=batch)
-                reply = call(session, key, req, StoreReply, timeout_s=args.timeout)
-                queued += reply.queued
-                bar.update(len(batch))
-    finally:
-        session.close()  # type: ignore[no-untyped-call]
+    with (
+        _connect(args, STORE) as client,
+        tqdm(total=len(episodes), unit="ep", desc="ingest", disable=args.quiet) as bar,
+    ):
+        for i in range(0, len(episodes), args.batch):
+            batch = episodes[i : i + args.batch]
+            reply = client.call(STORE, StoreRequest(episodes=batch), args.timeout)
+            queued += reply.queued
+            bar.update(len(batch))
     note = f" ({queued} queued in the outbox until Postgres is back)" if queued else ""
     print(f"stored {len(episodes)} episodes{note}")
     return 0
@@ -96,11 +81,8 @@ def recall(args: argparse.Namespace) -> int:
             "filters": {k: v for k, v in filters.items() if v is not None},
         },
     )
-    session, key, timeout = _session(args, "recall")
-    try:
-        reply = call(session, key, req, RecallReply, timeout_s=timeout)
-    finally:
-        session.close()  # type: ignore[no-untyped-call]
+    with _connect(args, RECALL) as client:
+        reply = client.call(RECALL, req)
     if args.json:
         print(reply.model_dump_json(indent=2))
         return 0
@@ -113,11 +95,8 @@ def recall(args: argparse.Namespace) -> int:
 
 def stats(args: argparse.Namespace) -> int:
     """Print tier sizes, hit rates, pool and index parameters."""
-    session, key, timeout = _session(args, "stats")
-    try:
-        reply = call(session, key, StatsRequest(), StatsReply, timeout_s=timeout)
-    finally:
-        session.close()  # type: ignore[no-untyped-call]
+    with _connect(args, STATS) as client:
+        reply = client.call(STATS, StatsRequest())
     if args.json:
         print(reply.model_dump_json(indent=2))
         return 0

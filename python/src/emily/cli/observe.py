@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-import zenoh
-
-from emily.bus import BusConfig, open_session
-from emily.bus.rpc import call, wait_for_server
-from emily.bus.schemas.cognition import ObserveReply, ObserveRequest, Trace
-from emily.errors import BusError
+from emily.bus import BusConfig
+from emily.bus.client import Client
+from emily.bus.endpoints import OBSERVE
+from emily.bus.schemas.cognition import ObserveRequest, Trace
 
 
 def format_trace(trace: Trace) -> str:
@@ -43,34 +41,11 @@ def format_trace(trace: Trace) -> str:
     return "\n".join(lines)
 
 
-def connect(bus: BusConfig, timeout_s: float = 10.0) -> tuple[zenoh.Session, str]:
-    """Open a session and wait for ``cognition/observe``; raises :class:`BusError` if absent."""
-    session = open_session(bus)
-    key = bus.keys.query("cognition", "observe")
-    if not wait_for_server(session, key, timeout_s=timeout_s):
-        session.close()  # type: ignore[no-untyped-call]
-        raise BusError(
-            f"no cognition service answers on {key}: start the stack with `emily up` "
-            "or the service with `emily serve cognition`"
-        )
-    return session, key
-
-
-def observe_once(
-    session: zenoh.Session, key: str, request: ObserveRequest, timeout_s: float
-) -> ObserveReply:
-    """Send one observation and return the reply."""
-    return call(session, key, request, ObserveReply, timeout_s=timeout_s)
-
-
 def run(args: argparse.Namespace) -> int:
     """Observe ``args.text`` and print the response and the trace (or JSON)."""
     request = ObserveRequest(text=args.text, allow_llm=not args.no_llm, max_tokens=args.max_tokens)
-    session, key = connect(BusConfig.load(), args.wait)
-    try:
-        reply = observe_once(session, key, request, args.timeout)
-    finally:
-        session.close()  # type: ignore[no-untyped-call]
+    with Client.connect(BusConfig.load(), OBSERVE, wait_s=args.wait) as client:
+        reply = client.call(OBSERVE, request, args.timeout)
     if args.json:
         sys.stdout.write(reply.model_dump_json(indent=2) + "\n")
     else:

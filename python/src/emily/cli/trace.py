@@ -9,6 +9,7 @@ import sys
 import zenoh
 
 from emily.bus import BusConfig, open_session
+from emily.bus.endpoints import WORKSPACE_BROADCAST
 from emily.bus.messages import decode
 from emily.bus.schemas.cognition import WorkspaceBroadcast
 from emily.errors import EmilyError, PayloadError
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     def on_sample(sample: zenoh.Sample) -> None:
         inbox.put(sample.payload.to_bytes())
 
-    sub = session.declare_subscriber(bus.keys.events("workspace.broadcast"), on_sample)
+    sub = session.declare_subscriber(WORKSPACE_BROADCAST.key(bus.keys), on_sample)
     shown = 0
     try:
         while args.follow or shown < args.count:

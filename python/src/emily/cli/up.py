@@ -21,9 +21,11 @@ from pathlib import Path
 from types import FrameType
 
 from emily.bus import BusConfig, open_session
+from emily.bus.client import Client
+from emily.bus.endpoints import OBSERVE
 from emily.bus.health import alive
 from emily.bus.schemas.cognition import ObserveRequest
-from emily.cli.observe import connect, format_trace, observe_once
+from emily.cli.observe import format_trace
 from emily.cli.serve import SERVICES
 from emily.config import state_dir
 from emily.errors import EmilyError
@@ -108,16 +110,12 @@ def wait_healthy(stack: Stack, names: list[str], bus: BusConfig, timeout_s: floa
 
 def demo(bus: BusConfig) -> None:
     """Send the demo observations and print each response and trace."""
-    session, key = connect(bus, timeout_s=30)
-    try:
+    with Client.connect(bus, OBSERVE, wait_s=30) as client:
         for text, llm in DEMO:
-            reply = observe_once(
-                session, key, ObserveRequest(text=text, allow_llm=llm, max_tokens=48), 180
-            )
+            request = ObserveRequest(text=text, allow_llm=llm, max_tokens=48)
+            reply = client.call(OBSERVE, request, 180)
             print(f"\n> {text}\n{reply.response}\n{format_trace(reply.trace)}", flush=True)
             time.sleep(0.5)  # let the episode reach memory before the next question
-    finally:
-        session.close()  # type: ignore[no-untyped-call]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,14 +1,13 @@
 """Memory and inference, reached only over the bus through their schemas.
 
-:class:`Peers` follows the liveliness tokens ``health/<service>``, so a cycle knows at
-once that a service is absent instead of waiting for a timeout. Every call carries a
-deadline; a missing or failing service raises :class:`Unavailable`, which the cycle
-turns into a degraded answer and a trace entry.
+:class:`~emily.bus.health.Peers` follows the liveliness tokens ``health/<service>``, so
+a cycle knows at once that a service is absent instead of waiting for a timeout. Every
+call carries a deadline; a missing or failing service raises :class:`PeerUnavailable`,
+which the cycle turns into a degraded answer and a trace entry.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,63 +15,20 @@ from dataclasses import dataclass
 import zenoh
 
 from emily.bus import Keys
-from emily.bus.rpc import call, stream
-from emily.bus.schemas.inference import ChatMessage, ChatRequest, GenerationChunk
-from emily.bus.schemas.memory import (
-    EpisodeIn,
-    Hit,
-    RecallReply,
-    RecallRequest,
-    StoreReply,
-    StoreRequest,
-)
+from emily.bus.endpoints import CHAT, RECALL, STORE
+from emily.bus.health import Peers
+from emily.bus.schemas.inference import ChatMessage, ChatRequest
+from emily.bus.schemas.memory import EpisodeIn, Hit, RecallRequest, StoreReply, StoreRequest
 from emily.cognition.errors import CognitionError
 from emily.errors import BusError
 
 
-class Unavailable(CognitionError):
+class PeerUnavailable(CognitionError):
     """A service needed by a stage is absent, failed, or missed its deadline."""
 
     def __init__(self, service: str, reason: str) -> None:
         super().__init__(f"{service} unavailable: {reason}")
         self.service = service
-
-
-class Peers:
-    """Which services have a liveliness token on the bus now (thread-safe)."""
-
-    def __init__(self, session: zenoh.Session, keys: Keys) -> None:
-        self._alive: set[str] = set()
-        self._lock = threading.Lock()
-        self._sub = session.liveliness().declare_subscriber(
-            keys.health("*"), self._on_sample, history=True
-        )
-
-    def _on_sample(self, sample: zenoh.Sample) -> None:
-        name = str(sample.key_expr).rsplit("/", 1)[-1]
-        with self._lock:
-            if sample.kind == zenoh.SampleKind.PUT:
-                self._alive.add(name)
-            else:
-                self._alive.discard(name)
-
-    def alive(self, service: str) -> bool:
-        """Whether ``service``'s token is visible."""
-        with self._lock:
-            return service in self._alive
-
-    def wait(self, service: str, timeout_s: float) -> bool:
-        """Block until ``service`` is alive (True) or ``timeout_s`` passes (False)."""
-        deadline = time.monotonic() + timeout_s
-        while not self.alive(service):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.01)
-        return True
-
-    def close(self) -> None:
-        """Stop following the tokens."""
-        self._sub.undeclare()  # type: ignore[no-untyped-call]
 
 
 @dataclass
@@ -92,30 +48,28 @@ class MemoryClient:
     ) -> list[Hit]:
         """The ``k`` nearest episodes (by ``vector`` when given, else by ``text``)."""
         if not self.peers.alive("memory"):
-            raise Unavailable("memory", "no memory service on the bus")
+            raise PeerUnavailable("memory", "no memory service on the bus")
         req = (
             RecallRequest(vector=[float(v) for v in vector], k=k)
             if vector is not None
             else RecallRequest(text=text, k=k)
         )
         try:
-            key = self.keys.query("memory", "recall")
-            return call(self.session, key, req, RecallReply, timeout_s=timeout_s).hits
+            return RECALL.call(self.session, self.keys, req, timeout_s=timeout_s).hits
         except BusError as exc:
-            raise Unavailable(
+            raise PeerUnavailable(
                 "memory", f"recall failed or missed its {timeout_s:g} s deadline ({exc})"
             ) from exc
 
     def store(self, episodes: list[EpisodeIn], timeout_s: float) -> StoreReply:
-        """Store ``episodes``; raises :class:`Unavailable` when memory cannot take them."""
+        """Store ``episodes``; raises :class:`PeerUnavailable` when memory cannot take them."""
         if not self.peers.alive("memory"):
-            raise Unavailable("memory", "no memory service on the bus")
+            raise PeerUnavailable("memory", "no memory service on the bus")
         try:
-            key = self.keys.query("memory", "store")
             req = StoreRequest(episodes=episodes)
-            return call(self.session, key, req, StoreReply, timeout_s=timeout_s)
+            return STORE.call(self.session, self.keys, req, timeout_s=timeout_s)
         except BusError as exc:
-            raise Unavailable("memory", str(exc)) from exc
+            raise PeerUnavailable("memory", str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -142,7 +96,7 @@ class InferenceClient:
     def chat(self, messages: list[ChatMessage], max_tokens: int, timeout_s: float) -> Answer:
         """Stream a chat completion and return it whole, with its time to first token."""
         if not self.available():
-            raise Unavailable("inference", "no inference service on the bus")
+            raise PeerUnavailable("inference", "no inference service on the bus")
         req = ChatRequest(
             messages=tuple(messages), max_tokens=max_tokens, stream=True, temperature=0.0
         )
@@ -151,16 +105,15 @@ class InferenceClient:
         parts: list[str] = []
         done = False
         try:
-            key = self.keys.query("inference", "chat")
-            for chunk in stream(self.session, key, req, GenerationChunk, timeout_s=timeout_s):
+            for chunk in CHAT.stream(self.session, self.keys, req, timeout_s=timeout_s):
                 if ttft is None:
                     ttft = (time.perf_counter() - t0) * 1e3
                 parts.append(chunk.text)
                 done = done or chunk.done
         except BusError as exc:
-            raise Unavailable(
+            raise PeerUnavailable(
                 "inference", f"chat failed or missed its {timeout_s:g} s deadline ({exc})"
             ) from exc
         if not done:
-            raise Unavailable("inference", f"the answer did not finish within {timeout_s:g} s")
+            raise PeerUnavailable("inference", f"the answer did not finish within {timeout_s:g} s")
         return Answer(text="".join(parts).strip(), ttft_ms=ttft or 0.0, chunks=len(parts))

@@ -23,6 +23,9 @@ class CognitionConfig:
     reflex_budget_ms : a reflex slower than this counts as a latency event (ms).
     pending_max : episodes kept for retry while memory is unreachable.
     stochastic : sample the policy instead of taking the most probable one.
+    memory_node, inference_node : the node (``emily/<node>/``) whose memory and inference
+        services cognition uses; empty means cognition's own ``[bus] node``. Set them when
+        those services run on another host of the router mesh.
     """
 
     http_addr: str = "127.0.0.1"
@@ -36,6 +39,8 @@ class CognitionConfig:
     reflex_budget_ms: float = 2.0
     pending_max: int = 10_000
     stochastic: bool = False
+    memory_node: str = ""
+    inference_node: str = ""
 
     @classmethod
     def load(cls) -> CognitionConfig:

@@ -32,7 +32,7 @@ from emily.bus.schemas.cognition import (
 from emily.bus.schemas.memory import EpisodeIn, Hit
 from emily.cognition import actions, agent
 from emily.cognition.allostasis import Allostasis, Modulation
-from emily.cognition.clients import InferenceClient, MemoryClient, Unavailable
+from emily.cognition.clients import InferenceClient, MemoryClient, PeerUnavailable
 from emily.cognition.config import CognitionConfig
 from emily.cognition.episodes import EpisodeWriter
 from emily.cognition.gating import alpha_gate
@@ -229,7 +229,7 @@ class Cognition:
             cyc.hits = self.memory.recall(
                 cyc.request.text, cyc.embedding, self.config.recall_k, self.config.recall_timeout_s
             )
-        except Unavailable as exc:
+        except PeerUnavailable as exc:
             cyc.missing.append("memory")
             cyc.notes.append(str(exc))
         finally:
@@ -325,7 +325,7 @@ class Cognition:
         t = time.perf_counter()
         try:
             if self.inference is None:
-                raise Unavailable("inference", "no bus")
+                raise PeerUnavailable("inference", "no bus")
             msgs = actions.chat_messages(cyc.request.text, cyc.hits)
             answer = self.inference.chat(
                 msgs, cyc.request.max_tokens, self.config.deliberate_timeout_s
@@ -334,7 +334,7 @@ class Cognition:
             if answer.text:
                 return actions.Outcome("deliberate", answer.text)
             cyc.notes.append("the language model returned an empty answer")
-        except Unavailable as exc:
+        except PeerUnavailable as exc:
             cyc.missing.append("inference")
             cyc.notes.append(str(exc))
         finally:

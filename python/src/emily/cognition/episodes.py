@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 
 from emily.bus.schemas.memory import MAX_BATCH, EpisodeIn
-from emily.cognition.clients import MemoryClient, Unavailable
+from emily.cognition.clients import MemoryClient, PeerUnavailable
 from emily.cognition.metrics import CognitionMetrics
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class EpisodeWriter:
                     return stored
             try:
                 self.memory.store(batch, self.timeout_s)
-            except Unavailable as exc:
+            except PeerUnavailable as exc:
                 log.info("episodes wait for memory (%d pending): %s", len(self.pending), exc)
                 self.metrics.episodes.labels("deferred").inc()
                 with self._lock:

@@ -9,24 +9,25 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
+from contextlib import ExitStack
 
 from emily.bus import BusConfig, encode, open_session
-from emily.bus.health import announce
+from emily.bus.endpoints import OBSERVE, WORKSPACE_BROADCAST
+from emily.bus.health import Peers, announce
+from emily.bus.keys import Keys
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest, WorkspaceBroadcast
-from emily.cognition.clients import InferenceClient, MemoryClient, Peers
+from emily.cognition.clients import InferenceClient, MemoryClient
 from emily.cognition.config import CognitionConfig
 from emily.cognition.cycle import Cognition, workspace_items
 from emily.cognition.http import build_app
 from emily.cognition.metrics import CognitionMetrics
 from emily.cognition.reflex import Reflex
-from emily.cognition.serving import ObserveServer
+from emily.cognition.serving import serve_observe
 from emily.cognition.workspace import Broadcast
 from emily.config import state_dir
 from emily.errors import BusError
-from emily.observe import setup_logging
 from emily.observe.http import HTTPServer
-from emily.runtime import tune_for_latency, wait_for_stop
+from emily.runtime import run_service
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +55,24 @@ class CognitionService:
             reflex = Reflex.load_or_build(state_dir() / "cognition", embeddings=config.embeddings)
         self.session = open_session(bus)
         self.keys = bus.keys
-        self.peers = Peers(self.session, self.keys)
+        memory_keys = Keys(config.memory_node or bus.node)
+        inference_keys = Keys(config.inference_node or bus.node)
+        # one liveliness follower per node that serves a peer
+        self.peers = {
+            node: Peers(self.session, Keys(node))
+            for node in {memory_keys.node, inference_keys.node}
+        }
         self.metrics = CognitionMetrics()
         self.cognition = Cognition(
             reflex,
             config,
-            MemoryClient(self.session, self.keys, self.peers),
-            InferenceClient(self.session, self.keys, self.peers),
+            MemoryClient(self.session, memory_keys, self.peers[memory_keys.node]),
+            InferenceClient(self.session, inference_keys, self.peers[inference_keys.node]),
             self.metrics,
         )
-        self._publisher = self.session.declare_publisher(self.keys.events("workspace.broadcast"))
+        self._publisher = self.session.declare_publisher(WORKSPACE_BROADCAST.key(self.keys))
         self.cognition.subscribe(self._publish)
-        self.server = ObserveServer(
-            self.session, self.keys.query("cognition", "observe"), self.cognition
-        )
+        self.server = serve_observe(self.session, self.keys, self.cognition)
         self.http: HTTPServer | None = None
         if http:
             app = build_app(self.observe, self.metrics.registry, self.metrics.bad.inc)
@@ -98,31 +103,19 @@ class CognitionService:
         if self.http is not None:
             self.http.close()
         self.cognition.close()
-        self.peers.close()
+        for peers in self.peers.values():
+            peers.close()
         self.session.close()  # type: ignore[no-untyped-call]
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the service until SIGINT or SIGTERM; returns the exit code."""
-    if getattr(args, "config", None):
-        os.environ["EMILY_CONFIG"] = str(args.config)
-    setup_logging(getattr(args, "log_level", None) or "INFO")
-    service = CognitionService(CognitionConfig.load(), BusConfig.load())
-    service.cognition.warm_up()
-    tuning = tune_for_latency()
-    log.info(
-        "runtime tuned: %d start-up objects frozen, GIL switch interval %.2g ms, gc %s",
-        tuning.frozen,
-        tuning.switch_interval_s * 1e3,
-        tuning.thresholds,
-    )
-    log.info(
-        "cognition serving on emily/%s/cognition/observe, HTTP %s",
-        service.keys.node,
-        service.http.url if service.http else "off",
-    )
-    try:
-        wait_for_stop()
-    finally:
-        service.close()
-    return 0
+
+    def start(stack: ExitStack) -> str:
+        service = CognitionService(CognitionConfig.load(), BusConfig.load())
+        stack.callback(service.close)
+        service.cognition.warm_up()
+        where = service.http.url if service.http else "off"
+        return f"cognition serving on {OBSERVE.key(service.keys)}, HTTP {where}"
+
+    return run_service(args, start)

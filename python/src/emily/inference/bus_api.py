@@ -11,9 +11,10 @@ from collections.abc import Iterator
 
 import zenoh
 
+from emily.bus.endpoints import CANCEL, CHAT, GENERATE, INFO
 from emily.bus.keys import Keys
 from emily.bus.messages import ErrorReply
-from emily.bus.rpc import RequestFailed, Server
+from emily.bus.rpc import RequestFailed
 from emily.bus.schemas.inference import (
     CancelReply,
     CancelRequest,
@@ -57,20 +58,10 @@ class InferenceBus:
         # the scheduler (which answers busy at once), never in the rpc pool's own queue
         workers = scheduler.config.queue_size + 2
         self.servers = [
-            Server(
-                session,
-                keys.query("inference", "generate"),
-                GenerateRequest,
-                self.generate,
-                workers=workers,
-            ),
-            Server(
-                session, keys.query("inference", "chat"), ChatRequest, self.chat, workers=workers
-            ),
-            Server(
-                session, keys.query("inference", "cancel"), CancelRequest, self.cancel, workers=2
-            ),
-            Server(session, keys.query("inference", "info"), InfoRequest, self.info, workers=2),
+            GENERATE.serve(session, keys, self.generate, workers=workers),
+            CHAT.serve(session, keys, self.chat, workers=workers),
+            CANCEL.serve(session, keys, self.cancel, workers=2),
+            INFO.serve(session, keys, self.info, workers=2),
         ]
 
     def generate(self, req: GenerateRequest) -> Iterator[GenerationChunk]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
+from contextlib import ExitStack
 from pathlib import Path
 
 from emily.bus import BusConfig, open_session
@@ -24,9 +24,9 @@ from emily.inference.http_api import create_app
 from emily.inference.metrics import InferenceMetrics
 from emily.inference.scheduler import Scheduler
 from emily.inference.store import embedded_model
-from emily.observe import MetricsServer, setup_logging, start_metrics_server
+from emily.observe import MetricsServer, start_metrics_server
 from emily.observe.http import HTTPServer
-from emily.runtime import tune_for_latency, wait_for_stop
+from emily.runtime import run_service
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ class InferenceService:
         except Exception:
             self.scheduler.close()
             raise
+        self.keys = bus.keys
         self.bus = InferenceBus(self.session, bus.keys, self.engine, self.scheduler)
         self.token = announce(self.session, bus.keys, "inference")
         self.http: HTTPServer | None = None
@@ -99,15 +100,12 @@ class InferenceService:
 
 def main(args: argparse.Namespace) -> int:
     """Run the service until SIGINT or SIGTERM; returns the exit code."""
-    if getattr(args, "config", None):
-        os.environ["EMILY_CONFIG"] = str(args.config)
-    setup_logging(getattr(args, "log_level", None) or "INFO")
-    service = InferenceService(InferenceConfig.load(), BusConfig.load())
-    tune_for_latency()  # after the model is loaded: freeze that heap
-    where = service.http.url if service.http else "no HTTP"
-    log.info("inference service ready: model %s, %s", service.engine.name, where)
-    try:
-        wait_for_stop()
-    finally:
-        service.close()
-    return 0
+
+    def start(stack: ExitStack) -> str:
+        service = InferenceService(InferenceConfig.load(), BusConfig.load())
+        stack.callback(service.close)
+        where = service.http.url if service.http else "no HTTP"
+        node = service.keys.node
+        return f"inference serving {service.engine.name} on emily/{node}/inference/*, {where}"
+
+    return run_service(args, start)

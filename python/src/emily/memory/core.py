@@ -15,7 +15,7 @@ import numpy as np
 
 from emily.bus.schemas.memory import (
     EMBED_DIM,
-    IndexParams,
+    IndexStatus,
     MemoryOperation,
     RecallReply,
     RecallRequest,
@@ -25,11 +25,11 @@ from emily.bus.schemas.memory import (
     Tier,
     TierStats,
 )
+from emily.embed import Embedder
 from emily.memory.config import MemoryConfig
-from emily.memory.embed import Embedder
 from emily.memory.errors import StoreUnavailable
 from emily.memory.ids import uuid7
-from emily.memory.index import IndexParams as HnswParams
+from emily.memory.index import HnswParams
 from emily.memory.indexer import Indexer
 from emily.memory.l0 import L0, pick_device
 from emily.memory.metrics import MemoryMetrics
@@ -312,7 +312,7 @@ class Memory:
             device=str(self.device),
         )
 
-    def _index_params(self) -> IndexParams:
+    def _index_params(self) -> IndexStatus:
         params = self.store.index_params()
         if self.indexer is None:
             return params

@@ -3,17 +3,13 @@
 from emily.errors import EmilyError
 
 
-class MemoryError_(EmilyError):
+class MemoryServiceError(EmilyError):
     """Base class of memory-service errors."""
 
 
-class StoreUnavailable(MemoryError_):
+class StoreUnavailable(MemoryServiceError):
     """Postgres cannot be reached; stores go to the outbox, recalls fail until it is back."""
 
 
-class MigrationError(MemoryError_):
+class MigrationError(MemoryServiceError):
     """A schema migration failed or the migration files are inconsistent."""
-
-
-class EmbedderError(MemoryError_):
-    """The MiniLM model could not be loaded."""

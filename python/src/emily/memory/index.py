@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from emily.bus.schemas.memory import EMBED_DIM
-from emily.memory.errors import MemoryError_
+from emily.memory.errors import MemoryServiceError
 
 Vector = npt.NDArray[np.float32]
 INDEX_FILE = "hnsw.bin"
@@ -43,7 +43,7 @@ META_FILE = "meta.json"
 
 
 @dataclass(frozen=True)
-class IndexParams:
+class HnswParams:
     """HNSW build parameters; a saved index is reused only when they match."""
 
     m: int = 16
@@ -100,9 +100,9 @@ class AnnIndex:
     """
 
     def __init__(
-        self, params: IndexParams | None = None, *, ef_search: int = 64, capacity: int = 1024
+        self, params: HnswParams | None = None, *, ef_search: int = 64, capacity: int = 1024
     ) -> None:
-        self.params = params or IndexParams()
+        self.params = params or HnswParams()
         self.ef_search = ef_search
         self._index = self._new(max(capacity, 16))
         self.ids: list[uuid.UUID] = []
@@ -255,7 +255,7 @@ class AnnIndex:
             self.dirty = False
 
     @classmethod
-    def load(cls, root: Path, params: IndexParams, *, ef_search: int = 64) -> AnnIndex | None:
+    def load(cls, root: Path, params: HnswParams, *, ef_search: int = 64) -> AnnIndex | None:
         """The index saved under ``root``, or ``None`` if absent, damaged or built otherwise."""
         try:
             meta = json.loads((root / META_FILE).read_text())
@@ -281,5 +281,5 @@ class AnnIndex:
         return self
 
 
-class IndexUnavailable(MemoryError_):
+class IndexUnavailable(MemoryServiceError):
     """The in-process index cannot answer this search; the caller asks Postgres instead."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from emily.memory.errors import StoreUnavailable
-from emily.memory.index import AnnIndex, IndexParams, IndexUnavailable, Vector
+from emily.memory.index import AnnIndex, HnswParams, IndexUnavailable, Vector
 from emily.memory.record import Record
 from emily.memory.store import PgStore
 
@@ -43,7 +43,7 @@ class Indexer:
         self,
         store: PgStore,
         root: Path,
-        params: IndexParams,
+        params: HnswParams,
         *,
         ef_search: int,
         save_every_s: float = 600.0,

@@ -37,7 +37,7 @@ import psycopg
 from psycopg import sql
 
 from emily.bus.schemas.memory import EMBED_DIM
-from emily.memory.errors import MemoryError_
+from emily.memory.errors import MemoryServiceError
 from emily.memory.record import Record
 
 Conn = psycopg.Connection[Any]
@@ -100,7 +100,7 @@ _int32 = struct.Struct(">i").pack
 _jsonb_head = struct.Struct(">ib").pack
 
 
-class InvalidRecord(MemoryError_, ValueError):
+class InvalidRecord(MemoryServiceError, ValueError):
     """A record Postgres would refuse; nothing of its batch is stored."""
 
 

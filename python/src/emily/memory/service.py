@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import zenoh
 
 from emily.bus import BusConfig, Keys, encode, open_session
+from emily.bus.endpoints import MEMORY_OPERATIONS, RECALL, STATS, STORE
 from emily.bus.health import announce
 from emily.bus.messages import ErrorReply, Message
 from emily.bus.rpc import RequestFailed, Server, internal_error
@@ -30,15 +31,15 @@ from emily.bus.schemas.memory import (
     StoreReply,
     StoreRequest,
 )
+from emily.embed import Embedder
 from emily.memory.config import MemoryConfig
 from emily.memory.core import Memory
-from emily.memory.embed import Embedder
 from emily.memory.embedded import EmbeddedPostgres
 from emily.memory.errors import StoreUnavailable
 from emily.memory.metrics import MemoryMetrics
 from emily.memory.store import PgStore
-from emily.observe import MetricsServer, start_metrics_server
-from emily.runtime import tune_for_latency, wait_for_stop
+from emily.observe import start_metrics_server
+from emily.runtime import run_service
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def _from_ram(req: RecallRequest) -> bool:
 def serve(memory: Memory, session: zenoh.Session, keys: Keys, workers: int = 4) -> MemoryService:
     """Declare the three queryables and the liveliness token on ``session``."""
     service = MemoryService(memory, session, keys)
-    publisher = session.declare_publisher(keys.events("memory.operations"))
+    publisher = session.declare_publisher(MEMORY_OPERATIONS.key(keys))
 
     def publish(ops: Sequence[MemoryOperation]) -> None:
         for i in range(0, len(ops), MAX_OPS):  # validated by the caller: not again
@@ -136,25 +137,16 @@ def serve(memory: Memory, session: zenoh.Session, keys: Keys, workers: int = 4) 
     memory.publish = publish
     memory.tiers.publish = publish
     service.servers = [
-        Server(
+        STORE.serve(session, keys, service.handle_store, workers=workers),
+        RECALL.serve(
             session,
-            keys.query("memory", "store"),
-            StoreRequest,
-            service.handle_store,
-            workers=workers,
-        ),
-        Server(
-            session,
-            keys.query("memory", "recall"),
-            RecallRequest,
+            keys,
             service.handle_recall,
             workers=workers,
             inline=_from_ram,
             batch=service.handle_recalls,
         ),
-        Server(
-            session, keys.query("memory", "stats"), StatsRequest, service.handle_stats, workers=1
-        ),
+        STATS.serve(session, keys, service.handle_stats, workers=1),
     ]
     service.token = announce(session, keys, "memory")
     return service
@@ -162,30 +154,26 @@ def serve(memory: Memory, session: zenoh.Session, keys: Keys, workers: int = 4) 
 
 def main(args: argparse.Namespace) -> int:
     """Run the memory service until SIGTERM/SIGINT; returns the exit code."""
-    if getattr(args, "config", None):
-        os.environ["EMILY_CONFIG"] = args.config
-    cfg = MemoryConfig.load()
-    bus = BusConfig.load()
-    store, embedded = open_store(cfg)
-    metrics = MemoryMetrics()
-    memory = Memory(cfg, store, Embedder(), metrics=metrics)
-    http: MetricsServer = start_metrics_server(metrics.registry, cfg.metrics_port, cfg.metrics_addr)
-    session = open_session(bus)
-    service = serve(memory, session, bus.keys, cfg.workers)
-    memory.start_background()
-    # freeze the start-up heap (model, tiers); keep CPython's 5 ms GIL switch interval:
-    # recalls release the GIL in the index search and Postgres waits, and 0.5 ms made
-    # the threads switch so often that recalls/s fell (606 against 681, one run each)
-    tune_for_latency(switch_interval_s=0.005)
-    log.info(
-        "memory serving on emily/%s/memory/*, /metrics on %s:%d%s",
-        bus.node,
-        cfg.metrics_addr,
-        http.port,
-        " (embedded Postgres)" if embedded else "",
-    )
-    wait_for_stop()
-    service.close()
-    session.close()  # type: ignore[no-untyped-call]
-    http.close()
-    return 0
+
+    def start(stack: ExitStack) -> str:
+        cfg = MemoryConfig.load()
+        bus = BusConfig.load()
+        store, embedded = open_store(cfg)
+        metrics = MemoryMetrics()
+        memory = Memory(cfg, store, Embedder(), metrics=metrics)
+        http = start_metrics_server(metrics.registry, cfg.metrics_port, cfg.metrics_addr)
+        stack.callback(http.close)
+        session = open_session(bus)
+        stack.callback(session.close)
+        service = serve(memory, session, bus.keys, cfg.workers)
+        stack.callback(service.close)
+        memory.start_background()
+        pg = " (embedded Postgres)" if embedded else ""
+        return (
+            f"memory serving on emily/{bus.node}/memory/*, "
+            f"/metrics on {cfg.metrics_addr}:{http.port}{pg}"
+        )
+
+    # recalls release the GIL in the index search and in Postgres waits; a shorter
+    # switch interval only makes those threads switch more often, costing recalls/s
+    return run_service(args, start, switch_interval_s=0.005)

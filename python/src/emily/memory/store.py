@@ -28,7 +28,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from emily.bus.schemas.memory import EMBED_DIM, IndexParams, PoolStats, RecallFilters
+from emily.bus.schemas.memory import EMBED_DIM, IndexStatus, PoolStats, RecallFilters
 from emily.memory import pgcopy
 from emily.memory.config import MemoryConfig
 from emily.memory.errors import StoreUnavailable
@@ -408,10 +408,10 @@ class PgStore:
             errors=s.get("requests_errors", 0) + s.get("connections_errors", 0),
         )
 
-    def index_params(self) -> IndexParams:
+    def index_params(self) -> IndexStatus:
         """HNSW and search settings in effect."""
         c = self.cfg
-        return IndexParams(
+        return IndexStatus(
             m=c.hnsw_m,
             ef_construction=c.hnsw_ef_construction,
             ef_search=c.ef_search,

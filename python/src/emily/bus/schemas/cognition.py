@@ -1,10 +1,9 @@
 """Contract of the cognition service: ``emily/<node>/cognition/observe`` and the
 ``emily/<node>/events/workspace.broadcast`` stream.
 
-Example::
+Declared as :data:`emily.bus.endpoints.OBSERVE`. Example::
 
-    reply = call(session, keys.query("cognition", "observe"),
-                 ObserveRequest(text="hello"), ObserveReply, timeout_s=60)
+    reply = OBSERVE.call(session, keys, ObserveRequest(text="hello"), timeout_s=60)
     print(reply.response, reply.trace.tier, reply.trace.latencies_ms["total"])
 
 Every cycle returns an action, the response text and a :class:`Trace`: which tier

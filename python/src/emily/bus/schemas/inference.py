@@ -13,7 +13,8 @@ Both verbs reply with :class:`GenerationChunk` messages. With ``stream=False`` t
 exactly one reply, carrying the whole text, ``done=True`` and the usage. With
 ``stream=True`` there is one reply per generated piece (``index`` 0, 1, ...) and the
 last one has ``done=True``, its ``finish_reason`` and the usage; clients use
-:func:`emily.bus.rpc.stream`. Errors arrive as :class:`~emily.bus.messages.ErrorReply`:
+``CHAT.stream`` (:mod:`emily.bus.endpoints`). Errors arrive as
+:class:`~emily.bus.messages.ErrorReply`:
 ``bad_request`` (oversize prompt, invalid sampling), ``not_found`` (unknown model),
 ``busy`` (queue full; ``retry_after_s`` says when to retry), ``timeout`` (waited too
 long in the queue).
@@ -26,9 +27,8 @@ current token with ``finish_reason="cancelled"``. Either way its queue slot is f
 
 Example::
 
-    key = Keys(node).query("inference", "chat")
     req = ChatRequest(messages=(ChatMessage(role="user", content="Hi"),), max_tokens=32)
-    reply = call(session, key, req, GenerationChunk, timeout_s=60)
+    reply = CHAT.call(session, Keys(node), req, timeout_s=60)  # emily.bus.endpoints.CHAT
 """
 
 from __future__ import annotations

@@ -2,13 +2,13 @@
 
 Every message is a versioned :class:`~emily.bus.messages.Message` (unknown fields are
 rejected, NaN and infinity are rejected). Other services call memory through these
-models alone::
+models and their declarations in :mod:`emily.bus.endpoints` alone::
 
-    from emily.bus.rpc import call
-    from emily.bus.schemas.memory import RecallReply, RecallRequest
+    from emily.bus.endpoints import RECALL
+    from emily.bus.schemas.memory import RecallRequest
 
-    reply = call(session, keys.query("memory", "recall"),
-                 RecallRequest(text="where did I leave the keys", k=5), RecallReply)
+    req = RecallRequest(text="where did I leave the keys", k=5)
+    reply = RECALL.call(session, keys, req, timeout_s=5)
     for hit in reply.hits:
         print(hit.tier, hit.score, hit.episode.text)
 
@@ -233,8 +233,8 @@ class PoolStats(Message):
     errors: int
 
 
-class IndexParams(Message):
-    """The HNSW index and search settings in effect.
+class IndexStatus(Message):
+    """The HNSW index and search settings in effect, and the in-process index's state.
 
     ``search_index`` says which index answers unfiltered recalls; ``indexed`` is how
     many episodes the in-process index holds and ``index_ready`` whether it serves yet
@@ -260,7 +260,7 @@ class StatsReply(Message):
     misses: int = Field(ge=0)
     outbox_pending: int = Field(ge=0)
     pool: PoolStats
-    index: IndexParams
+    index: IndexStatus
     device: str
 
 

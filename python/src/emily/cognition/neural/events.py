@@ -6,12 +6,11 @@ import time
 
 import zenoh
 
+from emily.bus.endpoints import NEURAL_SPIKES
 from emily.bus.keys import Keys
 from emily.bus.messages import encode
 from emily.bus.schemas.neural import LayerSpikes, SpikeEvent
 from emily.cognition.neural.energy import EnergyReport
-
-STREAM = "neural.spikes"
 
 
 def spike_event(
@@ -36,5 +35,5 @@ def spike_event(
 
 
 def publish_spikes(session: zenoh.Session, keys: Keys, event: SpikeEvent) -> None:
-    """Put ``event`` on ``keys.events("neural.spikes")``."""
-    session.put(keys.events(STREAM), encode(event))
+    """Put ``event`` on ``events/neural.spikes`` of ``keys``' node."""
+    session.put(NEURAL_SPIKES.key(keys), encode(event))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from emily.memory.embed import Embedder
+from emily.embed import Embedder
 
 _THREADS_LOCK = threading.Lock()
 _threads_state = {"depth": 0, "before": 0}
@@ -92,7 +92,7 @@ class HashedNgrams:
 class MiniLMFeatures:
     """MiniLM-L6 sentence embeddings (384-d, unit norm) split into ON/OFF channels.
 
-    The embeddings come from :class:`emily.memory.embed.Embedder`, the one embedder that
+    The embeddings come from :class:`emily.embed.Embedder`, the one embedder that
     memory uses too, so recall vectors and stored vectors match (its ``[embed]
     precision`` setting included). ``dense`` returns ``[B, 768]``: ``max(e, 0)`` then
     ``max(-e, 0)``, scaled by ``scale``. ``cache_tag`` names the embedding precision, so

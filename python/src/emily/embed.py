@@ -18,7 +18,7 @@ SentenceTransformer pipeline does (tokenise, BERT, mean over real tokens, L2-nor
 but called directly: no per-call ``encode`` bookkeeping, and the six encoder layers run
 as plain tensor calls (:class:`Encoder`) on the model's own weights instead of through
 ``BertModel.forward``, whose per-layer Python (signature inspection, output capture)
-costs about 1.5 ms of a 6 ms embedding. ``tests/memory/test_embed.py`` checks both
+costs about 1.5 ms of a 6 ms embedding. ``tests/test_embed.py`` checks both
 precisions against ``SentenceTransformer.encode``.
 """
 
@@ -37,7 +37,7 @@ import numpy.typing as npt
 
 from emily.bus.schemas.memory import EMBED_DIM
 from emily.config import load_section
-from emily.memory.errors import EmbedderError
+from emily.errors import EmbedderError
 
 Precision = Literal["auto", "float32", "bfloat16"]
 

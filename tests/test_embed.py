@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from emily.cognition.reflex import data as rdata
-from emily.memory.embed import EmbedConfig, Embedder, native_bf16, resolve_precision
+from emily.embed import EmbedConfig, Embedder, native_bf16, resolve_precision
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,151 @@
+"""Every queryable and published stream of the bus, declared once with its types.
+
+An :class:`Endpoint` names a queryable (``<service>/<verb>`` under ``emily/<node>/``),
+the :class:`~emily.bus.messages.Message` its requests validate against, the message its
+replies carry, and whether it streams (several replies per request). Services serve
+with :meth:`Endpoint.serve`; clients call with :meth:`Endpoint.call` or
+:meth:`Endpoint.stream`. A :class:`Topic` does the same for a published stream
+(``events/<name>``). Nothing else in the tree spells a key, so a contract changes in
+one place and its request and reply types cannot drift apart between the two ends.
+
+Example::
+
+    hits = RECALL.call(session, keys, RecallRequest(text="gulls"), timeout_s=5).hits
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import zenoh
+
+from emily.bus.keys import Keys
+from emily.bus.messages import Message
+from emily.bus.rpc import Server, call, stream
+from emily.bus.schemas.cognition import ObserveReply, ObserveRequest, WorkspaceBroadcast
+from emily.bus.schemas.inference import (
+    CancelReply,
+    CancelRequest,
+    ChatRequest,
+    GenerateRequest,
+    GenerationChunk,
+    InferenceInfo,
+    InfoRequest,
+)
+from emily.bus.schemas.memory import (
+    MemoryOperations,
+    RecallReply,
+    RecallRequest,
+    StatsReply,
+    StatsRequest,
+    StoreReply,
+    StoreRequest,
+)
+from emily.bus.schemas.neural import SpikeEvent
+
+Req = TypeVar("Req", bound=Message)
+Resp = TypeVar("Resp", bound=Message)
+Msg = TypeVar("Msg", bound=Message)
+
+
+@dataclass(frozen=True)
+class Endpoint(Generic[Req, Resp]):
+    """One queryable: ``emily/<node>/<service>/<verb>``.
+
+    Attributes
+    ----------
+    service, verb : the key's two chunks under the node (``memory``, ``recall``).
+    request : the message type requests validate against.
+    reply : the message type of each reply.
+    streams : whether one request gets several replies (use :meth:`stream`).
+    """
+
+    service: str
+    verb: str
+    request: type[Req]
+    reply: type[Resp]
+    streams: bool = False
+
+    @property
+    def name(self) -> str:
+        """``<service>/<verb>``, as the README and error messages spell it."""
+        return f"{self.service}/{self.verb}"
+
+    def key(self, keys: Keys) -> str:
+        """The key expression on ``keys``' node."""
+        return keys.query(self.service, self.verb)
+
+    def call(self, session: zenoh.Session, keys: Keys, request: Req, *, timeout_s: float) -> Resp:
+        """Send ``request`` and return its single validated reply (see :func:`call`)."""
+        return call(session, self.key(keys), request, self.reply, timeout_s=timeout_s)
+
+    def stream(
+        self, session: zenoh.Session, keys: Keys, request: Req, *, timeout_s: float
+    ) -> Iterator[Resp]:
+        """Send ``request`` and yield every validated reply (see :func:`stream`)."""
+        return stream(session, self.key(keys), request, self.reply, timeout_s=timeout_s)
+
+    def serve(
+        self,
+        session: zenoh.Session,
+        keys: Keys,
+        handler: Callable[[Req], Resp | Iterable[Resp]],
+        **options: Any,
+    ) -> Server:
+        """Declare this queryable on ``session`` and serve it with ``handler``.
+
+        ``options`` are :class:`~emily.bus.rpc.Server`'s keyword arguments (``workers``,
+        ``inline``, ``batch``, ``max_batch``, ``start``).
+        """
+        return Server(session, self.key(keys), self.request, handler, **options)
+
+
+@dataclass(frozen=True)
+class Topic(Generic[Msg]):
+    """One published stream: ``emily/<node>/events/<name>``, carrying ``message``."""
+
+    name: str
+    message: type[Msg]
+
+    def key(self, keys: Keys) -> str:
+        """The key expression on ``keys``' node."""
+        return keys.events(self.name)
+
+
+OBSERVE = Endpoint("cognition", "observe", ObserveRequest, ObserveReply)
+GENERATE = Endpoint("inference", "generate", GenerateRequest, GenerationChunk, streams=True)
+CHAT = Endpoint("inference", "chat", ChatRequest, GenerationChunk, streams=True)
+CANCEL = Endpoint("inference", "cancel", CancelRequest, CancelReply)
+INFO = Endpoint("inference", "info", InfoRequest, InferenceInfo)
+STORE = Endpoint("memory", "store", StoreRequest, StoreReply)
+RECALL = Endpoint("memory", "recall", RecallRequest, RecallReply)
+STATS = Endpoint("memory", "stats", StatsRequest, StatsReply)
+
+#: Every queryable, in the order the README lists them.
+ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
+    OBSERVE,
+    GENERATE,
+    CHAT,
+    CANCEL,
+    INFO,
+    STORE,
+    RECALL,
+    STATS,
+)
+
+MEMORY_OPERATIONS = Topic("memory.operations", MemoryOperations)
+NEURAL_SPIKES = Topic("neural.spikes", SpikeEvent)
+WORKSPACE_BROADCAST = Topic("workspace.broadcast", WorkspaceBroadcast)
+
+#: Every published stream.
+TOPICS: tuple[Topic[Any], ...] = (MEMORY_OPERATIONS, NEURAL_SPIKES, WORKSPACE_BROADCAST)
+
+#: The services that declare queryables and liveliness tokens.
+SERVICES: tuple[str, ...] = tuple(dict.fromkeys(e.service for e in ENDPOINTS))
+
+
+def served_by(service: str) -> tuple[Endpoint[Any, Any], ...]:
+    """The endpoints ``service`` declares (``memory`` -> store, recall, stats)."""
+    return tuple(e for e in ENDPOINTS if e.service == service)
