@@ -1,7 +1,7 @@
 # VM test of modules/network: the host and a laptop joined by WireGuard (keys from
 # secrets/test.yaml via sops-nix and the TEST-ONLY key), the sysctls applied, a client
 # on the services VLAN getting a DHCP lease and DNS answer, and the firewall scoping
-# SSH to WireGuard/management and Zenoh to the services VLAN.
+# Zenoh to the services VLAN and SSH to WireGuard, management and the uplink.
 { pkgs, sops-nix }:
 
 let
@@ -97,5 +97,9 @@ pkgs.testers.runNixOSTest {
 
     with subtest("SSH over WireGuard"):
         laptop.succeed("nc -z -w 3 10.99.0.1 22")
+
+    with subtest("SSH also on the uplink (no lock-out), Zenoh not"):
+        laptop.succeed("nc -z -w 3 cloudlab 22")
+        laptop.fail("nc -z -w 3 cloudlab 7447")
   '';
 }
