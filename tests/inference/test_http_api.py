@@ -130,10 +130,10 @@ def test_unknown_model_is_404(client: openai.OpenAI) -> None:
         (b'{"prompt": "hi", "temperature": 9}', "temperature"),
         (b'{"prompt": "hi", "top_p": 0}', "top_p"),
         (b'{"prompt": "hi", "max_tokens": -1}', "max_tokens"),
-        (b'{"prompt": "hi", "n": 3}', "n"),
-        (b'{"prompt": "hi", "logprobs": 5}', "logprobs"),
+        (b'{"prompt": "hi", "n": 9}', "n"),
+        (b'{"prompt": "hi", "logprobs": 6}', "logprobs"),
         (b'{"prompt": ["a", "b"]}', "one prompt"),
-        (b'{"prompt": "hi", "frequency_penalty": 1.0}', "frequency_penalty"),
+        (b'{"prompt": "hi", "frequency_penalty": 2.5}', "frequency_penalty"),
         (b'{"max_tokens": 2}', "prompt"),
         (b"[1, 2]", "body"),
     ],
@@ -240,18 +240,23 @@ def test_full_queue_answers_429_with_retry_after(inference_service: RunningInfer
         resp.close()
         conn.close()
 
-    threads = [threading.Thread(target=long_stream) for _ in range(3)]  # 1 running + 2 queued
+    config = inference_service.service.scheduler.config
+    n = config.slots + config.queue_size  # every slot running and the queue full
+    threads = [threading.Thread(target=long_stream) for _ in range(n)]
     for t in threads:
         t.start()
     deadline = time.monotonic() + 30
-    while inference_service.service.scheduler.depth < 2 and time.monotonic() < deadline:
+    while (
+        inference_service.service.scheduler.depth < config.queue_size
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.02)
     try:
         status, data, headers = post(url, "/v1/completions", b'{"prompt": "x", "max_tokens": 1}')
         assert status == 429 and data["error"]["code"] == "busy"
         assert int(headers["retry-after"]) >= 1 and "retry after" in data["error"]["message"]
     finally:
-        while len(stops) < 3 and time.monotonic() < deadline:
+        while len(stops) < n and time.monotonic() < deadline:
             time.sleep(0.02)
         for s in stops:
             s.set()
