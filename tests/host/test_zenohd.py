@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import zenoh
 
+from emily.bus.session import BusConfig, open_session
+from emily.config import load_section
 from tests.conftest import REPO, free_port
 from tests.host.tools import run
 from tests.nix.nixeval import nix_eval
@@ -228,3 +230,29 @@ def test_routers_mesh_and_keep_the_grants(
     finally:
         memory.close()
         stranger.close()
+
+
+def service_session(service: str, router: str, certs: Path) -> zenoh.Session:
+    """A session opened the way a host unit opens it: the environment the Nix unit
+    helper renders, read by emily.config, opened by emily.bus."""
+    env = nix_eval(
+        "(import ./modules/lib/settings.nix).serviceEnv {"
+        f' service = "{service}"; node = "cloudlab"; router = "{router}";'
+        f' tls = {{ rootCa = "{certs}/ca.crt"; certificate = "{certs}/{service}.crt";'
+        f' privateKey = "{certs}/{service}.key"; }}; }}'
+    )
+    return open_session(load_section(BusConfig, "bus", data={}, environ=env))
+
+
+def test_services_configured_by_the_unit_environment_talk_through_the_router(
+    router: str, certs: Path
+) -> None:
+    memory = service_session("memory", router, certs)
+    cognition = service_session("cognition", router, certs)
+    try:
+        recall = serve(memory, "emily/cloudlab/memory/recall", b"from the unit env")
+        assert until_answered(cognition, "emily/cloudlab/memory/recall") == [b"from the unit env"]
+        recall.undeclare()
+    finally:
+        memory.close()
+        cognition.close()
