@@ -10,6 +10,7 @@
 #                                           into the sops FILE (default
 #                                           secrets/cloudlab.yaml) under zenoh/;
 #                                           SANS of each node's router: IP:a,DNS:b
+#                                           (IP:127.0.0.1 is always added)
 #
 # `sops` is also the rotation: it replaces the CA and every certificate at once, so old
 # and new never have to trust each other. Commit, then deploy every host; sops-nix
@@ -104,7 +105,12 @@ case $cmd in
     for spec in "$@"; do
       [[ $spec =~ ^([A-Za-z0-9_.-]+)=(.*)$ ]] || die "'$spec' is not NODE=SAN,SAN..."
       node=${BASH_REMATCH[1]}
-      IFS=, read -r -a sans <<<"${BASH_REMATCH[2]}"
+      IFS=, read -r -a given <<<"${BASH_REMATCH[2]}"
+      # the services reach their router at 127.0.0.1 and check its name there
+      sans=(IP:127.0.0.1)
+      for s in "${given[@]}"; do
+        [ "$s" = IP:127.0.0.1 ] || sans+=("$s")
+      done
       mkdir -p "$work/$node"
       cp "$work/ca.crt" "$work/ca.key" "$work/$node/"
       issue "$work/$node" router "DNS:$node" "${sans[@]}"

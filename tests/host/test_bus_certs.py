@@ -83,6 +83,12 @@ def test_sops_writes_a_ca_and_every_certificate(repo: Path, tmp_path: Path) -> N
     assert isinstance(router, dict)
     text = openssl("x509", "-noout", "-ext", "subjectAltName", stdin=router["certificate"])
     assert "DNS:cloudlab" in text and "IP Address:10.99.0.1" in text
+    assert text.count("IP Address:127.0.0.1") == 1
+    # loopback is added to a router even when not given
+    store = z["router-store"]
+    assert isinstance(store, dict)
+    text = openssl("x509", "-noout", "-ext", "subjectAltName", stdin=store["certificate"])
+    assert "IP Address:127.0.0.1" in text and "IP Address:10.99.0.2" in text
 
 
 def test_a_second_run_rotates_the_ca(repo: Path, tmp_path: Path) -> None:
