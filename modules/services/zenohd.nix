@@ -124,7 +124,7 @@ in
       wants = addressUnits;
       serviceConfig = {
         Restart = "on-failure";
-        RestartSec = 2;
+        RestartSec = 5;
       };
     };
   };
