@@ -97,6 +97,10 @@ case $cmd in
     shift
     cd "$root"
     [ -f "$file" ] || die "$file is not a file"
+    # every node spec is checked before anything is written
+    for spec in "$@"; do
+      [[ $spec =~ ^([A-Za-z0-9_.-]+)=(.*)$ ]] || die "'$spec' is not NODE=SAN,SAN..."
+    done
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
     new_ca "$work"

@@ -120,11 +120,16 @@ def test_a_certificate_of_another_ca_does_not_verify(tmp_path: Path) -> None:
         (("frobnicate",), "unknown command"),
     ],
 )
-def test_bad_input_is_refused(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+def test_bad_input_is_refused(
+    repo: Path, tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
     assert certs("ca", tmp_path / "ca").returncode == 0
     argv = [str(tmp_path / "ca") if a == "DIR" else a for a in args]
-    out = certs(*argv)
+    before = (repo / "secrets" / "test.yaml").read_bytes()
+    out = certs(*argv, repo=repo)
     assert out.returncode == 2 and message in out.stderr, out.stderr
+    # a refused command writes nothing
+    assert (repo / "secrets" / "test.yaml").read_bytes() == before
 
 
 def test_an_existing_ca_is_never_replaced(tmp_path: Path) -> None:
