@@ -11,6 +11,7 @@ import argparse
 import json
 import time
 
+from common import load_line, table
 from pydantic import Field
 
 from emily.bus.messages import Message, decode, encode
@@ -38,6 +39,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--n", type=int, default=20000)
     args = ap.parse_args()
+    print(load_line("at start"))
     vec = [((i * 7919) % 1000) / 1000.0 - 0.5 for i in range(args.dim)]
     payload = encode(VectorQuery(vector=vec, k=10, text="what did I eat"))
 
@@ -53,9 +55,11 @@ def main() -> None:
     base = per_call_us(baseline, payload, args.n)
     ours = per_call_us(fast, payload, args.n)
     print(f"payload: {len(payload)} bytes ({args.dim}-d vector), {args.n} decodes each")
-    print(f"{'path':<40} {'us/decode':>10}")
-    print(f"{'json.loads + model_validate (baseline)':<40} {base:>10.1f}")
-    print(f"{'decode(): model_validate_json':<40} {ours:>10.1f}")
+    rows = [
+        ("json.loads + model_validate (baseline)", f"{base:.1f}", "1.00x"),
+        ("decode(): model_validate_json", f"{ours:.1f}", f"{base / ours:.2f}x"),
+    ]
+    print(table(("path", "us/decode", "speed-up"), rows))
     print(f"speed-up vs baseline: {base / ours:.2f}x")
 
 

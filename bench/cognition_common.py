@@ -24,37 +24,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import zenoh
 
 from emily.bus import BusConfig, Keys, open_session
 from emily.bus.rpc import wait_for_server
 
-OUT = Path(__file__).resolve().parent / "out"
 ECHO = "bench/echo"
-
-
-def load() -> str:
-    """The 1-minute load average of this machine (other jobs share its cores)."""
-    return f"{os.getloadavg()[0]:.1f}"
-
-
-def pct(ms: list[float], digits: int = 3) -> str:
-    """p50 / p95 / p99 of ``ms`` (milliseconds) and the count."""
-    a = np.asarray(ms)
-    p = [np.percentile(a, q) for q in (50, 95, 99)]
-    w = digits + 5
-    cells = "  ".join(f"p{q} {v:{w}.{digits}f}" for q, v in zip((50, 95, 99), p, strict=True))
-    return f"{cells} ms (n={a.size})"
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def raw_call(session: zenoh.Session, key: str, payload: bytes, timeout_s: float = 30.0) -> bytes:

@@ -30,11 +30,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from cognition_common import OUT, bus_env, free_port, load, pct, process, raw_call, serve_cmd
+from cognition_common import bus_env, process, raw_call, serve_cmd
+from common import free_port, load, load_line, pcts, percentile, pyplot, save_plot
 
 from emily.bus import BusConfig, Keys, open_session
 from emily.bus.endpoints import CHAT, OBSERVE, RECALL, STATS
@@ -102,8 +101,8 @@ def settle(client: object, key: str, quiet_s: float = 1.0, limit_s: float = 120.
 
 def report(name: str, rtt: list[float], replies: list[ObserveReply]) -> None:
     print(f"\n{name} (load average {load()})")
-    print(f"  round trip    {pct(rtt, 2)}")
-    print(f"  cycle total   {pct([r.trace.latencies_ms['total'] for r in replies], 2)}")
+    print(f"  round trip    {pcts(rtt, 2)}")
+    print(f"  cycle total   {pcts([r.trace.latencies_ms['total'] for r in replies], 2)}")
     stages = Counter[str]()
     for r in replies:
         stages.update(r.trace.latencies_ms)
@@ -126,7 +125,8 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="cognition-cycle-"))
     state, node = root / "state", "bench"
     mem_ep, inf_ep, cog_ep = (f"tcp/127.0.0.1:{free_port()}" for _ in range(3))
-    print(f"load average {load()}; starting Postgres, memory, inference, cognition ...")
+    print(load_line("at start"))
+    print("starting Postgres, memory, inference, cognition ...")
     reflex = Reflex.load_or_build(state / "cognition")  # trained here, loaded by the service
     pg = EmbeddedPostgres(root / "pg")
     client = open_session(BusConfig(node=node, listen=(), connect=(mem_ep, inf_ep, cog_ep)))
@@ -186,22 +186,16 @@ def main() -> None:
         client.close()  # type: ignore[attr-defined]
     ttft = [r.trace.ttft_ms for r in llm[1] if r.trace.ttft_ms is not None]
     if ttft:
-        print(f"  time to first token (chat request to first chunk) {pct(ttft, 2)}")
-    b99, f99 = np.percentile(base[0], 99), np.percentile(full[0], 99)
+        print(f"  time to first token (chat request to first chunk) {pcts(ttft, 2)}")
+    b99, f99 = percentile(base[0], 99), percentile(full[0], 99)
     print(f"\nfull/reflex p99 ratio {f99 / b99:.1f}x; target: full cycle p99 <= 20 ms")
     if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = pyplot().subplots(figsize=(6, 4))
         ax.boxplot([base[0], full[0]], showfliers=False)
         ax.set_xticks([1, 2], ["reflex", "full, no LLM"])
         ax.set_ylabel("round trip (ms)")
-        OUT.mkdir(exist_ok=True)
-        fig.savefig(OUT / "cognition_cycle.png", dpi=120, bbox_inches="tight")
-        print(f"plot: {OUT / 'cognition_cycle.png'}")
+        save_plot(fig, "cognition_cycle.png")
+    print(load_line("at end"))
 
 
 if __name__ == "__main__":

@@ -30,17 +30,8 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from cognition_common import (
-    ECHO,
-    bus_env,
-    echo_cmd,
-    free_port,
-    load,
-    pct,
-    process,
-    raw_call,
-    serve_cmd,
-)
+from cognition_common import ECHO, bus_env, echo_cmd, process, raw_call, serve_cmd
+from common import free_port, load, load_line, pcts, percentile, pyplot, save_plot, table
 
 from emily.bus import BusConfig, Keys, open_session
 from emily.bus.endpoints import OBSERVE
@@ -51,17 +42,10 @@ from emily.cognition.reflex import data as rdata
 from emily.cognition.reflex.cascade import DEEP_CONFIG, FAST_CONFIG
 from emily.cognition.reflex.features import HashedNgrams, torch_threads
 
-OUT = Path(__file__).resolve().parent / "out"
-
 
 def features_table(fast: ReflexModel, deep: ReflexModel, embedder: MiniLMFeatures) -> None:
     rows = rdata.load_intents()
     texts = [r.text for r in rows if r.split == "heldout"]
-    print("\n1. features (held-out split; latency includes feature extraction)")
-    print(
-        f"{'features':<10} {'accuracy':>8} {'precision':>9} {'recall':>7} {'false-fire':>10} "
-        f"{'threshold':>9}   latency per decision"
-    )
     lat: dict[str, list[float]] = {"ngrams": [], "minilm": []}
     for text in texts * 5:
         t0 = time.perf_counter()
@@ -71,16 +55,25 @@ def features_table(fast: ReflexModel, deep: ReflexModel, embedder: MiniLMFeature
         t0 = time.perf_counter()
         deep.decide(text, features=embedder.from_embedding(embedder.embed([text])[0]))
         lat["minilm"].append((time.perf_counter() - t0) * 1e3)
+    cells = []
     for name, model in (("ngrams", fast), ("minilm", deep)):
         s = model.evaluate(rows)
-        print(
-            f"{name:<10} {s.accuracy:>8.3f} {s.precision:>9.3f} {s.recall:>7.3f} "
-            f"{s.false_fire:>10.3f} {s.threshold:>9.2f}   {pct(lat[name])}"
+        cells.append(
+            (
+                name,
+                f"{s.accuracy:.3f}",
+                f"{s.precision:.3f}",
+                f"{s.recall:.3f}",
+                f"{s.false_fire:.3f}",
+                f"{s.threshold:.2f}",
+                pcts(lat[name]),
+            )
         )
-    print(
-        f"minilm/ngrams p50 latency ratio: "
-        f"{np.percentile(lat['minilm'], 50) / np.percentile(lat['ngrams'], 50):.1f}x"
-    )
+    header = ("features", "accuracy", "precision", "recall", "false-fire", "threshold")
+    print("\n1. features (held-out split; latency includes feature extraction)")
+    print(table((*header, "latency per decision"), cells))
+    ratio = percentile(lat["minilm"], 50) / percentile(lat["ngrams"], 50)
+    print(f"minilm/ngrams p50 latency ratio: {ratio:.1f}x")
 
 
 def in_process(fast: ReflexModel, n: int) -> list[float]:
@@ -91,7 +84,7 @@ def in_process(fast: ReflexModel, n: int) -> list[float]:
         fast.decide(texts[i % len(texts)])
         ms.append((time.perf_counter() - t0) * 1e3)
     print("\n2. in-process reflex decision (n-gram features + spiking network, 8 steps)")
-    print(f"   {pct(ms)}   target p99 <= 1 ms")
+    print(f"   {pcts(ms)}   target p99 <= 1 ms")
     return ms
 
 
@@ -134,15 +127,15 @@ def over_zenoh(state: Path, fired: list[str], n: int) -> tuple[list[float], list
     print(f"\n3. over Zenoh on loopback ({len(fired)} distinct utterances the reflex answers;")
     print("   `emily serve cognition` and the echo each in their own process; load " + load() + ")")
     print(f"   answered by {dict(answered_by)} (allostasis and STDP move the threshold)")
-    print(f"   zenoh echo baseline        {pct(base)}")
-    print(f"   cognition/observe (reflex) {pct(obs)}   target p99 <= 2 ms")
-    print(f"   its cycle total (service)  {pct([t.latencies_ms['total'] for t in traces])}")
+    print(f"   zenoh echo baseline        {pcts(base)}")
+    print(f"   cognition/observe (reflex) {pcts(obs)}   target p99 <= 2 ms")
+    print(f"   its cycle total (service)  {pcts([t.latencies_ms['total'] for t in traces])}")
     for tier in sorted(answered_by):
         part = [o for o, t in zip(obs, tiers, strict=True) if t == tier]
-        print(f"     answered by {tier:<8}     {pct(part)}")
+        print(f"     answered by {tier:<8}     {pcts(part)}")
     print(
-        f"   ratio observe/echo: p50 {np.percentile(obs, 50) / np.percentile(base, 50):.2f}x"
-        f"  p99 {np.percentile(obs, 99) / np.percentile(base, 99):.2f}x"
+        f"   ratio observe/echo: p50 {percentile(obs, 50) / percentile(base, 50):.2f}x"
+        f"  p99 {percentile(obs, 99) / percentile(base, 99):.2f}x"
     )
     return base, obs
 
@@ -152,7 +145,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--plot", action="store_true")
     args = parser.parse_args()
-    print(f"load average {load()}")
+    print(load_line("at start"))
     state = Path(tempfile.mkdtemp(prefix="reflex-bench-"))
     cache = state / "cognition"  # where the service loads its reflex from
     with torch_threads(1):
@@ -166,20 +159,14 @@ def main() -> None:
     ]
     base, obs = over_zenoh(state, fired, args.n)
     if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = pyplot().subplots(figsize=(6, 4))
         for label, data in (("in-process", ms), ("zenoh echo", base), ("observe", obs)):
             ax.hist(np.clip(data, 0, 10), bins=100, histtype="step", label=label)
         ax.set_xlabel("latency (ms, clipped at 10)")
         ax.set_yscale("log")
         ax.legend()
-        OUT.mkdir(exist_ok=True)
-        fig.savefig(OUT / "cognition_reflex.png", dpi=120, bbox_inches="tight")
-        print(f"plot: {OUT / 'cognition_reflex.png'}")
+        save_plot(fig, "cognition_reflex.png")
+    print(load_line("at end"))
 
 
 if __name__ == "__main__":

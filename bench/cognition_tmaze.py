@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
+from common import load_line, pcts, pyplot, save_plot, table
 
 from emily.cognition.aif import expected_free_energy, infer_states, policy_posterior
 from emily.cognition.aif.control import sample_action
@@ -136,36 +136,25 @@ def main() -> None:
                 float(np.mean([c for _, c in runs])),
             )
     print(f"T-maze, {args.trials} trials per cell, reward probability {P_REWARD}")
-    print(
-        f"{'validity':>8} | " + " | ".join(f"{a:>6} reward  cue" for a in agents) + " | aif/random"
-    )
+    print(load_line("after the trials"))
+    columns = [f"{a} {col}" for a in agents for col in ("reward", "cue")]
+    rows = []
     for v in validities:
-        cells = " | ".join(f"{results[(a, v)][0]:>13.3f} {results[(a, v)][1]:.2f}" for a in agents)
+        cells = [f"{results[(a, v)][i]:.{d}f}" for a in agents for i, d in ((0, 3), (1, 2))]
         ratio = results[("aif", v)][0] / max(results[("random", v)][0], 1e-9)
-        print(f"{v:>8.1f} | {cells} | {ratio:.2f}x")
-    t = np.array(timings)
-    print(
-        f"aif time per step: p50 {np.percentile(t, 50):.3f} ms, p99 {np.percentile(t, 99):.3f} "
-        f"ms over {t.size} steps (16 two-move policies at step 1, 4 at step 2)"
-    )
+        rows.append([f"{v:.1f}", *cells, f"{ratio:.2f}x"])
+    print(table(["validity", *columns, "aif/random"], rows))
+    print(f"aif time per step: {pcts(timings)} (16 two-move policies at step 1, 4 at step 2)")
     print("pymdp: not run (pymdp 1.x is JAX-based and not installed here)")
     if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = pyplot().subplots(figsize=(6, 4))
         for a in agents:
             ax.plot(validities, [results[(a, v)][0] for v in validities], marker="o", label=a)
         ax.set_xlabel("cue validity")
         ax.set_ylabel("reward rate")
         ax.set_title("T-maze: active inference vs baselines")
         ax.legend()
-        out = Path(__file__).resolve().parent / "out"
-        out.mkdir(exist_ok=True)
-        fig.savefig(out / "cognition_tmaze.png", dpi=120, bbox_inches="tight")
-        print(f"plot: {out / 'cognition_tmaze.png'}")
+        save_plot(fig, "cognition_tmaze.png")
 
 
 if __name__ == "__main__":

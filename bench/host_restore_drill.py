@@ -28,8 +28,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from common import OUT, barh_plot, load_line, table
+
 REPO = Path(__file__).resolve().parent.parent
-OUT = REPO / "bench" / "out" / "host_restore_drill"
+WORK = OUT / "host_restore_drill"
 DRILL = REPO / "modules" / "backup" / "restore-drill.sh"
 
 
@@ -76,27 +78,28 @@ def main() -> None:
     args = ap.parse_args()
     if shutil.which("restic") is None:
         raise SystemExit("restic is not installed: `apt-get install restic` or `nix develop`")
+    print(load_line("at start"))
 
-    shutil.rmtree(OUT, ignore_errors=True)
-    OUT.mkdir(parents=True)
-    (OUT / "pw").write_text("bench-only-password\n")
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    (WORK / "pw").write_text("bench-only-password\n")
     env = dict(os.environ)
     env.update(
-        RESTIC_REPOSITORY=str(OUT / "repo"),
-        RESTIC_PASSWORD_FILE=str(OUT / "pw"),
-        RESTIC_CACHE_DIR=str(OUT / "cache"),
+        RESTIC_REPOSITORY=str(WORK / "repo"),
+        RESTIC_PASSWORD_FILE=str(WORK / "pw"),
+        RESTIC_CACHE_DIR=str(WORK / "cache"),
     )
-    data_bytes = make_data(OUT / "data", args.mib, args.small)
+    data_bytes = make_data(WORK / "data", args.mib, args.small)
     mb = data_bytes / 1e6
     timed(["restic", "init"], env)
 
-    backup_s, _ = timed(["restic", "backup", "--quiet", str(OUT / "data")], env)
-    drill_wall, line = timed(["bash", str(DRILL), "--scratch-dir", str(OUT / "drill")], env)
+    backup_s, _ = timed(["restic", "backup", "--quiet", str(WORK / "data")], env)
+    drill_wall, line = timed(["bash", str(DRILL), "--scratch-dir", str(WORK / "drill")], env)
     m = re.search(r"files=(\d+) bytes=(\d+) rto_seconds=([\d.]+)", line)
     if m is None or int(m[2]) != data_bytes:
         raise SystemExit(f"the drill did not verify the data set: {line!r}")
     rto = float(m[3])
-    plain_s, _ = timed(["restic", "restore", "latest", "--target", str(OUT / "plain")], env)
+    plain_s, _ = timed(["restic", "restore", "latest", "--target", str(WORK / "plain")], env)
 
     rows = [
         ("restic backup (baseline)", backup_s),
@@ -105,24 +108,19 @@ def main() -> None:
         ("plain restore, no verify", plain_s),
     ]
     print(f"data set: {int(m[1])} files, {mb:.1f} MB")
-    print(f"{'step':32} {'seconds':>9} {'MB/s':>8} {'x backup':>9}")
-    for name, secs in rows:
-        print(f"{name:32} {secs:9.2f} {mb / secs:8.1f} {secs / backup_s:9.2f}")
+    cells = [(name, f"{s:.2f}", f"{mb / s:.1f}", f"{s / backup_s:.2f}") for name, s in rows]
+    print(table(("step", "seconds", "MB/s", "x backup"), cells))
     print(f"verify overhead: restore --verify / plain restore = {rto / plain_s:.2f}")
 
+    print(load_line("at end"))
     if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(7, 3))
-        ax.barh([r[0] for r in rows], [r[1] for r in rows])
-        ax.set_xlabel("seconds")
-        ax.set_title(f"restic backup vs restore drill, {mb:.0f} MB")
-        fig.tight_layout()
-        fig.savefig(OUT.parent / "host_restore_drill.png", dpi=120)
-        print(f"plot: {OUT.parent / 'host_restore_drill.png'}")
+        barh_plot(
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            xlabel="seconds",
+            filename="host_restore_drill.png",
+            title=f"restic backup vs restore drill, {mb:.0f} MB",
+        )
 
 
 if __name__ == "__main__":

@@ -8,23 +8,20 @@ around each, and points around those. Queries are fresh draws from the same mixt
 
 from __future__ import annotations
 
-import os
-import statistics
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import psycopg
+from common import OUT
 from psycopg import sql
 
 from emily.memory.embedded import EmbeddedPostgres
 from emily.memory.record import Record
 
-OUT = Path(__file__).resolve().parent / "out"
 DIM = 384
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -81,8 +78,9 @@ def make_records(vecs: npt.NDArray[np.float32], seed: int = 0) -> list[Record]:
     ]
 
 
-# Server settings of the benchmark Postgres: the 100k-row HNSW index (195 MB) fits in
-# shared buffers (pgserver's default, 128 MB, does not), and no JIT for short queries.
+# Server settings of the benchmark Postgres: shared buffers large enough for the HNSW
+# index of the largest run (memory_retrieval.py prints its size; pgserver's default,
+# 128 MB, is too small for 100k rows), and no JIT, whose start-up cost dwarfs a k-NN query.
 SETTINGS = {"shared_buffers": "1GB", "jit": "off"}
 
 
@@ -111,26 +109,25 @@ def embedded_postgres(name: str) -> EmbeddedPostgres:
     return pg
 
 
-def load() -> str:
-    """The 1-minute load average of this machine (other jobs share its cores)."""
-    return f"{os.getloadavg()[0]:.1f}"
+def database(dsn0: str, name: str) -> str:
+    """The DSN of database ``name`` on the server of ``dsn0``, created if missing (its
+    rows are kept between runs)."""
+    with psycopg.connect(dsn0, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return _with_dbname(dsn0, name)
 
 
-def percentile(xs: list[float], q: float) -> float:
-    """The ``q``-quantile (0..1) of ``xs``."""
-    ordered = sorted(xs)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+def fresh_db(dsn0: str, name: str) -> str:
+    """The DSN of an empty database ``name`` on the server of ``dsn0`` (dropped first)."""
+    with psycopg.connect(dsn0, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return _with_dbname(dsn0, name)
 
 
-def median(xs: list[float]) -> float:
-    """The median of ``xs``."""
-    return statistics.median(xs)
-
-
-def table(rows: list[tuple[object, ...]], header: tuple[str, ...]) -> str:
-    """A plain-text table."""
-    cells = [tuple(str(c) for c in header)] + [tuple(str(c) for c in r) for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+def _with_dbname(dsn0: str, name: str) -> str:
+    base, _, query = dsn0.partition("?")
+    return f"{base.rsplit('/', 1)[0]}/{name}?{query}"

@@ -8,7 +8,7 @@ they share the machine's load:
    encoded with NumPy (``emily.memory.pgcopy``) and split over 2 pooled connections
    that commit together: rows/s (the target row);
 2. the same over 1 connection;
-3. the previous encoder: psycopg's ``write_row`` over 1 connection;
+3. psycopg's own COPY encoder (``write_row``) over 1 connection, against NumPy's;
 4. ``PgStore.insert`` without the ``ts`` and ``context`` indexes (the indexes' share);
 5. ``PgStore.insert`` with the HNSW index maintained (the service's steady state);
 6. the baseline: psycopg 3 ``executemany`` of the same single-row ``INSERT``;
@@ -27,16 +27,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-import psycopg
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from memory_common import OUT, Mixture, embedded_postgres, load, make_records, table
+from common import barh_plot, cell_number, load, load_line, table
+from memory_common import Mixture, embedded_postgres, fresh_db, make_records
 
 from emily.embed import Embedder
 from emily.memory.config import MemoryConfig
@@ -46,14 +43,6 @@ from emily.memory.record import Record
 from emily.memory.store import COLUMNS, TYPES, PgStore, _row
 
 Insert = Callable[[Sequence[Record]], object]
-
-
-def fresh_db(dsn0: str, name: str) -> str:
-    with psycopg.connect(dsn0, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, query = dsn0.partition("?")
-    return f"{base.rsplit('/', 1)[0]}/{name}?{query}"
 
 
 def server_cpu_s(pg: EmbeddedPostgres) -> float:
@@ -122,7 +111,7 @@ def main() -> None:
     ap.add_argument("--plot", action="store_true")
     args = ap.parse_args()
 
-    print(f"load average at start (1, 5, 15 min): {os.getloadavg()}", flush=True)
+    print(load_line("at start"), flush=True)
     pg = embedded_postgres("pg-ingest")
     dsn = fresh_db(pg.dsn, "ingest")
     cfg = MemoryConfig(pool_max=2)  # copy_connections=2: large batches use both
@@ -215,8 +204,8 @@ def main() -> None:
         f"median of {args.repeat} runs per row, rows 1-3 and the baseline round-robin "
         "(HNSW and MiniLM rows: 1 run); load 1m: mean over a row's runs"
     )
-    print(table(rows, (*header, "load 1m")))
-    print(f"load average at end (1, 5, 15 min): {os.getloadavg()}")
+    print(table((*header, "load 1m"), rows))
+    print(load_line("at end"))
     print(
         f"\nCOPY / executemany = {results[0][2] / base:.1f}x (service path, 2 connections), "
         f"{results[1][2] / base:.1f}x (1 connection); MiniLM-bound ingest {rate:,.0f} texts/s"
@@ -224,19 +213,13 @@ def main() -> None:
     print("(executemany is psycopg 3's, which pipelines the INSERTs: a strong baseline)")
     print("CPU µs/row: this process (client) and every process of the Postgres server")
     if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(7, 3))
-        ax.barh([r[0] for r in rows], [float(r[2].replace(",", "")) for r in rows])
-        ax.set_xscale("log")
-        ax.set_xlabel("rows/s (log)")
-        fig.tight_layout()
-        OUT.mkdir(exist_ok=True)
-        fig.savefig(OUT / "memory_ingest.png", dpi=120)
-        print(f"plot: {OUT / 'memory_ingest.png'}")
+        barh_plot(
+            [r[0] for r in rows],
+            [cell_number(r[2]) for r in rows],
+            xlabel="rows/s (log)",
+            filename="memory_ingest.png",
+            log=True,
+        )
     one.close()
     store.close()
 

@@ -20,16 +20,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from memory_common import T0, Mixture, embedded_postgres, load, make_records, table
-from memory_ingest import fresh_db
+from common import load_line, table
+from memory_common import T0, Mixture, embedded_postgres, fresh_db, make_records
 
 from emily.bus.schemas.memory import RecallFilters
 from emily.memory.config import MemoryConfig
@@ -46,7 +42,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--ef", type=int, default=40)
     args = ap.parse_args()
-    print(f"load average at start (1 min): {load()}", flush=True)
+    print(load_line("at start"), flush=True)
 
     pg = embedded_postgres("pg-partitioning")
     cfg = MemoryConfig(hnsw_m=16, hnsw_ef_construction=64, ef_search=args.ef)
@@ -150,8 +146,8 @@ def main() -> None:
         f"{args.n:,} episodes over {args.months} months, {args.queries} queries, k={K}, "
         f"ef_search={args.ef}; HNSW build plain {plain_build:.1f} s, partitioned {part_build:.1f} s"
     )
-    print(table(rows, ("query", "table", "recall@10", "full k", "recalls/s", "vs plain")))
-    print(f"load average now (1 min): {load()}")
+    print(table(("query", "table", "recall@10", "full k", "recalls/s", "vs plain"), rows))
+    print(load_line("now"))
     print(f"PgStore.search with the same window (plain table): {svc_rate:,.0f} recalls/s")
     unf = results["episodes_part", False][1] / results["episodes", False][1]
     win = results["episodes_part", True][1] / results["episodes", True][1]

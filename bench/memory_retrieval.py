@@ -29,20 +29,17 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import hnswlib
 import numpy as np
 import psycopg
 import zenoh
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from memory_common import OUT, Mixture, embedded_postgres, load, make_records, table
+from common import OUT, barh_plot, cell_number, free_port, load, load_line, table
+from memory_common import Mixture, database, embedded_postgres, make_records
 
 from emily.bus import BusConfig, Keys, open_session
 from emily.bus.endpoints import RECALL, STATS
@@ -59,14 +56,6 @@ from emily.memory.config import MemoryConfig
 from emily.memory.store import PgStore
 
 K = 10
-
-
-def database(dsn0: str, name: str) -> str:
-    with psycopg.connect(dsn0, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, query = dsn0.partition("?")
-    return f"{base.rsplit('/', 1)[0]}/{name}?{query}"
 
 
 def load_store(dsn: str, cfg: MemoryConfig, n: int) -> tuple[PgStore, np.ndarray, list, float]:
@@ -103,6 +92,11 @@ def load_store(dsn: str, cfg: MemoryConfig, n: int) -> tuple[PgStore, np.ndarray
 def recall_at_k(got: list[list], truth: np.ndarray, ids: list) -> float:
     want = [{ids[j] for j in row} for row in truth]
     return float(np.mean([len(set(g) & w) / len(w) for g, w in zip(got, want, strict=True)]))
+
+
+def rate_row(path: str, ef: object, recall: str, rate: float, exact_qps: float) -> tuple:
+    """One row of the main table: recalls/s and its ratio to the exact scan, with the load."""
+    return (path, ef, recall, f"{rate:,.0f}", f"{rate / exact_qps:.0f}x", load())
 
 
 def qps(fn, queries: np.ndarray, threads: int = 1) -> tuple[float, list]:
@@ -207,13 +201,12 @@ def run_service(
         rate, raw = rate_over_bus(session, key, payloads, args.clients)
         svc_recall = recall_at_k(hit_ids(raw), truth, ids)
         rows.append(
-            (
+            rate_row(
                 f"service, {label}, {args.clients} clients",
                 ef,
                 f"{svc_recall:.3f}",
-                f"{rate:,.0f}",
-                f"{rate / exact_qps:.0f}x",
-                load(),
+                rate,
+                exact_qps,
             )
         )
         if search_index == "postgres":  # the hot path does not touch either index
@@ -233,13 +226,12 @@ def run_service(
         got = hit_ids(raw)
         own = np.mean([bool(g) and g[0] == ids[i % len(hot)] for i, g in enumerate(got)])
         rows.append(
-            (
+            rate_row(
                 f"service scope=hot (L0), {args.clients} clients",
                 "-",
                 f"own top-1 {own:.2f}",
-                f"{hot_rate:,.0f}",
-                f"{hot_rate / exact_qps:.0f}x",
-                load(),
+                hot_rate,
+                exact_qps,
             )
         )
     finally:
@@ -250,12 +242,6 @@ def run_service(
         except subprocess.TimeoutExpired:
             proc.kill()
     return rate, svc_recall, hot_rate, build_s
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:
@@ -271,7 +257,7 @@ def main() -> None:
     args = ap.parse_args()
     efs = [int(e) for e in args.ef.split(",")]
 
-    print(f"load average at start (1, 5, 15 min): {os.getloadavg()}", flush=True)
+    print(load_line("at start"), flush=True)
     pg = embedded_postgres("pg-retrieval")
     dsn = database(pg.dsn, "retrieval")
     cfg = MemoryConfig(
@@ -279,6 +265,10 @@ def main() -> None:
     )
     store, vecs, recs, build_s = load_store(dsn, cfg, args.n)
     ids = [r.id for r in recs]
+    with store.connection() as conn:  # against shared_buffers (memory_common.SETTINGS)
+        index_size = conn.execute(
+            "SELECT pg_size_pretty(pg_relation_size(%s::regclass))", (store.index_name,)
+        ).fetchone()[0]  # type: ignore[index]
     queries, _ = Mixture().draw(args.queries, seed=12)
     truth = np.argsort(-(queries @ vecs.T), axis=1)[:, :K]
     rows = []
@@ -295,29 +285,19 @@ def main() -> None:
     for ef in efs:
         rate, got = qps(lambda q, ef=ef: [i for i, _ in store.search(q, K, ef_search=ef)], queries)
         r = recall_at_k(got, truth, ids)
-        rows.append(
-            (
-                "PgStore.search HNSW, 1 client",
-                ef,
-                f"{r:.3f}",
-                f"{rate:,.0f}",
-                f"{rate / exact_qps:.0f}x",
-                load(),
-            )
-        )
+        rows.append(rate_row("PgStore.search HNSW, 1 client", ef, f"{r:.3f}", rate, exact_qps))
         if r >= 0.98 and chosen == efs[-1]:
             chosen = ef
     rate, got = qps(
         lambda q: [i for i, _ in store.search(q, K, ef_search=chosen)], queries, args.clients
     )
     rows.append(
-        (
+        rate_row(
             f"PgStore.search HNSW, {args.clients} clients",
             chosen,
             f"{recall_at_k(got, truth, ids):.3f}",
-            f"{rate:,.0f}",
-            f"{rate / exact_qps:.0f}x",
-            load(),
+            rate,
+            exact_qps,
         )
     )
 
@@ -334,16 +314,7 @@ def main() -> None:
         index.set_ef(ef)
         rate, got = qps(lambda q: [ids[j] for j in index.knn_query(q, K)[0][0]], queries)
         r = recall_at_k(got, truth, ids)
-        rows.append(
-            (
-                "hnswlib in-process, 1 thread",
-                ef,
-                f"{r:.3f}",
-                f"{rate:,.0f}",
-                f"{rate / exact_qps:.0f}x",
-                load(),
-            )
-        )
+        rows.append(rate_row("hnswlib in-process, 1 thread", ef, f"{r:.3f}", rate, exact_qps))
         if r >= 0.98 and chosen_hnsw == efs[-1]:
             chosen_hnsw = ef
 
@@ -359,10 +330,10 @@ def main() -> None:
 
     print(
         f"\n{args.n:,} episodes ({args.storage}), {args.queries} queries, k={K}; HNSW build: "
-        f"pgvector {build_s:.0f} s (0 = reused), hnswlib {hnsw_build:.0f} s; the service's "
-        f"index ready {index_build:.1f} s after start (loaded or built)"
+        f"pgvector {build_s:.0f} s (0 = reused; index {index_size}), hnswlib {hnsw_build:.0f} s; "
+        f"the service's index ready {index_build:.1f} s after start (loaded or built)"
     )
-    print(table(rows, ("path", "ef_search", "recall@10", "recalls/s", "vs exact scan", "load 1m")))
+    print(table(("path", "ef_search", "recall@10", "recalls/s", "vs exact scan", "load 1m"), rows))
 
     frows = []
     buckets = np.array([i % 10 for i in range(args.n)])
@@ -392,27 +363,22 @@ def main() -> None:
         "\nfiltered recall (hnsw.iterative_scan = relaxed_order, "
         f"max_scan_tuples={cfg.max_scan_tuples})"
     )
-    print(table(frows, ("selectivity", "full k returned", "recall@10", "recalls/s", "load 1m")))
+    print(table(("selectivity", "full k returned", "recall@10", "recalls/s", "load 1m"), frows))
     print(
         f"\nservice: recall@10 {svc_recall:.3f} at {svc_rate:,.0f} recalls/s = "
         f"{svc_rate / exact_qps:.0f}x the exact scan, "
         f"{svc_rate / svc['postgres'][0]:.1f}x the service on pgvector; "
-        f"hot (L0) {hot_rate:,.0f}/s; "
-        f"load average at end {os.getloadavg()}"
+        f"hot (L0) {hot_rate:,.0f}/s"
     )
+    print(load_line("at end"))
     if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        ax.barh([r[0] for r in rows], [float(r[3].replace(",", "")) for r in rows])
-        ax.set_xscale("log")
-        ax.set_xlabel("recalls/s (log)")
-        fig.tight_layout()
-        fig.savefig(OUT / "memory_retrieval.png", dpi=120)
-        print(f"plot: {OUT / 'memory_retrieval.png'}")
+        barh_plot(
+            [r[0] for r in rows],
+            [cell_number(r[3]) for r in rows],
+            xlabel="recalls/s (log)",
+            filename="memory_retrieval.png",
+            log=True,
+        )
     store.close()
 
 

@@ -15,25 +15,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from collections import OrderedDict, deque
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from memory_common import (
-    OUT,
-    Mixture,
-    embedded_postgres,
-    load,
-    make_records,
-    percentile,
-    table,
-)
-from memory_ingest import fresh_db
+from common import OUT, load_line, percentile, pyplot, save_plot, table
+from memory_common import Mixture, embedded_postgres, fresh_db, make_records
 
 from emily.bus.schemas.memory import RecallRequest
 from emily.memory.config import MemoryConfig
@@ -142,7 +131,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--plot", action="store_true")
     args = ap.parse_args()
-    print(f"load average at start (1 min): {load()}", flush=True)
+    print(load_line("at start"), flush=True)
 
     cap = args.keys // 100
     rows = []
@@ -158,8 +147,8 @@ def main() -> None:
         for name, hr in r.items():
             rows.append((seed, name, f"{hr:.4f}", f"{(hr - r['LRU']) * 100:+.1f} pts"))
     print(f"Zipf(0.99), {args.keys:,} keys, {args.length:,} accesses, cache {cap:,} (1%)")
-    print(table(rows, ("trace", "policy", "hit ratio", "vs LRU")))
-    print(f"load average now (1 min): {load()}")
+    print(table(("trace", "policy", "hit ratio", "vs LRU"), rows))
+    print(load_line("now"))
 
     pg = embedded_postgres("pg-tiers")
     cfg = MemoryConfig(
@@ -187,7 +176,7 @@ def main() -> None:
     l1_ms = latency(memory, np.concatenate([hot] * reps), "all")
     l0_ms = latency(memory, np.concatenate([hot] * reps), "hot")
     lat_rows = []
-    base = percentile(cold_ms, 0.5)
+    base = percentile(cold_ms, 50)
     for name, xs in (
         ("L0 (scope=hot)", l0_ms),
         ("L1 bodies (scope=all)", l1_ms),
@@ -197,35 +186,28 @@ def main() -> None:
             (
                 name,
                 len(xs),
-                f"{percentile(xs, 0.5):.2f}",
-                f"{percentile(xs, 0.99):.2f}",
-                f"{base / percentile(xs, 0.5):.1f}x",
+                f"{percentile(xs, 50):.2f}",
+                f"{percentile(xs, 99):.2f}",
+                f"{base / percentile(xs, 50):.1f}x",
                 f"{1000 / np.mean(xs):,.0f}",
             )
         )
     print(f"\nrecall latency, {args.episodes:,} episodes, k=10, tiers held {sizes}")
-    print(table(lat_rows, ("served from", "n", "p50 ms", "p99 ms", "speed-up vs L3", "recalls/s")))
-    print(f"load average now (1 min): {load()}")
+    print(table(("served from", "n", "p50 ms", "p99 ms", "speed-up vs L3", "recalls/s"), lat_rows))
+    print(load_line("now"))
     best = {s: r["W-TinyLFU"] - r["LRU"] for s, r in ratios.items()}
     print(
         f"\nW-TinyLFU - LRU: {', '.join(f'{v * 100:+.1f} pts' for v in best.values())}; "
-        f"L0 p50 speed-up over L3: {base / percentile(l0_ms, 0.5):.1f}x"
+        f"L0 p50 speed-up over L3: {base / percentile(l0_ms, 50):.1f}x"
     )
     if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+        fig, (a, b) = pyplot().subplots(1, 2, figsize=(10, 3.5))
         names = list(ratios[1])
         a.bar(names, [ratios[1][n] for n in names])
         a.set_ylabel("hit ratio (Zipf 0.99, 1% cache)")
         b.boxplot([l0_ms, l1_ms, cold_ms], tick_labels=["L0", "L1", "L3"], showfliers=False)
         b.set_ylabel("recall latency, ms")
-        fig.tight_layout()
-        fig.savefig(OUT / "memory_tiers.png", dpi=120)
-        print(f"plot: {OUT / 'memory_tiers.png'}")
+        save_plot(fig, "memory_tiers.png")
     memory.close()
 
 

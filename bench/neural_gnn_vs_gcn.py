@@ -18,20 +18,11 @@ encoder's MACs and SOPs priced as ACs. Wall time is measured per node on this ma
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import torch
-from neural_common import (
-    Dataset,
-    accuracy,
-    batches,
-    digits,
-    intents,
-    machine,
-    plot_accuracy_vs_energy,
-    table,
-)
+from common import table
+from neural_common import Dataset, accuracy, accuracy_energy_main, batches, digits, intents
 from torch import nn
 
 from emily.cognition.neural import (
@@ -170,32 +161,17 @@ def run(name: str, seed: int) -> dict[str, float]:
     return {"gcn_acc": g_acc, "snn_acc": s_acc, "gcn_pj": g_pj, "snn_pj": s_pj}
 
 
-def plot(results: dict[str, dict[str, float]]) -> None:
-    plot_accuracy_vs_energy(
-        results,
+def main(argv: list[str] | None = None) -> int:
+    return accuracy_energy_main(
+        __doc__,
+        run,
         (("gcn", "GCN"), ("snn", "SpikingGCN")),
+        png="neural_gnn_vs_gcn.png",
+        argv=argv,
         xlabel="modelled energy per node (pJ, 45 nm fp32)",
         ylabel="test node accuracy (%)",
         title="Spiking GNN vs GCN (modelled energy, not measured)",
-        filename="neural_gnn_vs_gcn.png",
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument(
-        "--datasets", nargs="+", default=["digits", "intents"], choices=["digits", "intents"]
-    )
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--plot", action="store_true", help="write bench/out/neural_gnn_vs_gcn.png")
-    args = ap.parse_args(argv)
-    print(f"machine: {machine()}; energy is modelled (Horowitz 2014, 45 nm), times are measured")
-    results = {name: run(name, args.seed) for name in args.datasets}
-    if args.plot:
-        plot(results)
-    return 0
 
 
 if __name__ == "__main__":

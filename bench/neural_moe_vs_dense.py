@@ -24,14 +24,14 @@ uniform random router would show on that many tokens, ``sqrt((E − 1) / N)``.
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
 import sys
 from dataclasses import replace
 
 import torch
-from neural_common import OUT, Dataset, accuracy, batches, digits, intents, machine, table
+from common import pyplot, save_plot, table
+from neural_common import Dataset, accuracy, arguments, batches, digits, intents, machine
 from torch import nn
 
 from emily.cognition.neural import MoE, MoEConfig, timed
@@ -221,12 +221,7 @@ def run(name: str, seeds: list[int], epochs: int) -> dict[str, list[dict[str, ob
 
 def plot(all_results: dict[str, dict[str, list[dict[str, object]]]]) -> None:
     """Share of the test tokens each expert was asked for, summed over the seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(
+    fig, axes = pyplot().subplots(
         1, len(all_results), figsize=(5 * len(all_results), 3.5), squeeze=False
     )
     for ax, (name, per) in zip(axes[0], all_results.items(), strict=True):
@@ -241,22 +236,13 @@ def plot(all_results: dict[str, dict[str, list[dict[str, object]]]]) -> None:
         ax.set_ylabel("share of test tokens")
         ax.set_title(f"expert load, {name}")
         ax.legend(fontsize=7)
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / "neural_moe_vs_dense.png"
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    print(f"plot: {path}")
+    save_plot(fig, "neural_moe_vs_dense.png")
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument(
-        "--datasets", nargs="+", default=["digits", "intents"], choices=["digits", "intents"]
-    )
+    ap = arguments(__doc__, "neural_moe_vs_dense.png")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     ap.add_argument("--epochs", type=int, default=EPOCHS)
-    ap.add_argument("--plot", action="store_true", help="write bench/out/neural_moe_vs_dense.png")
     args = ap.parse_args(argv)
     print(f"machine: {machine()}; tokens/s are measured on it, shared with other work")
     results = {name: run(name, args.seeds, args.epochs) for name in args.datasets}

@@ -13,21 +13,12 @@ per inference (batch of one, this machine). Ratios are SNN / ANN from the same r
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 
 import torch
-from neural_common import (
-    Dataset,
-    accuracy,
-    batches,
-    digits,
-    intents,
-    machine,
-    plot_accuracy_vs_energy,
-    table,
-)
+from common import table
+from neural_common import Dataset, accuracy, accuracy_energy_main, batches, digits, intents
 from torch import nn
 
 from emily.cognition.neural import OpCounts, SpikingClassifier, encode, on_off, timed
@@ -181,32 +172,17 @@ def run(name: str, seed: int) -> dict[str, float]:
     }
 
 
-def plot(results: dict[str, dict[str, float]]) -> None:
-    plot_accuracy_vs_energy(
-        results,
+def main(argv: list[str] | None = None) -> int:
+    return accuracy_energy_main(
+        __doc__,
+        run,
         (("ann", "ANN"), ("snn", "SNN")),
+        png="neural_snn_vs_ann.png",
+        argv=argv,
         xlabel="modelled energy per inference (pJ, 45 nm fp32)",
         ylabel="test accuracy (%)",
         title="SNN vs ANN (modelled energy, not measured)",
-        filename="neural_snn_vs_ann.png",
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument(
-        "--datasets", nargs="+", default=["digits", "intents"], choices=sorted(SETTINGS)
-    )
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--plot", action="store_true", help="write bench/out/neural_snn_vs_ann.png")
-    args = ap.parse_args(argv)
-    print(f"machine: {machine()}; energy is modelled (Horowitz 2014, 45 nm), times are measured")
-    results = {name: run(name, args.seed) for name in args.datasets}
-    if args.plot:
-        plot(results)
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,125 @@
+"""What every benchmark family shares: a free port, percentiles, tables, the load line, plots.
+
+The family modules (``cognition_common``, ``memory_common``, ``neural_common``) hold what
+only their family needs and import these, so that every benchmark computes a percentile
+the same way and prints its tables in the same shape.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+OUT = Path(__file__).resolve().parent / "out"
+QUANTILES = (50, 95, 99)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picked it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(xs: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (``q`` in 0..100) of ``xs``, linearly interpolated
+    between the closest ranks (NumPy's default).
+
+    Raises ``ValueError`` for an empty ``xs`` or a ``q`` outside 0..100.
+    """
+    if len(xs) == 0:
+        raise ValueError("percentile of no samples: the benchmark measured nothing")
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile q={q!r} is outside 0..100")
+    return float(np.percentile(np.asarray(xs, dtype=float), q))
+
+
+def pcts(ms: Sequence[float], digits: int = 3) -> str:
+    """``p50 … p95 … p99 … ms (n=…)`` of latencies ``ms`` (milliseconds)."""
+    width = digits + 5
+    cells = "  ".join(f"p{q} {percentile(ms, q):{width}.{digits}f}" for q in QUANTILES)
+    return f"{cells} ms (n={len(ms)})"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain-text table: ``header``, a rule, then one line per row.
+
+    Cells are ``str()``-ed; the first column is left-aligned (labels), the others
+    right-aligned (figures). Every row must have as many cells as ``header``.
+    """
+    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
+    for i, r in enumerate(cells[1:], 1):
+        if len(r) != len(header):
+            raise ValueError(f"table row {i} has {len(r)} cells, the header {len(header)}")
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+
+    def line(r: list[str]) -> str:
+        first = r[0].ljust(widths[0])
+        rest = (c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True))
+        return "  ".join([first, *rest]).rstrip()
+
+    return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths), *map(line, cells[1:])])
+
+
+def load() -> str:
+    """The 1-minute load average, one decimal (a table cell: other jobs share the cores)."""
+    return f"{os.getloadavg()[0]:.1f}"
+
+
+def load_line(when: str) -> str:
+    """``load average <when> (1, 5, 15 min): a, b, c``: the line a benchmark prints at its
+    start and end, so that a reader can tell how busy the machine was."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {when} (1, 5, 15 min): {one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (benchmarks write PNGs, no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_plot(fig: Any, filename: str) -> Path:
+    """Write ``fig`` to ``bench/out/<filename>`` (120 dpi), print and return the path."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / filename
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    pyplot().close(fig)
+    print(f"plot: {path}")
+    return path
+
+
+def barh_plot(
+    labels: Sequence[str],
+    values: Sequence[float],
+    *,
+    xlabel: str,
+    filename: str,
+    log: bool = False,
+    title: str | None = None,
+) -> Path:
+    """One horizontal bar per row (``labels[i]``, ``values[i]``), written by
+    :func:`save_plot`; ``log`` puts the x axis on a log scale."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, max(3.0, 0.35 * len(labels) + 1)))
+    ax.barh(list(labels), list(values))
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    if title:
+        ax.set_title(title)
+    return save_plot(fig, filename)
+
+
+def cell_number(cell: str) -> float:
+    """A table cell such as ``"12,345"`` back to a number (to plot a printed table)."""
+    return float(cell.replace(",", ""))
