@@ -136,3 +136,15 @@ def test_an_existing_ca_is_never_replaced(tmp_path: Path) -> None:
     assert certs("ca", tmp_path).returncode == 0
     out = certs("ca", tmp_path)
     assert out.returncode == 2 and "refusing to replace" in out.stderr
+
+
+def test_the_vm_tests_certificates_chain_to_their_ca(tmp_path: Path) -> None:
+    # secrets/test.yaml's bus certificates, which the VM tests' routers and services use
+    z = zenoh_secrets(REPO)
+    ca = str(z["ca-certificate"])
+    for subject in ("router-cloudlab", "router-store", "memory", "inference", "cognition", "cli"):
+        entry = z[subject]
+        assert isinstance(entry, dict), subject
+        assert verifies(ca, entry["certificate"], tmp_path), subject
+        pub_cert = openssl("x509", "-noout", "-pubkey", stdin=entry["certificate"])
+        assert pub_cert == openssl("pkey", "-pubout", stdin=entry["private-key"]), subject
