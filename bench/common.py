@@ -99,19 +99,18 @@ def save_plot(fig: Any, filename: str) -> Path:
 
 
 def barh_plot(
-    labels: Sequence[str],
-    values: Sequence[float],
+    bars: Sequence[tuple[str, float]],
     *,
     xlabel: str,
     filename: str,
     log: bool = False,
     title: str | None = None,
 ) -> Path:
-    """One horizontal bar per row (``labels[i]``, ``values[i]``), written by
+    """One horizontal bar per ``(label, value)`` in ``bars``, written by
     :func:`save_plot`; ``log`` puts the x axis on a log scale."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, max(3.0, 0.35 * len(labels) + 1)))
-    ax.barh(list(labels), list(values))
+    fig, ax = plt.subplots(figsize=(7, max(3.0, 0.35 * len(bars) + 1)))
+    ax.barh([label for label, _ in bars], [value for _, value in bars])
     if log:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)

@@ -114,13 +114,8 @@ def main() -> None:
 
     print(load_line("at end"))
     if args.plot:
-        barh_plot(
-            [r[0] for r in rows],
-            [r[1] for r in rows],
-            xlabel="seconds",
-            filename="host_restore_drill.png",
-            title=f"restic backup vs restore drill, {mb:.0f} MB",
-        )
+        title = f"restic backup vs restore drill, {mb:.0f} MB"
+        barh_plot(rows, xlabel="seconds", filename="host_restore_drill.png", title=title)
 
 
 if __name__ == "__main__":

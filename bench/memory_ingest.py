@@ -213,13 +213,8 @@ def main() -> None:
     print("(executemany is psycopg 3's, which pipelines the INSERTs: a strong baseline)")
     print("CPU µs/row: this process (client) and every process of the Postgres server")
     if args.plot:
-        barh_plot(
-            [r[0] for r in rows],
-            [cell_number(r[2]) for r in rows],
-            xlabel="rows/s (log)",
-            filename="memory_ingest.png",
-            log=True,
-        )
+        bars = [(r[0], cell_number(r[2])) for r in rows]
+        barh_plot(bars, xlabel="rows/s (log)", filename="memory_ingest.png", log=True)
     one.close()
     store.close()
 

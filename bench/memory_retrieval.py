@@ -372,13 +372,8 @@ def main() -> None:
     )
     print(load_line("at end"))
     if args.plot:
-        barh_plot(
-            [r[0] for r in rows],
-            [cell_number(r[3]) for r in rows],
-            xlabel="recalls/s (log)",
-            filename="memory_retrieval.png",
-            log=True,
-        )
+        bars = [(r[0], cell_number(r[3])) for r in rows]
+        barh_plot(bars, xlabel="recalls/s (log)", filename="memory_retrieval.png", log=True)
     store.close()
 
 

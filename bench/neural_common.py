@@ -160,23 +160,27 @@ def accuracy_energy_main(
     doc: str,
     run: Callable[[str, int], dict[str, float]],
     pair: tuple[tuple[str, str], tuple[str, str]],
-    *,
+    per: str,
     png: str,
     argv: list[str] | None,
-    xlabel: str,
-    ylabel: str,
-    title: str,
 ) -> int:
     """``main`` of a benchmark that pits a spiking model against its baseline: ``run(data
     set, seed)`` for each of ``--datasets`` on one ``--seed``, then with ``--plot``
-    :func:`plot_accuracy_vs_energy` of the results (``pair`` and labels as there)."""
+    :func:`plot_accuracy_vs_energy` of the results (``pair`` as there; energy is per
+    ``per``, e.g. ``"node"``) to ``bench/out/<png>``."""
     ap = arguments(doc, png)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     print(f"machine: {machine()}; energy is modelled (Horowitz 2014, 45 nm), times are measured")
     results = {name: run(name, args.seed) for name in args.datasets}
     if args.plot:
+        (_, base), (_, spiking) = pair
         plot_accuracy_vs_energy(
-            results, pair, xlabel=xlabel, ylabel=ylabel, title=title, filename=png
+            results,
+            pair,
+            xlabel=f"modelled energy per {per} (pJ, 45 nm fp32)",
+            ylabel="test accuracy (%)",
+            title=f"{spiking} vs {base} (modelled energy, not measured)",
+            filename=png,
         )
     return 0

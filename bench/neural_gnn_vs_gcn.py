@@ -162,16 +162,8 @@ def run(name: str, seed: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return accuracy_energy_main(
-        __doc__,
-        run,
-        (("gcn", "GCN"), ("snn", "SpikingGCN")),
-        png="neural_gnn_vs_gcn.png",
-        argv=argv,
-        xlabel="modelled energy per node (pJ, 45 nm fp32)",
-        ylabel="test node accuracy (%)",
-        title="Spiking GNN vs GCN (modelled energy, not measured)",
-    )
+    pair = (("gcn", "GCN"), ("snn", "SpikingGCN"))
+    return accuracy_energy_main(__doc__, run, pair, "node", "neural_gnn_vs_gcn.png", argv)
 
 
 if __name__ == "__main__":

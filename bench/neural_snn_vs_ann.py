@@ -173,16 +173,8 @@ def run(name: str, seed: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return accuracy_energy_main(
-        __doc__,
-        run,
-        (("ann", "ANN"), ("snn", "SNN")),
-        png="neural_snn_vs_ann.png",
-        argv=argv,
-        xlabel="modelled energy per inference (pJ, 45 nm fp32)",
-        ylabel="test accuracy (%)",
-        title="SNN vs ANN (modelled energy, not measured)",
-    )
+    pair = (("ann", "ANN"), ("snn", "SNN"))
+    return accuracy_energy_main(__doc__, run, pair, "inference", "neural_snn_vs_ann.png", argv)
 
 
 if __name__ == "__main__":

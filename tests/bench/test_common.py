@@ -95,7 +95,7 @@ def test_load_line_names_three_averages() -> None:
 
 def test_barh_plot_writes_a_png(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(common, "OUT", tmp_path)
-    path = common.barh_plot(["a", "b"], [1.0, 100.0], xlabel="x", filename="t.png", log=True)
+    path = common.barh_plot([("a", 1.0), ("b", 100.0)], xlabel="x", filename="t.png", log=True)
     assert path == tmp_path / "t.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
