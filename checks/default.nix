@@ -23,6 +23,11 @@ let
       ../python
       ../tests
       ../bench
+      # what `make pytest` and the manual's tests read
+      ../Makefile
+      ../README.md
+      ../docs
+      ../examples
     ];
   };
 
