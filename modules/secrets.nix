@@ -125,10 +125,10 @@ in
                 owner = "zenohd";
                 restartUnits = [ "zenohd.service" ];
               };
+              # the command-line client's (CN=cli), for root: `emily observe` on the host
+              "zenoh/cli/certificate" = { };
+              "zenoh/cli/private-key" = { };
             };
-            # the command-line client's (CN=cli), for root: `emily observe ...` on the host
-            sops.secrets."zenoh/cli/certificate" = { };
-            sops.secrets."zenoh/cli/private-key" = { };
             emily.zenohd.tls = {
               rootCa = secret "zenoh/ca-certificate";
               certificate = secret "${router}/certificate";
