@@ -1,18 +1,17 @@
-"""Inference throughput: raw llama.cpp vs the service over Zenoh and HTTP, and concurrency.
+"""Inference throughput: the raw llama.cpp loop vs the service, and concurrent clients on
+the parallel engine, the serial path and llama-cpp-python's own ``llama_cpp.server``.
 
-Measured in one run, on one loaded model (the service's own engine), with the same
-prompt and settings everywhere (greedy, fixed length: end-of-sequence is suppressed):
+Measured in one run, with the same prompt and settings everywhere (greedy, fixed length:
+end-of-generation tokens are banned with a logit bias every server accepts):
 
-1. raw ``llama_cpp.Llama.generate``, token by token with detokenizing: the baseline
-   every ratio is taken against ("raw generate"); and, for reference, llama-cpp-python's
-   own ``create_completion(stream=True)`` ("raw completion"), which re-detokenizes the
-   whole output per token and applies the end-of-sequence ban as a Python logit bias;
-2. the service over Zenoh (``inference/generate``, one reply per chunk), client in this
-   process on a loopback TCP session;
-3. the service over HTTP (``/v1/completions``, SSE), read with ``http.client``;
-4. concurrency: 1, 2, 4 and 8 Zenoh clients, each sending requests back to back:
-   aggregate throughput and p50/p99 latency. One model instance serves one request at a
-   time, so throughput should stay flat and latency grow with the queue.
+1. single requests: raw ``llama_cpp.Llama.generate`` token by token with detokenizing
+   (the baseline every ratio is taken against), the service over Zenoh
+   (``inference/generate``) and over HTTP (``/v1/completions``, SSE);
+2. concurrency: 1, 2, 4 and 8 HTTP clients, each sending requests back to back, against
+   (a) the parallel engine (``slots`` sequences decoded together in one context),
+   (b) the serial path (the same service with one slot) and (c) ``llama_cpp.server``
+   (a subprocess on the same model and threads). Aggregate generated tokens/s and
+   p50/p99 request latency; the ratio is to the serial path at the same client count.
 
 Prompt processing (pp) tokens/s is prompt tokens / time to first token; generation (tg)
 tokens/s is (tokens - 1) / (time of last token - time of first token).
@@ -20,7 +19,7 @@ tokens/s is (tokens - 1) / (time of last token - time of first token).
 Usage::
 
     .venv/bin/python bench/inference_throughput.py [--threads N] [--n-gpu-layers -1]
-        [--model PATH] [--tokens 64] [--reps 5] [--plot]
+        [--model PATH] [--tokens 64] [--reps 5] [--slots 8] [--per-client 2] [--plot]
 """
 
 from __future__ import annotations
@@ -28,12 +27,14 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import socket
 import statistics
+import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +46,19 @@ from emily.bus.endpoints import GENERATE
 from emily.bus.rpc import stream, wait_for_server
 from emily.bus.schemas.inference import GenerateRequest, GenerationChunk
 from emily.inference.config import InferenceConfig
+from emily.inference.http_api import create_app
+from emily.inference.metrics import InferenceMetrics
+from emily.inference.scheduler import Scheduler
 from emily.inference.service import InferenceService
 from emily.inference.store import embedded_model
+from emily.observe.http import HTTPServer
 
+# the request's number comes first, so no server can reuse another request's prompt cache
 PROMPT = (
-    "The following is a detailed report on the history of the city of Lyon, its rivers, "
+    "Request {i}. The following is a detailed report on the history of the city of Lyon, its rivers, "
     "its silk industry, its food, its old town and its role in the Roman province of Gaul. "
     "It was written for visitors who want to understand why the city looks the way it does "
-    "today, and it begins with the founding of Lugdunum in 43 BC. Request {i}:"
+    "today, and it begins with the founding of Lugdunum in 43 BC."
 )
 
 
@@ -83,75 +89,42 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def eog_bias(llm: llama_cpp.Llama) -> dict[int, float]:
-    """Logit bias that bans every end-of-generation token (raw baseline's ignore_eos)."""
+def eog_tokens(llm: llama_cpp.Llama) -> list[int]:
+    """Every end-of-generation token id (banned so that each request makes n tokens)."""
     vocab = llm._model.vocab
     n = llama_cpp.llama_vocab_n_tokens(vocab)
-    return {t: -1e9 for t in range(n) if llama_cpp.llama_vocab_is_eog(vocab, t)}
+    return [t for t in range(n) if llama_cpp.llama_vocab_is_eog(vocab, t)]
 
 
-def raw_tokens(svc: InferenceService, prompt: str, n: int) -> Run:
+def raw_tokens(llm: llama_cpp.Llama, prompt: str, n: int, bias: dict[int, float]) -> Run:
     """The minimal baseline: ``Llama.generate`` token by token, each detokenized."""
-    llm = svc.engine.llm
-    with svc.engine.lock:
-        llm.reset()
-        t0 = time.perf_counter()
-        tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
-        first = last = 0.0
-        count = 0
-        for token in llm.generate(tokens, temp=0, repeat_penalty=1.0):
-            llm.detokenize([token])
-            now = time.perf_counter() - t0
-            first = first or now
-            last = now
-            count += 1
-            if count == n:
-                break
+    llm.reset()
+    t0 = time.perf_counter()
+    tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
+    first = last = 0.0
+    count = 0
+    for token in llm.generate(tokens, temp=0, repeat_penalty=1.0):
+        if token in bias:
+            break
+        llm.detokenize([token])
+        now = time.perf_counter() - t0
+        first = first or now
+        last = now
+        count += 1
+        if count == n:
+            break
     return Run(len(tokens), count, first, last)
 
 
-def raw(svc: InferenceService, prompt: str, n: int, bias: dict[int, float]) -> Run:
-    """llama-cpp-python's streaming completion API on the same engine (for reference)."""
-    llm = svc.engine.llm
-    with svc.engine.lock:
-        llm.reset()
-        t0 = time.perf_counter()
-        first = last = 0.0
-        finish = None
-        usage_prompt = len(llm.tokenize(prompt.encode(), add_bos=True, special=True))
-        for chunk in llm.create_completion(
-            prompt,
-            max_tokens=n,
-            temperature=0,
-            repeat_penalty=1.0,
-            stream=True,
-            logit_bias=bias,
-        ):
-            now = time.perf_counter() - t0
-            choice = chunk["choices"][0]  # type: ignore[index]
-            if choice["text"]:
-                first = first or now
-                last = now
-            finish = choice["finish_reason"] or finish
-    # end-of-generation is banned, so a run that ends on "length" made exactly n tokens
-    count = n if finish == "length" else -1
-    return Run(usage_prompt, count, first, last)
-
-
-def over_zenoh(session: object, key: str, prompt: str, n: int) -> Run:
+def over_zenoh(session: Any, key: str, prompt: str, n: int) -> Run:
     """One streamed request over Zenoh."""
     req = GenerateRequest(
-        prompt=prompt,
-        max_tokens=n,
-        temperature=0,
-        repeat_penalty=1.0,
-        ignore_eos=True,
-        stream=True,
+        prompt=prompt, max_tokens=n, temperature=0, repeat_penalty=1.0, ignore_eos=True, stream=True
     )
     t0 = time.perf_counter()
     first = last = 0.0
     final = None
-    for c in stream(session, key, req, GenerationChunk, timeout_s=600):  # type: ignore[arg-type]
+    for c in stream(session, key, req, GenerationChunk, timeout_s=600):
         now = time.perf_counter() - t0
         if c.done:
             final = c
@@ -162,39 +135,35 @@ def over_zenoh(session: object, key: str, prompt: str, n: int) -> Run:
     return Run(final.usage.prompt_tokens, final.usage.completion_tokens, first, last)
 
 
-def over_http(port: int, prompt: str, n: int) -> Run:
-    """One streamed request over HTTP SSE."""
+def over_http(port: int, prompt: str, n: int, bias: dict[int, float]) -> Run:
+    """One streamed ``/v1/completions`` request (the same body for every server)."""
     body = json.dumps(
         {
             "prompt": prompt,
             "max_tokens": n,
             "temperature": 0,
             "repeat_penalty": 1.0,
-            "ignore_eos": True,
+            "logit_bias": {str(t): v for t, v in bias.items()},
             "stream": True,
-            "stream_options": {"include_usage": True},
         }
     )
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     t0 = time.perf_counter()
     conn.request("POST", "/v1/completions", body=body, headers={"Content-Type": "application/json"})
     resp = conn.getresponse()
+    assert resp.status == 200, resp.read()
     first = last = 0.0
-    usage = None
     for raw_line in resp:
         line = raw_line.strip()
         if not line.startswith(b"data: ") or line == b"data: [DONE]":
             continue
         event = json.loads(line[6:])
-        now = time.perf_counter() - t0
-        if event.get("usage"):
-            usage = event["usage"]
-        elif event["choices"] and event["choices"][0]["text"]:
+        if event.get("choices") and event["choices"][0].get("text"):
+            now = time.perf_counter() - t0
             first = first or now
             last = now
     conn.close()
-    assert usage is not None
-    return Run(usage["prompt_tokens"], usage["completion_tokens"], first, last)
+    return Run(0, n, first, last)
 
 
 def summary(runs: list[Run]) -> tuple[float, float, float, float]:
@@ -208,7 +177,7 @@ def summary(runs: list[Run]) -> tuple[float, float, float, float]:
 
 
 def concurrency(
-    session: object, key: str, clients: int, per_client: int, n: int
+    port: int, clients: int, per_client: int, n: int, bias: dict[int, float]
 ) -> tuple[float, float, float]:
     """Aggregate generated tokens/s, p50 and p99 latency (s) with ``clients`` in parallel."""
     latencies: list[float] = []
@@ -218,7 +187,7 @@ def concurrency(
     def client(c: int) -> None:
         for j in range(per_client):
             t0 = time.perf_counter()
-            run = over_zenoh(session, key, PROMPT.format(i=f"{clients}-{c}-{j}"), n)
+            run = over_http(port, PROMPT.format(i=f"{clients}-{c}-{j}"), n, bias)
             with lock:
                 latencies.append(time.perf_counter() - t0)
                 tokens[0] += run.tokens
@@ -234,16 +203,38 @@ def concurrency(
     return tokens[0] / wall, float(p50), float(p99)
 
 
+def start_llama_cpp_server(model: Path, cfg: InferenceConfig, port: int) -> subprocess.Popen[bytes]:
+    """``python -m llama_cpp.server`` on the same model, context and threads."""
+    cmd = [
+        sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+        "--port", str(port), "--n_ctx", str(cfg.n_ctx), "--n_threads", str(cfg.threads),
+        "--n_threads_batch", str(cfg.threads_batch), "--n_gpu_layers", str(cfg.n_gpu_layers),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/v1/models")
+            if conn.getresponse().status == 200:
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("llama_cpp.server did not start; pip install 'llama-cpp-python[server]'")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, default=None, help="GGUF (default: embedded 270M)")
     ap.add_argument("--threads", type=int, default=0, help="0: every core (the default)")
     ap.add_argument("--n-gpu-layers", type=int, default=0)
     ap.add_argument("--tokens", type=int, default=64, help="tokens generated per request")
-    ap.add_argument("--reps", type=int, default=5, help="requests per path")
+    ap.add_argument("--reps", type=int, default=5, help="single requests per path")
+    ap.add_argument("--slots", type=int, default=8, help="slots of the parallel engine")
     ap.add_argument("--per-client", type=int, default=2, help="requests per concurrent client")
     ap.add_argument("--clients", default="1,2,4,8")
-    ap.add_argument("--ttft-reps", type=int, default=30, help="short requests per path")
+    ap.add_argument("--no-llama-server", action="store_true", help="skip llama_cpp.server")
     ap.add_argument("--plot", action="store_true", help="write bench/out/inference_throughput.png")
     args = ap.parse_args()
 
@@ -253,6 +244,7 @@ def main() -> int:
         n_threads=args.threads,
         n_gpu_layers=args.n_gpu_layers,
         n_ctx=1024,
+        slots=args.slots,
         queue_size=16,
         queue_timeout_s=600,
         request_timeout_s=600,
@@ -261,82 +253,96 @@ def main() -> int:
     endpoint = f"tcp/127.0.0.1:{free_port()}"
     svc = InferenceService(cfg, BusConfig(node="bench", listen=(endpoint,), connect=()))
     session = open_session(BusConfig(node="bench", connect=(endpoint,)))
+    serial_cfg = replace(cfg, slots=1)
+    serial = Scheduler(svc.engine, serial_cfg, InferenceMetrics())
+    serial_port = free_port()
+    serial_http = HTTPServer(
+        create_app(svc.engine, serial, InferenceMetrics(), api_key=None), "127.0.0.1", serial_port
+    )
+    llm = llama_cpp.Llama(
+        model_path=str(model),
+        n_ctx=cfg.n_ctx,
+        n_threads=cfg.threads,
+        n_threads_batch=cfg.threads_batch,
+        n_gpu_layers=cfg.n_gpu_layers,
+        verbose=False,
+    )
+    server = None
     try:
-        return measure(args, cfg, svc, session)
+        assert serial_http.wait_started()
+        if not args.no_llama_server:
+            server_port = free_port()
+            server = (start_llama_cpp_server(model, cfg, server_port), server_port)
+        return measure(args, cfg, svc, session, llm, serial_port, server)
     finally:  # an open Zenoh session keeps the interpreter from exiting
+        if server is not None:
+            server[0].terminate()
+            server[0].wait()
+        serial_http.close()
+        serial.close()
         session.close()
         svc.close()
 
 
 def measure(
-    args: argparse.Namespace, cfg: InferenceConfig, svc: InferenceService, session: Any
+    args: argparse.Namespace,
+    cfg: InferenceConfig,
+    svc: InferenceService,
+    session: Any,
+    llm: llama_cpp.Llama,
+    serial_port: int,
+    server: tuple[subprocess.Popen[bytes], int] | None,
 ) -> int:
     """Run every measurement and print the tables; returns the exit code."""
     key = GENERATE.key(BusConfig(node="bench").keys)
     assert wait_for_server(session, key, timeout_s=10)
-    bias = eog_bias(svc.engine.llm)
+    bias = {t: -100.0 for t in eog_tokens(llm)}
     print(
         f"model {svc.engine.name}; backend {svc.engine.backend.describe()}; "
-        f"threads {cfg.threads}; {args.tokens} tokens/request; {args.reps} reps"
+        f"threads {cfg.threads}; {args.tokens} tokens/request; {args.reps} reps; "
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
     )
 
-    # warm-up, then interleave the three paths so drifting machine load hits them alike
-    raw_tokens(svc, PROMPT.format(i="w"), 8)
-    raw(svc, PROMPT.format(i="w"), 8, bias)
+    # warm-up, then interleave the paths so drifting machine load hits them alike
+    raw_tokens(llm, PROMPT.format(i="w"), 8, bias)
     over_zenoh(session, key, PROMPT.format(i="w"), 8)
-    over_http(cfg.http_port, PROMPT.format(i="w"), 8)
-    results: dict[str, list[Run]] = {
-        "raw generate": [],
-        "raw completion": [],
-        "service/zenoh": [],
-        "service/http": [],
-    }
+    over_http(cfg.http_port, PROMPT.format(i="w"), 8, bias)
+    results: dict[str, list[Run]] = {"raw generate": [], "service/zenoh": [], "service/http": []}
     for i in range(args.reps):
         p = PROMPT.format(i=i)
-        results["raw generate"].append(raw_tokens(svc, p, args.tokens))
-        results["raw completion"].append(raw(svc, p, args.tokens, bias))
+        results["raw generate"].append(raw_tokens(llm, p, args.tokens, bias))
         results["service/zenoh"].append(over_zenoh(session, key, p, args.tokens))
-        results["service/http"].append(over_http(cfg.http_port, p, args.tokens))
+        results["service/http"].append(over_http(cfg.http_port, p, args.tokens, bias))
     for name, runs in results.items():
         assert all(r.tokens == args.tokens for r in runs), f"{name}: wrong token count"
 
     base = summary(results["raw generate"])
-    print(
-        f"\n{'path':<16}{'pp tok/s':>10}{'tg tok/s':>10}{'e2e tok/s':>10}{'TTFT ms':>10}"
-        f"{'tg ratio':>10}{'e2e ratio':>10}{'TTFT +ms':>10}"
-    )
+    print(f"\n{'path':<16}{'tg tok/s':>10}{'e2e tok/s':>10}{'TTFT ms':>10}{'tg ratio':>10}")
     table = {}
     for name, runs in results.items():
-        pp, tg, ttft, e2e = summary(runs)
-        table[name] = (pp, tg, ttft, e2e)
-        print(
-            f"{name:<16}{pp:>10.1f}{tg:>10.1f}{e2e:>10.1f}{ttft:>10.1f}"
-            f"{tg / base[1]:>10.3f}{e2e / base[3]:>10.3f}{ttft - base[2]:>+10.2f}"
-        )
+        _, tg, ttft, e2e = summary(runs)
+        table[name] = (tg, ttft, e2e)
+        print(f"{name:<16}{tg:>10.1f}{e2e:>10.1f}{ttft:>10.1f}{tg / base[1]:>10.3f}")
 
-    print(f"\nTTFT overhead, short prompt and 1 token, median of {args.ttft_reps}")
-    short: dict[str, list[float]] = {"raw generate": [], "service/zenoh": [], "service/http": []}
-    for i in range(args.ttft_reps):
-        p = f"Hi {i}"
-        short["raw generate"].append(raw_tokens(svc, p, 1).ttft)
-        short["service/zenoh"].append(over_zenoh(session, key, p, 1).ttft)
-        short["service/http"].append(over_http(cfg.http_port, p, 1).ttft)
-    base_ms = statistics.median(short["raw generate"]) * 1e3
-    print(f"{'path':<16}{'TTFT ms':>10}{'+ms':>10}")
-    for name, ttfts in short.items():
-        ms = statistics.median(ttfts) * 1e3
-        print(f"{name:<16}{ms:>10.2f}{ms - base_ms:>+10.2f}")
-
-    print(f"\nconcurrency over Zenoh ({args.per_client} requests per client); ratio is to")
-    print("raw generate end-to-end tokens/s measured just before each level (load drifts)")
-    print(f"{'clients':>8}{'tok/s':>10}{'raw tok/s':>10}{'ratio':>8}{'p50 s':>8}{'p99 s':>8}")
-    scaling = []
+    targets = {"parallel": cfg.http_port, "serial": serial_port}
+    if server is not None:
+        targets["llama_cpp.server"] = server[1]
+        over_http(server[1], PROMPT.format(i="w"), 8, bias)
+    print(
+        f"\nconcurrent HTTP clients, {args.per_client} requests each; parallel engine has "
+        f"{cfg.slots} slots; ratio is to the serial path at the same client count"
+    )
+    print(f"{'clients':>8}{'server':>18}{'tok/s':>10}{'ratio':>8}{'p50 s':>8}{'p99 s':>8}")
+    scaling: dict[str, list[tuple[int, float, float, float]]] = {t: [] for t in targets}
     for c in (int(x) for x in args.clients.split(",")):
-        before = [raw_tokens(svc, PROMPT.format(i=f"r{c}-{j}"), args.tokens) for j in range(2)]
-        raw_e2e = statistics.median(r.tokens / r.last for r in before)
-        tput, p50, p99 = concurrency(session, key, c, args.per_client, args.tokens)
-        scaling.append((c, tput, p50, p99))
-        print(f"{c:>8}{tput:>10.1f}{raw_e2e:>10.1f}{tput / raw_e2e:>8.2f}{p50:>8.2f}{p99:>8.2f}")
+        level = {
+            name: concurrency(port, c, args.per_client, args.tokens, bias)
+            for name, port in targets.items()
+        }
+        for name, (tput, p50, p99) in level.items():
+            scaling[name].append((c, tput, p50, p99))
+            ratio = tput / level["serial"][0]
+            print(f"{c:>8}{name:>18}{tput:>10.1f}{ratio:>8.2f}{p50:>8.2f}{p99:>8.2f}")
 
     if args.plot:
         import matplotlib
@@ -347,23 +353,20 @@ def measure(
         out = Path(__file__).resolve().parent / "out"
         out.mkdir(exist_ok=True)
         fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-        a.bar(list(table), [v[1] for v in table.values()])
-        a.set_ylabel("generation tokens/s")
-        a.tick_params(axis="x", labelrotation=15)
+        a.bar(list(table), [v[0] for v in table.values()])
+        a.set_ylabel("generation tokens/s (one request)")
         a.set_title(f"{svc.engine.name}, {svc.engine.backend.backend}")
-        b.plot([s[0] for s in scaling], [s[1] for s in scaling], "o-", label="tokens/s")
+        for name, rows in scaling.items():
+            b.plot([r[0] for r in rows], [r[1] for r in rows], "o-", label=name)
         b.set_xlabel("concurrent clients")
         b.set_ylabel("aggregate tokens/s")
         b.set_ylim(bottom=0)
-        b2 = b.twinx()
-        b2.plot([s[0] for s in scaling], [s[3] for s in scaling], "s--r", label="p99 s")
-        b2.set_ylabel("p99 latency, s")
+        b.legend()
         fig.tight_layout()
         fig.savefig(out / "inference_throughput.png", dpi=120)
         print(f"\nplot: {out / 'inference_throughput.png'}")
-
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -68,7 +68,7 @@ def metric(url: str, name: str) -> float:
 
 
 def test_models_lists_the_served_model(client: openai.OpenAI) -> None:
-    assert [m.id for m in client.models.list().data] == ["gemma-3-270m-q4_k_m"]
+    assert [m.id for m in client.models.list().data] == ["gemma-3-270m-q4_k_m", "all-MiniLM-L6-v2"]
 
 
 def test_chat_completion_with_the_openai_client(client: openai.OpenAI) -> None:

@@ -1,4 +1,4 @@
-"""The OpenAI-compatible HTTP API: ``/v1/{chat/completions,completions,models}``,
+"""The OpenAI-compatible HTTP API: ``/v1/{chat/completions,completions,embeddings,models}``,
 ``/health`` (llama.cpp's server's name) and ``/healthz``, ``/metrics``, and its OpenAPI
 document (``/openapi.json``) with a docs page (``/docs``) that loads nothing from a CDN.
 
@@ -28,6 +28,8 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from emily.bus.schemas.inference import ChatRequest, GenerateRequest
+from emily.inference.embeddings import MODEL as EMBED_MODEL
+from emily.inference.embeddings import EmbeddingBody, Embeddings
 from emily.inference.engine import Engine, Extras, Plan
 from emily.inference.errors import Busy, InferenceError
 from emily.inference.metrics import InferenceMetrics
@@ -145,11 +147,22 @@ def create_app(
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/v1/models", dependencies=[Depends(authorized)], summary="The served model")
+    @app.get("/v1/models", dependencies=[Depends(authorized)], summary="The served models")
     async def models() -> dict[str, Any]:
         created = int(engine.path.stat().st_mtime)
         card = {"id": engine.name, "object": "model", "created": created, "owned_by": "emily"}
-        return {"object": "list", "data": [card]}
+        embed = {"id": EMBED_MODEL, "object": "model", "created": created, "owned_by": "emily"}
+        return {"object": "list", "data": [card, embed]}
+
+    embeddings = Embeddings()
+
+    @app.post(
+        "/v1/embeddings",
+        dependencies=[Depends(authorized)],
+        summary="Sentence embeddings (MiniLM-L6, 384 dimensions, unit length)",
+    )
+    async def embed(body: EmbeddingBody) -> dict[str, Any]:
+        return await embeddings.respond(body)
 
     def headers_for(body: CompletionBody | ChatBody) -> dict[str, str]:
         ignored = body.ignored()
