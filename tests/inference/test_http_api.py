@@ -246,10 +246,12 @@ def test_full_queue_answers_429_with_retry_after(inference_service: RunningInfer
     for t in threads:
         t.start()
     deadline = time.monotonic() + 30
-    while (
-        inference_service.service.scheduler.depth < config.queue_size
-        and time.monotonic() < deadline
-    ):
+    scheduler = inference_service.service.scheduler
+
+    def full() -> bool:
+        return scheduler.running == config.slots and scheduler.depth == config.queue_size
+
+    while not full() and time.monotonic() < deadline:
         time.sleep(0.02)
     try:
         status, data, headers = post(url, "/v1/completions", b'{"prompt": "x", "max_tokens": 1}')
