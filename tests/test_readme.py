@@ -150,7 +150,7 @@ def test_every_shown_command_exists() -> None:
     """Each ``emily``, ``make``, repository path and benchmark flag in the shell blocks."""
     parser = build_parser()
     targets = _make_targets()
-    bench_common = "".join(p.read_text() for p in (REPO / "bench").glob("*_common.py"))
+    bench_common = "".join(p.read_text() for p in (REPO / "bench").glob("*common.py"))
     problems: list[str] = []
     for block in ALL_BLOCKS:
         for argv in commands(block.text):
