@@ -194,3 +194,18 @@ def test_slots_run_together_and_the_next_request_takes_a_freed_slot(engine: Engi
         assert isinstance(done := last(b), Done) and done.finish_reason == "cancelled"
     finally:
         s.close()
+
+
+def test_a_burst_up_to_slots_plus_queue_is_admitted(engine: Engine) -> None:
+    s = make(engine, slots=2, queue_size=1)
+    try:
+        queues = [EventQueue() for _ in range(3)]
+        for i, q in enumerate(queues):  # faster than the worker admits them
+            s.submit(long_plan(engine), q, request_id=f"burst-{i}")
+        with pytest.raises(Busy):
+            s.submit(long_plan(engine), EventQueue())
+        for i in range(3):
+            s.cancel(f"burst-{i}")
+        assert all(isinstance(last(q), Done) for q in queues)
+    finally:
+        s.close()

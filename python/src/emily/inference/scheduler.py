@@ -158,10 +158,10 @@ class Scheduler:
                 raise Unavailable("the inference service is shutting down; retry shortly")
             if request_id is not None and self._find(request_id) is not None:
                 raise BadRequest(f"request_id {request_id!r} is already in use; pick a fresh one")
-            busy = len(self._running) + len(self._waiting) >= self.config.slots
-            if busy and len(self._waiting) >= self.config.queue_size:
+            held = len(self._running) + len(self._waiting)  # admitted or about to be
+            if held >= self.config.slots + self.config.queue_size:
                 self.metrics.rejections.labels("busy").inc()
-                ahead = (len(self._waiting) + 1) / self.config.slots
+                ahead = (held - self.config.slots + 1) / self.config.slots
                 retry = round(max(1.0, self._mean_latency_s * ahead), 1)
                 raise Busy(
                     f"all {self.config.slots} slots are busy and the queue is full "
