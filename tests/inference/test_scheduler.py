@@ -13,6 +13,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from emily.bus.schemas.inference import GenerateRequest
 from emily.inference.engine import Engine, Plan
@@ -207,5 +209,38 @@ def test_a_burst_up_to_slots_plus_queue_is_admitted(engine: Engine) -> None:
         for i in range(3):
             s.cancel(f"burst-{i}")
         assert all(isinstance(last(q), Done) for q in queues)
+    finally:
+        s.close()
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 5)), min_size=1, max_size=12))
+def test_capacity_is_never_exceeded_and_every_request_ends_once(
+    engine: Engine, ops: list[tuple[bool, int]]
+) -> None:
+    s = make(engine, slots=2, queue_size=2)
+    sinks: dict[str, EventQueue] = {}
+    try:
+        for submit, k in ops:
+            if submit:
+                rid = f"r{len(sinks)}"
+                try:
+                    s.submit(
+                        long_plan(engine, 1 + k),
+                        sinks.setdefault(rid, EventQueue()),
+                        request_id=rid,
+                    )
+                except Busy:
+                    del sinks[rid]
+                    assert s.running + s.depth >= 2  # refused only when it was really full
+            elif sinks:
+                s.cancel(sorted(sinks)[k % len(sinks)])
+            assert s.running <= 2 and s.running + s.depth <= 4
+        for q in sinks.values():
+            seen = list(q)  # ends with exactly one Done or Failed
+            assert isinstance(seen[-1], Done | Failed)
+            assert not any(isinstance(e, Done | Failed) for e in seen[:-1])
     finally:
         s.close()
