@@ -8,6 +8,7 @@ the same way and prints its tables in the same shape.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,21 +50,26 @@ def pcts(ms: Sequence[float], digits: int = 3) -> str:
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A plain-text table: ``header``, a rule, then one line per row.
 
-    Cells are ``str()``-ed; the first column is left-aligned (labels), the others
-    right-aligned (figures). Every row must have as many cells as ``header``.
+    Cells are ``str()``-ed. A column whose every cell is a figure (``1,234``, ``-0.5``,
+    ``3.2x``, ``+1.0 pts``, ``0.5±0.1``, or ``-`` for none) is right-aligned, any other
+    left-aligned.
+    Every row must have as many cells as ``header``.
     """
     cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
     for i, r in enumerate(cells[1:], 1):
         if len(r) != len(header):
             raise ValueError(f"table row {i} has {len(r)} cells, the header {len(header)}")
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    right = [all(_FIGURE.match(r[i]) for r in cells[1:]) for i in range(len(header))]
 
     def line(r: list[str]) -> str:
-        first = r[0].ljust(widths[0])
-        rest = (c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True))
-        return "  ".join([first, *rest]).rstrip()
+        padded = (c.rjust(w) if f else c.ljust(w) for c, w, f in zip(r, widths, right, strict=True))
+        return "  ".join(padded).rstrip()
 
     return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths), *map(line, cells[1:])])
+
+
+_FIGURE = re.compile(r"[-+]?\d[\d,.]*(e[-+]?\d+)?(±[\d,.]+)?(x|%| \S+)?$|-$")
 
 
 def load() -> str:

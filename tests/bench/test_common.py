@@ -67,13 +67,21 @@ def test_pcts_formats_p50_p95_p99_and_the_count() -> None:
 
 
 def test_table_header_first_then_rows() -> None:
-    text = common.table(("path", "rate"), [("exact scan", "1.0"), ("hnsw", "1,234")])
+    rows = [("exact scan", "1.0", "1.0x", "-"), ("hnsw", "1,234", "12x", "own top-1 0.9")]
+    text = common.table(("path", "rate", "ratio", "note"), rows)
     assert text.splitlines() == [
-        "path         rate",
-        "----------  -----",
-        "exact scan    1.0",
-        "hnsw        1,234",
+        "path         rate  ratio  note",
+        "----------  -----  -----  -------------",
+        "exact scan    1.0   1.0x  -",
+        "hnsw        1,234    12x  own top-1 0.9",
     ]
+
+
+def test_table_right_aligns_figures_only() -> None:
+    rows = [(1, "+10.7 pts", "LRU", "0.52", "-0.5%"), (2, "+0.0 pts", "S3-FIFO", "1e-05", "3±1")]
+    lines = common.table(("n", "vs LRU", "policy", "hit", "gap"), rows).splitlines()
+    assert lines[2] == "1  +10.7 pts  LRU       0.52  -0.5%"
+    assert lines[3] == "2   +0.0 pts  S3-FIFO  1e-05    3±1"
 
 
 def test_table_rejects_a_ragged_row() -> None:
