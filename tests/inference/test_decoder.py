@@ -125,6 +125,7 @@ def test_prefix_cache_reuses_the_system_prompt_and_changes_no_output(engine: Eng
         got = [answer(cached, engine, chat(system, q)) for q in questions]
         assert got == expected and all(expected)
         assert cached.decoder.prefix_hits == 2  # the first request filled the cache
+        assert cached.metrics.prefix_hits._value.get() == 2
         assert plain.decoder.prefix_hits == 0
         other = answer(cached, engine, chat("You are terse.", "Where is Lyon?"))
         assert other == answer(plain, engine, chat("You are terse.", "Where is Lyon?"))

@@ -186,6 +186,7 @@ def test_slots_run_together_and_the_next_request_takes_a_freed_slot(engine: Engi
         assert isinstance(next(iter(a)), Piece) and isinstance(next(iter(b)), Piece)
         jc = s.submit(long_plan(engine, 3), c, request_id="c")  # queued: both slots busy
         assert s.depth == 1 and s.running == 2
+        assert s.metrics.slots_busy._value.get() == 2
         with pytest.raises(Busy, match="all 2 slots are busy"):
             s.submit(long_plan(engine), EventQueue())
         assert s.cancel("a")

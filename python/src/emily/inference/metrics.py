@@ -19,7 +19,9 @@ class InferenceMetrics:
     latency : histogram ``emily_inference_latency_seconds``: arrival to last token, in s.
     prompt_tokens, generated_tokens : counters, in tokens.
     tokens_per_second : gauge, generation speed of the last finished request (tokens/s).
-    queue_depth : gauge, requests waiting (not counting the running one).
+    queue_depth : gauge, requests waiting (not counting the running ones).
+    slots_busy : gauge, requests being decoded now (at most ``slots``).
+    prefix_hits : counter, requests that started from the cached system prompt.
     rejections : counter by ``reason`` (busy, timeout, bad_request, not_found).
     requests : counter by ``api`` (zenoh, http) and ``finish_reason``.
     backend : info ``emily_inference_backend_info`` (backend, device, model).
@@ -41,6 +43,10 @@ class InferenceMetrics:
             f"{p}tokens_per_second", "Generation speed of the last request", registry=r
         )
         self.queue_depth = Gauge(f"{p}queue_depth", "Requests waiting in the queue", registry=r)
+        self.slots_busy = Gauge(f"{p}slots_busy", "Requests being decoded now", registry=r)
+        self.prefix_hits = Counter(
+            f"{p}prefix_cache_hits", "Requests started from the cached system prompt", registry=r
+        )
         self.rejections = Counter(
             f"{p}rejections", "Requests refused, by reason", ["reason"], registry=r
         )

@@ -241,12 +241,15 @@ class Scheduler:
                 last_sweep = now
                 self._expire_waiting()
             with self._cond:
+                hits = self.decoder.prefix_hits
                 while self._waiting and self.decoder.free:
                     job = self._waiting.popleft()
                     job.started = time.monotonic()
                     self._running[job.id] = job
                     self.decoder.admit(job)
+                self.metrics.prefix_hits.inc(self.decoder.prefix_hits - hits)
                 self.metrics.queue_depth.set(len(self._waiting))
+                self.metrics.slots_busy.set(len(self._running))
             try:
                 ended = self.decoder.step()
             except Exception as exc:  # the worker survives whatever one batch does
@@ -265,6 +268,7 @@ class Scheduler:
         assert isinstance(request, Job)
         with self._cond:
             self._running.pop(request.id, None)
+            self.metrics.slots_busy.set(len(self._running))
         return request
 
     def _finished(self, job: Job, outcome: Outcome) -> None:
