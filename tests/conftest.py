@@ -14,6 +14,7 @@ import pytest
 import zenoh
 
 from emily.bus import BusConfig, open_session
+from emily.embed import Embedder
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -56,3 +57,9 @@ def zenoh_pair(
     yield server, client
     client.close()
     server.close()
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Embedder:
+    """The real MiniLM-L6 model, loaded offline once per session (memory's embedder)."""
+    return Embedder(device="cpu")

@@ -14,8 +14,8 @@ from emily.embed import EmbedConfig, Embedder, native_bf16, resolve_precision
 pytestmark = pytest.mark.slow
 
 
-def test_similar_sentences_are_closer(embedder: Embedder) -> None:
-    v = embedder.embed(
+def test_similar_sentences_are_closer(minilm: Embedder) -> None:
+    v = minilm.embed(
         [
             "The cat sleeps on the sofa",
             "A kitten naps on the couch",
@@ -25,7 +25,7 @@ def test_similar_sentences_are_closer(embedder: Embedder) -> None:
     assert v.shape == (3, 384) and v.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert v[0] @ v[1] > 0.5 > v[0] @ v[2]
-    assert embedder.embed([]).shape == (0, 384)
+    assert minilm.embed([]).shape == (0, 384)
 
 
 @pytest.fixture(scope="module")

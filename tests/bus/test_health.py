@@ -48,3 +48,24 @@ def test_peers_follow_tokens_of_their_node_only(
         elsewhere.undeclare()
     finally:
         peers.close()
+
+
+def test_peers_follow_a_service_on_the_node_it_lives_on(
+    zenoh_pair: tuple[zenoh.Session, zenoh.Session],
+) -> None:
+    """Memory on another node is followed there; the same name at home does not count."""
+    server_side, client_side = zenoh_pair
+    home, remote = Keys("peers-home"), Keys("peers-remote")
+    peers = Peers(client_side, home, {"memory": remote})
+    try:
+        at_home = announce(server_side, home, "memory")
+        inference = announce(server_side, home, "inference")
+        assert peers.wait("inference", timeout_s=5)
+        assert not peers.alive("memory")
+        there = announce(server_side, remote, "memory")
+        assert peers.wait("memory", timeout_s=5)
+        for token in (at_home, inference, there):
+            token.undeclare()
+        assert wait_for(lambda: not peers.alive("memory") and not peers.alive("inference"))
+    finally:
+        peers.close()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 import zenoh
 from pydantic import Field
 
-from emily.bus import Keys
+from emily.bus import BusConfig, Keys, open_session
 from emily.bus.messages import ErrorReply, Message
 from emily.bus.rpc import Continuation, RequestFailed, Server, call, stream, wait_for_server
 from emily.errors import BusError
@@ -25,6 +27,16 @@ class Echo(Message):
 class Chunk(Message):
     text: str
     index: int
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    """Poll ``predicate`` (work after a reply runs once the client already has it)."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 def echo(req: Echo) -> Chunk:
@@ -267,7 +279,7 @@ def test_first_step_decides_inline_or_worker_and_after_runs_once_the_reply_is_ou
             threading.Event().wait(0.01)
         assert call(client_side, key, Echo(text="fast-1"), Chunk).text == "fast-1"
         assert not any(t.startswith("rpc:") for t in seen["fast-1"])
-        assert "fast-1" in after and "slow" not in after
+        assert wait_until(lambda: "fast-1" in after) and "slow" not in after
         with pytest.raises(RequestFailed) as err:
             call(client_side, key, Echo(text="first-boom"), Chunk)
         assert err.value.reply.code == "internal" and "on purpose" in err.value.reply.message
@@ -280,7 +292,7 @@ def test_first_step_decides_inline_or_worker_and_after_runs_once_the_reply_is_ou
         with pytest.raises(RequestFailed) as err:
             call(client_side, key, Echo(text="reply-boom"), Chunk)
         assert err.value.reply.code == "internal"
-        assert sorted(after) == ["fast-1", "reply-boom", "slow"]
+        assert wait_until(lambda: sorted(after) == ["fast-1", "reply-boom", "slow"]), after
     finally:
         release.set()
         server.close()
@@ -299,3 +311,79 @@ def test_a_server_takes_exactly_one_of_handler_and_first(
             echo,
             first=lambda r: Continuation(reply=lambda: echo(r)),
         )
+
+
+@pytest.mark.parametrize(
+    ("payload", "says"),
+    [
+        (b"[" * 1000 + b"]" * 1000, "nested too deeply"),
+        (b'{"text": "x", "repeat": ' + b"9" * 5000 + b"}", "not valid UTF-8 JSON"),
+        (b'{"text": "' + b"a" * (2 << 20) + b'"}', "over the 1,048,576-byte limit"),
+        (b'{"a": ' * 2000 + b"1" + b"}" * 2000, "nested too deeply"),
+    ],
+    ids=["deep-array", "huge-integer", "oversize", "deep-object"],
+)
+def test_hostile_payloads_get_bad_request_on_every_path(
+    zenoh_pair: tuple[zenoh.Session, zenoh.Session], payload: bytes, says: str
+) -> None:
+    """Deep nesting, a 5,000-digit integer and an oversize payload get ``bad_request``
+    from a worker-served, an inline-decoding and a batching server alike; all then
+    answer a good request."""
+    server_side, client_side = zenoh_pair
+    servers = [
+        Server(server_side, KEYS.query("hostile", "plain"), Echo, echo),
+        Server(server_side, KEYS.query("hostile", "inline"), Echo, echo, inline=lambda r: True),
+        Server(
+            server_side,
+            KEYS.query("hostile", "batch"),
+            Echo,
+            echo,
+            batch=lambda reqs: [Chunk(text=r.text, index=0) for r in reqs],
+        ),
+    ]
+    try:
+        for server in servers:
+            assert wait_for_server(client_side, server.key, timeout_s=5)
+            replies = list(client_side.get(server.key, payload=payload, timeout=10))
+            assert len(replies) == 1 and replies[0].err is not None, server.key
+            err = ErrorReply.model_validate_json(replies[0].err.payload.to_bytes())
+            assert err.code == "bad_request" and says in err.message, (server.key, err)
+            assert call(client_side, server.key, Echo(text="fine"), Chunk).text == "fine"
+    finally:
+        for server in servers:
+            server.close()
+
+
+def test_a_second_replier_cannot_splice_text_into_an_answer(
+    zenoh_pair: tuple[zenoh.Session, zenoh.Session],
+    bus_configs: tuple[BusConfig, BusConfig],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A rogue session declaring the same streaming key (a fault injected on purpose):
+    the client's answer holds one server's chunks only, and the other is logged."""
+    server_side, client_side = zenoh_pair
+    rogue_side = open_session(bus_configs[1])
+    key = KEYS.query("spliced", "stream")
+
+    def rogue(req: Echo) -> Iterator[Chunk]:
+        for i in range(req.repeat):
+            yield Chunk(text="INJECTED", index=i)
+
+    servers = [Server(server_side, key, Echo, chunks), Server(rogue_side, key, Echo, rogue)]
+    try:
+        assert wait_for_server(client_side, key, timeout_s=5)
+        deadline = threading.Event()
+        texts: set[str] = set()
+        for _ in range(50):  # until both repliers have answered one query
+            with caplog.at_level(logging.ERROR, logger="emily.bus.rpc"):
+                got = list(stream(client_side, key, Echo(text="real", repeat=3), Chunk))
+            assert len({c.text for c in got}) == 1 and [c.index for c in got] == [0, 1, 2]
+            texts |= {c.text for c in got}
+            if "second replier" in caplog.text:
+                break
+            deadline.wait(0.05)
+        assert "second replier" in caplog.text
+    finally:
+        for server in servers:
+            server.close()
+        rogue_side.close()

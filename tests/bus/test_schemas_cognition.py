@@ -19,14 +19,15 @@ from emily.bus.schemas.cognition import (
 )
 from emily.errors import PayloadError
 
+storable = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
 scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(-(2**53), 2**53),
     st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=20),
+    st.text(storable, max_size=20),
 )
-texts = st.text(min_size=1, max_size=200).filter(lambda s: s.strip())
+texts = st.text(storable, min_size=1, max_size=200).filter(lambda s: s.strip())
 requests = st.builds(
     ObserveRequest,
     text=texts,
@@ -158,3 +159,11 @@ def test_trace_rejects_nan_and_out_of_range() -> None:
                 "items": [{"kind": "goal", "content": "", "salience": 1.0, "weight": 1.5}],
             },
         )
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\ud800"])
+def test_an_observation_memory_could_not_store_is_refused(bad: str) -> None:
+    with pytest.raises(PayloadError, match="text"):
+        decode(ObserveRequest, {"text": f"hello {bad} there"})
+    with pytest.raises(PayloadError, match="context"):
+        decode(ObserveRequest, {"text": "hello", "context": {"k": bad}})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -42,7 +43,9 @@ vectors = st.lists(finite, min_size=EMBED_DIM, max_size=EMBED_DIM)
 times = st.datetimes(
     min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
 )
-texts = st.text(min_size=1, max_size=200)
+# what Postgres can store: no NUL, no lone surrogate (those are refused: tested below)
+storable = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+texts = st.text(storable, min_size=1, max_size=200)
 ctx_values = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53), finite, texts)
 contexts = st.dictionaries(st.text(min_size=1, max_size=64), ctx_values, max_size=8)
 affects = st.builds(Affect, valence=unit, arousal=unit, dominance=unit)
@@ -54,7 +57,7 @@ episodes_in = st.builds(
     embedding=st.one_of(st.none(), vectors),
     affect=affects,
     context=contexts,
-    source=st.text(max_size=128),
+    source=st.text(storable, max_size=128),
 )
 episodes = st.builds(
     Episode,
@@ -231,3 +234,36 @@ def test_an_empty_or_oversize_operations_batch_is_named() -> None:
     too_many = MemoryOperations.model_construct(ops=[op] * (MAX_OPS + 1))
     with pytest.raises(PayloadError, match="ops"):
         decode(MemoryOperations, encode(too_many))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    episodes_in,
+    st.sampled_from(["text", "source", "context"]),
+    st.sampled_from(["\x00", "\ud800", "\udfff"]),
+    st.integers(0, 50),
+)
+def test_text_postgres_cannot_store_is_refused_naming_the_field(
+    ep: EpisodeIn, field: str, bad: str, at: int
+) -> None:
+    """A NUL or a lone surrogate anywhere in text, source or a context string is a
+    PayloadError that names the field, before anything reaches the store."""
+    raw = ep.model_dump(mode="json")
+    if field == "context":
+        raw["context"] = {**raw["context"], "k": "ok" + bad}
+    else:
+        value = raw[field] or "x"
+        raw[field] = value[:at] + bad + value[at:]
+    with pytest.raises(PayloadError, match=field):
+        decode(EpisodeIn, raw)
+    with pytest.raises(PayloadError, match=re.escape("episodes.0." + field)):
+        decode(StoreRequest, {"episodes": [raw]})
+
+
+def test_context_values_are_bounded() -> None:
+    ok = {"text": "t", "context": {"note": "n" * 1024, "big": 2**63 - 1}}
+    assert decode(EpisodeIn, ok).context["big"] == 2**63 - 1
+    with pytest.raises(PayloadError, match="context"):
+        decode(EpisodeIn, {"text": "t", "context": {"note": "n" * 1025}})
+    with pytest.raises(PayloadError, match=r"context\.big"):
+        decode(EpisodeIn, b'{"text": "t", "context": {"big": ' + b"9" * 400 + b"}}")

@@ -31,9 +31,9 @@ OBSERVE_KEY = OBSERVE.key(KEYS)
 
 
 @pytest.fixture(scope="module")
-def memory_embedder() -> Embedder:
-    """The memory service's MiniLM model, loaded once for this module."""
-    return Embedder(device="cpu")
+def memory_embedder(minilm: Embedder) -> Embedder:
+    """The memory service's MiniLM model (the session's shared one)."""
+    return minilm
 
 
 class MemoryProcess:

@@ -24,9 +24,9 @@ KEYS = Keys("test")
 
 
 @pytest.fixture(scope="session")
-def embedder() -> Embedder:
-    """The real MiniLM-L6 model, loaded offline once per session."""
-    return Embedder(device="cpu")
+def embedder(minilm: Embedder) -> Embedder:
+    """The real MiniLM-L6 model, shared with the rest of the session."""
+    return minilm
 
 
 @dataclass

@@ -23,7 +23,7 @@ import zenoh
 
 from emily.bus.keys import Keys
 from emily.bus.messages import Message
-from emily.bus.rpc import Server, call, stream
+from emily.bus.rpc import DEFAULT_MAX_BYTES, Server, call, stream
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest, WorkspaceBroadcast
 from emily.bus.schemas.inference import (
     CancelReply,
@@ -60,6 +60,8 @@ class Endpoint(Generic[Req, Resp]):
     request : the message type requests validate against.
     reply : the message type of each reply.
     streams : whether one request gets several replies (use :meth:`stream`).
+    max_bytes : largest request payload the server accepts (bytes); larger ones get
+        ``bad_request`` unread.
     """
 
     service: str
@@ -67,6 +69,7 @@ class Endpoint(Generic[Req, Resp]):
     request: type[Req]
     reply: type[Resp]
     streams: bool = False
+    max_bytes: int = DEFAULT_MAX_BYTES
 
     @property
     def name(self) -> str:
@@ -91,14 +94,16 @@ class Endpoint(Generic[Req, Resp]):
         self,
         session: zenoh.Session,
         keys: Keys,
-        handler: Callable[[Req], Resp | Iterable[Resp]],
+        handler: Callable[[Req], Resp | Iterable[Resp]] | None = None,
         **options: Any,
     ) -> Server:
         """Declare this queryable on ``session`` and serve it with ``handler``.
 
         ``options`` are :class:`~emily.bus.rpc.Server`'s keyword arguments (``workers``,
-        ``inline``, ``batch``, ``max_batch``, ``start``).
+        ``inline``, ``batch``, ``max_batch``, ``first`` in place of ``handler``); the
+        payload limit is this endpoint's :attr:`max_bytes`.
         """
+        options.setdefault("max_bytes", self.max_bytes)
         return Server(session, self.key(keys), self.request, handler, **options)
 
 
@@ -115,11 +120,18 @@ class Topic(Generic[Msg]):
 
 
 OBSERVE = Endpoint("cognition", "observe", ObserveRequest, ObserveReply)
-GENERATE = Endpoint("inference", "generate", GenerateRequest, GenerationChunk, streams=True)
-CHAT = Endpoint("inference", "chat", ChatRequest, GenerationChunk, streams=True)
+# a prompt of MAX_PROMPT_CHARS characters, each escaped in JSON at worst
+_PROMPT_BYTES = 8 << 20
+GENERATE = Endpoint(
+    "inference", "generate", GenerateRequest, GenerationChunk, streams=True, max_bytes=_PROMPT_BYTES
+)
+CHAT = Endpoint(
+    "inference", "chat", ChatRequest, GenerationChunk, streams=True, max_bytes=_PROMPT_BYTES
+)
 CANCEL = Endpoint("inference", "cancel", CancelRequest, CancelReply)
 INFO = Endpoint("inference", "info", InfoRequest, InferenceInfo)
-STORE = Endpoint("memory", "store", StoreRequest, StoreReply)
+# a full batch of MAX_BATCH episodes with embeddings and long texts
+STORE = Endpoint("memory", "store", StoreRequest, StoreReply, max_bytes=32 << 20)
 RECALL = Endpoint("memory", "recall", RecallRequest, RecallReply)
 STATS = Endpoint("memory", "stats", StatsRequest, StatsReply)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 
 import zenoh
 
@@ -25,27 +26,44 @@ def alive(session: zenoh.Session, keys: Keys, *, timeout_s: float = 1.0) -> list
 
 
 class Peers:
-    """Which services have a liveliness token on the bus now (thread-safe)."""
+    """Which services have a liveliness token on the bus now (thread-safe).
 
-    def __init__(self, session: zenoh.Session, keys: Keys) -> None:
-        self._alive: set[str] = set()
+    Parameters
+    ----------
+    session : open Zenoh session.
+    keys : the node whose services are followed.
+    elsewhere : services that live on another node, with that node's keys (cognition
+        on one host using memory on another); each is followed there instead.
+    """
+
+    def __init__(
+        self, session: zenoh.Session, keys: Keys, elsewhere: Mapping[str, Keys] | None = None
+    ) -> None:
+        self._home = keys.node
+        self._where = {service: k.node for service, k in (elsewhere or {}).items()}
+        self._alive: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
-        self._sub = session.liveliness().declare_subscriber(
-            keys.health("*"), self._on_sample, history=True
-        )
+        self._subs = [
+            session.liveliness().declare_subscriber(
+                Keys(node).health("*"), self._on_sample, history=True
+            )
+            for node in sorted({self._home, *self._where.values()})
+        ]
 
     def _on_sample(self, sample: zenoh.Sample) -> None:
-        name = str(sample.key_expr).rsplit("/", 1)[-1]
+        parts = str(sample.key_expr).split("/")  # emily/<node>/health/<service>
+        seen = (parts[1], parts[-1])
         with self._lock:
             if sample.kind == zenoh.SampleKind.PUT:
-                self._alive.add(name)
+                self._alive.add(seen)
             else:
-                self._alive.discard(name)
+                self._alive.discard(seen)
 
     def alive(self, service: str) -> bool:
-        """Whether ``service``'s token is visible."""
+        """Whether ``service``'s token is visible on the node it is followed on."""
+        node = self._where.get(service, self._home)
         with self._lock:
-            return service in self._alive
+            return (node, service) in self._alive
 
     def wait(self, service: str, timeout_s: float) -> bool:
         """Block until ``service`` is alive (True) or ``timeout_s`` passes (False)."""
@@ -58,4 +76,5 @@ class Peers:
 
     def close(self) -> None:
         """Stop following the tokens."""
-        self._sub.undeclare()
+        for sub in self._subs:
+            sub.undeclare()

@@ -58,14 +58,16 @@ def decode(model: type[M], payload: bytes | str | dict[str, Any]) -> M:
     Raises
     ------
     PayloadError
-        If the bytes are not UTF-8 JSON, or the object fails the schema. The message
-        names every failing field (``k: Input should be greater than 0``).
+        If the bytes are not UTF-8 JSON (including JSON nested deeper than the parser
+        allows, or an integer too long to convert), or the object fails the schema. The
+        message names every failing field (``k: Input should be greater than 0``).
 
     Notes
     -----
-    Valid bytes take pydantic's JSON parser straight to the model (about 7x faster than
-    ``json.loads`` then validation for a 384-float vector). Only a payload that fails
-    takes the slower path below, which words the error for the user.
+    Valid bytes take pydantic's JSON parser straight to the model, which skips building
+    Python objects for a 384-float vector that ``json.loads`` then validation would
+    make (``bench/bus_decode.py`` measures both). Only a payload that fails takes the
+    slower path below, which words the error for the user.
     """
     if isinstance(payload, bytes | str):
         try:
@@ -74,7 +76,9 @@ def decode(model: type[M], payload: bytes | str | dict[str, Any]) -> M:
             pass  # fall through: explain what is wrong
         try:
             obj = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except RecursionError as exc:
+            raise PayloadError("payload is nested too deeply to be a message") from exc
+        except ValueError as exc:  # bad UTF-8 or JSON, or an integer of over 4,300 digits
             raise PayloadError(f"payload is not valid UTF-8 JSON: {exc}") from exc
     else:
         obj = payload
@@ -89,3 +93,5 @@ def decode(model: type[M], payload: bytes | str | dict[str, Any]) -> M:
         return model.model_validate(obj)
     except ValidationError as exc:
         raise PayloadError(f"{model.__name__}: {_describe(exc)}") from exc
+    except RecursionError as exc:
+        raise PayloadError(f"{model.__name__}: a value is nested too deeply") from exc

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
 Handler = Callable[[Req], Message | Iterable[Message]]
+#: Largest request payload a :class:`Server` accepts unless told otherwise (bytes).
+DEFAULT_MAX_BYTES = 1 << 20
 
 
 class RequestFailed(BusError):
@@ -92,6 +94,8 @@ class Server:
         requests that arrive while the workers are busy share one pass (one index
         search, one database round trip); alone, a request is a batch of one.
     max_batch : most requests per ``batch`` call.
+    max_bytes : largest request payload accepted; a larger one gets ``bad_request``
+        before it is parsed.
     first : replaces ``handler`` for requests whose cost is known only after a first,
         fast step: called on the Zenoh thread with the decoded request, it returns a
         :class:`Continuation` that says whether the rest runs there too or on a worker
@@ -110,6 +114,7 @@ class Server:
         inline: Callable[[Req], bool] | None = None,
         batch: Callable[[list[Req]], list[Message]] | None = None,
         max_batch: int = 32,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         first: Callable[[Req], Continuation] | None = None,
     ) -> None:
         if (handler is None) == (first is None):
@@ -121,6 +126,7 @@ class Server:
         self._inline: Callable[[Any], bool] | None = None if first else inline
         self._batch: Callable[[list[Any]], list[Message]] | None = None if first else batch
         self._max_batch = max(1, max_batch)
+        self._max_bytes = max_bytes
         self._pending: deque[tuple[zenoh.Query, Message]] = deque()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"rpc:{key}")
         self._lock = threading.Lock()
@@ -130,7 +136,7 @@ class Server:
     def _on_query(self, query: zenoh.Query) -> None:
         with self._lock:
             if self._closed:
-                query.drop()
+                self._refuse_closing(query)
                 return
             if self._inline is None and self._batch is None and self._first is None:
                 self._pool.submit(self._serve, query)
@@ -145,7 +151,7 @@ class Server:
         if self._batch is not None and not step.inline:
             with self._lock:
                 if self._closed:
-                    query.drop()
+                    self._refuse_closing(query)
                     return
                 self._pending.append((query, request))
                 self._pool.submit(self._serve_pending)
@@ -153,13 +159,19 @@ class Server:
         if step.inline:
             self._serve(query, step)
         elif not self._submit(self._serve, query, step):
-            closing = ErrorReply(code="unavailable", message=f"{self.key} is shutting down")
             try:
-                query.reply_err(encode(closing))
+                self._refuse_closing(query)
             finally:
-                query.drop()
                 if step.after is not None:
                     step.after()
+
+    def _refuse_closing(self, query: zenoh.Query) -> None:
+        """Answer ``unavailable`` (a query is always answered, never dropped silently)."""
+        try:
+            closing = ErrorReply(code="unavailable", message=f"{self.key} is shutting down")
+            query.reply_err(encode(closing))
+        finally:
+            query.drop()
 
     def _step(self, request: Message) -> Continuation:
         handler = self._handler
@@ -206,6 +218,11 @@ class Server:
 
     def _decode(self, query: zenoh.Query) -> Message:
         payload = query.payload.to_bytes() if query.payload is not None else b"{}"
+        if len(payload) > self._max_bytes:
+            raise PayloadError(
+                f"payload of {len(payload):,} bytes is over the {self._max_bytes:,}-byte "
+                f"limit of {self.key}; send less per request"
+            )
         return decode(self._model, payload)
 
     def _serve(self, query: zenoh.Query, step: Continuation | None = None) -> None:
@@ -258,7 +275,10 @@ def stream(
     *,
     timeout_s: float = 10.0,
 ) -> Iterator[Resp]:
-    """Send ``request`` and yield every validated reply in arrival order.
+    """Send ``request`` and yield every validated reply of one server, in arrival order.
+
+    The first server to reply is the one that answers; replies from any other server
+    matching ``key`` are dropped and logged as errors.
 
     Raises
     ------
@@ -273,9 +293,21 @@ def stream(
         timeout=timeout_s,
         consolidation=zenoh.ConsolidationMode.NONE,
     )
-    answered = False
+    replier: str | None = None
     for reply in replies:
-        answered = True
+        who = str(reply.replier_id) if reply.replier_id is not None else ""
+        if replier is None:
+            replier = who
+        elif who != replier:
+            # one answer comes from one server: a second replier's text is never spliced
+            # into it (a rogue peer declaring the same key gets nothing through)
+            log.error(
+                "%s: ignored a reply from a second replier %s (answering: %s)",
+                key,
+                who or "?",
+                replier or "?",
+            )
+            continue
         if reply.ok is not None:
             yield decode(response_model, reply.ok.payload.to_bytes())
         else:
@@ -285,7 +317,7 @@ def stream(
             except PayloadError:
                 err = ErrorReply(code="unavailable", message=raw.decode(errors="replace"))
             raise RequestFailed(err)
-    if not answered:
+    if replier is None:
         raise BusError(f"no reply on {key} within {timeout_s:g} s: is that service running?")
 
 

@@ -57,17 +57,15 @@ class CognitionService:
         self.keys = bus.keys
         memory_keys = Keys(config.memory_node or bus.node)
         inference_keys = Keys(config.inference_node or bus.node)
-        # one liveliness follower per node that serves a peer
-        self.peers = {
-            node: Peers(self.session, Keys(node))
-            for node in {memory_keys.node, inference_keys.node}
-        }
+        self.peers = Peers(
+            self.session, self.keys, {"memory": memory_keys, "inference": inference_keys}
+        )
         self.metrics = CognitionMetrics()
         self.cognition = Cognition(
             reflex,
             config,
-            MemoryClient(self.session, memory_keys, self.peers[memory_keys.node]),
-            InferenceClient(self.session, inference_keys, self.peers[inference_keys.node]),
+            MemoryClient(self.session, memory_keys, self.peers),
+            InferenceClient(self.session, inference_keys, self.peers),
             self.metrics,
         )
         self._publisher = self.session.declare_publisher(WORKSPACE_BROADCAST.key(self.keys))
@@ -103,8 +101,7 @@ class CognitionService:
         if self.http is not None:
             self.http.close()
         self.cognition.close()
-        for peers in self.peers.values():
-            peers.close()
+        self.peers.close()
         self.session.close()  # type: ignore[no-untyped-call]
 
 

@@ -39,4 +39,4 @@ def serve_observe(
             after=lambda: cognition.finish(cyc),
         )
 
-    return Server(session, OBSERVE.key(keys), OBSERVE.request, first=first, workers=workers)
+    return OBSERVE.serve(session, keys, first=first, workers=workers)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from emily.bus.schemas.memory import EMBED_DIM, Affect, ContextValue, Episode, EpisodeIn
+from emily.bus.schemas.memory import EMBED_DIM, Affect, Episode, EpisodeIn, StoredValue
 
 Vector = npt.NDArray[np.float32]
 
@@ -36,7 +36,7 @@ class Record:
     valence: float = 0.0
     arousal: float = 0.0
     dominance: float = 0.0
-    context: dict[str, ContextValue] = field(default_factory=dict)
+    context: dict[str, StoredValue] = field(default_factory=dict)
     source: str = ""
 
     @classmethod

@@ -37,6 +37,7 @@ from emily.memory.core import Memory
 from emily.memory.embedded import EmbeddedPostgres
 from emily.memory.errors import StoreUnavailable
 from emily.memory.metrics import MemoryMetrics
+from emily.memory.pgcopy import InvalidRecord
 from emily.memory.store import PgStore
 from emily.observe import start_metrics_server
 from emily.runtime import run_service
@@ -68,8 +69,11 @@ class MemoryService:
         return RequestFailed(ErrorReply(code="unavailable", message=str(exc), retry_after_s=1.0))
 
     def handle_store(self, req: StoreRequest) -> StoreReply:
-        """``memory/store``."""
-        return self.memory.store_episodes(req)
+        """``memory/store``; a record Postgres would refuse is a ``bad_request`` naming it."""
+        try:
+            return self.memory.store_episodes(req)
+        except InvalidRecord as exc:
+            raise RequestFailed(ErrorReply(code="bad_request", message=str(exc))) from exc
 
     def handle_recall(self, req: RecallRequest) -> RecallReply:
         """``memory/recall``; Postgres down gives an ``unavailable`` error reply."""

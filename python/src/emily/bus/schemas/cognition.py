@@ -21,6 +21,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from emily.bus.messages import Message
+from emily.bus.schemas.context import ContextValue, StorableStr, check_context
 
 MAX_TEXT_CHARS = 4096
 """Longest observation text, in characters."""
@@ -34,7 +35,6 @@ Action = Literal[
 Policy = Literal["reflex", "recall", "deliberate", "clarify"]
 Stage = Literal["reflex", "embed", "workspace", "policy", "recall", "deliberate", "total"]
 Missing = Literal["memory", "inference", "embeddings"]
-ContextValue = str | int | float | bool | None
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -43,15 +43,17 @@ class ObserveRequest(Message):
 
     Attributes
     ----------
-    text : what was said or seen (1..4096 characters, not only whitespace).
-    context : flat JSON (string keys of 1..64 characters, scalar values), stored with the
+    text : what was said or seen (1..4096 characters, not only whitespace, no NUL and
+        no lone surrogate).
+    context : flat JSON (string keys of 1..64 characters, scalar values, strings of at
+        most 1,024 characters; see :mod:`emily.bus.schemas.context`), stored with the
         episode.
     allow_llm : false keeps the cycle off the language model (answers from the reflex or
         memory, or asks to clarify).
     max_tokens : most tokens the language model may generate for this answer.
     """
 
-    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    text: StorableStr = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     context: dict[str, ContextValue] = Field(default_factory=dict)
     allow_llm: bool = True
     max_tokens: int = Field(default=128, ge=1, le=4096)
@@ -66,12 +68,7 @@ class ObserveRequest(Message):
     @field_validator("context")
     @classmethod
     def _ctx(cls, v: dict[str, ContextValue]) -> dict[str, ContextValue]:
-        if len(v) > MAX_CONTEXT_KEYS:
-            raise ValueError(f"at most {MAX_CONTEXT_KEYS} context keys, got {len(v)}")
-        for key in v:
-            if not 0 < len(key) <= 64:
-                raise ValueError(f"context key {key[:70]!r} must be 1 to 64 characters")
-        return v
+        return check_context(v, MAX_CONTEXT_KEYS)
 
 
 class ReflexTrace(Message):

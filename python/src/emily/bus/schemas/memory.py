@@ -26,6 +26,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from emily.bus.messages import Message
+from emily.bus.schemas.context import ContextValue, StorableStr, check_context
 
 EMBED_DIM = 384
 """Length of every embedding vector (MiniLM-L6)."""
@@ -41,8 +42,9 @@ MAX_CONTEXT_KEYS = 64
 """Most keys in an episode's ``context`` or a ``context`` filter."""
 
 Tier = Literal["L0", "L1", "L2", "L3"]
+#: A context value as stored (replies are not held to today's input bounds).
+StoredValue = str | int | float | bool | None
 Embedding = Annotated[list[float], Field(min_length=EMBED_DIM, max_length=EMBED_DIM)]
-ContextValue = str | int | float | bool | None
 Unit = Annotated[float, Field(ge=-1.0, le=1.0)]
 
 
@@ -53,12 +55,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _check_context(value: dict[str, ContextValue]) -> dict[str, ContextValue]:
-    if len(value) > MAX_CONTEXT_KEYS:
-        raise ValueError(f"at most {MAX_CONTEXT_KEYS} context keys, got {len(value)}")
-    for key in value:
-        if not 0 < len(key) <= 64:
-            raise ValueError(f"context key {key[:70]!r} must be 1 to 64 characters")
-    return value
+    return check_context(value, MAX_CONTEXT_KEYS)
 
 
 class Affect(Message):
@@ -79,12 +76,12 @@ class EpisodeIn(Message):
     """
 
     id: uuid.UUID | None = None
-    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    text: StorableStr = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     timestamp: datetime | None = None
     embedding: Embedding | None = None
     affect: Affect = Affect()
     context: dict[str, ContextValue] = Field(default_factory=dict)
-    source: str = Field(default="", max_length=128)
+    source: StorableStr = Field(default="", max_length=128)
 
     @field_validator("timestamp")
     @classmethod
@@ -104,7 +101,7 @@ class Episode(Message):
     text: str
     timestamp: datetime
     affect: Affect
-    context: dict[str, ContextValue]
+    context: dict[str, StoredValue]
     source: str
 
 

@@ -15,7 +15,7 @@ int8       0.03      0.23
 =========  ========  =========
 
 Membrane updates (one per neuron per step) are counted in ``state_updates`` and shown
-beside the figure, but not priced, as in the SOP model the issue specifies. Reports
+beside the figure, but not priced, as in the SOP model of the references above. Reports
 carry the measured wall time and CPU time next to the modelled energy, so nobody
 mistakes one for the other. Nothing here exists in snntorch, hence written by hand.
 """

@@ -19,8 +19,9 @@ from emily.cognition.reflex.features import HashedNgrams, MiniLMFeatures
 from emily.cognition.reflex.train import TrainConfig
 
 #: Training of each stage. The embedding stage's threshold is calibrated for a precision
-#: of 0.97 rather than 0.95: its held-out false-fire rate halves (0.067 -> 0.033) for a
-#: recall of 0.64 instead of 0.73 (bench/cognition_reflex.py, before this choice).
+#: of 0.97 rather than 0.95: a reflex that fires on the wrong utterance costs more than
+#: one that hands it on to the slower tiers, so this stage trades recall for fewer false
+#: fires (bench/cognition_reflex.py prints both on the held-out set).
 FAST_CONFIG = TrainConfig()
 DEEP_CONFIG = TrainConfig(target_precision=0.97)
 

@@ -1,7 +1,7 @@
 """Features for the reflex: hashed character n-grams (cheap) or MiniLM embeddings.
 
 Hashed n-grams need no model and cost microseconds; MiniLM costs milliseconds per
-sentence on these cores. ``bench/cognition_reflex_features.py`` measures both.
+sentence on a CPU. ``bench/cognition_reflex.py`` measures both.
 """
 
 from __future__ import annotations
