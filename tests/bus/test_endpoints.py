@@ -32,8 +32,10 @@ def test_every_queryable_is_declared_once_under_its_service() -> None:
         "memory/store",
         "memory/recall",
         "memory/stats",
+        "perception/transcribe",
+        "perception/read",
     }
-    assert SERVICES == ("cognition", "inference", "memory")
+    assert SERVICES == ("cognition", "inference", "memory", "perception")
     assert [e.verb for e in served_by("memory")] == ["store", "recall", "stats"]
     for e in ENDPOINTS:
         assert issubclass(e.request, Message) and issubclass(e.reply, Message)

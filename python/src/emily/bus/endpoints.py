@@ -44,6 +44,13 @@ from emily.bus.schemas.memory import (
     StoreRequest,
 )
 from emily.bus.schemas.neural import SpikeEvent
+from emily.bus.schemas.perception import (
+    MAX_MEDIA_B64,
+    ReadReply,
+    ReadRequest,
+    TranscribeReply,
+    TranscribeRequest,
+)
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
@@ -134,6 +141,12 @@ INFO = Endpoint("inference", "info", InfoRequest, InferenceInfo)
 STORE = Endpoint("memory", "store", StoreRequest, StoreReply, max_bytes=32 << 20)
 RECALL = Endpoint("memory", "recall", RecallRequest, RecallReply)
 STATS = Endpoint("memory", "stats", StatsRequest, StatsReply)
+# base64 media of MAX_MEDIA_BYTES plus the JSON around it
+_MEDIA_BYTES = MAX_MEDIA_B64 + 4096
+TRANSCRIBE = Endpoint(
+    "perception", "transcribe", TranscribeRequest, TranscribeReply, max_bytes=_MEDIA_BYTES
+)
+READ = Endpoint("perception", "read", ReadRequest, ReadReply, max_bytes=_MEDIA_BYTES)
 
 #: Every queryable, in the order the README lists them.
 ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
@@ -145,6 +158,8 @@ ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     STORE,
     RECALL,
     STATS,
+    TRANSCRIBE,
+    READ,
 )
 
 MEMORY_OPERATIONS = Topic("memory.operations", MemoryOperations)

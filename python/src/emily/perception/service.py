@@ -1,0 +1,158 @@
+"""``emily serve perception``: speech and text in images, on the bus.
+
+Queryables ``emily/<node>/perception/transcribe`` and ``emily/<node>/perception/read``,
+liveliness ``health/perception``, ``/metrics`` on port 9463 by default.
+
+Metrics: ``emily_perception_seconds{op}`` (time per request, s),
+``emily_perception_requests_total{op,outcome}`` (``ok``, ``bad_request``, ``internal``)
+and ``emily_perception_media_seconds_total`` (audio transcribed, s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any, TypeVar
+
+import zenoh
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from emily.bus import BusConfig, Keys, open_session
+from emily.bus.endpoints import READ, TRANSCRIBE
+from emily.bus.health import announce
+from emily.bus.messages import ErrorReply, Message
+from emily.bus.rpc import RequestFailed, Server
+from emily.bus.schemas.perception import (
+    ReadReply,
+    ReadRequest,
+    TranscribeReply,
+    TranscribeRequest,
+    media_bytes,
+)
+from emily.observe import start_metrics_server
+from emily.perception.config import PerceptionConfig
+from emily.perception.errors import MediaError
+from emily.perception.ocr import Reader
+from emily.perception.speech import Transcriber
+from emily.runtime import run_service
+
+log = logging.getLogger(__name__)
+Req = TypeVar("Req", bound=Message)
+Resp = TypeVar("Resp", bound=Message)
+BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+class PerceptionMetrics:
+    """The service's own registry (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.seconds = Histogram(
+            "emily_perception_seconds",
+            "Time to serve one perception request (s)",
+            ["op"],
+            buckets=BUCKETS_S,
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "emily_perception_requests_total",
+            "Perception requests by outcome",
+            ["op", "outcome"],
+            registry=self.registry,
+        )
+        self.audio = Counter(
+            "emily_perception_media_seconds_total",
+            "Audio transcribed (s)",
+            registry=self.registry,
+        )
+
+
+class PerceptionService:
+    """The transcriber and the reader behind their two queryables.
+
+    Parameters
+    ----------
+    config : settings. session : open Zenoh session (not owned). keys : the node's keys.
+    """
+
+    def __init__(self, config: PerceptionConfig, session: zenoh.Session, keys: Keys) -> None:
+        self.config = config
+        self.metrics = PerceptionMetrics()
+        self.transcriber = Transcriber(config)
+        self.reader = Reader(config)
+        self.servers: list[Server] = [
+            TRANSCRIBE.serve(session, keys, self.handle_transcribe, workers=config.workers),
+            READ.serve(session, keys, self.handle_read, workers=config.workers),
+        ]
+        self.token: Any = announce(session, keys, "perception")
+
+    def _serve(self, op: str, fn: Callable[[], Resp]) -> Resp:
+        t0 = time.perf_counter()
+        try:
+            reply = fn()
+        except MediaError as exc:
+            self.metrics.requests.labels(op, "bad_request").inc()
+            raise RequestFailed(ErrorReply(code="bad_request", message=str(exc))) from exc
+        except Exception:
+            self.metrics.requests.labels(op, "internal").inc()
+            raise
+        self.metrics.requests.labels(op, "ok").inc()
+        self.metrics.seconds.labels(op).observe(time.perf_counter() - t0)
+        return reply
+
+    def handle_transcribe(self, req: TranscribeRequest) -> TranscribeReply:
+        """``perception/transcribe``: a bad clip is a ``bad_request`` reply."""
+        reply = self._serve(
+            "transcribe", lambda: self.transcriber.transcribe(media_bytes(req.audio), req.language)
+        )
+        self.metrics.audio.inc(reply.duration_s)
+        return reply
+
+    def handle_read(self, req: ReadRequest) -> ReadReply:
+        """``perception/read``: a bad image is a ``bad_request`` reply."""
+        return self._serve("read", lambda: self.reader.read(media_bytes(req.image)))
+
+    def warm_up(self) -> None:
+        """Run both models once on a blank input, so the first request is not the slow one."""
+        import io
+        import wave
+
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(16_000)
+            w.writeframes(b"\x00\x00" * 16_000)
+        self.transcriber.transcribe(buf.getvalue())
+        _ = self.reader.name
+
+    def close(self) -> None:
+        """Stop serving and withdraw the liveliness token."""
+        for server in self.servers:
+            server.close()
+        self.token.undeclare()
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the perception service until SIGTERM/SIGINT; returns the exit code."""
+
+    def start(stack: ExitStack) -> str:
+        cfg = PerceptionConfig.load()
+        bus = BusConfig.load()
+        session = open_session(bus)
+        stack.callback(session.close)
+        service = PerceptionService(cfg, session, bus.keys)
+        stack.callback(service.close)
+        http = start_metrics_server(service.metrics.registry, cfg.metrics_port, cfg.metrics_addr)
+        stack.callback(http.close)
+        service.warm_up()
+        return (
+            f"perception serving on {TRANSCRIBE.key(bus.keys)} and {READ.key(bus.keys)} "
+            f"({service.transcriber.name}, {service.reader.name}), "
+            f"/metrics on {cfg.metrics_addr}:{http.port}"
+        )
+
+    return run_service(args, start)
