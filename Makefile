@@ -8,13 +8,16 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 # Debian packages, installed only when missing. `make run` needs only RUN_APT: a venv and
-# the compilers for the packages that build from source (llama-cpp-python, hnswlib).
+# the compilers for the packages that build from source (llama-cpp-python, hnswlib), and
+# Tesseract with its English model (perception reads text in images with it).
 # `make test` adds TEST_APT, the programs the host checks validate files with (nix,
-# promtool, amtool, blackbox exporter, restic, kea, unbound, shellcheck, age);
+# promtool, amtool, blackbox exporter, restic, kea, unbound, shellcheck, age) and
+# espeak-ng, which speaks the perception tests' sentences;
 # services/test-env.nix is the same list for `nix develop`.
-RUN_APT := python3-venv python3-dev build-essential cmake ca-certificates
+RUN_APT := python3-venv python3-dev build-essential cmake ca-certificates \
+           tesseract-ocr tesseract-ocr-eng
 TEST_APT := nix-bin prometheus prometheus-alertmanager prometheus-blackbox-exporter \
-            age restic kea-dhcp4-server unbound iproute2 shellcheck git
+            age restic kea-dhcp4-server unbound iproute2 shellcheck git espeak-ng
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export NIX_CONFIG := build-users-group =
 export PIP_DISABLE_PIP_VERSION_CHECK := 1

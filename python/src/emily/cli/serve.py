@@ -17,6 +17,7 @@ SERVICES: dict[str, str] = {
     "cognition": "emily.cognition.service:main",
     "inference": "emily.inference.service:main",
     "memory": "emily.memory.service:main",
+    "perception": "emily.perception.service:main",
 }
 
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``emily serve``."""
-    p = sub.add_parser("serve", help="run one service (memory, inference, cognition)")
+    p = sub.add_parser("serve", help="run one service (memory, inference, cognition, perception)")
     p.add_argument("service", choices=sorted(SERVICES), help="which service to run")
     p.add_argument("--config", default=None, help="TOML config file (else $EMILY_CONFIG)")
     p.set_defaults(func=run)

