@@ -86,7 +86,12 @@ def hub_handler(hub: Hub) -> type[BaseHTTPRequestHandler]:
 
 
 @pytest.fixture
-def hub(tmp_path: Path) -> Iterator[Hub]:
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
+    import huggingface_hub.constants
+
+    # loading the embedder earlier in this process switches the hub client offline
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     data = write_gguf(tmp_path / "src.gguf")
     h = Hub(files={"org/tiny-GGUF/tiny-q4.gguf": data, "org/tiny-GGUF/q8/tiny-q8.gguf": data})
     h.files["org/junk/junk.gguf"] = b"NOPE" + bytes(100)

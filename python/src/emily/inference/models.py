@@ -109,9 +109,14 @@ def pull_hub(
     Returns the linked path and the file's SHA-256. ``endpoint`` is the hub's address
     (``HF_ENDPOINT`` when ``None``); ``cache_dir`` its cache (``HF_HUB_CACHE`` when ``None``).
     """
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
+    if constants.HF_HUB_OFFLINE:
+        raise DownloadError(
+            f"{hub.spec}: HF_HUB_OFFLINE is set in this process, so the hub cannot be asked; "
+            "unset it to pull"
+        )
     root = directory or models_dir()
     target = root / file_name(hub.filename, name)
     try:
