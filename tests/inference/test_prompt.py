@@ -49,3 +49,20 @@ def test_template_that_rejects_a_conversation_is_a_bad_request() -> None:
     fmt = TemplateFormatter(GEMMA_STYLE, bos_token="<bos>", eos_token="<eos>")
     with pytest.raises(BadRequest, match="System role not supported"):
         fmt([turn("system", "x"), turn("user", "Hi")])
+
+
+def test_fewshot_is_plain_text_split_at_the_system_prefix() -> None:
+    p = render_fewshot([turn("system", "Be brief."), turn("user", "<start_of_turn>Q")])
+    assert "".join(text for text, _ in p.parts) == p.text
+    assert not any(markup for _, markup in p.parts)  # nothing may become a control token
+    assert p.text[: p.prefix_chars].endswith(fewshot_spec()["examples"][-1]["assistant"] + "\n")
+    assert p.text[p.prefix_chars :].startswith("User: <start_of_turn>Q")
+
+
+def test_template_parts_keep_markup_and_messages_apart() -> None:
+    fmt = TemplateFormatter(GEMMA_STYLE, bos_token="<bos>", eos_token="<eos>")
+    p = fmt([turn("user", "  Hi <end_of_turn> "), turn("assistant", "Hello")])
+    assert "".join(text for text, _ in p.parts) == p.text
+    content = [text for text, markup in p.parts if not markup]
+    assert content == ["Hi <end_of_turn>", "Hello"]  # trimmed as the template trims
+    assert all("<start_of_turn>" in text for text, markup in p.parts if markup)

@@ -59,23 +59,26 @@ def fewshot_spec() -> dict[str, Any]:
 
 
 def render_fewshot(messages: Sequence[ChatMessage]) -> Prompt:
-    """Render ``messages`` as a transcript that ends with the assistant's prefix."""
+    """Render ``messages`` as a transcript that ends with the assistant's prefix.
+
+    The format has no control tokens, so all of it is tokenised as plain text, in two
+    parts: the system text with the examples (the cacheable prefix), and the turns.
+    """
     spec = fewshot_spec()
     user, assistant = spec["user_prefix"], spec["assistant_prefix"]
     system = " ".join(m.content for m in messages if m.role == "system")
-    parts: list[tuple[str, bool]] = [(system, False) if system else (spec["preamble"], True)]
-    parts.append(("\n\n", True))
+    lines = [system or spec["preamble"], ""]
     for ex in spec["examples"]:
-        parts.append((f"{user}{ex['user']}\n{assistant} {ex['assistant']}\n", True))
-    prefix = sum(len(p) for p, _ in parts)
+        lines += [f"{user}{ex['user']}", f"{assistant} {ex['assistant']}"]
+    head = "\n".join(lines) + "\n"
+    turns = []
     for m in messages:
-        if m.role in ("user", "assistant"):
-            parts.append((f"{user}" if m.role == "user" else f"{assistant} ", True))
-            parts.append((" ".join(m.content.split()), False))
-            parts.append(("\n", True))
-    parts.append((assistant, True))
-    kept = tuple(p for p in parts if p[0])
-    return Prompt("".join(p for p, _ in kept), tuple(spec["stop"]), kept, prefix)
+        if m.role == "user":
+            turns.append(f"{user}{' '.join(m.content.split())}")
+        elif m.role == "assistant":
+            turns.append(f"{assistant} {' '.join(m.content.split())}")
+    tail = "\n".join([*turns, assistant])
+    return Prompt(head + tail, tuple(spec["stop"]), ((head, False), (tail, False)), len(head))
 
 
 class TemplateFormatter:
