@@ -183,27 +183,35 @@ class Shape:
             for i in range(self.n):
                 yield chunk(i, {"role": "assistant", "content": ""}, None)
         while any(c.done is None for c in choices.values()):
-            i, event = await events.get()
-            c = choices[i]
-            if isinstance(event, Failed):
-                e: InferenceError = event.error
-                yield data(error_body(e.http_status, str(e), e.code))
-                return
-            if isinstance(event, Piece):
-                c.texts.append(event.text)
-                c.lps.extend(event.logprobs)
-                if c.held is None and self.tools and "".join(c.texts).strip():
-                    c.held = "".join(c.texts).lstrip().startswith("{")
-                if c.held or (self.tools and c.held is None):
-                    continue
-                text = "".join(c.texts)
-                c.texts.clear()
-                lps, c.lps = self._lp(c.lps), []
-                yield chunk(i, {"content": text} if self.chat else text, None, lps)
-                continue
-            c.done = event
-            for line in self._tail(i, c, chunk):
-                yield line
+            # pieces that piled up while this loop was busy go out as one event each
+            batch = [await events.get()]
+            while not events.empty():
+                batch.append(events.get_nowait())
+            touched: dict[int, None] = {}
+            for i, event in batch:
+                c = choices[i]
+                if isinstance(event, Failed):
+                    e: InferenceError = event.error
+                    yield data(error_body(e.http_status, str(e), e.code))
+                    return
+                touched[i] = None
+                if isinstance(event, Piece):
+                    c.texts.append(event.text)
+                    c.lps.extend(event.logprobs)
+                    if c.held is None and self.tools and "".join(c.texts).strip():
+                        c.held = "".join(c.texts).lstrip().startswith("{")
+                else:
+                    c.done = event
+            for i in touched:
+                c = choices[i]
+                if c.done is not None:
+                    for line in self._tail(i, c, chunk):
+                        yield line
+                elif not (c.held or (self.tools and c.held is None)) and c.texts:
+                    text = "".join(c.texts)
+                    c.texts.clear()
+                    lps, c.lps = self._lp(c.lps), []
+                    yield chunk(i, {"content": text} if self.chat else text, None, lps)
         if include_usage:
             dones = [choices[i].done for i in range(self.n)]
             yield data(self._base(obj) | {"choices": [], "usage": usage(dones)})  # type: ignore[arg-type]
