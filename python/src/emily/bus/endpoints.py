@@ -126,7 +126,9 @@ class Topic(Generic[Msg]):
         return keys.events(self.name)
 
 
-OBSERVE = Endpoint("cognition", "observe", ObserveRequest, ObserveReply)
+# base64 media of MAX_MEDIA_BYTES plus the JSON around it
+_MEDIA_BYTES = MAX_MEDIA_B64 + 4096
+OBSERVE = Endpoint("cognition", "observe", ObserveRequest, ObserveReply, max_bytes=_MEDIA_BYTES)
 # a prompt of MAX_PROMPT_CHARS characters, each escaped in JSON at worst
 _PROMPT_BYTES = 8 << 20
 GENERATE = Endpoint(
@@ -141,8 +143,6 @@ INFO = Endpoint("inference", "info", InfoRequest, InferenceInfo)
 STORE = Endpoint("memory", "store", StoreRequest, StoreReply, max_bytes=32 << 20)
 RECALL = Endpoint("memory", "recall", RecallRequest, RecallReply)
 STATS = Endpoint("memory", "stats", StatsRequest, StatsReply)
-# base64 media of MAX_MEDIA_BYTES plus the JSON around it
-_MEDIA_BYTES = MAX_MEDIA_B64 + 4096
 TRANSCRIBE = Endpoint(
     "perception", "transcribe", TranscribeRequest, TranscribeReply, max_bytes=_MEDIA_BYTES
 )

@@ -1,14 +1,18 @@
-"""``emily observe "text"``: one cognitive cycle, its response and a readable trace."""
+"""``emily observe "text"`` (or ``--audio FILE`` / ``--image FILE``): one cognitive
+cycle, its response and a readable trace."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from emily.bus import BusConfig
 from emily.bus.client import Client
 from emily.bus.endpoints import OBSERVE
 from emily.bus.schemas.cognition import ObserveRequest, Trace
+from emily.bus.schemas.perception import b64_media
+from emily.errors import EmilyError
 
 
 def format_trace(trace: Trace) -> str:
@@ -41,9 +45,36 @@ def format_trace(trace: Trace) -> str:
     return "\n".join(lines)
 
 
+def _media(path: str) -> str:
+    """The file at ``path`` as base64, or :class:`EmilyError` saying why it cannot be sent."""
+    try:
+        data = Path(path).read_bytes()
+        if not data:
+            raise EmilyError(f"{path} is empty: give a recording or an image")
+        return b64_media(data)
+    except OSError as exc:
+        raise EmilyError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise EmilyError(f"{path}: {exc}") from exc
+
+
+def build_request(args: argparse.Namespace) -> ObserveRequest:
+    """The observation ``args`` describe: exactly one of the text, ``--audio`` and ``--image``."""
+    given = [x for x in (args.text, args.audio, args.image) if x is not None]
+    if len(given) != 1:
+        raise EmilyError("observe one thing: give the text, --audio FILE or --image FILE")
+    return ObserveRequest(
+        text=args.text or "",
+        audio=None if args.audio is None else _media(args.audio),
+        image=None if args.image is None else _media(args.image),
+        allow_llm=not args.no_llm,
+        max_tokens=args.max_tokens,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
-    """Observe ``args.text`` and print the response and the trace (or JSON)."""
-    request = ObserveRequest(text=args.text, allow_llm=not args.no_llm, max_tokens=args.max_tokens)
+    """Observe the text, clip or image and print the response and the trace (or JSON)."""
+    request = build_request(args)
     with Client.connect(BusConfig.load(), OBSERVE, wait_s=args.wait) as client:
         reply = client.call(OBSERVE, request, args.timeout)
     if args.json:
@@ -56,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``emily observe``."""
     p = sub.add_parser("observe", help="run one cognitive cycle and show its trace")
-    p.add_argument("text", help="the observation (what was said)")
+    p.add_argument("text", nargs="?", help="the observation (what was said)")
+    p.add_argument("--audio", metavar="FILE", help="observe a speech recording (WAV, FLAC, ...)")
+    p.add_argument("--image", metavar="FILE", help="observe an image with text (PNG, JPEG, ...)")
     p.add_argument("--no-llm", action="store_true", help="never deliberate with the LLM")
     p.add_argument("--max-tokens", type=int, default=128, help="LLM token budget (tokens)")
     p.add_argument("--timeout", type=float, default=120.0, help="reply deadline (s)")

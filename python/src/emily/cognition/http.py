@@ -1,4 +1,10 @@
-"""HTTP for non-Zenoh clients: ``POST /v1/observe``, ``GET /metrics``, ``GET /healthz``."""
+"""HTTP for non-Zenoh clients: ``POST /v1/observe``, ``GET /metrics``, ``GET /healthz``.
+
+``/v1/observe`` takes the bus's :class:`~emily.bus.schemas.cognition.ObserveRequest` as
+JSON: ``{"text": ...}``, or ``{"audio": <base64>}`` / ``{"image": <base64>}`` for a
+clip or a picture. Media that perception refuses is a 400, a missing perception
+service a 503; either way nothing is stored.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.concurrency import run_in_threadpool
 
 from emily.bus.messages import decode
+from emily.bus.rpc import RequestFailed
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
 from emily.errors import PayloadError
+
+# error reply code -> HTTP status
+_STATUS = {"bad_request": 400, "busy": 429, "unavailable": 503, "timeout": 504, "not_found": 404}
 
 
 def build_app(
@@ -32,7 +42,14 @@ def build_app(
             if on_bad is not None:
                 on_bad()
             return JSONResponse({"error": {"code": "bad_request", "message": str(exc)}}, 400)
-        reply = await run_in_threadpool(observe, req)
+        try:
+            reply = await run_in_threadpool(observe, req)
+        except RequestFailed as exc:
+            status = _STATUS.get(exc.reply.code, 500)
+            if status == 400 and on_bad is not None:
+                on_bad()
+            error = {"code": exc.reply.code, "message": exc.reply.message}
+            return JSONResponse({"error": error}, status)
         return Response(reply.model_dump_json(), media_type="application/json")
 
     @app.get("/metrics")

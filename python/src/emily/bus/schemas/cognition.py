@@ -18,10 +18,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from emily.bus.messages import Message
 from emily.bus.schemas.context import ContextValue, StorableStr, check_context
+from emily.bus.schemas.perception import MAX_MEDIA_B64, check_b64
 
 MAX_TEXT_CHARS = 4096
 """Longest observation text, in characters."""
@@ -44,7 +45,12 @@ class ObserveRequest(Message):
     Attributes
     ----------
     text : what was said or seen (1..4096 characters, not only whitespace, no NUL and
-        no lone surrogate).
+        no lone surrogate); empty when the observation is ``audio`` or an ``image``.
+    audio, image : a speech clip or an image (base64, at most
+        :data:`~emily.bus.schemas.perception.MAX_MEDIA_BYTES` decoded), observed through
+        the perception service: its transcript or the text read from it enters the cycle,
+        and the episode's context records the modality, the media's sha256 and the model.
+        An observation is exactly one of ``text``, ``audio`` and ``image``.
     context : flat JSON (string keys of 1..64 characters, scalar values, strings of at
         most 1,024 characters; see :mod:`emily.bus.schemas.context`), stored with the
         episode.
@@ -53,17 +59,32 @@ class ObserveRequest(Message):
     max_tokens : most tokens the language model may generate for this answer.
     """
 
-    text: StorableStr = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    text: StorableStr = Field(default="", max_length=MAX_TEXT_CHARS)
+    audio: str | None = Field(default=None, max_length=MAX_MEDIA_B64)
+    image: str | None = Field(default=None, max_length=MAX_MEDIA_B64)
     context: dict[str, ContextValue] = Field(default_factory=dict)
     allow_llm: bool = True
     max_tokens: int = Field(default=128, ge=1, le=4096)
 
-    @field_validator("text")
+    @field_validator("audio", "image")
     @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
+    def _media(cls, v: str | None) -> str | None:
+        return None if v is None else check_b64(v)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ObserveRequest:
+        media = [k for k in ("audio", "image") if getattr(self, k) is not None]
+        if len(media) > 1 or (media and self.text):
+            given = (["text"] if self.text else []) + media
+            raise ValueError(f"an observation is one of text, audio or image; got {given}")
+        if not media and not self.text.strip():
             raise ValueError("text must contain something other than whitespace")
-        return v
+        return self
+
+    @property
+    def modality(self) -> Literal["text", "audio", "image"]:
+        """What kind of observation this is."""
+        return "audio" if self.audio is not None else "image" if self.image is not None else "text"
 
     @field_validator("context")
     @classmethod

@@ -46,7 +46,8 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _check_b64(v: str) -> str:
+def check_b64(v: str) -> str:
+    """``v`` unchanged, or :class:`ValueError` if it is not non-empty base64."""
     if not v:
         raise ValueError("media is empty: give the bytes of an audio clip or an image")
     try:
@@ -74,7 +75,7 @@ class TranscribeRequest(Message):
     @field_validator("audio")
     @classmethod
     def _audio(cls, v: str) -> str:
-        return _check_b64(v)
+        return check_b64(v)
 
 
 class Segment(Message):
@@ -121,7 +122,7 @@ class ReadRequest(Message):
     @field_validator("image")
     @classmethod
     def _image(cls, v: str) -> str:
-        return _check_b64(v)
+        return check_b64(v)
 
 
 class Word(Message):

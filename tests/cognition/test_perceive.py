@@ -1,0 +1,162 @@
+"""Audio and images as observations: cognition, the real perception service (tiny.en,
+Tesseract) and the real memory service (Postgres + pgvector, MiniLM) over Zenoh.
+
+A spoken sentence and a photographed note become episodes; a later text question
+recalls them first, and their context records modality, media hash and model."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from emily.bus import BusConfig, Keys, open_session
+from emily.bus.endpoints import OBSERVE, RECALL
+from emily.bus.rpc import RequestFailed, call
+from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
+from emily.bus.schemas.memory import RecallReply, RecallRequest
+from emily.bus.schemas.perception import b64_media
+from emily.cognition.reflex import Reflex
+from emily.embed import Embedder
+from emily.perception.config import PerceptionConfig
+from emily.perception.service import PerceptionService
+from tests.cognition.conftest import RunningCognition, start_cognition
+from tests.cognition.test_integration import MemoryProcess
+from tests.perception.media import note, speak
+
+pytestmark = pytest.mark.slow
+KEYS = Keys("test")
+
+
+class PerceptionProcess:
+    """The real perception service on its own Zenoh session."""
+
+    def __init__(self, connect: str) -> None:
+        self.session = open_session(BusConfig(node="test", listen=(), connect=(connect,)))
+        self.service = PerceptionService(PerceptionConfig(cpu_threads=2), self.session, KEYS)
+
+    def close(self) -> None:
+        self.service.close()
+        self.session.close()
+
+
+@pytest.fixture
+def stack(
+    private_reflex: Reflex, pg_dsn: str, minilm: Embedder, tmp_path: Path
+) -> Iterator[RunningCognition]:
+    cognition = start_cognition(private_reflex, recall_timeout_s=10.0, http=True)
+    memory = MemoryProcess(pg_dsn, tmp_path / "memory", minilm, cognition.endpoint)
+    perception = PerceptionProcess(cognition.endpoint)
+    assert cognition.service.peers.wait("memory", 20)
+    yield cognition
+    perception.close()
+    memory.close()
+    cognition.close()
+
+
+def observe(c: RunningCognition, **fields: object) -> ObserveReply:
+    req = ObserveRequest.model_validate({"allow_llm": False, **fields})
+    return call(c.client, OBSERVE.key(KEYS), req, ObserveReply, timeout_s=120)
+
+
+def recall(c: RunningCognition, text: str) -> RecallReply:
+    return call(
+        c.client, RECALL.key(KEYS), RecallRequest(text=text, k=5), RecallReply, timeout_s=30
+    )
+
+
+def post(url: str, payload: dict[str, object]) -> tuple[int, object]:
+    req = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def stored(c: RunningCognition, text: str) -> None:
+    deadline = time.monotonic() + 60
+    while not recall(c, text).hits:
+        assert time.monotonic() < deadline, "the episode never reached memory"
+        time.sleep(0.2)
+
+
+def test_spoken_sentence_and_photographed_note_are_recalled_by_text(
+    stack: RunningCognition,
+) -> None:
+    # text episodes first, so the percepts must beat them on their own meaning
+    for filler in (
+        "The bus to the airport leaves every twenty minutes.",
+        "I bought new running shoes last weekend.",
+    ):
+        observe(stack, text=filler)
+    clip = speak("The red kite nested in the old oak by the river.")
+    heard = observe(stack, audio=b64_media(clip))
+    assert heard.trace.episode in {"stored", "queued"}
+    image = note(["Dentist appointment on Tuesday at nine."])
+    observe(stack, image=b64_media(image))
+    stored(stack, "dentist appointment")
+
+    bird = recall(stack, "Where did the red kite build its nest?").hits[0].episode
+    assert "kite" in bird.text.lower()
+    assert bird.context["modality"] == "audio"
+    assert bird.context["media_sha256"] == hashlib.sha256(clip).hexdigest()
+    assert bird.context["perception_model"] == "whisper-tiny.en"
+    assert 0.0 < float(bird.context["perception_confidence"] or 0) <= 1.0
+
+    dentist = recall(stack, "When is my dentist appointment?").hits[0].episode
+    assert dentist.text == "Dentist appointment on Tuesday at nine."
+    assert dentist.context["modality"] == "image"
+    assert dentist.context["media_sha256"] == hashlib.sha256(image).hexdigest()
+    assert str(dentist.context["perception_model"]).startswith("tesseract-")
+
+    asked = observe(stack, text="What did the red kite do by the river?")
+    assert any("kite" in m.text.lower() for m in asked.trace.memories), asked.trace
+
+
+def test_bad_media_is_refused_and_nothing_is_stored(stack: RunningCognition) -> None:
+    with pytest.raises(RequestFailed) as err:
+        observe(stack, audio=b64_media(note(["not a sound"])))
+    assert err.value.reply.code == "bad_request" and "image, not audio" in err.value.reply.message
+    with pytest.raises(RequestFailed) as blank:
+        observe(stack, image=base64.b64encode(note([" "])).decode())
+    assert blank.value.reply.code == "bad_request" and "no text" in blank.value.reply.message
+    assert recall(stack, "not a sound").hits == []
+
+
+def test_media_over_http(stack: RunningCognition) -> None:
+    http = stack.service.http
+    assert http is not None
+    image = note(["Water the ferns on Sunday."])
+    status, body = post(f"{http.url}/v1/observe", {"image": b64_media(image), "allow_llm": False})
+    assert status == 200, body
+    stored(stack, "ferns")
+    episode = recall(stack, "When should the ferns be watered?").hits[0].episode
+    assert episode.text == "Water the ferns on Sunday." and episode.context["modality"] == "image"
+    status, body = post(f"{http.url}/v1/observe", {"audio": b64_media(image)})
+    assert status == 400 and "image, not audio" in str(body)
+
+
+def test_media_without_a_perception_service_is_unavailable(private_reflex: Reflex) -> None:
+    cognition = start_cognition(private_reflex, perceive_timeout_s=2.0, http=True)
+    try:
+        with pytest.raises(RequestFailed) as err:
+            observe(cognition, image=b64_media(note(["hello"])))
+        assert err.value.reply.code == "unavailable"
+        assert "emily serve perception" in err.value.reply.message
+        assert cognition.service.http is not None
+        status, _ = post(
+            f"{cognition.service.http.url}/v1/observe", {"image": b64_media(note(["x"]))}
+        )
+        assert status == 503
+    finally:
+        cognition.close()
