@@ -6,7 +6,8 @@ end-of-generation tokens are banned with a logit bias every server accepts):
 
 1. single requests: raw ``llama_cpp.Llama.generate`` token by token with detokenizing
    (the baseline every ratio is taken against), the service over Zenoh
-   (``inference/generate``) and over HTTP (``/v1/completions``, SSE);
+   (``inference/generate``) and over HTTP (``/v1/completions``, SSE), and the time to
+   first token of a short prompt on each (``--ttft-reps``);
 2. concurrency: 1, 2, 4 and 8 HTTP clients, each sending requests back to back, against
    (a) the parallel engine (``slots`` sequences decoded together in one context),
    (b) the serial path (the same service with one slot) and (c) ``llama_cpp.server``
@@ -55,8 +56,9 @@ from emily.observe.http import HTTPServer
 
 # the request's number comes first, so no server can reuse another request's prompt cache
 PROMPT = (
-    "Request {i}. The following is a detailed report on the history of the city of Lyon, its rivers, "
-    "its silk industry, its food, its old town and its role in the Roman province of Gaul. "
+    "Request {i}. The following is a detailed report on the history of the city of Lyon, "
+    "its rivers, its silk industry, its food, its old town and its role in the Roman "
+    "province of Gaul. "
     "It was written for visitors who want to understand why the city looks the way it does "
     "today, and it begins with the founding of Lugdunum in 43 BC."
 )
@@ -234,6 +236,7 @@ def main() -> int:
     ap.add_argument("--slots", type=int, default=8, help="slots of the parallel engine")
     ap.add_argument("--per-client", type=int, default=2, help="requests per concurrent client")
     ap.add_argument("--clients", default="1,2,4,8")
+    ap.add_argument("--ttft-reps", type=int, default=30, help="short requests per path")
     ap.add_argument("--no-llama-server", action="store_true", help="skip llama_cpp.server")
     ap.add_argument("--plot", action="store_true", help="write bench/out/inference_throughput.png")
     args = ap.parse_args()
@@ -323,6 +326,19 @@ def measure(
         _, tg, ttft, e2e = summary(runs)
         table[name] = (tg, ttft, e2e)
         print(f"{name:<16}{tg:>10.1f}{e2e:>10.1f}{ttft:>10.1f}{tg / base[1]:>10.3f}")
+
+    print(f"\nTTFT overhead, short prompt and 1 token, median of {args.ttft_reps}")
+    short: dict[str, list[float]] = {"raw generate": [], "service/zenoh": [], "service/http": []}
+    for i in range(args.ttft_reps):
+        p = f"Hi {i}"
+        short["raw generate"].append(raw_tokens(llm, p, 1, bias).ttft)
+        short["service/zenoh"].append(over_zenoh(session, key, p, 1).ttft)
+        short["service/http"].append(over_http(cfg.http_port, p, 1, bias).ttft)
+    base_ms = statistics.median(short["raw generate"]) * 1e3
+    print(f"{'path':<16}{'TTFT ms':>10}{'+ms':>10}")
+    for name, ttfts in short.items():
+        ms = statistics.median(ttfts) * 1e3
+        print(f"{name:<16}{ms:>10.2f}{ms - base_ms:>+10.2f}")
 
     targets = {"parallel": cfg.http_port, "serial": serial_port}
     if server is not None:
