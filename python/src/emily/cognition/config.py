@@ -26,6 +26,9 @@ class CognitionConfig:
     memory_node, inference_node : the node (``emily/<node>/``) whose memory and inference
         services cognition uses; empty means cognition's own ``[bus] node``. Set them when
         those services run on another host of the router mesh.
+    perception_node : the node whose perception service transcribes audio and reads
+        images for cognition; empty means cognition's own ``[bus] node``.
+    perceive_timeout_s : deadline of one transcription or image read (s).
     """
 
     http_addr: str = "127.0.0.1"
@@ -41,6 +44,8 @@ class CognitionConfig:
     stochastic: bool = False
     memory_node: str = ""
     inference_node: str = ""
+    perception_node: str = ""
+    perceive_timeout_s: float = 120.0
 
     @classmethod
     def load(cls) -> CognitionConfig:

@@ -21,6 +21,7 @@ from emily.cognition.config import CognitionConfig
 from emily.cognition.cycle import Cognition, workspace_items
 from emily.cognition.http import build_app
 from emily.cognition.metrics import CognitionMetrics
+from emily.cognition.perceive import Perceiver
 from emily.cognition.reflex import Reflex
 from emily.cognition.serving import serve_observe
 from emily.cognition.workspace import Broadcast
@@ -70,7 +71,14 @@ class CognitionService:
         )
         self._publisher = self.session.declare_publisher(WORKSPACE_BROADCAST.key(self.keys))
         self.cognition.subscribe(self._publish)
-        self.server = serve_observe(self.session, self.keys, self.cognition)
+        self.perceiver = Perceiver(
+            self.session,
+            Keys(config.perception_node or bus.node),
+            config.perceive_timeout_s,
+        )
+        self.server = serve_observe(
+            self.session, self.keys, self.cognition, perceive=self.perceiver.to_text
+        )
         self.http: HTTPServer | None = None
         if http:
             app = build_app(self.observe, self.metrics.registry, self.metrics.bad.inc)
@@ -84,8 +92,8 @@ class CognitionService:
         self.token = announce(self.session, self.keys, "cognition")
 
     def observe(self, request: ObserveRequest) -> ObserveReply:
-        """Run one cycle (the queryable's and HTTP's handler)."""
-        return self.cognition.observe(request)
+        """Run one cycle (HTTP's handler); audio and images go through perception first."""
+        return self.cognition.observe(self.perceiver.to_text(request))
 
     def _publish(self, cast: Broadcast) -> None:
         msg = WorkspaceBroadcast(
