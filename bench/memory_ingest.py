@@ -36,9 +36,9 @@ from common import barh_plot, cell_number, load, load_line, table
 from memory_common import Mixture, embedded_postgres, fresh_db, make_records
 
 from emily.embed import Embedder
+from emily.ids import uuid7
 from emily.memory.config import MemoryConfig
 from emily.memory.embedded import EmbeddedPostgres
-from emily.memory.ids import uuid7
 from emily.memory.record import Record
 from emily.memory.store import COLUMNS, TYPES, PgStore, _row
 

@@ -1,6 +1,6 @@
 """UUIDv7 ids are valid version-7 UUIDs and strictly increasing in one process."""
 
-from emily.memory.ids import uuid7
+from emily.ids import uuid7
 
 
 def test_uuid7_is_version_7_and_monotonic() -> None:

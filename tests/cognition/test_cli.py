@@ -74,13 +74,15 @@ def test_up_demo_starts_the_stack_answers_and_stops(
     monkeypatch.setenv("EMILY_COGNITION__HTTP_PORT", str(free_port()))
     monkeypatch.setenv("EMILY_INFERENCE__HTTP_PORT", str(free_port()))
     monkeypatch.setenv("EMILY_MEMORY__METRICS_PORT", str(free_port()))
+    monkeypatch.setenv("EMILY_PERCEPTION__METRICS_PORT", str(free_port()))
     endpoint = f"tcp/127.0.0.1:{free_port()}"
     assert main(["up", "--demo", "--endpoint", endpoint, "--node", "uptest"]) == 0
     out = capsys.readouterr().out
-    for name in ("memory", "inference", "cognition"):
+    for name in ("memory", "inference", "perception", "cognition"):
         assert f"{name:<10} up" in out
     assert "From memory: My favourite tea is a smoky lapsang souchong." in out
     assert "tier        deliberation" in out
     assert out.rstrip().endswith("stopped")
     logs = tmp_path / "state" / "logs"
-    assert {p.name for p in logs.iterdir()} == {"memory.log", "inference.log", "cognition.log"}
+    names = ("memory", "inference", "perception", "cognition")
+    assert {p.name for p in logs.iterdir()} == {f"{n}.log" for n in names}

@@ -4,9 +4,11 @@ real inference service (llama.cpp, Gemma 3 270M), all over Zenoh on loopback."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import zenoh
 
@@ -142,3 +144,34 @@ def test_episodes_wait_for_memory_and_arrive_when_it_comes_back(
             memory.close()
     finally:
         cognition.close()
+
+
+def test_queued_episodes_survive_a_cognition_restart_and_are_stored_once(
+    private_reflex: Reflex, pg_dsn: str, memory_embedder: Embedder, tmp_path: Path
+) -> None:
+    """Cognition queues an episode while memory is away, is restarted (same state dir),
+    and delivers it once memory is back: one row in Postgres, with the cycle's UUIDv7."""
+    text = f"My bike lock code is {uuid.uuid4().hex[:8]}"
+    first = start_cognition(private_reflex)
+    try:
+        reply = observe(first, text, allow_llm=False)
+        assert reply.trace.episode == "queued"
+        assert len(first.service.cognition.episodes.pending) == 1
+    finally:
+        first.close()
+    second = start_cognition(private_reflex)
+    try:
+        assert len(second.service.cognition.episodes.pending) == 1
+        memory = MemoryProcess(pg_dsn, tmp_path / "memory", memory_embedder, second.endpoint)
+        try:
+            assert second.service.peers.wait("memory", 20)
+            observe(second, "thanks", allow_llm=False)  # the next cycle flushes the queue
+            wait_until_stored(second.client, text)
+            assert len(second.service.cognition.episodes.pending) == 0
+        finally:
+            memory.close()
+    finally:
+        second.close()
+    with psycopg.connect(pg_dsn) as conn:
+        rows = conn.execute("SELECT id FROM episodes WHERE text = %s", (text,)).fetchall()
+    assert len(rows) == 1 and rows[0][0].version == 7

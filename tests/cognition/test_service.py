@@ -157,3 +157,31 @@ def test_two_services_on_one_node_do_not_mix(private_reflex: Reflex) -> None:
     finally:
         other.close()
     assert encode(ObserveRequest(text="x"))
+
+
+HOSTILE = (
+    (b'{"text": "a\\u0000b"}', "NUL"),
+    (b'{"text": "a\\ud800b"}', "text"),
+    (b'{"text": "hi", "context": {"note": "' + b"n" * 2000 + b'"}}', "context"),
+    (b'{"text": "hi", "context": {"n": ' + b"9" * 5000 + b"}}", "JSON"),
+    (b'{"text": "hi", "context": ' + b"[" * 1500 + b"]" * 1500 + b"}", "nested"),
+)
+
+
+def test_hostile_observations_get_bad_request_over_the_bus_and_400_over_http(
+    cognition: RunningCognition,
+) -> None:
+    """NUL, a lone surrogate, a 2,000-character context value, a 5,000-digit integer and
+    JSON nested 1,500 deep: each is refused with a message naming what is wrong, over
+    the bus and HTTP; nothing is stored, and the service still answers."""
+    http = cognition.service.http
+    assert http is not None
+    for payload, says in HOSTILE:
+        replies = list(cognition.client.get(OBSERVE_KEY, payload=payload, timeout=10))
+        assert len(replies) == 1 and replies[0].err is not None, says
+        err = json.loads(replies[0].err.payload.to_bytes())
+        assert err["code"] == "bad_request" and says in err["message"], err
+        status, body = post(f"{http.url}/v1/observe", payload)
+        assert status == 400 and says in str(body), (says, str(body)[:200])
+    status, body = post(f"{http.url}/v1/observe", b'{"text": "thanks"}')
+    assert status == 200 and decode(ObserveReply, body).trace.reflex.intent == "thanks"

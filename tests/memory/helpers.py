@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from emily.bus.schemas.memory import EMBED_DIM
-from emily.memory.ids import uuid7
+from emily.ids import uuid7
 from emily.memory.record import Record, normalize
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""UUIDv7 episode ids (RFC 9562): time-ordered, so newer episodes sort last."""
+"""UUIDv7 ids (RFC 9562): time-ordered, so newer ones sort last (episodes, cycles)."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ import zenoh
 from emily.bus import Keys
 from emily.bus.endpoints import CHAT, RECALL, STORE
 from emily.bus.health import Peers
+from emily.bus.rpc import RequestFailed
 from emily.bus.schemas.inference import ChatMessage, ChatRequest
 from emily.bus.schemas.memory import EpisodeIn, Hit, RecallRequest, StoreReply, StoreRequest
 from emily.cognition.errors import CognitionError
@@ -29,6 +30,10 @@ class PeerUnavailable(CognitionError):
     def __init__(self, service: str, reason: str) -> None:
         super().__init__(f"{service} unavailable: {reason}")
         self.service = service
+
+
+class EpisodeRefused(CognitionError):
+    """Memory refused a store as malformed; the message names the episode and field."""
 
 
 @dataclass
@@ -62,12 +67,24 @@ class MemoryClient:
             ) from exc
 
     def store(self, episodes: list[EpisodeIn], timeout_s: float) -> StoreReply:
-        """Store ``episodes``; raises :class:`PeerUnavailable` when memory cannot take them."""
+        """Store ``episodes``.
+
+        Raises
+        ------
+        EpisodeRefused
+            Memory answered ``bad_request``: sending the same batch again cannot help.
+        PeerUnavailable
+            Memory is absent, failed or missed the deadline: try again later.
+        """
         if not self.peers.alive("memory"):
             raise PeerUnavailable("memory", "no memory service on the bus")
         try:
             req = StoreRequest(episodes=episodes)
             return STORE.call(self.session, self.keys, req, timeout_s=timeout_s)
+        except RequestFailed as exc:
+            if exc.reply.code == "bad_request":
+                raise EpisodeRefused(exc.reply.message) from exc
+            raise PeerUnavailable("memory", str(exc)) from exc
         except BusError as exc:
             raise PeerUnavailable("memory", str(exc)) from exc
 

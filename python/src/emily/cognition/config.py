@@ -14,6 +14,7 @@ class CognitionConfig:
     Attributes
     ----------
     http_addr, http_port : where ``/v1/observe``, ``/metrics`` and ``/healthz`` listen.
+    http_max_body_bytes : largest HTTP request body (bytes); larger ones get 413.
     embeddings : load MiniLM for the reflex's second stage and for recall vectors.
     capacity : global workspace capacity (items).
     recall_k : episodes recalled per cycle.
@@ -33,6 +34,7 @@ class CognitionConfig:
 
     http_addr: str = "127.0.0.1"
     http_port: int = 8462
+    http_max_body_bytes: int = 16 << 20
     embeddings: bool = True
     capacity: int = 7
     recall_k: int = 5

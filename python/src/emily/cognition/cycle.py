@@ -17,10 +17,14 @@ Every cycle stores an episode (in the background) and returns a full trace.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
 
 from emily.bus.schemas.cognition import (
     MemoryUsed,
@@ -29,6 +33,7 @@ from emily.bus.schemas.cognition import (
     Trace,
     WorkspaceItem,
 )
+from emily.bus.schemas.context import MAX_VALUE_CHARS
 from emily.bus.schemas.memory import EpisodeIn, Hit
 from emily.cognition import actions, agent
 from emily.cognition.allostasis import Allostasis, Modulation
@@ -39,6 +44,9 @@ from emily.cognition.gating import alpha_gate
 from emily.cognition.metrics import CognitionMetrics
 from emily.cognition.reflex import Reflex, ReflexResult
 from emily.cognition.workspace import Broadcast, Candidate, GlobalWorkspace, WorkspaceConfig
+from emily.ids import uuid7
+
+log = logging.getLogger(__name__)
 
 TIER_OF_POLICY = {
     "reflex": "reflex",
@@ -56,7 +64,7 @@ class Cycle:
     """Mutable record of one cycle while it runs."""
 
     request: ObserveRequest
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID = field(default_factory=uuid7)
     t0: float = field(default_factory=time.perf_counter)
     latencies: dict[str, float] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
@@ -83,6 +91,8 @@ class Cognition:
     ----------
     reflex : both reflex stages. memory, inference : bus clients, or ``None`` when the
         service runs without a bus (then the cycle degrades as if they were absent).
+    outbox : file of the episodes memory has not stored yet (kept across restarts);
+        ``None`` keeps them in memory only.
     """
 
     def __init__(
@@ -93,6 +103,7 @@ class Cognition:
         inference: InferenceClient | None = None,
         metrics: CognitionMetrics | None = None,
         allostasis: Allostasis | None = None,
+        outbox: Path | None = None,
     ) -> None:
         self.reflex = reflex
         self.config = config or CognitionConfig()
@@ -106,6 +117,7 @@ class Cognition:
             self.metrics,
             self.config.store_timeout_s,
             self.config.pending_max,
+            outbox,
         )
         self._last_broadcast: dict[int, uuid.UUID] = {}
 
@@ -358,7 +370,7 @@ class Cognition:
 
     def _store(self, cyc: Cycle, policy: str, response: str) -> str:
         ctx = {k: v for k, v in cyc.request.context.items()}
-        ctx.update(cycle_id=str(cyc.id), policy=policy, response=response[:2000])
+        ctx.update(cycle_id=str(cyc.id), policy=policy, response=response[:MAX_VALUE_CHARS])
         if len(ctx) > 64:
             ctx = dict(list(ctx.items())[-64:])
         fields = {
@@ -372,7 +384,13 @@ class Cognition:
         return self.episodes.status()
 
     def _submit_episode(self, fields: dict[str, object]) -> None:
-        self.episodes.submit(EpisodeIn.model_validate(fields))
+        try:
+            episode = EpisodeIn.model_validate(fields)
+        except ValidationError as exc:  # the observation passed its own schema: log, go on
+            log.error("cycle %s: its episode is not storable, dropped: %s", fields["id"], exc)
+            self.metrics.episodes.labels("refused").inc()
+            return
+        self.episodes.submit(episode)
 
     def _record(self, cyc: Cycle, policy: str, decision: agent.Decision) -> None:
         m = self.metrics

@@ -27,7 +27,7 @@ from emily.cognition.serving import serve_observe
 from emily.cognition.workspace import Broadcast
 from emily.config import state_dir
 from emily.errors import BusError
-from emily.observe.http import HTTPServer
+from emily.observe.http import HTTPLimits, HTTPServer
 from emily.runtime import run_service
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ class CognitionService:
             MemoryClient(self.session, memory_keys, self.peers),
             InferenceClient(self.session, inference_keys, self.peers),
             self.metrics,
+            outbox=state_dir() / "cognition" / "episodes.sqlite",
         )
         self._publisher = self.session.declare_publisher(WORKSPACE_BROADCAST.key(self.keys))
         self.cognition.subscribe(self._publish)
@@ -82,7 +83,10 @@ class CognitionService:
         self.http: HTTPServer | None = None
         if http:
             app = build_app(self.observe, self.metrics.registry, self.metrics.bad.inc)
-            self.http = HTTPServer(app, config.http_addr, config.http_port, name="cognition-http")
+            limits = HTTPLimits(max_body_bytes=config.http_max_body_bytes)
+            self.http = HTTPServer(
+                app, config.http_addr, config.http_port, name="cognition-http", limits=limits
+            )
             if not self.http.wait_started():
                 self.close()
                 raise BusError(

@@ -26,9 +26,9 @@ from emily.bus.schemas.memory import (
     TierStats,
 )
 from emily.embed import Embedder
+from emily.ids import uuid7
 from emily.memory.config import MemoryConfig
 from emily.memory.errors import StoreUnavailable
-from emily.memory.ids import uuid7
 from emily.memory.index import HnswParams
 from emily.memory.indexer import Indexer
 from emily.memory.l0 import L0, pick_device

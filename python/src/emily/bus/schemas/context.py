@@ -54,4 +54,8 @@ def check_context(value: dict[str, ContextValue], max_keys: int) -> dict[str, Co
     for key in value:
         if not 0 < len(key) <= MAX_KEY_CHARS:
             raise ValueError(f"context key {key[:70]!r} must be 1 to {MAX_KEY_CHARS} characters")
+        try:
+            storable(key)
+        except ValueError as exc:
+            raise ValueError(f"context key {key[:70]!r} {exc}") from exc
     return value
