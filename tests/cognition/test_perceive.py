@@ -23,6 +23,7 @@ from emily.bus.rpc import RequestFailed, call
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
 from emily.bus.schemas.memory import RecallReply, RecallRequest
 from emily.bus.schemas.perception import b64_media
+from emily.cli.main import main
 from emily.cognition.reflex import Reflex
 from emily.embed import Embedder
 from emily.perception.config import PerceptionConfig
@@ -121,6 +122,24 @@ def test_spoken_sentence_and_photographed_note_are_recalled_by_text(
 
     asked = observe(stack, text="What did the red kite do by the river?")
     assert any("kite" in m.text.lower() for m in asked.trace.memories), asked.trace
+
+
+def test_emily_observe_audio_file_becomes_an_episode(
+    stack: RunningCognition,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("EMILY_BUS__NODE", "test")
+    monkeypatch.setenv("EMILY_BUS__CONNECT", json.dumps([stack.endpoint]))
+    monkeypatch.setenv("EMILY_BUS__LISTEN", "[]")
+    clip = tmp_path / "keys.wav"
+    clip.write_bytes(speak("I left my keys in the blue coat in the hall."))
+    assert main(["observe", "--no-llm", "--audio", str(clip)]) == 0
+    assert "percept" in capsys.readouterr().out
+    stored(stack, "keys coat")
+    episode = recall(stack, "Where are my keys?").hits[0].episode
+    assert "coat" in episode.text.lower() and episode.context["modality"] == "audio"
 
 
 def test_bad_media_is_refused_and_nothing_is_stored(stack: RunningCognition) -> None:

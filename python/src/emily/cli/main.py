@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from emily import __version__
-from emily.cli import chat, infer, memory, model, observe, serve, status, trace, up
+from emily.cli import chat, infer, memory, model, observe, perceive, serve, status, trace, up
 from emily.errors import EmilyError
 from emily.observe import setup_logging
 
-COMMANDS = [status, serve, infer, chat, model, memory, up, observe, trace]
+COMMANDS = [status, serve, infer, chat, model, memory, up, observe, perceive, trace]
 
 
 def build_parser() -> argparse.ArgumentParser:

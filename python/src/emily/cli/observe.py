@@ -45,7 +45,7 @@ def format_trace(trace: Trace) -> str:
     return "\n".join(lines)
 
 
-def _media(path: str) -> str:
+def read_media(path: str) -> str:
     """The file at ``path`` as base64, or :class:`EmilyError` saying why it cannot be sent."""
     try:
         data = Path(path).read_bytes()
@@ -65,8 +65,8 @@ def build_request(args: argparse.Namespace) -> ObserveRequest:
         raise EmilyError("observe one thing: give the text, --audio FILE or --image FILE")
     return ObserveRequest(
         text=args.text or "",
-        audio=None if args.audio is None else _media(args.audio),
-        image=None if args.image is None else _media(args.image),
+        audio=None if args.audio is None else read_media(args.audio),
+        image=None if args.image is None else read_media(args.image),
         allow_llm=not args.no_llm,
         max_tokens=args.max_tokens,
     )
