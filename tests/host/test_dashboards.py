@@ -14,7 +14,7 @@ from tests.host.tools import MONITORING, run, tool
 DASHBOARDS = sorted((MONITORING / "dashboards").glob("*.json"))
 DATASOURCES = MONITORING / "grafana" / "datasources.json"
 DS_INPUT = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
-SERVICE_DASHBOARDS = {"inference", "memory", "cognition", "neural"}
+SERVICE_DASHBOARDS = {"inference", "memory", "cognition", "neural", "perception"}
 
 
 def load(path: Path) -> Any:
@@ -77,13 +77,20 @@ def _exported_series() -> set[str]:
     from emily.cognition.neural.metrics import NeuralMetrics
     from emily.inference.metrics import InferenceMetrics
     from emily.memory.metrics import MemoryMetrics
+    from emily.perception.service import PerceptionMetrics
 
     memory = MemoryMetrics()
     fields = {f: 0 for f in PoolStats.model_fields if f != "v"}
     memory.watch_pool(lambda: PoolStats(**fields))
     neural = CollectorRegistry()
     NeuralMetrics(neural)
-    registries = [InferenceMetrics().registry, memory.registry, CognitionMetrics().registry, neural]
+    registries = [
+        InferenceMetrics().registry,
+        memory.registry,
+        CognitionMetrics().registry,
+        neural,
+        PerceptionMetrics().registry,
+    ]
     suffixes = {
         "counter": ("_total", "_created"),
         "histogram": ("_bucket", "_count", "_sum", "_created"),
