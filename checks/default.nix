@@ -83,6 +83,7 @@ in
   memory = import ./memory.nix { inherit pkgs; };
   inference = import ./inference.nix { inherit pkgs; };
   cognition = import ./cognition.nix { inherit pkgs; };
+  perception = import ./perception.nix { inherit pkgs; };
   # two hosts: cognition on one, memory and inference on the other, routers meshed
   bus-mesh = import ./bus-mesh.nix { inherit pkgs sops-nix; };
 }

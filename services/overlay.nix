@@ -17,4 +17,6 @@ final: prev: {
   emily-gemma3-270m = final.callPackage ./gemma3-270m.nix {
     python3Packages = final.python312Packages;
   };
+  # the embedded Whisper tiny.en (CTranslate2): the perception VM test's model
+  emily-whisper-tiny-en = final.callPackage ./whisper-tiny-en.nix { };
 }

@@ -58,11 +58,16 @@ in
     pkgs.shellcheck
     # bus-certs.sh makes the router test's certificates
     pkgs.openssl
+    # perception: Tesseract reads the rendered notes, espeak-ng speaks the test sentences
+    (pkgs.tesseract.override { enableLanguages = [ "eng" ]; })
+    pkgs.espeak-ng
   ];
 
-  # Environment variables of both: the embedded model, from nixpkgs instead of its wheel
-  # (emily.inference.store.embedded_model reads it).
+  # Environment variables of both: the embedded models, from nixpkgs instead of their
+  # wheels (emily.inference.store.embedded_model reads the first, [perception] the others).
   env = {
     EMILY_EMBEDDED_MODEL = "${model}/${modelName}";
+    EMILY_PERCEPTION__MODEL_DIR = "${pkgs.emily-whisper-tiny-en}";
+    EMILY_PERCEPTION__MODEL_NAME = "whisper-tiny.en";
   };
 }

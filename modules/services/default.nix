@@ -5,5 +5,6 @@
     ./memory.nix
     ./inference.nix
     ./cognition.nix
+    ./perception.nix
   ];
 }

@@ -26,10 +26,10 @@ from emily.bus.schemas.perception import b64_media
 from emily.cli.main import main
 from emily.cognition.reflex import Reflex
 from emily.embed import Embedder
-from emily.perception.config import PerceptionConfig
 from emily.perception.service import PerceptionService
 from tests.cognition.conftest import RunningCognition, start_cognition
 from tests.cognition.test_integration import MemoryProcess
+from tests.perception.conftest import laptop_config
 from tests.perception.media import note, speak
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ class PerceptionProcess:
 
     def __init__(self, connect: str) -> None:
         self.session = open_session(BusConfig(node="test", listen=(), connect=(connect,)))
-        self.service = PerceptionService(PerceptionConfig(cpu_threads=2), self.session, KEYS)
+        self.service = PerceptionService(laptop_config(), self.session, KEYS)
 
     def close(self) -> None:
         self.service.close()

@@ -21,12 +21,14 @@ let
       };
     };
     emily-gemma3-270m = "gemma";
+    emily-whisper-tiny-en = "/nix/store/whisper";
+    tesseract.override = args: { name = "tesseract"; languages = args.enableLanguages; };
     python312.withPackages = f: "python";
     linkFarm = name: entries: "/nix/store/farm-${(builtins.head entries).path}";
   } // builtins.listToAttrs (map (n: { name = n; value = tool n; }) [
     "gnumake" "nix" "ruff" "sops" "age" "prometheus" "prometheus-alertmanager"
     "prometheus-blackbox-exporter" "restic" "kea" "unbound" "iproute2" "util-linux" "shellcheck"
-    "openssl"
+    "openssl" "espeak-ng"
   ]);
   env = import ./services/test-env.nix { inherit pkgs; };
 in { inherit (env) env tools; }
@@ -38,4 +40,10 @@ def test_tools_carry_postgres_with_pgvector_and_env_names_the_model() -> None:
     postgres = [t for t in got["tools"] if t["name"].startswith("postgresql")]
     assert postgres == [{"name": "postgresql-and-plugins", "plugins": ["pgvector"]}]
     # the file keeps the model's own name: the service reports the stem as the model
-    assert got["env"] == {MODEL_ENV: "/nix/store/farm-gemma/gemma-3-270m-q4_k_m.gguf"}
+    assert got["env"] == {
+        MODEL_ENV: "/nix/store/farm-gemma/gemma-3-270m-q4_k_m.gguf",
+        "EMILY_PERCEPTION__MODEL_DIR": "/nix/store/whisper",
+        "EMILY_PERCEPTION__MODEL_NAME": "whisper-tiny.en",
+    }
+    assert {"name": "tesseract", "languages": ["eng"]} in got["tools"]
+    assert {"name": "espeak-ng"} in got["tools"]
