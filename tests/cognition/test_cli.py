@@ -76,7 +76,8 @@ def test_up_demo_starts_the_stack_answers_and_stops(
     monkeypatch.setenv("EMILY_MEMORY__METRICS_PORT", str(free_port()))
     monkeypatch.setenv("EMILY_PERCEPTION__METRICS_PORT", str(free_port()))
     endpoint = f"tcp/127.0.0.1:{free_port()}"
-    assert main(["up", "--demo", "--endpoint", endpoint, "--node", "uptest"]) == 0
+    args = ["up", "--demo", "--stop-after-demo", "--endpoint", endpoint, "--node", "uptest"]
+    assert main(args) == 0
     out = capsys.readouterr().out
     for name in ("memory", "inference", "perception", "cognition"):
         assert f"{name:<10} up" in out

@@ -24,6 +24,7 @@ configuration file, logging, start-up, tuning, the wait and an orderly shutdown.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import logging
 import os
@@ -38,6 +39,8 @@ from emily.observe.log import setup_logging
 
 log = logging.getLogger(__name__)
 
+#: prctl option: the signal a process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
 #: GIL switch interval for latency-bound services (s); CPython's default is 0.005.
 SWITCH_INTERVAL_S = 0.0005
 #: Allocations between young-generation collections (CPython's default: 700).
@@ -120,6 +123,23 @@ def wait_for_stop(poll_s: float = 0.5) -> int:
     return got[0]
 
 
+def die_with_supervisor(pid: int) -> None:
+    """Ask the kernel for SIGTERM when the parent process dies (Linux), and exit now if
+    the parent is no longer ``pid`` (it died before the request was made).
+
+    ``emily up`` sets ``EMILY_SUPERVISOR_PID`` for its services, so a supervisor killed
+    with ``kill -9`` takes them down with it instead of leaving them orphaned.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the pidfile still finds orphans
+        log.warning("cannot ask to be stopped with the supervisor on this system")
+    if os.getppid() != pid:
+        log.error("the supervisor (pid %d) is gone; exiting", pid)
+        raise SystemExit(1)
+
+
 def run_service(
     args: argparse.Namespace,
     start: Callable[[ExitStack], str],
@@ -145,6 +165,9 @@ def run_service(
     if getattr(args, "config", None):
         os.environ["EMILY_CONFIG"] = str(args.config)
     setup_logging(getattr(args, "log_level", None))
+    supervisor = os.environ.get("EMILY_SUPERVISOR_PID", "")
+    if supervisor.isdigit():
+        die_with_supervisor(int(supervisor))
     with ExitStack() as stack:
         ready = start(stack)
         tuning = tune_for_latency(switch_interval_s=switch_interval_s)

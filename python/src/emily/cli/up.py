@@ -1,11 +1,14 @@
-"""``emily up [--demo]``: the whole stack on a laptop, as ``emily serve`` subprocesses.
+"""``emily up [--demo]``: the whole stack on a laptop, as supervised ``emily serve`` processes.
 
-The first service listens on the rendezvous endpoint (``tcp/127.0.0.1:7447`` by
-default); the others connect to it, all as Zenoh peers on loopback. ``emily up`` waits
-for every service's liveliness token, then either runs a short demo (``--demo``: a few
-observations with their traces) and stops, or keeps running until Ctrl-C. It always
-stops the services it started (SIGTERM, then SIGKILL after a grace period). Each
-service's output goes to ``<state dir>/logs/<service>.log``.
+``emily up`` holds the rendezvous endpoint (``tcp/127.0.0.1:7447`` by default) itself,
+as a Zenoh peer on loopback, and every service connects to it; so any service can be
+restarted without taking the others' meeting point with it. It waits for every
+service's liveliness token, prints where to reach them, runs a short demo when asked
+(``--demo``: a few observations with their traces), and then keeps the stack running
+until Ctrl-C (or stops after the demo with ``--stop-after-demo``). A service that exits
+is restarted with backoff, and one that keeps crashing is left stopped while the others
+go on (:mod:`emily.cli.supervise`). Each service's output goes to
+``<state dir>/logs/<service>.log``.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
-from pathlib import Path
 from types import FrameType
+
+import zenoh
 
 from emily.bus import BusConfig, open_session
 from emily.bus.client import Client
@@ -27,6 +30,7 @@ from emily.bus.health import alive
 from emily.bus.schemas.cognition import ObserveRequest
 from emily.cli.observe import format_trace
 from emily.cli.serve import SERVICES
+from emily.cli.supervise import PidFile, RestartPolicy, Supervisor
 from emily.config import state_dir
 from emily.errors import EmilyError
 
@@ -40,72 +44,57 @@ DEMO = (
 )
 
 
-class Stack:
-    """The service subprocesses started by ``emily up``."""
-
-    def __init__(self, endpoint: str, node: str, logs: Path) -> None:
-        self.endpoint = endpoint
-        self.node = node
-        self.logs = logs
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, listen: bool) -> None:
-        """Start ``emily serve <name>``, listening on or connecting to the endpoint."""
-        env = dict(os.environ)
-        env["EMILY_BUS__NODE"] = self.node
-        env["EMILY_BUS__MODE"] = "peer"
-        env["EMILY_BUS__LISTEN"] = json.dumps([self.endpoint] if listen else [])
-        env["EMILY_BUS__CONNECT"] = json.dumps([] if listen else [self.endpoint])
-        self.logs.mkdir(parents=True, exist_ok=True)
-        log = (self.logs / f"{name}.log").open("ab")
-        cmd = [sys.executable, "-m", "emily", "serve", name]
-        self.procs[name] = subprocess.Popen(
-            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    def exited(self) -> dict[str, int]:
-        """Services whose process has ended, with their exit codes."""
-        return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
-
-    def stop(self, grace_s: float = 20.0) -> None:
-        """SIGTERM every service, wait up to ``grace_s`` seconds, then SIGKILL."""
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+def say(line: str) -> None:
+    """A progress line on the terminal, at once."""
+    print(line, flush=True)
 
 
-def wait_healthy(stack: Stack, names: list[str], bus: BusConfig, timeout_s: float) -> None:
-    """Block until every service in ``names`` has a liveliness token, with progress lines."""
-    session = open_session(bus)
-    try:
-        deadline = time.monotonic() + timeout_s
-        seen: set[str] = set()
-        while True:
-            up = set(alive(session, bus.keys, timeout_s=0.5)) & set(names)
-            for name in sorted(up - seen):
-                print(f"  {name:<10} up", flush=True)
-            seen |= up
-            if seen >= set(names):
-                return
-            dead = {n: rc for n, rc in stack.exited().items() if n in names}
-            if dead:
-                name, rc = next(iter(dead.items()))
-                raise EmilyError(f"{name} exited with code {rc}; see {stack.logs / name}.log")
-            if time.monotonic() > deadline:
-                raise EmilyError(
-                    f"{sorted(set(names) - seen)} not healthy after {timeout_s:g} s; "
-                    f"see the logs in {stack.logs}"
-                )
-            time.sleep(0.5)
-    finally:
-        session.close()  # type: ignore[no-untyped-call]
+def wait_healthy(
+    sup: Supervisor, session: zenoh.Session, bus: BusConfig, timeout_s: float
+) -> list[str]:
+    """Block until every service that is not given up has a liveliness token; returns
+    the services that are up. Restarts what exits meanwhile."""
+    deadline = time.monotonic() + timeout_s
+    seen: set[str] = set()
+    while True:
+        sup.check()
+        wanted = set(sup.running())
+        up = set(alive(session, bus.keys, timeout_s=0.5)) & wanted
+        for name in sorted(up - seen):
+            say(f"  {name:<10} up")
+        seen |= up
+        if not wanted:
+            raise EmilyError(f"no service stayed up; see the logs in {sup.logs}")
+        if seen >= wanted:
+            return sorted(seen)
+        if time.monotonic() > deadline:
+            raise EmilyError(
+                f"{sorted(wanted - seen)} not healthy after {timeout_s:g} s; "
+                f"see the logs in {sup.logs}"
+            )
+        time.sleep(0.5)
+
+
+def where(names: list[str]) -> list[str]:
+    """Lines saying where each running service answers (from the effective settings)."""
+    lines = []
+    if "cognition" in names:
+        from emily.cognition.config import CognitionConfig
+
+        c = CognitionConfig.load()
+        lines.append(f"  cognition   http://{c.http_addr}:{c.http_port}/v1/observe")
+    if "inference" in names:
+        from emily.inference.config import InferenceConfig
+
+        i = InferenceConfig.load()
+        if i.http_port:
+            lines.append(f"  inference   http://{i.http_host}:{i.http_port}/v1 (OpenAI API)")
+    if "memory" in names:
+        from emily.memory.config import MemoryConfig
+
+        m = MemoryConfig.load()
+        lines.append(f"  memory      http://{m.metrics_addr}:{m.metrics_port}/metrics")
+    return lines
 
 
 def demo(bus: BusConfig) -> None:
@@ -119,50 +108,94 @@ def demo(bus: BusConfig) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start the services, wait for health, demo or wait for Ctrl-C, stop everything."""
-    names = [n for n in ORDER if n in SERVICES]
-    missing = [n for n in ORDER if n not in SERVICES]
-    if missing:
-        print(f"not available in this build: {', '.join(missing)} (starting the others)")
+    """Start and supervise the services, demo if asked, serve until Ctrl-C, stop all."""
+    wanted = [n.strip() for n in args.services.split(",") if n.strip()]
+    unknown = sorted(set(wanted) - set(ORDER))
+    if unknown:
+        raise EmilyError(f"unknown service {', '.join(unknown)}; choose from {', '.join(ORDER)}")
+    names = [n for n in ORDER if n in wanted and n in SERVICES]
     if not names:
-        raise EmilyError("no service is registered with `emily serve`; nothing to start")
-    stack = Stack(args.endpoint, args.node, state_dir() / "logs")
-    bus = BusConfig(node=args.node, mode="peer", connect=(args.endpoint,), listen=())
+        raise EmilyError("no service to start; give --services from " + ", ".join(ORDER))
+    pidfile = PidFile(state_dir() / "run" / "up.json")
+    pidfile.claim(say)
+    rendezvous = BusConfig(node=args.node, mode="peer", listen=(args.endpoint,), connect=())
+    session = open_session(rendezvous)
+    env = dict(os.environ)
+    env["EMILY_BUS__NODE"] = args.node
+    env["EMILY_BUS__MODE"] = "peer"
+    env["EMILY_BUS__LISTEN"] = "[]"
+    env["EMILY_BUS__CONNECT"] = json.dumps([args.endpoint])
+    policy = RestartPolicy(backoff_s=args.backoff, restart_limit=args.restart_limit)
+    sup = Supervisor(names, env, state_dir() / "logs", policy, say)
+    client = BusConfig(node=args.node, mode="peer", connect=(args.endpoint,), listen=())
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
-    print(f"starting {', '.join(names)} on {args.endpoint} (logs in {stack.logs})", flush=True)
+    say(f"starting {', '.join(names)} on {args.endpoint} (logs in {sup.logs})")
     try:
-        for i, name in enumerate(names):
-            stack.start(name, listen=(i == 0))
-        wait_healthy(stack, names, bus, args.timeout)
-        print("all services are up", flush=True)
-        if args.demo:
-            if "cognition" in names:
-                demo(bus)
+        for name in names:
+            sup.start(name)
+        pidfile.write(sup.pids())
+        up = wait_healthy(sup, session, rendezvous, args.timeout)
+        pidfile.write(sup.pids())
+        say("all services are up" if up == names else f"up: {', '.join(up)}")
+        for line in where(up):
+            say(line)
+        if args.demo and "cognition" in up:
+            demo(client)
+        if args.stop_after_demo:
             return 0
-        print("press Ctrl-C to stop", flush=True)
-        while not stack.exited():
-            time.sleep(0.5)
-        print(f"a service stopped: {stack.exited()}; stopping the others", file=sys.stderr)
-        return 1
+        say("next: `emily chat`, `emily observe TEXT`, `emily status`; Ctrl-C stops")
+        return supervise(sup, session, rendezvous, pidfile)
     except KeyboardInterrupt:
-        print("\nstopping", flush=True)
+        say("\nstopping")
         return 130
     finally:
-        stack.stop()
-        print("stopped", flush=True)
+        sup.stop()
+        session.close()  # type: ignore[no-untyped-call]
+        pidfile.remove()
+        say("stopped")
+
+
+def supervise(sup: Supervisor, session: zenoh.Session, bus: BusConfig, pidfile: PidFile) -> int:
+    """Keep restarting what exits; say when a service goes down or comes back.
+
+    Returns 1 when no service is left running (every one was given up).
+    """
+    shown = set(sup.running())
+    while sup.running():
+        if sup.check():
+            pidfile.write(sup.pids())
+        up = set(alive(session, bus.keys, timeout_s=0.5))
+        for name in sorted(up - shown):
+            say(f"  {name:<10} up again")
+        for name in sorted((shown - up) & set(sup.running())):
+            say(f"  {name:<10} down")
+        shown = up
+        time.sleep(0.5)
+    print("every service has stopped; see the logs", file=sys.stderr)
+    return 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``emily up``."""
     p = sub.add_parser(
-        "up", help="start memory, inference, perception and cognition on this machine"
+        "up",
+        help="start and supervise the services on this machine",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--demo", action="store_true", help="send a few observations, then stop")
+    p.add_argument("--demo", action="store_true", help="send a few observations first")
+    p.add_argument(
+        "--stop-after-demo", action="store_true", help="stop once started (and the demo ran)"
+    )
     p.add_argument("--endpoint", default="tcp/127.0.0.1:7447", help="Zenoh rendezvous endpoint")
     p.add_argument("--node", default="local", help="node name (key chunk under emily/)")
     p.add_argument("--timeout", type=float, default=600.0, help="wait for health (s)")
+    p.add_argument("--services", default=",".join(ORDER), help="which services to start")
+    p.add_argument("--backoff", type=float, default=1.0, help="first restart delay (s)")
+    p.add_argument(
+        "--restart-limit", type=int, default=5, help="restarts within 2 minutes before giving up"
+    )
     p.set_defaults(func=run)
