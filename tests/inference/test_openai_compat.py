@@ -277,3 +277,35 @@ def test_a_non_streaming_client_that_goes_away_frees_its_slot(
     while scheduler.running and time.monotonic() < deadline:
         time.sleep(0.05)
     assert scheduler.running == 0  # cancelled long before 900 tokens
+
+
+def test_n_choices_stream_with_their_indexes(client: openai.OpenAI) -> None:
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL, messages=USER, max_tokens=5, temperature=0, n=2, stream=True
+        )
+    )
+    texts: dict[int, str] = {0: "", 1: ""}
+    finishes: dict[int, str | None] = {}
+    for c in chunks:
+        for choice in c.choices:
+            texts[choice.index] += choice.delta.content or ""
+            finishes[choice.index] = choice.finish_reason or finishes.get(choice.index)
+    assert texts[0] and texts[0] == texts[1]  # greedy: both choices agree
+    assert set(finishes) == {0, 1} and all(finishes.values())
+
+
+def test_tool_choice_none_streams_a_plain_answer_as_content(client: openai.OpenAI) -> None:
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "Say hello."}],
+            tools=[WEATHER],  # type: ignore[list-item]
+            tool_choice="none",
+            max_tokens=8,
+            temperature=0,
+            stream=True,
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.strip() and not any(c.choices and c.choices[0].delta.tool_calls for c in chunks)
