@@ -99,7 +99,7 @@ setup: apt-run $(STAMP)  ## create .venv with what running needs
 setup-test: apt-test $(STAMP) $(if $(STAMP),$(VENV)/.installed-test)  ## add the test and benchmark tools
 
 run: setup  ## set up, show what is installed, start the stack on embedded defaults and run the demo
-	$(PY) -m emily status
+	$(PY) -m emily status --expect ""
 	$(PY) -m emily up --demo
 
 lint: setup-test  ## ruff (lint and format) and mypy

@@ -40,7 +40,7 @@ def test_unknown_command_is_a_usage_error() -> None:
 
 
 def test_status_json_subprocess() -> None:
-    out = run("status", "--json")
+    out = run("status", "--json", "--expect", "")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["emily"] == __version__

@@ -65,12 +65,22 @@ def test_injected_nvidia_smi_failure_is_reported(
 
 
 def test_text_and_json_output(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["status"]) == 0
+    assert main(["status", "--expect", ""]) == 0
     text = capsys.readouterr().out
     assert "Python parts:" in text and "llama.cpp:" in text and "torch" in text
-    assert main(["status", "--json"]) == 0
+    assert main(["status", "--json", "--expect", ""]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["state_dir"].endswith("state")
+
+
+def test_expected_services_that_are_down_fail_the_command(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EMILY_BUS__NODE", "nobody-here")
+    assert main(["status", "--expect", "memory,cognition"]) == 1
+    assert "services down:  cognition, memory" in capsys.readouterr().out
+    assert main(["status", "--json", "--expect", "memory"]) == 1
+    assert json.loads(capsys.readouterr().out)["services"]["down"] == ["memory"]
 
 
 def test_missing_parts_are_marked() -> None:
@@ -84,7 +94,7 @@ def test_missing_parts_are_marked() -> None:
 def test_no_services_on_the_bus(bus_configs: tuple[BusConfig, BusConfig]) -> None:
     lonely = BusConfig(node="nobody-here", connect=bus_configs[1].connect)
     svc = status.services(lonely, timeout_s=0.3)
-    assert svc == {"alive": [], "inference": None, "error": None}
+    assert svc == {"alive": [], "down": [], "inference": None, "error": None}
     text = status.render({**status.report(lonely), "services": svc})
     assert "services up:    none (start them with `emily up`)" in text
 
@@ -94,8 +104,8 @@ def test_live_inference_backend_is_reported(inference_service: RunningInference)
     """The backend the running service really loaded, not what the build could do."""
     import llama_cpp
 
-    svc = status.services(inference_service.bus, timeout_s=2.0)
-    assert "inference" in svc["alive"]
+    svc = status.services(inference_service.bus, timeout_s=5.0, expected=["inference"])
+    assert "inference" in svc["alive"] and svc["down"] == []
     info = svc["inference"]
     expected = "cuda" if info["n_gpu_layers"] and llama_cpp.llama_supports_gpu_offload() else "cpu"
     assert info["backend"] == expected

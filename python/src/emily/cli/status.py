@@ -9,6 +9,8 @@ import json
 import platform
 import shutil
 import subprocess
+import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -114,19 +116,34 @@ def nvidia_gpu() -> str:
     return out or "nvidia-smi lists no GPU"
 
 
-def services(bus: BusConfig, timeout_s: float = 1.0) -> dict[str, Any]:
-    """Which services answer on the bus now, and the inference backend *in use*.
+def services(
+    bus: BusConfig, timeout_s: float = 3.0, expected: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Which services answer on the bus now, the ones ``expected`` that do not, and the
+    inference backend *in use*.
 
-    The live backend (``cpu``, or ``cuda`` with the device and compute capability) is
-    what the running inference service reports it loaded, which can differ from what the
-    installed build could do: a silent CPU fallback shows up here.
+    A new session first waits (up to ``timeout_s``) to be connected to the bus, then for
+    the expected services' liveliness tokens, so a service that is up is not missed
+    because the query went out before the session had found its peers. The live backend
+    (``cpu``, or ``cuda`` with the device and compute capability) is what the running
+    inference service reports it loaded, which can differ from what the installed build
+    could do: a silent CPU fallback shows up here.
     """
     try:
         session = open_session(bus)
     except EmilyError as exc:
-        return {"alive": [], "inference": None, "error": str(exc)}
+        return {"alive": [], "down": sorted(expected), "inference": None, "error": str(exc)}
     try:
-        up = alive(session, bus.keys, timeout_s=timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not (
+            list(session.info.peers_zid()) or list(session.info.routers_zid())
+        ):
+            time.sleep(0.02)
+        while True:
+            up = alive(session, bus.keys, timeout_s=min(1.0, timeout_s))
+            if set(expected) <= set(up) or time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
     finally:
         session.close()  # type: ignore[no-untyped-call]
     inference: dict[str, Any] | None = None
@@ -137,10 +154,33 @@ def services(bus: BusConfig, timeout_s: float = 1.0) -> dict[str, Any]:
             inference = live_info(bus, timeout_s=max(timeout_s, 2.0)).model_dump()
         except EmilyError as exc:
             inference = {"error": str(exc)}
-    return {"alive": up, "inference": inference, "error": None}
+    down = sorted(set(expected) - set(up))
+    return {"alive": up, "down": down, "inference": inference, "error": None}
 
 
-def report(bus: BusConfig | None = None) -> dict[str, Any]:
+def urls() -> dict[str, str]:
+    """Where each service answers a person, from the effective settings."""
+    from emily.cognition.config import CognitionConfig
+    from emily.inference.config import InferenceConfig
+    from emily.memory.config import MemoryConfig
+
+    c, i, m = CognitionConfig.load(), InferenceConfig.load(), MemoryConfig.load()
+    found = {
+        "cognition": f"http://{c.http_addr}:{c.http_port}/v1/observe",
+        "memory": f"http://{m.metrics_addr}:{m.metrics_port}/metrics",
+    }
+    if i.http_port:
+        found["inference"] = f"http://{i.http_host}:{i.http_port}/v1 (OpenAI API)"
+    try:
+        from emily.perception.config import PerceptionConfig
+    except ImportError:
+        return found
+    pc = PerceptionConfig.load()
+    found["perception"] = f"http://{pc.metrics_addr}:{pc.metrics_port}/metrics"
+    return found
+
+
+def report(bus: BusConfig | None = None, expected: Sequence[str] = ()) -> dict[str, Any]:
     """Everything ``emily status`` prints, as a JSON-serializable dict."""
     return {
         "emily": __version__,
@@ -151,7 +191,8 @@ def report(bus: BusConfig | None = None) -> dict[str, Any]:
         "torch_device": torch_device(),
         "llama_backend": llama_backend(),
         "gpu": nvidia_gpu(),
-        "services": services(bus or BusConfig.load()),
+        "services": services(bus or BusConfig.load(), expected=expected),
+        "urls": urls(),
     }
 
 
@@ -183,6 +224,11 @@ def render(data: dict[str, Any]) -> str:
     else:
         up = ", ".join(svc["alive"]) or "none (start them with `emily up`)"
         lines.append(f"services up:    {up}")
+        for name in svc["alive"]:
+            if name in data.get("urls", {}):
+                lines.append(f"  {name:<12} {data['urls'][name]}")
+    if svc.get("down"):
+        lines.append(f"services down:  {', '.join(svc['down'])} (start them with `emily up`)")
     inf = svc["inference"]
     if inf and "backend" in inf:
         device = f" on {inf['device']}" if inf["device"] else ""
@@ -196,14 +242,24 @@ def render(data: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the report (text or ``--json``); exit 0."""
-    data = report()
+    """Print the report (text or ``--json``); exit 1 when an expected service is down."""
+    expected = [n.strip() for n in args.expect.split(",") if n.strip()]
+    data = report(expected=expected)
     print(json.dumps(data, indent=2) if args.json else render(data))
-    return 0
+    return 1 if data["services"]["down"] else 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``emily status``."""
-    p = sub.add_parser("status", help="show what is installed and which backends are in use")
+    p = sub.add_parser(
+        "status",
+        help="show what is installed, which services are up and where",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--expect",
+        default="memory,inference,perception,cognition",
+        help="services that must be up (exit code 1 otherwise); empty for none",
+    )
     p.set_defaults(func=run)

@@ -30,6 +30,7 @@ from emily.bus.health import alive
 from emily.bus.schemas.cognition import ObserveRequest
 from emily.cli.observe import format_trace
 from emily.cli.serve import SERVICES
+from emily.cli.status import urls
 from emily.cli.supervise import PidFile, RestartPolicy, Supervisor
 from emily.config import state_dir
 from emily.errors import EmilyError
@@ -73,28 +74,6 @@ def wait_healthy(
                 f"see the logs in {sup.logs}"
             )
         time.sleep(0.5)
-
-
-def where(names: list[str]) -> list[str]:
-    """Lines saying where each running service answers (from the effective settings)."""
-    lines = []
-    if "cognition" in names:
-        from emily.cognition.config import CognitionConfig
-
-        c = CognitionConfig.load()
-        lines.append(f"  cognition   http://{c.http_addr}:{c.http_port}/v1/observe")
-    if "inference" in names:
-        from emily.inference.config import InferenceConfig
-
-        i = InferenceConfig.load()
-        if i.http_port:
-            lines.append(f"  inference   http://{i.http_host}:{i.http_port}/v1 (OpenAI API)")
-    if "memory" in names:
-        from emily.memory.config import MemoryConfig
-
-        m = MemoryConfig.load()
-        lines.append(f"  memory      http://{m.metrics_addr}:{m.metrics_port}/metrics")
-    return lines
 
 
 def demo(bus: BusConfig) -> None:
@@ -141,8 +120,9 @@ def run(args: argparse.Namespace) -> int:
         up = wait_healthy(sup, session, rendezvous, args.timeout)
         pidfile.write(sup.pids())
         say("all services are up" if up == names else f"up: {', '.join(up)}")
-        for line in where(up):
-            say(line)
+        for name, url in urls().items():
+            if name in up:
+                say(f"  {name:<11} {url}")
         if args.demo and "cognition" in up:
             demo(client)
         if args.stop_after_demo:
