@@ -80,7 +80,8 @@ def make_records(vecs: npt.NDArray[np.float32], seed: int = 0) -> list[Record]:
 
 # Server settings of the benchmark Postgres: shared buffers large enough for the HNSW
 # index of the largest run (memory_retrieval.py prints its size; pgserver's default,
-# 128 MB, is too small for 100k rows), and no JIT, whose start-up cost dwarfs a k-NN query.
+# 128 MB, is too small for 100k rows), and no JIT, whose compile time short k-NN queries
+# never win back.
 SETTINGS = {"shared_buffers": "1GB", "jit": "off"}
 
 
