@@ -14,7 +14,7 @@ def test_round_trip_and_survives_reopen(tmp_path: Path) -> None:
     recs = records(10)
     l2 = L2(tmp_path, 16)
     for r in recs:
-        assert l2.put(r)
+        assert l2.room() and l2.put(r)
     l2.pop(recs[0].id)
     l2.flush()
     del l2
@@ -33,10 +33,12 @@ def test_round_trip_and_survives_reopen(tmp_path: Path) -> None:
 def test_injected_torn_write_reads_as_free(tmp_path: Path) -> None:
     recs = records(2)
     l2 = L2(tmp_path, 4)
-    l2.put(recs[0])
+    assert l2.room() and l2.put(recs[0])
     slot = l2.slot_of[recs[0].id]
-    l2.slots[slot, :4] = 0  # the fault: the length word never reached the disk
-    l2.flush()
+    l2.close()
+    with l2.rec_path.open("r+b") as fh:  # the fault: the length word never reached the disk
+        fh.seek(slot * l2.slot_bytes)
+        fh.write(bytes(4))
     assert len(L2(tmp_path, 4)) == 0
 
 
@@ -45,6 +47,8 @@ def test_oversize_record_is_refused_and_geometry_change_starts_empty(tmp_path: P
     small = L2(tmp_path / "s", 2, slot_bytes=32)
     assert not small.fits(recs[0]) and not small.put(recs[0]) and len(small) == 0
     l2 = L2(tmp_path / "g", 4)
-    l2.put(recs[0])
-    l2.flush()
-    assert len(L2(tmp_path / "g", 8)) == 0
+    assert l2.room() and l2.put(recs[0])
+    l2.close()
+    assert len(L2(tmp_path / "g", 8)) == 1  # a larger capacity keeps the slots
+    assert len(L2(tmp_path / "g", 8, slot_bytes=2048)) == 0  # another slot size starts empty
+    assert {p.name for p in (tmp_path / "g").iterdir()} == {"vectors.b2048.f32", "slots.b2048.bin"}

@@ -14,6 +14,7 @@ recall's accesses, one maintenance pass) are published together at its end.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -28,11 +29,12 @@ from prometheus_client import Counter
 from emily.bus.schemas.memory import MAX_OPS, MemoryOperation, MemoryOperations, Tier
 from emily.memory.l0 import L0
 from emily.memory.l1 import WTinyLFU
-from emily.memory.l2 import L2
+from emily.memory.l2 import L2, CorruptSlot
 from emily.memory.metrics import MemoryMetrics
 from emily.memory.record import Record
 from emily.memory.stats import AccessStats
 
+log = logging.getLogger(__name__)
 Publish = Callable[[Sequence[MemoryOperation]], None]
 Fetch = Callable[[list[uuid.UUID]], dict[uuid.UUID, Record]]
 L0_MIN_FREQUENCY = 3
@@ -50,7 +52,9 @@ class TieredMemory:
     l1_capacity, l2_capacity, l2_slot_bytes : tier sizes in episodes, L2 slot bytes.
     idle_s : seconds without access after which :meth:`maintain` demotes one step.
     l2_min_accesses : recalls (counted with decay, see :class:`AccessStats`) before an
-        episode enters L2; 1 admits on the first recall.
+        episode enters L2; 1 admits on the first recall. While L2 is offline (its disk is
+        full or read-only), such an episode goes straight to L1.
+    l2_retry_s : seconds between attempts to grow or reopen L2 after a disk error.
     metrics : counters and gauges to update.
     publish : called with the move, hit and miss events of each call, in order
         (``None``: not published).
@@ -67,6 +71,7 @@ class TieredMemory:
         l2_slot_bytes: int = 4096,
         idle_s: float = 3600.0,
         l2_min_accesses: int = 2,
+        l2_retry_s: float = 30.0,
         metrics: MemoryMetrics | None = None,
         publish: Publish | None = None,
         clock: Callable[[], float] = time.time,
@@ -74,7 +79,7 @@ class TieredMemory:
         self.l0 = l0
         self.l1: WTinyLFU[uuid.UUID] = WTinyLFU(l1_capacity)
         self.l1_data: dict[uuid.UUID, Record] = {}
-        self.l2 = L2(root / "l2", l2_capacity, l2_slot_bytes)
+        self.l2 = L2(root / "l2", l2_capacity, l2_slot_bytes, retry_s=l2_retry_s)
         self.stats = AccessStats(root / "access.json")
         self.idle_s = idle_s
         # decayed counts: "n accesses lately" is a count above n - 1/2
@@ -135,21 +140,43 @@ class TieredMemory:
         )
 
     def _into_l2(self, rec: Record, src: Tier) -> None:
-        if not self.l2.fits(rec):  # too long for a slot: only L3 keeps it
-            if src != "L3":
-                self._moved(rec.id, src, "L3")
+        stored = self.l2.fits(rec)  # False: too long for a slot, or L2 is offline
+        if stored:
+            self._l2_reconcile()  # L2 may have just come back with slots on disk
+            while not self.l2.room() and self.l2.online:
+                victim, _ = self.l2_order.popitem(last=False)
+                self.l2.discard(victim)
+                self._moved(victim, "L2", "L3")
+            stored = self.l2.put(rec)
+        if stored:
+            self.l2_order[rec.id] = None
+            self._moved(rec.id, src, "L2")
             return
-        while self.l2.full:
-            victim, _ = self.l2_order.popitem(last=False)
-            self.l2.pop(victim)
-            self._moved(victim, "L2", "L3")
-        self.l2.put(rec)
-        self.l2_order[rec.id] = None
-        self._moved(rec.id, src, "L2")
+        self._l2_reconcile()  # the disk may have refused a write
+        if src != "L3":  # only L3 keeps it
+            self._moved(rec.id, src, "L3")
 
-    def _from_l2(self, key: uuid.UUID) -> Record:
+    def _from_l2(self, key: uuid.UUID) -> None:
         self.l2_order.pop(key, None)
-        return self.l2.pop(key)
+        self.l2.discard(key)
+        self._l2_reconcile()
+
+    def _l2_reconcile(self) -> None:
+        """Bring the tier map in line with L2 after it went offline (what it held is
+        L3's only) or came back online (the slots it found are L2's again)."""
+        if len(self.l2) == len(self.l2_order) and (self.l2.online or not self.l2_order):
+            return
+        for key in [k for k in self.l2_order if k not in self.l2]:
+            del self.l2_order[key]
+            self._moved(key, "L2", "L3")
+        for key in self.l2:
+            if key in self.l2_order:
+                continue
+            if key in self.tier_of:  # promoted meanwhile: one tier holds it
+                self.l2.discard(key)
+            else:
+                self.l2_order[key] = None
+                self.tier_of[key] = "L2"
 
     def _l0_coldest(self) -> tuple[uuid.UUID | None, int]:
         """L0's least frequent entry and its sketch frequency, by sampled LFU.
@@ -200,9 +227,14 @@ class TieredMemory:
         if tier == "L3":
             entry = self.stats.entries.get(rec.id)
             if entry is not None and entry.count >= self.l2_admit:
-                self._into_l2(rec, "L3")
+                if self.l2.usable():
+                    self._into_l2(rec, "L3")
+                else:
+                    self._l2_reconcile()
+                    self._into_l1(rec, "L3")
         elif tier == "L2":
-            self._into_l1(self._from_l2(rec.id), "L2")
+            self._from_l2(rec.id)
+            self._into_l1(rec, "L2")
         elif tier == "L1":
             self.l1.access(rec.id)
             freq = self.l1.frequency(rec.id)
@@ -226,7 +258,12 @@ class TieredMemory:
             if tier == "L1":
                 return self.l1_data[key], tier
             if tier == "L2":
-                return self.l2.get(key), tier
+                try:
+                    return self.l2.get(key), tier
+                except CorruptSlot as exc:
+                    log.warning("L2 slot of episode %s is corrupt (%s); read from L3", key, exc)
+                    self._from_l2(key)
+                    self._moved(key, "L2", "L3")
             return None
 
     def accessed(self, served: Iterable[tuple[Record, Tier]]) -> None:
@@ -288,7 +325,16 @@ class TieredMemory:
         """Persist access statistics and tier membership; flush L2."""
         with self.lock:
             self.l2.flush()
-            self.stats.save(self.tier_of)
+            self._l2_reconcile()
+            try:
+                self.stats.save(self.tier_of)
+            except OSError as exc:  # a full or read-only state dir: keep serving
+                log.error(
+                    "access statistics not saved to %s (%s); free space or make the state "
+                    "dir writable, or the next start warms up from an older copy",
+                    self.stats.path,
+                    exc,
+                )
 
     def warm_up(self, fetch: Fetch) -> int:
         """Reload L0 and L1 from the persisted statistics; returns episodes restored.
@@ -307,7 +353,10 @@ class TieredMemory:
                 (k for k, t in saved.items() if t in ("L0", "L1") and k not in self.tier_of),
                 key=lambda k: -self.stats.entries[k].count,
             )
-            records = fetch(hot) if hot else {}
+            # corrupt slots were dropped when L2 opened: their episodes come back from L3
+            dropped = [k for k in self.l2.dropped if k not in self.l2]
+            self.l2.dropped = []
+            records = fetch(hot + dropped) if hot or dropped else {}
             restored = 0
             for key in hot:
                 rec = records.get(key)
@@ -322,6 +371,10 @@ class TieredMemory:
                         self._into_l2(self.l1_data.pop(victim), "L1")
                     self.tier_of[key] = "L1"
                 restored += 1
+            for key in dropped:
+                rec = records.get(key)
+                if rec is not None and key not in self.tier_of:
+                    self._into_l2(rec, "L3")
             self._flush()
         self.update_gauges()
         return restored
@@ -338,14 +391,14 @@ class TieredMemory:
             for key in cached:
                 if key in keep:
                     continue
-                tier = self.tier_of.pop(key)
+                tier = self.tier_of.pop(key, None)  # None: L2 went offline meanwhile
                 if tier == "L0":
                     self.l0.pop(key)
                     self._floor = None
                 elif tier == "L1":
                     self.l1.discard(key)
                     self.l1_data.pop(key)
-                else:
+                elif tier == "L2":
                     self._from_l2(key)
                 self.stats.entries.pop(key, None)
                 dropped += 1
