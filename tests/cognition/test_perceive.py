@@ -26,6 +26,7 @@ from emily.bus.schemas.perception import b64_media
 from emily.cli.main import main
 from emily.cognition.reflex import Reflex
 from emily.embed import Embedder
+from emily.perception.media import MediaStore
 from emily.perception.service import PerceptionService
 from tests.cognition.conftest import RunningCognition, start_cognition
 from tests.cognition.test_integration import MemoryProcess
@@ -113,12 +114,16 @@ def test_spoken_sentence_and_photographed_note_are_recalled_by_text(
     assert bird.context["media_sha256"] == hashlib.sha256(clip).hexdigest()
     assert bird.context["perception_model"] == "whisper-tiny.en"
     assert 0.0 < float(bird.context["perception_confidence"] or 0) <= 1.0
+    assert bird.context["media_kept"] is True
 
     dentist = recall(stack, "When is my dentist appointment?").hits[0].episode
     assert dentist.text == "Dentist appointment on Tuesday at nine."
     assert dentist.context["modality"] == "image"
     assert dentist.context["media_sha256"] == hashlib.sha256(image).hexdigest()
     assert str(dentist.context["perception_model"]).startswith("tesseract-")
+    # under the state directory, by its SHA-256
+    kept = MediaStore(laptop_config().media_root, 0).path(hashlib.sha256(image).hexdigest())
+    assert kept.read_bytes() == image
 
     asked = observe(stack, text="What did the red kite do by the river?")
     assert any("kite" in m.text.lower() for m in asked.trace.memories), asked.trace

@@ -47,6 +47,28 @@ def test_read_over_the_bus(perception: PerceptionService, zenoh_pair) -> None:
     assert len(reply.words) == 5
 
 
+def test_media_asked_to_be_kept_is_stored_by_its_sha256(
+    perception: PerceptionService, zenoh_pair
+) -> None:
+    image = note(["Keep this receipt."])
+    kept = READ.call(
+        _client(zenoh_pair), KEYS, ReadRequest(image=b64_media(image), keep=True), timeout_s=60
+    )
+    assert kept.kept and perception.media.path(kept.sha256).read_bytes() == image
+    other = note(["Do not keep this one."])
+    passed = READ.call(_client(zenoh_pair), KEYS, ReadRequest(image=b64_media(other)), timeout_s=60)
+    assert not passed.kept and not perception.media.path(passed.sha256).exists()
+    quiet = silence(1.0)
+    heard = TRANSCRIBE.call(
+        _client(zenoh_pair),
+        KEYS,
+        TranscribeRequest(audio=b64_media(quiet), keep=True),
+        timeout_s=60,
+    )
+    assert heard.text == "" and not heard.kept  # nothing heard: no episode, nothing kept
+    assert not perception.media.path(heard.sha256).exists()
+
+
 def test_bad_media_is_a_bad_request(perception: PerceptionService, zenoh_pair) -> None:
     with pytest.raises(RequestFailed) as audio_err:
         TRANSCRIBE.call(

@@ -8,7 +8,8 @@ The episode's context records where the text came from:
 
 ``modality`` (``audio`` or ``image``), ``media_sha256`` (the clip's or image's content
 address), ``perception_model`` (``whisper-tiny.en``, ``tesseract-5.3.0-eng``),
-``perception_confidence`` (0..1), and ``media_seconds`` for audio.
+``perception_confidence`` (0..1), ``media_kept`` (the media is in perception's
+content-addressed store under its sha256), and ``media_seconds`` for audio.
 
 Media that perception refuses (not audio, corrupt, too long, ...) and media in which
 nothing was heard or read are ``bad_request`` replies: no cycle runs and nothing is
@@ -67,21 +68,24 @@ class Perceiver:
                 heard = TRANSCRIBE.call(
                     self.session,
                     self.keys,
-                    TranscribeRequest(audio=request.audio),
+                    TranscribeRequest(audio=request.audio, keep=True),
                     timeout_s=self.timeout_s,
                 )
                 text, sha, model, conf = heard.text, heard.sha256, heard.model, heard.confidence
-                extra: dict[str, ContextValue] = {"media_seconds": round(heard.duration_s, 3)}
+                extra: dict[str, ContextValue] = {
+                    "media_seconds": round(heard.duration_s, 3),
+                    "media_kept": heard.kept,
+                }
             else:
                 assert request.image is not None
                 seen = READ.call(
                     self.session,
                     self.keys,
-                    ReadRequest(image=request.image),
+                    ReadRequest(image=request.image, keep=True),
                     timeout_s=self.timeout_s,
                 )
                 text, sha, model, conf = seen.text, seen.sha256, seen.model, seen.confidence
-                extra = {}
+                extra = {"media_kept": seen.kept}
         except RequestFailed:
             raise
         except BusError as exc:

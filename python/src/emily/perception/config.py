@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-from emily.config import load_section
+from emily.config import load_section, state_dir
 from emily.errors import ConfigError
 
 
@@ -30,6 +31,9 @@ class PerceptionConfig:
     tesseract : the Tesseract executable.
     ocr_lang : Tesseract's language model (``eng``).
     max_pixels : largest image accepted (width x height, px).
+    media_max_bytes : bound on the media kept for episodes (bytes); the least recently
+        written go first past it; 0 keeps none.
+    media_dir : where that media lives; unset means ``<state dir>/perception/media``.
     metrics_addr, metrics_port : where ``/metrics`` listens.
     workers : requests served at once per endpoint.
     """
@@ -45,6 +49,8 @@ class PerceptionConfig:
     tesseract: str = "tesseract"
     ocr_lang: str = "eng"
     max_pixels: int = 40_000_000
+    media_max_bytes: int = 1 << 30
+    media_dir: Path | None = None
     metrics_addr: str = "127.0.0.1"
     metrics_port: int = 9463
     workers: int = 1
@@ -60,8 +66,17 @@ class PerceptionConfig:
             raise ConfigError(f"[perception] max_pixels must be positive, got {self.max_pixels}")
         if not 1 <= self.workers <= 16:
             raise ConfigError(f"[perception] workers must be 1..16, got {self.workers}")
+        if self.media_max_bytes < 0:
+            raise ConfigError(
+                f"[perception] media_max_bytes must be >= 0, got {self.media_max_bytes}"
+            )
         if self.cpu_threads < 0:
             raise ConfigError(f"[perception] cpu_threads must be >= 0, got {self.cpu_threads}")
+
+    @property
+    def media_root(self) -> Path:
+        """Directory of the kept media (``<state dir>/perception/media`` by default)."""
+        return self.media_dir or state_dir() / "perception" / "media"
 
     @classmethod
     def load(cls) -> PerceptionConfig:

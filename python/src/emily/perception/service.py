@@ -1,7 +1,8 @@
 """``emily serve perception``: speech and text in images, on the bus.
 
 Queryables ``emily/<node>/perception/transcribe`` and ``emily/<node>/perception/read``,
-liveliness ``health/perception``, ``/metrics`` on port 9463 by default.
+liveliness ``health/perception``, ``/metrics`` on port 9463 by default. Media a request
+asks to ``keep`` goes to the content-addressed :class:`~emily.perception.media.MediaStore`.
 
 Metrics: ``emily_perception_seconds{op}`` (time per request, s),
 ``emily_perception_requests_total{op,outcome}`` (``ok``, ``bad_request``, ``internal``)
@@ -35,6 +36,7 @@ from emily.bus.schemas.perception import (
 from emily.observe import start_metrics_server
 from emily.perception.config import PerceptionConfig
 from emily.perception.errors import MediaError
+from emily.perception.media import MediaStore
 from emily.perception.ocr import Reader
 from emily.perception.speech import Transcriber
 from emily.runtime import run_service
@@ -42,6 +44,7 @@ from emily.runtime import run_service
 log = logging.getLogger(__name__)
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
+R = TypeVar("R", TranscribeReply, ReadReply)
 BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
@@ -83,6 +86,7 @@ class PerceptionService:
         self.metrics = PerceptionMetrics()
         self.transcriber = Transcriber(config)
         self.reader = Reader(config)
+        self.media = MediaStore(config.media_root, config.media_max_bytes)
         self.servers: list[Server] = [
             TRANSCRIBE.serve(session, keys, self.handle_transcribe, workers=config.workers),
             READ.serve(session, keys, self.handle_read, workers=config.workers),
@@ -103,17 +107,24 @@ class PerceptionService:
         self.metrics.seconds.labels(op).observe(time.perf_counter() - t0)
         return reply
 
+    def _keep(self, reply: R, data: bytes, keep: bool) -> R:
+        """``reply``, marked ``kept`` once its media is in the store (only media in which
+        something was heard or read becomes an episode)."""
+        if not (keep and reply.text):
+            return reply
+        return reply.model_copy(update={"kept": self.media.put(reply.sha256, data)})
+
     def handle_transcribe(self, req: TranscribeRequest) -> TranscribeReply:
         """``perception/transcribe``: a bad clip is a ``bad_request`` reply."""
-        reply = self._serve(
-            "transcribe", lambda: self.transcriber.transcribe(media_bytes(req.audio), req.language)
-        )
+        data = media_bytes(req.audio)
+        reply = self._serve("transcribe", lambda: self.transcriber.transcribe(data, req.language))
         self.metrics.audio.inc(reply.duration_s)
-        return reply
+        return self._keep(reply, data, req.keep)
 
     def handle_read(self, req: ReadRequest) -> ReadReply:
         """``perception/read``: a bad image is a ``bad_request`` reply."""
-        return self._serve("read", lambda: self.reader.read(media_bytes(req.image)))
+        data = media_bytes(req.image)
+        return self._keep(self._serve("read", lambda: self.reader.read(data)), data, req.keep)
 
     def warm_up(self) -> None:
         """Run both models once on a blank input, so the first request is not the slow one."""

@@ -67,10 +67,13 @@ class TranscribeRequest(Message):
     audio : the clip's bytes (any container PyAV decodes: WAV, FLAC, OGG, MP3, ...) in
         base64, 1 byte to 8 MiB decoded.
     language : ISO 639-1 code, or ``None`` to detect it (an English-only model is ``en``).
+    keep : keep the clip in the service's content-addressed media store when speech was
+        heard (what cognition asks for the media behind an episode).
     """
 
     audio: str = Field(max_length=MAX_MEDIA_B64)
     language: str | None = Field(default=None, min_length=2, max_length=8)
+    keep: bool = False
 
     @field_validator("audio")
     @classmethod
@@ -100,6 +103,7 @@ class TranscribeReply(Message):
     confidence : duration-weighted mean of the segments' confidences.
     elapsed_ms : decoding plus transcription time (ms).
     model : the model's name (``whisper-tiny.en``). sha256 : the clip's content address.
+    kept : the clip is in the media store under ``sha256``.
     """
 
     text: str
@@ -112,12 +116,16 @@ class TranscribeReply(Message):
     elapsed_ms: float = Field(ge=0.0)
     model: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    kept: bool = False
 
 
 class ReadRequest(Message):
-    """Text in an image: ``image`` is a PNG, JPEG, WebP, GIF, BMP or TIFF in base64."""
+    """Text in an image: ``image`` is a PNG, JPEG, WebP, GIF, BMP or TIFF in base64;
+    ``keep`` keeps it in the media store when text was read (see
+    :class:`TranscribeRequest`)."""
 
     image: str = Field(max_length=MAX_MEDIA_B64)
+    keep: bool = False
 
     @field_validator("image")
     @classmethod
@@ -145,7 +153,7 @@ class ReadReply(Message):
     confidence : mean word confidence (0 when nothing was read).
     width, height : the image's size (px). elapsed_ms : OCR time (ms).
     model : the engine and language (``tesseract-5.3.0-eng``). sha256 : the image's
-        content address.
+        content address. kept : the image is in the media store under ``sha256``.
     """
 
     text: str
@@ -156,3 +164,4 @@ class ReadReply(Message):
     elapsed_ms: float = Field(ge=0.0)
     model: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    kept: bool = False
