@@ -13,6 +13,7 @@ from emily.cognition.config import CognitionConfig
 from emily.config import load_section
 from emily.errors import ConfigError
 from emily.memory.config import MemoryConfig
+from emily.perception.config import PerceptionConfig
 from tests.nix.nixeval import nix_eval
 
 HELPER = "import ./modules/lib/settings.nix"
@@ -61,6 +62,20 @@ CASES: list[tuple[type[Any], str, dict[str, Any]]] = [
         MemoryConfig,
         "memory",
         {"dsn": "postgresql:///emily?host=/run/postgresql", "metrics_port": 9461},
+    ),
+    (
+        PerceptionConfig,
+        "perception",
+        {
+            "model_dir": "/nix/store/0000-whisper-tiny.en-ct2-0.1.0",
+            "model_name": "whisper-tiny.en",
+            "device": "cuda",
+            "compute_type": "int8",
+            "tesseract": "/nix/store/0000-tesseract/bin/tesseract",
+            "ocr_lang": "eng",
+            "metrics_port": 9463,
+            "metrics_addr": "127.0.0.1",
+        },
     ),
 ]
 
