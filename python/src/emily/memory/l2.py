@@ -242,7 +242,7 @@ class L2:
         length, crc = _HEAD.unpack(row[: _HEAD.size].tobytes())
         if length > self.slot_bytes - _HEAD.size:
             raise CorruptSlot(f"length {length} exceeds the slot")
-        body = row[_HEAD.size : _HEAD.size + length].tobytes()
+        body: bytes = row[_HEAD.size : _HEAD.size + length].tobytes()
         if zlib.crc32(body, zlib.crc32(self.vectors[slot].tobytes())) != crc:
             raise CorruptSlot("checksum mismatch")
         return body
