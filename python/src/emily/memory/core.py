@@ -280,15 +280,18 @@ class Memory:
 
     # ---------------------------------------------------------------- stats
     def stats(self) -> StatsReply:
-        """Tier sizes and hit rates, pool statistics and index parameters."""
+        """Tier sizes and hit rates, pool statistics and index parameters.
+
+        Raises
+        ------
+        StoreUnavailable
+            Postgres is unreachable (the episode count is unknown).
+        """
         sizes = self.tiers.sizes()
         hits = dict(self.tiers.hit_counts)
         total = sum(hits.values()) or 1
         caps = {"L0": self.cfg.l0_capacity, "L1": self.cfg.l1_capacity, "L2": self.cfg.l2_capacity}
-        try:
-            episodes = self.store.count()
-        except StoreUnavailable:
-            episodes = 0
+        episodes = self.store.count()  # Postgres down: StoreUnavailable, not a made-up 0
         tiers = [
             TierStats(
                 tier=t,

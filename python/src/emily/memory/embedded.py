@@ -27,6 +27,7 @@ import signal
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,6 +124,17 @@ class EmbeddedPostgres:
             return self._path.pid
         return int(self._server.get_pid())
 
+    def alive(self) -> bool:
+        """Whether the postmaster process runs (a zombie counts as dead)."""
+        try:
+            return _process_alive(self.pid)
+        except (StoreUnavailable, AssertionError, TypeError):  # no server was ever seen
+            return False
+
+    def watch(self, period_s: float = 0.5, max_backoff_s: float = 10.0) -> PostgresWatch:
+        """Start a thread that restarts the server whenever its postmaster dies."""
+        return PostgresWatch(self, period_s, max_backoff_s)
+
     def kill(self) -> None:
         """Crash the server on purpose (SIGQUIT: immediate shutdown, like a power cut).
 
@@ -163,6 +175,47 @@ class EmbeddedPostgres:
 
         with self._server._lock:
             _pg_ctl_stop(Path(POSTGRES_BIN_PATH), self._server.pgdata, self._server.system_user)
+
+
+class PostgresWatch:
+    """Restarts an :class:`EmbeddedPostgres` whose postmaster died.
+
+    Checked every ``period_s``; a failed restart (old backends still hold the shared
+    memory, say) is retried with a backoff doubling up to ``max_backoff_s``. Meanwhile
+    the store raises :class:`StoreUnavailable`, so the service answers ``unavailable``
+    and keeps stores in its outbox. :attr:`restarts` counts successful restarts.
+    """
+
+    def __init__(self, server: EmbeddedPostgres, period_s: float, max_backoff_s: float) -> None:
+        self.server = server
+        self.period_s = period_s
+        self.max_backoff_s = max_backoff_s
+        self.restarts = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="postgres-watch", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        wait = self.period_s
+        while not self._stop.wait(wait):
+            if self.server.alive():
+                wait = self.period_s
+                continue
+            log.error("the embedded Postgres on %s is down; restarting it", self.server.datadir)
+            try:
+                self.server.start()
+            except Exception as exc:  # keep watching: the next try may succeed
+                wait = min(self.max_backoff_s, max(wait, self.period_s) * 2)
+                log.warning("restarting the embedded Postgres failed (%s); again in %gs", exc, wait)
+                continue
+            self.restarts += 1
+            wait = self.period_s
+            log.info("the embedded Postgres is back (restart %d)", self.restarts)
+
+    def stop(self) -> None:
+        """Stop watching (the server keeps running)."""
+        self._stop.set()
+        self._thread.join(timeout=30)
 
 
 class PathPostgres:
@@ -307,6 +360,23 @@ class PathPostgres:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs: exists and, where ``/proc`` tells, is no zombie."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (macOS): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return stat_line.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
 def _bindir_on_path() -> Path:

@@ -165,6 +165,8 @@ def main(args: argparse.Namespace) -> int:
         store, embedded = open_store(cfg)
         metrics = MemoryMetrics()
         memory = Memory(cfg, store, Embedder(), metrics=metrics)
+        if embedded is not None:  # a dead embedded Postgres is restarted, not left down
+            stack.callback(embedded.watch().stop)
         http = start_metrics_server(metrics.registry, cfg.metrics_port, cfg.metrics_addr)
         stack.callback(http.close)
         session = open_session(bus)
