@@ -3,7 +3,9 @@
 # perception/read, /metrics on localhost:9463. A client of the host's zenohd; cognition
 # sends it the audio and images it observes. The Whisper model is a CTranslate2
 # directory: the embedded tiny.en by default, base or small on the host (int8 on the P4,
-# which lacks fast fp16). The unit itself comes from ./unit.nix.
+# which lacks fast fp16). With `caption.model` and `caption.projector` (a vision GGUF and
+# its mmproj, pulled by SHA-256) it also describes images through llama.cpp
+# (perception/caption). The unit itself comes from ./unit.nix.
 {
   config,
   lib,
@@ -76,6 +78,31 @@ in
       description = "Tesseract language models installed for the unit (eng must be among them); the first one reads the images.";
     };
 
+    caption = {
+      model = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "/var/lib/emily/perception/models/gemma-3-4b-it-Q4_K_M.gguf";
+        description = ''
+          A vision GGUF for image captions (perception/caption), outside the Nix store,
+          pulled by its SHA-256 with `emily model pull URL --sha256 HEX` as this unit's
+          user. Null: no captions; images are read by Tesseract only.
+        '';
+      };
+      projector = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "/var/lib/emily/perception/models/mmproj-gemma-3-4b-it-f16.gguf";
+        description = "The multimodal projector (mmproj) GGUF that belongs to `caption.model`.";
+      };
+      gpuLayers = lib.mkOption {
+        type = lib.types.int;
+        default = if gpu then -1 else 0;
+        defaultText = lib.literalMD "`-1` (all) with `device = \"cuda\"`, else `0`";
+        description = "Layers of the vision model offloaded to the GPU.";
+      };
+    };
+
     metricsPort = lib.mkOption {
       type = lib.types.port;
       default = 9463;
@@ -90,22 +117,37 @@ in
   };
 
   config = lib.mkIf cfg.enable (
-    unit.config {
-      service = "perception";
-      inherit cfg gpu;
-      description = "Emily perception service (Whisper, Tesseract)";
-      settings = {
-        model_dir = toString cfg.modelDir;
-        model_name = cfg.modelName;
-        inherit (cfg) device;
-        compute_type = cfg.computeType;
-        tesseract = "${tesseract}/bin/tesseract";
-        ocr_lang = builtins.head cfg.ocrLanguages;
-        metrics_port = cfg.metricsPort;
-        metrics_addr = cfg.metricsAddress;
-      };
-      # the models are files on disk; never reach for the Hub
-      extraEnvironment.HF_HUB_OFFLINE = "1";
-    }
+    lib.mkMerge [
+      {
+        assertions = [
+          {
+            assertion = (cfg.caption.model == null) == (cfg.caption.projector == null);
+            message = "services.emily.perception.caption: model and projector go together (a vision GGUF and its mmproj).";
+          }
+        ];
+      }
+      (unit.config {
+        service = "perception";
+        inherit cfg gpu;
+        description = "Emily perception service (Whisper, Tesseract)";
+        settings = {
+          model_dir = toString cfg.modelDir;
+          model_name = cfg.modelName;
+          inherit (cfg) device;
+          compute_type = cfg.computeType;
+          tesseract = "${tesseract}/bin/tesseract";
+          ocr_lang = builtins.head cfg.ocrLanguages;
+          metrics_port = cfg.metricsPort;
+          metrics_addr = cfg.metricsAddress;
+        }
+        // lib.optionalAttrs (cfg.caption.model != null) {
+          caption_model = cfg.caption.model;
+          caption_projector = cfg.caption.projector;
+          caption_gpu_layers = cfg.caption.gpuLayers;
+        };
+        # the models are files on disk; never reach for the Hub
+        extraEnvironment.HF_HUB_OFFLINE = "1";
+      })
+    ]
   );
 }

@@ -34,6 +34,7 @@ def test_every_queryable_is_declared_once_under_its_service() -> None:
         "memory/stats",
         "perception/transcribe",
         "perception/read",
+        "perception/caption",
     }
     assert SERVICES == ("cognition", "inference", "memory", "perception")
     assert [e.verb for e in served_by("memory")] == ["store", "recall", "stats"]

@@ -7,17 +7,21 @@ import base64
 import pytest
 import zenoh
 
-from emily.bus.endpoints import READ, TRANSCRIBE
+from emily.bus.endpoints import CAPTION, READ, TRANSCRIBE
 from emily.bus.health import Peers
 from emily.bus.messages import decode
 from emily.bus.rpc import RequestFailed
 from emily.bus.schemas.perception import (
     MAX_MEDIA_BYTES,
+    CaptionRequest,
     ReadRequest,
     TranscribeRequest,
     b64_media,
 )
-from emily.errors import PayloadError
+from emily.errors import ConfigError, PayloadError
+from emily.perception.caption import Captioner
+from emily.perception.config import PerceptionConfig
+from emily.perception.errors import ModelError
 from emily.perception.service import PerceptionService
 from tests.perception.conftest import KEYS
 from tests.perception.media import note, silence, speak
@@ -115,3 +119,22 @@ def test_liveliness_token(perception: PerceptionService, zenoh_pair) -> None:
         assert peers.wait("perception", timeout_s=10)
     finally:
         peers.close()
+
+
+def test_caption_without_a_vision_model_is_unavailable(
+    perception: PerceptionService, zenoh_pair
+) -> None:
+    with pytest.raises(RequestFailed) as err:
+        CAPTION.call(
+            _client(zenoh_pair), KEYS, CaptionRequest(image=b64_media(note(["x"]))), timeout_s=30
+        )
+    assert err.value.reply.code == "unavailable" and "caption_model" in err.value.reply.message
+
+
+def test_caption_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="go together"):
+        PerceptionConfig(caption_model="/srv/vision.gguf")
+    with pytest.raises(ModelError, match="is not a file"):
+        Captioner(
+            PerceptionConfig(caption_model="/absent.gguf", caption_projector="/absent.mmproj")
+        )

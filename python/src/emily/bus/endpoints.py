@@ -46,6 +46,8 @@ from emily.bus.schemas.memory import (
 from emily.bus.schemas.neural import SpikeEvent
 from emily.bus.schemas.perception import (
     MAX_MEDIA_B64,
+    CaptionReply,
+    CaptionRequest,
     ReadReply,
     ReadRequest,
     TranscribeReply,
@@ -147,6 +149,7 @@ TRANSCRIBE = Endpoint(
     "perception", "transcribe", TranscribeRequest, TranscribeReply, max_bytes=_MEDIA_BYTES
 )
 READ = Endpoint("perception", "read", ReadRequest, ReadReply, max_bytes=_MEDIA_BYTES)
+CAPTION = Endpoint("perception", "caption", CaptionRequest, CaptionReply, max_bytes=_MEDIA_BYTES)
 
 #: Every queryable, in the order the README lists them.
 ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
@@ -160,6 +163,7 @@ ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     STATS,
     TRANSCRIBE,
     READ,
+    CAPTION,
 )
 
 MEMORY_OPERATIONS = Topic("memory.operations", MemoryOperations)

@@ -8,8 +8,10 @@ The episode's context records where the text came from:
 
 ``modality`` (``audio`` or ``image``), ``media_sha256`` (the clip's or image's content
 address), ``perception_model`` (``whisper-tiny.en``, ``tesseract-5.3.0-eng``),
-``perception_confidence`` (0..1), ``media_kept`` (the media is in perception's
-content-addressed store under its sha256), and ``media_seconds`` for audio.
+``perception_confidence`` (0..1), ``caption_model`` where a vision model described an
+image (its sentence follows the text read, as ``[image: ...]``), ``media_kept`` (the
+media is in perception's content-addressed store under its sha256), and
+``media_seconds`` for audio.
 
 Media that perception refuses (not audio, corrupt, too long, ...) and media in which
 nothing was heard or read are ``bad_request`` replies: no cycle runs and nothing is
@@ -20,13 +22,18 @@ from __future__ import annotations
 
 import zenoh
 
-from emily.bus.endpoints import READ, TRANSCRIBE
+from emily.bus.endpoints import CAPTION, READ, TRANSCRIBE
 from emily.bus.keys import Keys
 from emily.bus.messages import ErrorReply
 from emily.bus.rpc import RequestFailed
 from emily.bus.schemas.cognition import MAX_TEXT_CHARS, ObserveRequest
 from emily.bus.schemas.context import ContextValue
-from emily.bus.schemas.perception import ReadRequest, TranscribeRequest
+from emily.bus.schemas.perception import (
+    CaptionReply,
+    CaptionRequest,
+    ReadRequest,
+    TranscribeRequest,
+)
 from emily.errors import BusError
 
 
@@ -51,6 +58,19 @@ class Perceiver:
         self.session = session
         self.keys = keys
         self.timeout_s = timeout_s
+
+    def _caption(self, image: str) -> CaptionReply | None:
+        """The vision model's sentence about ``image``, or ``None`` where no vision model
+        is configured (``unavailable``) or it has nothing to say."""
+        try:
+            reply = CAPTION.call(
+                self.session, self.keys, CaptionRequest(image=image), timeout_s=self.timeout_s
+            )
+        except RequestFailed as exc:
+            if exc.reply.code == "unavailable":
+                return None
+            raise
+        return reply if reply.text.strip() else None
 
     def to_text(self, request: ObserveRequest) -> ObserveRequest:
         """``request`` unchanged if it is text, else its percept as a text observation.
@@ -86,6 +106,10 @@ class Perceiver:
                 )
                 text, sha, model, conf = seen.text, seen.sha256, seen.model, seen.confidence
                 extra = {"media_kept": seen.kept}
+                caption = self._caption(request.image)
+                if caption is not None:
+                    text = f"{text}\n[image: {caption.text}]" if text else caption.text
+                    extra["caption_model"] = caption.model
         except RequestFailed:
             raise
         except BusError as exc:

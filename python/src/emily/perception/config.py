@@ -34,6 +34,13 @@ class PerceptionConfig:
     media_max_bytes : bound on the media kept for episodes (bytes); the least recently
         written go first past it; 0 keeps none.
     media_dir : where that media lives; unset means ``<state dir>/perception/media``.
+    caption_model : a vision GGUF for ``perception/caption`` (host only); empty serves
+        no captions.
+    caption_projector : that model's multimodal projector (``mmproj``) GGUF.
+    caption_name : the name provenance records; empty means the GGUF's file stem.
+    caption_gpu_layers : layers offloaded to the GPU (-1: all, 0: CPU only).
+    caption_n_ctx : context of the vision model (tokens; the image takes hundreds).
+    caption_max_tokens : longest caption (tokens).
     metrics_addr, metrics_port : where ``/metrics`` listens.
     workers : requests served at once per endpoint.
     """
@@ -51,6 +58,12 @@ class PerceptionConfig:
     max_pixels: int = 40_000_000
     media_max_bytes: int = 1 << 30
     media_dir: Path | None = None
+    caption_model: str = ""
+    caption_projector: str = ""
+    caption_name: str = ""
+    caption_gpu_layers: int = 0
+    caption_n_ctx: int = 4096
+    caption_max_tokens: int = 64
     metrics_addr: str = "127.0.0.1"
     metrics_port: int = 9463
     workers: int = 1
@@ -69,6 +82,15 @@ class PerceptionConfig:
         if self.media_max_bytes < 0:
             raise ConfigError(
                 f"[perception] media_max_bytes must be >= 0, got {self.media_max_bytes}"
+            )
+        if bool(self.caption_model) != bool(self.caption_projector):
+            raise ConfigError(
+                "[perception] caption_model and caption_projector go together: set both "
+                "(a vision GGUF and its mmproj) or neither"
+            )
+        if not 1 <= self.caption_max_tokens <= 1024 or self.caption_n_ctx < 512:
+            raise ConfigError(
+                "[perception] caption_max_tokens must be 1..1024 and caption_n_ctx >= 512"
             )
         if self.cpu_threads < 0:
             raise ConfigError(f"[perception] cpu_threads must be >= 0, got {self.cpu_threads}")

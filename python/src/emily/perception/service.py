@@ -1,6 +1,7 @@
 """``emily serve perception``: speech and text in images, on the bus.
 
-Queryables ``emily/<node>/perception/transcribe`` and ``emily/<node>/perception/read``,
+Queryables ``emily/<node>/perception/transcribe``, ``.../read`` and ``.../caption`` (a
+vision model's one-sentence description, where ``[perception] caption_model`` is set),
 liveliness ``health/perception``, ``/metrics`` on port 9463 by default. Media a request
 asks to ``keep`` goes to the content-addressed :class:`~emily.perception.media.MediaStore`.
 
@@ -22,11 +23,13 @@ import zenoh
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from emily.bus import BusConfig, Keys, open_session
-from emily.bus.endpoints import READ, TRANSCRIBE
+from emily.bus.endpoints import CAPTION, READ, TRANSCRIBE
 from emily.bus.health import announce
 from emily.bus.messages import ErrorReply, Message
 from emily.bus.rpc import RequestFailed, Server
 from emily.bus.schemas.perception import (
+    CaptionReply,
+    CaptionRequest,
     ReadReply,
     ReadRequest,
     TranscribeReply,
@@ -34,6 +37,7 @@ from emily.bus.schemas.perception import (
     media_bytes,
 )
 from emily.observe import start_metrics_server
+from emily.perception.caption import Captioner
 from emily.perception.config import PerceptionConfig
 from emily.perception.errors import MediaError
 from emily.perception.media import MediaStore
@@ -87,9 +91,11 @@ class PerceptionService:
         self.transcriber = Transcriber(config)
         self.reader = Reader(config)
         self.media = MediaStore(config.media_root, config.media_max_bytes)
+        self.captioner = Captioner(config) if config.caption_model else None
         self.servers: list[Server] = [
             TRANSCRIBE.serve(session, keys, self.handle_transcribe, workers=config.workers),
             READ.serve(session, keys, self.handle_read, workers=config.workers),
+            CAPTION.serve(session, keys, self.handle_caption, workers=1),
         ]
         self.token: Any = announce(session, keys, "perception")
 
@@ -125,6 +131,19 @@ class PerceptionService:
         """``perception/read``: a bad image is a ``bad_request`` reply."""
         data = media_bytes(req.image)
         return self._keep(self._serve("read", lambda: self.reader.read(data)), data, req.keep)
+
+    def handle_caption(self, req: CaptionRequest) -> CaptionReply:
+        """``perception/caption``: ``unavailable`` without a configured vision model."""
+        if self.captioner is None:
+            raise RequestFailed(
+                ErrorReply(
+                    code="unavailable",
+                    message="no vision model here: set [perception] caption_model and "
+                    "caption_projector to a GGUF and its mmproj",
+                )
+            )
+        captioner = self.captioner
+        return self._serve("caption", lambda: captioner.caption(media_bytes(req.image)))
 
     def warm_up(self) -> None:
         """Run both models once on a blank input, so the first request is not the slow one."""

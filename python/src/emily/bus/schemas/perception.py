@@ -165,3 +165,25 @@ class ReadReply(Message):
     model: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     kept: bool = False
+
+
+class CaptionRequest(Message):
+    """An image to describe (as :class:`ReadRequest`); served only where a vision model
+    is configured, ``unavailable`` elsewhere."""
+
+    image: str = Field(max_length=MAX_MEDIA_B64)
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str) -> str:
+        return check_b64(v)
+
+
+class CaptionReply(Message):
+    """One sentence about the image, the vision model's name, the time taken (ms) and the
+    image's content address."""
+
+    text: str
+    elapsed_ms: float = Field(ge=0.0)
+    model: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
