@@ -59,3 +59,29 @@ def test_bad_lines_are_all_reported_and_nothing_is_stored(
     assert cli_env.service.memory.store.count() == 0
     assert main(["memory", "recall", "x", "--since", "yesterday"]) == 1
     assert "since" in capsys.readouterr().err
+
+
+def test_injected_interrupted_ingest_rerun_stores_nothing_twice(
+    cli_env: Running, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The fault: an ingest of a JSONL without ids stopped after its first two lines (the
+    file as far as it got), then the whole file ingested, twice."""
+    lines = [
+        {"text": "Watered the tomatoes", "timestamp": "2025-06-01T08:00:00Z"},
+        {"text": "Watered the tomatoes", "timestamp": "2025-06-01T08:00:00Z"},  # a repeat
+        {"text": "The neighbour's dog barked all night"},
+        {"text": "Found a coin on the pavement", "timestamp": "2025-06-03T08:00:00Z"},
+    ]
+    text = "\n".join(json.dumps(line) for line in lines) + "\n"
+    part, whole = tmp_path / "part.jsonl", tmp_path / "eps.jsonl"
+    part.write_text("".join(text.splitlines(keepends=True)[:2]))
+    whole.write_text(text)
+    for f in (part, whole, whole):
+        assert main(["memory", "ingest", str(f), "--quiet", "--batch", "2"]) == 0
+    assert "stored 4 episodes" in capsys.readouterr().out
+    store = cli_env.service.memory.store
+    assert store.count() == 4  # the repeated line at another position is its own episode
+    ids = sorted(store.all_ids())
+    assert all(i.version == 8 for i in ids)
+    dated = sorted((r.ts, r.id) for r in store.fetch(ids).values() if r.ts.year == 2025)
+    assert [i for _, i in dated] == sorted(i for _, i in dated)  # ids keep time order

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -52,18 +54,46 @@ def _connect(args: argparse.Namespace, endpoint: Endpoint[Any, Any]) -> Client:
 
 
 def ingest(args: argparse.Namespace) -> int:
-    """Store a JSONL file in batches, with a progress bar."""
-    episodes = read_jsonl(Path(args.file))
-    queued = 0
-    with (
-        _connect(args, STORE) as client,
-        tqdm(total=len(episodes), unit="ep", desc="ingest", disable=args.quiet) as bar,
-    ):
-        for i in range(0, len(episodes), args.batch):
-            batch = episodes[i : i + args.batch]
-            reply = client.call(STORE, StoreRequest(episodes=batch), args.timeout)
-            queued += reply.queued
-            bar.update(len(batch))
+    """Store a JSONL file in batches, with a progress bar.
+
+    A line without an ``id`` gets one derived from its line number and bytes (a UUIDv8:
+    the first 48 bits are its ``timestamp`` in Unix ms when it has one, so ids keep time
+    order, the rest a SHA-256 of the two), so rerunning an interrupted ingest stores no
+    line twice. On failure it says how many lines were stored.
+    """
+    path = Path(args.file)
+    episodes = read_jsonl(path)
+    with path.open(encoding="utf-8") as fh:  # the same lines read_jsonl kept, in order
+        lines = [(n, line.strip()) for n, line in enumerate(fh, 1) if line.strip()]
+    for i, (ep, (n, line)) in enumerate(zip(episodes, lines, strict=True)):
+        if ep.id is None:
+            digest = hashlib.sha256(f"{n}\n{line}".encode()).digest()
+            ms = int(ep.timestamp.timestamp() * 1000) if ep.timestamp else None
+            head = ms.to_bytes(6, "big") if ms is not None and 0 <= ms < 1 << 48 else digest[16:22]
+            raw = bytearray(head + digest[:10])
+            raw[6] = 0x80 | (raw[6] & 0x0F)  # version 8
+            raw[8] = 0x80 | (raw[8] & 0x3F)  # RFC 9562 variant
+            episodes[i] = ep.model_copy(update={"id": uuid.UUID(bytes=bytes(raw))})
+    queued = done = 0
+    try:
+        with (
+            _connect(args, STORE) as client,
+            tqdm(total=len(episodes), unit="ep", desc="ingest", disable=args.quiet) as bar,
+        ):
+            for i in range(0, len(episodes), args.batch):
+                batch = episodes[i : i + args.batch]
+                reply = client.call(STORE, StoreRequest(episodes=batch), args.timeout)
+                queued += reply.queued
+                done += len(batch)
+                bar.update(len(batch))
+    except (Exception, KeyboardInterrupt):
+        last = f" (through line {lines[done - 1][0]})" if done else ""
+        print(
+            f"stored {done} of {len(episodes)} episodes{last}; rerun the same command to "
+            "store the rest (stored lines are not stored twice)",
+            file=sys.stderr,
+        )
+        raise
     note = f" ({queued} queued in the outbox until Postgres is back)" if queued else ""
     print(f"stored {len(episodes)} episodes{note}")
     return 0
