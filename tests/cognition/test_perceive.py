@@ -85,9 +85,10 @@ def post(url: str, payload: dict[str, object]) -> tuple[int, object]:
         return exc.code, json.loads(exc.read())
 
 
-def stored(c: RunningCognition, text: str) -> None:
+def stored(c: RunningCognition, text: str, exact: str | None = None) -> None:
+    """Wait until a recall of ``text`` finds an episode (the one whose text is ``exact``)."""
     deadline = time.monotonic() + 60
-    while not recall(c, text).hits:
+    while not [h for h in recall(c, text).hits if exact is None or h.episode.text == exact]:
         assert time.monotonic() < deadline, "the episode never reached memory"
         time.sleep(0.2)
 
@@ -127,6 +128,29 @@ def test_spoken_sentence_and_photographed_note_are_recalled_by_text(
 
     asked = observe(stack, text="What did the red kite do by the river?")
     assert any("kite" in m.text.lower() for m in asked.trace.memories), asked.trace
+
+
+def test_a_spoken_sentence_and_a_note_recall_their_text_twins_first(
+    stack: RunningCognition,
+) -> None:
+    twins = [
+        "The red kite nested in the old oak by the river.",
+        "Please water the tomatoes in the greenhouse tomorrow morning.",
+        "I left my keys in the blue coat in the hall.",
+        "The train to Edinburgh leaves from platform four.",
+    ]
+    for text in twins:
+        observe(stack, text=text)
+    for text in twins:
+        stored(stack, text, exact=text)
+    for i in (0, 2):
+        heard = observe(stack, audio=b64_media(speak(twins[i])))
+        assert heard.trace.memories and heard.trace.memories[0].text == twins[i], heard.trace
+    seen = observe(
+        stack,
+        image=b64_media(note(["Please water the tomatoes in the", "greenhouse tomorrow morning."])),
+    )
+    assert seen.trace.memories and seen.trace.memories[0].text == twins[1], seen.trace
 
 
 def test_emily_observe_audio_file_becomes_an_episode(
