@@ -51,7 +51,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A plain-text table: ``header``, a rule, then one line per row.
 
     Cells are ``str()``-ed. A column whose every cell is a figure (``1,234``, ``-0.5``,
-    ``3.2x``, ``+1.0 pts``, ``0.5±0.1``, or ``-`` for none) is right-aligned, any other
+    ``3.2x``, ``+1.0 pts``, ``0.5±0.1``; ``-`` or ``nan`` for none) is right-aligned, any other
     left-aligned.
     Every row must have as many cells as ``header``.
     """
@@ -69,7 +69,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths), *map(line, cells[1:])])
 
 
-_FIGURE = re.compile(r"[-+]?\d[\d,.]*(e[-+]?\d+)?(±[\d,.]+)?(x|%| \S+)?$|-$")
+_FIGURE = re.compile(r"[-+]?\d[\d,.]*(e[-+]?\d+)?(±[\d,.]+)?(x|%| \S+)?$|-$|nan$")
 
 
 def load() -> str:

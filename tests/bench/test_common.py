@@ -67,12 +67,12 @@ def test_pcts_formats_p50_p95_p99_and_the_count() -> None:
 
 
 def test_table_header_first_then_rows() -> None:
-    rows = [("exact scan", "1.0", "1.0x", "-"), ("hnsw", "1,234", "12x", "own top-1 0.9")]
+    rows = [("exact scan", "1.0", "nan", "-"), ("hnsw", "1,234", "12x", "own top-1 0.9")]
     text = common.table(("path", "rate", "ratio", "note"), rows)
     assert text.splitlines() == [
         "path         rate  ratio  note",
         "----------  -----  -----  -------------",
-        "exact scan    1.0   1.0x  -",
+        "exact scan    1.0    nan  -",
         "hnsw        1,234    12x  own top-1 0.9",
     ]
 
