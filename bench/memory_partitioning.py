@@ -42,6 +42,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--ef", type=int, default=40)
     args = ap.parse_args()
+    if args.months < 3:
+        ap.error("--months must be at least 3: the one-month window is the third month")
     print(load_line("at start"), flush=True)
 
     pg = embedded_postgres("pg-partitioning")
