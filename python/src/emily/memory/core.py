@@ -362,6 +362,6 @@ class Memory:
             self._worker.join(timeout=10)
         if self.indexer is not None:
             self.indexer.close()
-        self.tiers.save()
+        self.tiers.close()
         self.outbox.close()
         self.store.close()

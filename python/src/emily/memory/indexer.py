@@ -9,6 +9,7 @@ skips what is already there. Saves happen on a period and at close.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -147,9 +148,21 @@ class Indexer:
 
     def save(self) -> None:
         """Write the index under :attr:`root` (only once it is complete)."""
-        if self.ready.is_set():
+        if not self.ready.is_set():
+            return
+        self._last_save = time.monotonic()  # a failed save waits save_every_s too
+        try:
             self.index.save(self.root)
-            self._last_save = time.monotonic()
+        except (OSError, RuntimeError) as exc:  # a full or read-only state dir
+            log.error(
+                "search index not saved under %s (%s); it keeps serving from RAM, and the "
+                "next start rebuilds what the saved copy lacks from Postgres",
+                self.root,
+                exc,
+            )
+            with contextlib.suppress(OSError):  # give back the space of a partial save
+                for tmp in self.root.glob("*.tmp"):
+                    tmp.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Stop a running build and save a complete, changed index."""

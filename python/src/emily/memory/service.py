@@ -69,11 +69,14 @@ class MemoryService:
         return RequestFailed(ErrorReply(code="unavailable", message=str(exc), retry_after_s=1.0))
 
     def handle_store(self, req: StoreRequest) -> StoreReply:
-        """``memory/store``; a record Postgres would refuse is a ``bad_request`` naming it."""
+        """``memory/store``; a record Postgres would refuse is a ``bad_request`` naming it,
+        and Postgres down with no room in the outbox is ``unavailable``."""
         try:
             return self.memory.store_episodes(req)
         except InvalidRecord as exc:
             raise RequestFailed(ErrorReply(code="bad_request", message=str(exc))) from exc
+        except StoreUnavailable as exc:
+            raise self._unavailable(exc) from exc
 
     def handle_recall(self, req: RecallRequest) -> RecallReply:
         """``memory/recall``; Postgres down gives an ``unavailable`` error reply."""

@@ -336,6 +336,12 @@ class TieredMemory:
                     exc,
                 )
 
+    def close(self) -> None:
+        """:meth:`save`, then close L2's files."""
+        with self.lock:
+            self.save()
+            self.l2.close()
+
     def warm_up(self, fetch: Fetch) -> int:
         """Reload L0 and L1 from the persisted statistics; returns episodes restored.
 

@@ -1,4 +1,4 @@
-"""L2 under disk faults: a full filesystem, a read-only one, and corrupt slots.
+"""Memory under state-dir faults: a full filesystem, a read-only one, corrupt L2 slots.
 
 The full and read-only disks are real: a small tmpfs mounted for the test (root only;
 the test is skipped where ``mount`` is not allowed), filled with a real file or
@@ -21,9 +21,12 @@ import torch
 from emily.bus.schemas.memory import EpisodeIn, RecallRequest, StoreRequest
 from emily.memory.config import MemoryConfig
 from emily.memory.core import Memory
+from emily.memory.embedded import EmbeddedPostgres
+from emily.memory.errors import StoreUnavailable
 from emily.memory.l0 import L0
 from emily.memory.l2 import L2
 from emily.memory.metrics import MemoryMetrics
+from emily.memory.outbox import Outbox
 from emily.memory.record import Record
 from emily.memory.store import PgStore
 from emily.memory.tiers import TieredMemory
@@ -66,9 +69,9 @@ def remount(disk: Path, mode: str) -> None:
 
 
 def memory_on(state: Path, dsn: str, **kw: object) -> Memory:
+    kw.setdefault("search_index", "postgres")
     cfg = MemoryConfig(
         state=state,
-        search_index="postgres",
         pool_timeout_s=1.0,
         l2_min_accesses=1,
         **kw,  # type: ignore[arg-type]
@@ -217,3 +220,61 @@ def test_injected_corrupt_slots_are_dropped_and_refetched_from_l3(
     assert "is corrupt" in caplog.text
     tiers.check()
     again.close()
+
+
+def test_injected_read_only_state_dir_memory_starts_and_serves(
+    small_disk: Path, pg_dsn: str, pg_server: EmbeddedPostgres, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fault: the whole state dir (L2, outbox, statistics, search index) is remounted
+    read-only between two runs; later Postgres is killed too."""
+    state = small_disk / "memory"
+    recs = records(12)
+    first = memory_on(state, pg_dsn, search_index="hnswlib", l1_capacity=4, l2_capacity=16)
+    store(first, recs[:6])
+    for rec in recs[:6]:
+        recall_one(first, rec)
+    first.close()
+    remount(small_disk, "ro")
+    with caplog.at_level(logging.INFO):
+        memory = memory_on(state, pg_dsn, search_index="hnswlib", l1_capacity=4, l2_capacity=16)
+        assert "L2 in" in caplog.text and "Read-only file system" in caplog.text
+        assert "the outbox" in caplog.text and "make the state dir writable" in caplog.text
+        reply = memory.store_episodes(
+            StoreRequest(
+                episodes=[
+                    EpisodeIn(id=r.id, text=r.text, embedding=r.embedding.tolist())
+                    for r in recs[6:]
+                ]
+            )
+        )
+        assert reply.durable  # Postgres takes them directly
+        for rec in recs:
+            assert recall_one(memory, rec)[0] == rec.text
+        assert memory.tiers.sizes()["L1"] == 4 and memory.stats().episodes == 12
+        memory.tiers.check()
+        pg_server.kill()  # and now Postgres is gone too: a store is refused, not lost
+        with pytest.raises(StoreUnavailable, match="outbox"):
+            memory.store_episodes(
+                StoreRequest(episodes=[EpisodeIn(text="x", embedding=[1.0] * 384)])
+            )
+        pg_server.start()
+        memory.close()  # logged, not raised
+    remount(small_disk, "rw")
+    again = memory_on(state, pg_dsn, l1_capacity=4, l2_capacity=16)
+    assert again.tiers.l2.online and again.outbox.error is None and len(again.tiers.l2) == 6
+    again.close()
+
+
+def test_injected_full_disk_outbox_refuses_clearly_and_recovers(small_disk: Path) -> None:
+    """The fault: the outbox's filesystem is full when Postgres is down."""
+    outbox = Outbox(small_disk / "outbox.sqlite")
+    recs = records(200)
+    fill(small_disk, leave=0)
+    with pytest.raises(StoreUnavailable, match="free space"):
+        outbox.put(recs)
+    assert outbox.pending() == 0  # nothing half-queued
+    for f in small_disk.glob("filler*"):
+        f.unlink()
+    outbox.put(recs)
+    assert outbox.pending() == 200
+    outbox.close()
