@@ -33,7 +33,22 @@ def build_app(
     """The FastAPI app; ``observe`` runs one cycle (in FastAPI's thread pool)."""
     app = FastAPI(title="Emily cognition", version="1")
 
-    @app.post("/v1/observe")
+    @app.post(
+        "/v1/observe",
+        summary="Observe: run one cognitive cycle",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ObserveRequest.model_json_schema()}},
+            }
+        },
+        responses={
+            200: {"model": ObserveReply, "description": "the action, response and trace"},
+            400: {"description": "the observation is malformed; the message says why"},
+            413: {"description": "the body is over the configured size limit"},
+            503: {"description": "a service the observation needs is absent"},
+        },
+    )
     async def post_observe(request: Request) -> Response:
         body = await request.body()
         try:
