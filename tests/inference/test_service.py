@@ -88,3 +88,22 @@ def test_serve_inference_process_starts_answers_and_stops(
             proc.wait()
     assert proc.returncode == 0, err
     assert "inference backend: cpu" in err and "shutting down" in err
+
+
+@pytest.mark.slow
+def test_the_model_selected_with_model_use_is_loaded(llm_model_path: Path) -> None:
+    from emily.bus import BusConfig
+    from emily.inference.config import InferenceConfig
+    from emily.inference.models import select
+    from emily.inference.service import InferenceService
+    from emily.inference.store import models_dir
+
+    (models_dir() / "mine.gguf").symlink_to(llm_model_path)
+    select("mine")
+    bus = BusConfig(node="sel", listen=(f"tcp/127.0.0.1:{free_port()}",), connect=())
+    service = InferenceService(InferenceConfig(n_ctx=256, n_threads=1, http_port=0), bus)
+    try:
+        assert service.engine.path == models_dir() / "mine.gguf"
+        assert service.engine.name == "mine"
+    finally:
+        service.close()

@@ -54,9 +54,10 @@ class InferenceBus:
     ) -> None:
         self.engine = engine
         self.scheduler = scheduler
-        # one rpc worker per slot (running + queued) plus one, so admission happens in
-        # the scheduler (which answers busy at once), never in the rpc pool's own queue
-        workers = scheduler.config.queue_size + 2
+        # one rpc worker per request the scheduler holds (slots + queue) plus one, so
+        # admission happens in the scheduler (which answers busy at once), never in the
+        # rpc pool's own queue
+        workers = scheduler.config.slots + scheduler.config.queue_size + 1
         self.servers = [
             GENERATE.serve(session, keys, self.generate, workers=workers),
             CHAT.serve(session, keys, self.chat, workers=workers),
@@ -77,8 +78,8 @@ class InferenceBus:
         """Handler of ``inference/chat``."""
         try:
             self.engine.check_model(req.model)
-            prompt = self.engine.chat_prompt(req.messages)
-            plan = self.engine.plan(prompt.text, req, extra_stop=prompt.stop)
+            # the rendered Prompt, not its text: message text never becomes control tokens
+            plan = self.engine.plan(self.engine.chat_prompt(req.messages), req)
         except InferenceError as exc:
             raise self._refuse(exc) from exc
         return self._run(plan, stream=req.stream, request_id=req.request_id)

@@ -22,6 +22,7 @@ from emily.inference.engine import Engine
 from emily.inference.errors import Unavailable
 from emily.inference.http_api import create_app
 from emily.inference.metrics import InferenceMetrics
+from emily.inference.models import selected
 from emily.inference.scheduler import Scheduler
 from emily.inference.store import embedded_model
 from emily.observe import MetricsServer, start_metrics_server
@@ -55,7 +56,8 @@ class InferenceService:
 
     def __init__(self, config: InferenceConfig, bus: BusConfig) -> None:
         api_key = read_api_key(config.api_key_file)
-        self.engine = Engine(config, config.model_path or embedded_model())
+        # the configured file, else the one `emily model use` selected, else the embedded
+        self.engine = Engine(config, config.model_path or selected() or embedded_model())
         log.info("inference backend: %s", self.engine.backend.describe())
         self.metrics = InferenceMetrics()
         self.metrics.set_backend(self.engine.backend, self.engine.name, config.n_gpu_layers)
