@@ -372,7 +372,7 @@ def main() -> None:
     )
     print(load_line("at end"))
     if args.plot:
-        bars = [(r[0], cell_number(r[3])) for r in rows]
+        bars = [(r[0] if r[1] == "-" else f"{r[0]}, ef {r[1]}", cell_number(r[3])) for r in rows]
         barh_plot(bars, xlabel="recalls/s (log)", filename="memory_retrieval.png", log=True)
     store.close()
 
