@@ -55,6 +55,13 @@ def test_oversize_image_is_refused() -> None:
         load_image(note(NOTE), 1000)
 
 
+def test_decompression_bomb_is_refused_as_too_many_pixels() -> None:
+    buf = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(buf, format="PNG")  # 400 Mpx in a few kB
+    with pytest.raises(MediaError, match="too many pixels"):
+        load_image(buf.getvalue(), 10**9)
+
+
 def test_format_outside_the_list_is_refused() -> None:
     buf = io.BytesIO()
     Image.new("RGB", (32, 32), "white").save(buf, format="ICO")

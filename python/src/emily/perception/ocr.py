@@ -52,11 +52,15 @@ def load_image(data: bytes, max_pixels: int) -> Image.Image:
             img.load()
     except MediaError:
         raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise MediaError(
+            f"the image has too many pixels ({exc}); at most {max_pixels} are read"
+        ) from exc
     except UnidentifiedImageError as exc:
         raise MediaError(
             "not an image (no known image format): send audio to perception/transcribe (--audio)"
         ) from exc
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as exc:
+    except Exception as exc:  # untrusted bytes: whatever a Pillow decoder raises
         raise MediaError(f"the image is corrupt or truncated: {exc}") from exc
     return img.convert("L")
 
