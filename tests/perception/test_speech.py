@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
 import pytest
 
 from emily.perception.errors import MediaError
@@ -77,3 +80,14 @@ def test_empty_clip_is_refused() -> None:
 def test_over_long_clip_is_refused() -> None:
     with pytest.raises(MediaError, match="at most 5 s"):
         decode(silence(7.0), 5)
+
+
+def test_decoding_matches_faster_whisper_own_decoder() -> None:
+    from faster_whisper.audio import decode_audio
+
+    clip = speak("I left my keys in the blue coat in the hall.")
+    ours = decode(clip, 600)
+    theirs = decode_audio(io.BytesIO(clip), sampling_rate=16_000)
+    assert abs(len(ours) - len(theirs)) <= 64
+    n = min(len(ours), len(theirs))
+    assert np.abs(ours[:n] - theirs[:n]).max() < 1e-3

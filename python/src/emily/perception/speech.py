@@ -21,7 +21,6 @@ from pathlib import Path
 import av
 import numpy as np
 from faster_whisper import WhisperModel
-from faster_whisper.audio import decode_audio
 
 from emily.bus.schemas.perception import Segment, TranscribeReply, sha256_hex
 from emily.perception.config import PerceptionConfig
@@ -87,16 +86,7 @@ def decode(data: bytes, max_s: float) -> np.ndarray:
     if data.startswith(_IMAGE_MAGIC) or data[8:12] == b"WEBP":
         raise MediaError("this is an image, not audio: send it to perception/read (--image)")
     try:
-        with av.open(io.BytesIO(data), mode="r") as container:
-            if not container.streams.audio:
-                raise MediaError("the file holds no audio stream: give a speech recording")
-            declared = container.duration  # in av.time_base units, or None
-        if declared is not None and declared / av.time_base > max_s + 1:
-            raise MediaError(
-                f"the clip is {declared / av.time_base:.0f} s long; at most {max_s:g} s "
-                "are taken (split it, or raise [perception] max_audio_s)"
-            )
-        samples = np.asarray(decode_audio(io.BytesIO(data), sampling_rate=SAMPLE_RATE), np.float32)
+        samples = _decode(data, max_s)
     except MediaError:
         raise
     except Exception as exc:  # untrusted bytes: whatever FFmpeg or PyAV raise
@@ -107,11 +97,50 @@ def decode(data: bytes, max_s: float) -> np.ndarray:
     if seconds < MIN_AUDIO_S:
         raise MediaError(f"the clip is empty ({seconds:.2f} s of audio): record some speech")
     if seconds > max_s:
-        raise MediaError(
-            f"the clip is {seconds:.0f} s long; at most {max_s:g} s are taken "
-            "(split it, or raise [perception] max_audio_s)"
-        )
+        raise _too_long(seconds, max_s)
     return samples
+
+
+def _too_long(seconds: float, max_s: float) -> MediaError:
+    return MediaError(
+        f"the clip is {seconds:.0f} s long; at most {max_s:g} s are taken "
+        "(split it, or raise [perception] max_audio_s)"
+    )
+
+
+def _decode(data: bytes, max_s: float) -> np.ndarray:
+    """Decode and resample frame by frame, stopping as soon as the clip passes ``max_s``:
+    a small file of a highly compressed codec could otherwise expand to gigabytes of
+    samples before its length is known. Undecodable frames inside a stream are skipped,
+    so a cut recording yields the part before the cut."""
+    limit = int((max_s + 1.0) * SAMPLE_RATE)
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    parts: list[np.ndarray] = []
+    n = 0
+    with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
+        if not container.streams.audio:
+            raise MediaError("the file holds no audio stream: give a speech recording")
+        declared = container.duration  # in av.time_base units, or None
+        if declared is not None and declared / av.time_base > max_s + 1:
+            raise _too_long(declared / av.time_base, max_s)
+        frames = container.decode(audio=0)
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except av.error.InvalidDataError:
+                continue
+            frame.pts = None  # timestamps of a damaged stream need not increase
+            for out in resampler.resample(frame):
+                parts.append(out.to_ndarray().reshape(-1))
+                n += parts[-1].size
+                if n > limit:
+                    raise _too_long(n / SAMPLE_RATE, max_s)
+        parts += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    if not parts:
+        return np.zeros(0, np.float32)
+    return np.concatenate(parts).astype(np.float32) / 32768.0
 
 
 class Transcriber:
