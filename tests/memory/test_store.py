@@ -14,6 +14,7 @@ from emily.bus.schemas.memory import RecallFilters
 from emily.memory.config import MemoryConfig
 from emily.memory.errors import StoreUnavailable
 from emily.memory.migrate import apply_migrations, migrations
+from emily.memory.pgcopy import InvalidRecord
 from emily.memory.store import PgStore
 from tests.memory.helpers import T0, records
 
@@ -292,3 +293,19 @@ def test_injected_backend_kill_in_one_part_loses_nothing(split_store: PgStore, p
     with split_store.connection() as conn:
         conn.execute("DROP TRIGGER slow ON episodes")
     assert split_store.insert(recs) == 400 and split_store.count() == 400
+
+
+def test_one_record_insert_stores_affect_as_copy_does_and_refuses_what_postgres_refuses(
+    store: PgStore,
+) -> None:
+    """One record goes through INSERT, a batch through COPY: both store affect as float32
+    (a float64 that underflows it is 0, not an error), and a value the table's checks
+    refuse is an InvalidRecord, not an internal error."""
+    tiny, bad = records(2)
+    tiny = replace(tiny, valence=9e-111)  # the fuzzer's find: float32 underflow
+    bad = replace(bad, arousal=1.5)
+    assert store.insert([tiny]) == 1
+    assert store.fetch([tiny.id])[tiny.id].valence == 0.0
+    with pytest.raises(InvalidRecord, match=str(bad.id)):
+        store.insert([bad])
+    assert store.count() == 1

@@ -69,9 +69,9 @@ def _row(rec: Record) -> tuple[Any, ...]:
         rec.ts,
         rec.text,
         rec.embedding,
-        rec.valence,
-        rec.arousal,
-        rec.dominance,
+        # as float32, as COPY sends them: the columns are real, and a float64 that
+        # underflows float32 is 0 there, not an error
+        *(float(v) for v in np.array([rec.valence, rec.arousal, rec.dominance], np.float32)),
         Jsonb(rec.context),
         rec.source,
     )
@@ -232,12 +232,17 @@ class PgStore:
         cols = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
         with self.connection() as conn:
             if len(records) == 1:
-                cur = conn.execute(
-                    sql.SQL(
-                        "INSERT INTO episodes ({}) VALUES ({}) ON CONFLICT (id) DO NOTHING"
-                    ).format(cols, sql.SQL(", ").join(sql.Placeholder() * len(COLUMNS))),
-                    _row(records[0]),
-                )
+                try:
+                    cur = conn.execute(
+                        sql.SQL(
+                            "INSERT INTO episodes ({}) VALUES ({}) ON CONFLICT (id) DO NOTHING"
+                        ).format(cols, sql.SQL(", ").join(sql.Placeholder() * len(COLUMNS))),
+                        _row(records[0]),
+                    )
+                except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+                    raise pgcopy.InvalidRecord(
+                        f"episode {records[0].id}: Postgres refused it ({exc})"
+                    ) from exc
                 return cur.rowcount
             cfg = self.cfg
             parts = min(cfg.copy_connections, cfg.pool_max, len(records) // cfg.copy_part_rows)
