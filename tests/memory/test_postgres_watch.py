@@ -47,7 +47,7 @@ def test_injected_sigkill_of_postmaster_during_ingest_is_restarted_exactly_once(
     ingest of 10,000 episodes (embeddings sent with them; ids assigned by memory)."""
     memory = running.service.memory
     memory.start_background(period_s=0.2)  # the service's outbox retry loop
-    watch = pg_server.watch(period_s=1.0, max_backoff_s=2.0)
+    watch = pg_server.watch(period_s=2.0, max_backoff_s=2.0)
     vecs = clustered(N, seed=7)
     reqs = [
         StoreRequest(
@@ -74,18 +74,21 @@ def test_injected_sigkill_of_postmaster_during_ingest_is_restarted_exactly_once(
         pid = pg_server.pid
         os.kill(pid, signal.SIGKILL)  # the fault
         # while it is down, recall and stats say so instead of answering made-up figures
-        codes = {
-            error_code(lambda: call(running.client, STATS, StatsRequest(), StatsReply)),
-            error_code(
-                lambda: call(
-                    running.client,
-                    RECALL,
-                    RecallRequest(vector=vecs[0].tolist(), k=3, filters=RecallFilters(source="x")),
-                    RecallReply,
-                )
+        # (probed until the backends have noticed their postmaster is gone)
+        probes = {
+            "stats": lambda: call(running.client, STATS, StatsRequest(), StatsReply),
+            "recall": lambda: call(
+                running.client,
+                RECALL,
+                RecallRequest(vector=vecs[0].tolist(), k=3, filters=RecallFilters(source="x")),
+                RecallReply,
             ),
         }
-        assert codes == {"unavailable"}
+        for name, probe in probes.items():
+            code = None
+            while code is None and watch.restarts == 0:
+                code = error_code(probe)
+            assert code == "unavailable", f"{name} answered {code} while Postgres was down"
         worker.join(600)
         assert len(replies) == len(reqs)
         deadline = time.monotonic() + 120

@@ -197,19 +197,26 @@ class PostgresWatch:
 
     def _loop(self) -> None:
         wait = self.period_s
+        backoff = min(self.period_s, 0.25)  # the first retry comes soon
+        down = False
         while not self._stop.wait(wait):
             if self.server.alive():
-                wait = self.period_s
+                wait, down = self.period_s, False
                 continue
-            log.error("the embedded Postgres on %s is down; restarting it", self.server.datadir)
+            if not down:
+                log.error("the embedded Postgres on %s is down; restarting it", self.server.datadir)
+                down = True
             try:
                 self.server.start()
+                if not self.server.alive():  # pgserver trusts a pid that is not reaped yet
+                    raise StoreUnavailable("its old postmaster is not gone yet")
             except Exception as exc:  # keep watching: the next try may succeed
-                wait = min(self.max_backoff_s, max(wait, self.period_s) * 2)
+                wait = backoff
+                backoff = min(self.max_backoff_s, backoff * 2)
                 log.warning("restarting the embedded Postgres failed (%s); again in %gs", exc, wait)
                 continue
             self.restarts += 1
-            wait = self.period_s
+            wait, backoff, down = self.period_s, min(self.period_s, 0.25), False
             log.info("the embedded Postgres is back (restart %d)", self.restarts)
 
     def stop(self) -> None:
