@@ -8,7 +8,8 @@ end-of-generation tokens are banned with a logit bias every server accepts):
    (the baseline every ratio is taken against), the service over Zenoh
    (``inference/generate``) and over HTTP (``/v1/completions``, SSE), and the time to
    first token of a short prompt on each (``--ttft-reps``);
-2. concurrency: 1, 2, 4 and 8 HTTP clients, each sending requests back to back, against
+2. concurrency: 1, 2, 4 and 8 HTTP clients, each sending requests back to back
+   (non-streamed, so every server reports the tokens it really generated), against
    (a) the parallel engine (``slots`` sequences decoded together in one context),
    (b) the serial path (the same service with one slot) and (c) ``llama_cpp.server``
    (a subprocess on the same model and threads). Aggregate generated tokens/s and
@@ -168,6 +169,26 @@ def over_http(port: int, prompt: str, n: int, bias: dict[int, float]) -> Run:
     return Run(0, n, first, last)
 
 
+def whole_http(port: int, prompt: str, n: int, bias: dict[int, float]) -> int:
+    """One non-streamed ``/v1/completions`` request; returns the tokens it generated."""
+    body = json.dumps(
+        {
+            "prompt": prompt,
+            "max_tokens": n,
+            "temperature": 0,
+            "repeat_penalty": 1.0,
+            "logit_bias": {str(t): v for t, v in bias.items()},
+        }
+    )
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    conn.request("POST", "/v1/completions", body=body, headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    data = json.loads(resp.read())
+    conn.close()
+    assert resp.status == 200, data
+    return int(data["usage"]["completion_tokens"])
+
+
 def summary(runs: list[Run]) -> tuple[float, float, float, float]:
     """Medians: pp tokens/s, tg tokens/s, TTFT in ms, end-to-end tokens/s."""
     return (
@@ -189,10 +210,10 @@ def concurrency(
     def client(c: int) -> None:
         for j in range(per_client):
             t0 = time.perf_counter()
-            run = over_http(port, PROMPT.format(i=f"{clients}-{c}-{j}"), n, bias)
+            made = whole_http(port, PROMPT.format(i=f"{clients}-{c}-{j}"), n, bias)
             with lock:
                 latencies.append(time.perf_counter() - t0)
-                tokens[0] += run.tokens
+                tokens[0] += made  # as the server counted them
 
     threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
     t0 = time.perf_counter()
