@@ -31,7 +31,7 @@ texts = st.text(storable, min_size=1, max_size=200).filter(lambda s: s.strip())
 requests = st.builds(
     ObserveRequest,
     text=texts,
-    context=st.dictionaries(st.text(min_size=1, max_size=64), scalars, max_size=8),
+    context=st.dictionaries(st.text(storable, min_size=1, max_size=64), scalars, max_size=8),
     allow_llm=st.booleans(),
     max_tokens=st.integers(1, 4096),
 )

@@ -47,7 +47,7 @@ times = st.datetimes(
 storable = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
 texts = st.text(storable, min_size=1, max_size=200)
 ctx_values = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53), finite, texts)
-contexts = st.dictionaries(st.text(min_size=1, max_size=64), ctx_values, max_size=8)
+contexts = st.dictionaries(st.text(storable, min_size=1, max_size=64), ctx_values, max_size=8)
 affects = st.builds(Affect, valence=unit, arousal=unit, dominance=unit)
 episodes_in = st.builds(
     EpisodeIn,
