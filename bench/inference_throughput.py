@@ -13,7 +13,9 @@ end-of-generation tokens are banned with a logit bias every server accepts):
    (a) the parallel engine (``slots`` sequences decoded together in one context),
    (b) the serial path (the same service with one slot) and (c) ``llama_cpp.server``
    (a subprocess on the same model and threads). Aggregate generated tokens/s and
-   p50/p99 request latency; the ratio is to the serial path at the same client count.
+   p50/p99 request latency; the ratio is to the serial path at the same client count;
+3. what the batch itself gives: the parallel engine's decode step alone with 1, 2, 4
+   and 8 sequences generating together (no prompts, no HTTP), ratio to one sequence.
 
 Prompt processing (pp) tokens/s is prompt tokens / time to first token; generation (tg)
 tokens/s is (tokens - 1) / (time of last token - time of first token).
@@ -46,10 +48,13 @@ import numpy as np
 from emily.bus import BusConfig, open_session
 from emily.bus.endpoints import GENERATE
 from emily.bus.rpc import stream, wait_for_server
-from emily.bus.schemas.inference import GenerateRequest, GenerationChunk
+from emily.bus.schemas.inference import FinishReason, GenerateRequest, GenerationChunk
 from emily.inference.config import InferenceConfig
+from emily.inference.decoder import Decoder
+from emily.inference.engine import Plan
 from emily.inference.http_api import create_app
 from emily.inference.metrics import InferenceMetrics
+from emily.inference.sampler import TokenLogprob
 from emily.inference.scheduler import Scheduler
 from emily.inference.service import InferenceService
 from emily.inference.store import embedded_model
@@ -226,6 +231,39 @@ def concurrency(
     return tokens[0] / wall, float(p50), float(p99)
 
 
+class _Endless:
+    """A request that never ends by itself (the step timing stops it)."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+
+    def should_stop(self) -> FinishReason | None:
+        return None
+
+    def emit(self, text: str, logprobs: tuple[TokenLogprob, ...]) -> None:
+        pass
+
+
+def step_ms(svc: InferenceService, cfg: InferenceConfig, sequences: int, steps: int = 20) -> float:
+    """Median time of one decode step with ``sequences`` generating together, in ms."""
+    decoder = Decoder(svc.engine, replace(cfg, slots=sequences, prefix_cache=False))
+    try:
+        req = GenerateRequest(prompt="x", max_tokens=steps + 8, temperature=0, ignore_eos=True)
+        for i in range(sequences):
+            decoder.admit(_Endless(svc.engine.plan(f"Sequence {i} says", req)))
+        for _ in range(3):  # prompts, then generation only
+            decoder.step()
+        times = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            decoder.step()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times) * 1e3
+    finally:
+        decoder.cancel_all("cancelled")
+        decoder.close()
+
+
 def start_llama_cpp_server(model: Path, cfg: InferenceConfig, port: int) -> subprocess.Popen[bytes]:
     """``python -m llama_cpp.server`` on the same model, context and threads."""
     cmd = [
@@ -360,6 +398,14 @@ def measure(
     for name, ttfts in short.items():
         ms = statistics.median(ttfts) * 1e3
         print(f"{name:<16}{ms:>10.2f}{ms - base_ms:>+10.2f}")
+
+    print("\ndecode steps of the parallel engine alone (no HTTP, no prompts): median of 20")
+    print(f"{'sequences':>10}{'ms/step':>10}{'tok/s':>10}{'ratio':>8}")
+    one = 0.0
+    for c in (int(x) for x in args.clients.split(",")):
+        ms = step_ms(svc, cfg, c)
+        one = one or c / ms
+        print(f"{c:>10}{ms:>10.1f}{c / ms * 1e3:>10.1f}{c / ms / one:>8.2f}")
 
     targets = {"parallel": cfg.http_port, "serial": serial_port}
     if server is not None:
