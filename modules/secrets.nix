@@ -20,6 +20,7 @@ let
   serviceNames = [
     "memory"
     "inference"
+    "perception"
     "cognition"
   ];
   services = lib.filter (

@@ -19,7 +19,7 @@
 #
 # Names: each router's certificate is CN=router (the zenohd access control treats every
 # router of the mesh alike) with its node's addresses as SANs; each service's is
-# CN=<service> (memory, inference, cognition) and the command-line client's CN=cli.
+# CN=<service> (memory, inference, perception, cognition) and the command-line client's CN=cli.
 # Keys are ECDSA P-256. DAYS (default 397) and CA_DAYS (default 1825) set the validity.
 set -euo pipefail
 
@@ -28,7 +28,7 @@ SOPS=${SOPS:-sops}
 OPENSSL=${OPENSSL:-openssl}
 DAYS=${DAYS:-397}
 CA_DAYS=${CA_DAYS:-1825}
-SERVICES=(memory inference cognition cli)
+SERVICES=(memory inference perception cognition cli)
 
 die() {
   echo "bus-certs: $*" >&2

@@ -21,7 +21,7 @@ from tests.nix.nixeval import nix_eval
 
 CERTS = REPO / "hosts" / "cloudlab" / "bus-certs.sh"
 DATA = REPO / "modules" / "services" / "zenohd.json5"
-SERVICES = ("memory", "inference", "cognition", "cli")
+SERVICES = ("memory", "inference", "perception", "cognition", "cli")
 
 
 def bus_certs(*args: str | Path) -> None:
@@ -161,10 +161,13 @@ def test_allowed_queries_go_through(sessions: dict[str, zenoh.Session]) -> None:
     recall = serve(sessions["memory"], "emily/n1/memory/recall", b"hits")
     info = serve(sessions["inference"], "emily/n1/inference/info", b"model")
     observe = serve(sessions["cognition"], "emily/n1/cognition/observe", b"action")
+    heard = serve(sessions["perception"], "emily/n1/perception/transcribe", b"words")
     assert until_answered(sessions["cognition"], "emily/n1/memory/recall") == [b"hits"]
     assert until_answered(sessions["cognition"], "emily/n1/inference/info") == [b"model"]
+    assert until_answered(sessions["cognition"], "emily/n1/perception/transcribe") == [b"words"]
+    assert until_answered(sessions["cli"], "emily/n1/perception/transcribe") == [b"words"]
     assert until_answered(sessions["cli"], "emily/n1/cognition/observe") == [b"action"]
-    for q in (recall, info, observe):
+    for q in (recall, info, observe, heard):
         q.undeclare()
 
 
@@ -184,8 +187,9 @@ def test_a_queryable_outside_the_grant_is_denied(sessions: dict[str, zenoh.Sessi
 def test_a_service_may_query_only_what_it_uses(sessions: dict[str, zenoh.Session]) -> None:
     observe = serve(sessions["cognition"], "emily/n4/cognition/observe", b"action")
     assert until_answered(sessions["cli"], "emily/n4/cognition/observe") == [b"action"]
-    # memory and inference ask nobody (cognition's own queries never reach the router)
-    for name in ("memory", "inference", "stranger"):
+    # memory, inference and perception ask nobody (cognition's own queries never reach
+    # the router)
+    for name in ("memory", "inference", "perception", "stranger"):
         assert answers(sessions[name], "emily/n4/cognition/observe") == [], name
     observe.undeclare()
 
