@@ -84,6 +84,14 @@
     contextLength = 8192;
   };
 
+  services.emily.perception = {
+    enable = true;
+    # Whisper on the P4; Pascal has no fast fp16, so int8. The packaged tiny.en until a
+    # larger CTranslate2 model directory is set with modelDir (docs/host.md)
+    device = "cuda";
+    computeType = "int8";
+  };
+
   services.emily.cognition.enable = true;
 
   time.timeZone = "UTC";

@@ -3,11 +3,12 @@
 # fires for one that does not run here. Tested in tests/nix/targets_test.nix.
 #
 # services: { memory = { enable; metricsPort; }; inference = { enable; port; };
-#             cognition = { enable; port; }; }  (the services.emily.* options)
+#             cognition = { enable; port; }; perception = { enable; metricsPort; }; }
+# (the services.emily.* options; a service missing from the set counts as disabled)
 services:
 let
   local = port: path: "http://127.0.0.1:${toString port}${path}";
-  on = name: services.${name}.enable;
+  on = name: services ? ${name} && services.${name}.enable;
   when = cond: value: if cond then [ value ] else [ ];
 in
 {
@@ -26,11 +27,16 @@ in
         name = "emily-cognition";
         value = services.cognition.port;
       }
+      ++ when (on "perception") {
+        name = "emily-perception";
+        value = services.perception.metricsPort;
+      }
     );
 
   # URLs the blackbox exporter probes
   probes =
     when (on "inference") (local services.inference.port "/healthz")
     ++ when (on "cognition") (local services.cognition.port "/healthz")
-    ++ when (on "memory") (local services.memory.metricsPort "/metrics");
+    ++ when (on "memory") (local services.memory.metricsPort "/metrics")
+    ++ when (on "perception") (local services.perception.metricsPort "/metrics");
 }

@@ -13,6 +13,10 @@ let
       inherit enable;
       port = 8462;
     };
+    perception = {
+      inherit enable;
+      metricsPort = 9463;
+    };
   };
   onlyCognition = all false // {
     cognition = {
@@ -30,11 +34,13 @@ in
         emily-memory = 9461;
         emily-inference = 8461;
         emily-cognition = 8462;
+        emily-perception = 9463;
       };
       probes = [
         "http://127.0.0.1:8461/healthz"
         "http://127.0.0.1:8462/healthz"
         "http://127.0.0.1:9461/metrics"
+        "http://127.0.0.1:9463/metrics"
       ];
     };
   }
@@ -46,6 +52,22 @@ in
         emily-cognition = 8462;
       };
       probes = [ "http://127.0.0.1:8462/healthz" ];
+    };
+  }
+  {
+    name = "a host without the perception module: it counts as disabled";
+    expr = targets (removeAttrs (all true) [ "perception" ]);
+    expected = {
+      scrape = {
+        emily-memory = 9461;
+        emily-inference = 8461;
+        emily-cognition = 8462;
+      };
+      probes = [
+        "http://127.0.0.1:8461/healthz"
+        "http://127.0.0.1:8462/healthz"
+        "http://127.0.0.1:9461/metrics"
+      ];
     };
   }
   {
