@@ -8,6 +8,8 @@ which the cycle turns into a degraded answer and a trace entry.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,13 +17,16 @@ from dataclasses import dataclass
 import zenoh
 
 from emily.bus import Keys
-from emily.bus.endpoints import CHAT, RECALL, STORE
+from emily.bus.endpoints import CANCEL, CHAT, RECALL, STORE
 from emily.bus.health import Peers
 from emily.bus.rpc import RequestFailed
-from emily.bus.schemas.inference import ChatMessage, ChatRequest
+from emily.bus.schemas.inference import CancelRequest, ChatMessage, ChatRequest
 from emily.bus.schemas.memory import EpisodeIn, Hit, RecallRequest, StoreReply, StoreRequest
 from emily.cognition.errors import CognitionError
 from emily.errors import BusError
+from emily.ids import uuid7
+
+log = logging.getLogger(__name__)
 
 
 class PeerUnavailable(CognitionError):
@@ -111,11 +116,21 @@ class InferenceClient:
         return self.peers.alive("inference")
 
     def chat(self, messages: list[ChatMessage], max_tokens: int, timeout_s: float) -> Answer:
-        """Stream a chat completion and return it whole, with its time to first token."""
+        """Stream a chat completion and return it whole, with its time to first token.
+
+        An answer that misses ``timeout_s`` is cancelled on the service (in the
+        background), so its slot is free again instead of generating to ``max_tokens``
+        for nobody.
+        """
         if not self.available():
             raise PeerUnavailable("inference", "no inference service on the bus")
+        request_id = f"cognition-{uuid7().hex}"
         req = ChatRequest(
-            messages=tuple(messages), max_tokens=max_tokens, stream=True, temperature=0.0
+            messages=tuple(messages),
+            max_tokens=max_tokens,
+            stream=True,
+            temperature=0.0,
+            request_id=request_id,
         )
         t0 = time.perf_counter()
         ttft: float | None = None
@@ -128,9 +143,24 @@ class InferenceClient:
                 parts.append(chunk.text)
                 done = done or chunk.done
         except BusError as exc:
+            self._cancel(request_id)
             raise PeerUnavailable(
                 "inference", f"chat failed or missed its {timeout_s:g} s deadline ({exc})"
             ) from exc
         if not done:
+            self._cancel(request_id)
             raise PeerUnavailable("inference", f"the answer did not finish within {timeout_s:g} s")
         return Answer(text="".join(parts).strip(), ttft_ms=ttft or 0.0, chunks=len(parts))
+
+    def _cancel(self, request_id: str) -> None:
+        """Ask inference to stop ``request_id``, on a thread of its own (best effort)."""
+
+        def send() -> None:
+            try:
+                CANCEL.call(
+                    self.session, self.keys, CancelRequest(request_id=request_id), timeout_s=5
+                )
+            except BusError as exc:  # gone or busy: its own deadline ends the generation
+                log.info("cancel of %s not delivered: %s", request_id, exc)
+
+        threading.Thread(target=send, name="cancel", daemon=True).start()
