@@ -7,6 +7,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 import zenoh
@@ -18,6 +19,7 @@ from emily.bus.rpc import RequestFailed, call
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest, WorkspaceBroadcast
 from emily.bus.schemas.memory import RecallRequest
 from emily.cognition.reflex import Reflex
+from emily.errors import ConfigError
 from tests.cognition.conftest import RunningCognition, start_cognition
 
 KEYS = Keys("test")
@@ -185,3 +187,40 @@ def test_hostile_observations_get_bad_request_over_the_bus_and_400_over_http(
         assert status == 400 and says in str(body), (says, str(body)[:200])
     status, body = post(f"{http.url}/v1/observe", b'{"text": "thanks"}')
     assert status == 200 and decode(ObserveReply, body).trace.reflex.intent == "thanks"
+
+
+def test_a_configured_bearer_token_guards_v1_and_leaves_health_open(
+    private_reflex: Reflex, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "cognition-token"
+    key_file.write_text("test-only-token\n")
+    running = start_cognition(private_reflex, http=True, api_key_file=key_file)
+    try:
+        http = running.service.http
+        assert http is not None
+        status, body = post(f"{http.url}/v1/observe", b'{"text": "thanks"}')
+        assert status == 401 and body["error"]["code"] == "unauthorized"  # type: ignore[index]
+        req = urllib.request.Request(
+            f"{http.url}/v1/observe",
+            data=b'{"text": "thanks"}',
+            headers={"Authorization": "Bearer test-only-token"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 200
+        wrong = urllib.request.Request(
+            f"{http.url}/v1/observe", data=b"{}", headers={"Authorization": "Bearer nope"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(wrong, timeout=30)
+        assert err.value.code == 401
+        with urllib.request.urlopen(f"{http.url}/healthz", timeout=10) as resp:
+            assert resp.status == 200
+    finally:
+        running.close()
+
+
+def test_an_empty_token_file_is_a_clear_error(private_reflex: Reflex, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    with pytest.raises(ConfigError, match=r"api_key_file .* is empty"):
+        start_cognition(private_reflex, http=True, api_key_file=empty)

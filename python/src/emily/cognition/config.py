@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from emily.config import load_section
 
@@ -15,6 +16,8 @@ class CognitionConfig:
     ----------
     http_addr, http_port : where ``/v1/observe``, ``/metrics`` and ``/healthz`` listen.
     http_max_body_bytes : largest HTTP request body (bytes); larger ones get 413.
+    api_key_file : a file holding a bearer token that ``/v1/*`` requires; unset, the API
+        is open (it listens on loopback by default).
     embeddings : load MiniLM for the reflex's second stage and for recall vectors.
     capacity : global workspace capacity (items).
     recall_k : episodes recalled per cycle.
@@ -35,6 +38,7 @@ class CognitionConfig:
     http_addr: str = "127.0.0.1"
     http_port: int = 8462
     http_max_body_bytes: int = 16 << 20
+    api_key_file: Path | None = None
     embeddings: bool = True
     capacity: int = 7
     recall_k: int = 5

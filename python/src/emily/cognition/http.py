@@ -20,6 +20,7 @@ from emily.bus.messages import decode
 from emily.bus.rpc import RequestFailed
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
 from emily.errors import PayloadError
+from emily.observe.http import bearer_ok
 
 # error reply code -> HTTP status
 _STATUS = {"bad_request": 400, "busy": 429, "unavailable": 503, "timeout": 504, "not_found": 404}
@@ -29,9 +30,25 @@ def build_app(
     observe: Callable[[ObserveRequest], ObserveReply],
     registry: CollectorRegistry,
     on_bad: Callable[[], None] | None = None,
+    api_key: str | None = None,
 ) -> FastAPI:
-    """The FastAPI app; ``observe`` runs one cycle (in FastAPI's thread pool)."""
+    """The FastAPI app; ``observe`` runs one cycle (in FastAPI's thread pool).
+
+    With ``api_key``, every ``/v1/*`` request must carry ``Authorization: Bearer <key>``
+    (401 otherwise); ``/metrics`` and ``/healthz`` stay open for monitoring.
+    """
     app = FastAPI(title="Emily cognition", version="1")
+
+    @app.middleware("http")
+    async def authorized(request: Request, call_next: Any) -> Response:
+        if request.url.path.startswith("/v1/") and not bearer_ok(
+            request.headers.get("authorization", ""), api_key
+        ):
+            message = "missing or wrong bearer token: send 'Authorization: Bearer <token>'"
+            error = {"code": "unauthorized", "message": message}
+            return JSONResponse({"error": error}, 401, headers={"WWW-Authenticate": "Bearer"})
+        response: Response = await call_next(request)
+        return response
 
     @app.post(
         "/v1/observe",

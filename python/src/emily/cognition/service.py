@@ -27,7 +27,7 @@ from emily.cognition.serving import serve_observe
 from emily.cognition.workspace import Broadcast
 from emily.config import state_dir
 from emily.errors import BusError
-from emily.observe.http import HTTPLimits, HTTPServer
+from emily.observe.http import HTTPLimits, HTTPServer, read_token
 from emily.runtime import run_service
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,12 @@ class CognitionService:
         )
         self.http: HTTPServer | None = None
         if http:
-            app = build_app(self.observe, self.metrics.registry, self.metrics.bad.inc)
+            app = build_app(
+                self.observe,
+                self.metrics.registry,
+                self.metrics.bad.inc,
+                api_key=read_token(config.api_key_file, "cognition"),
+            )
             limits = HTTPLimits(max_body_bytes=config.http_max_body_bytes)
             self.http = HTTPServer(
                 app, config.http_addr, config.http_port, name="cognition-http", limits=limits

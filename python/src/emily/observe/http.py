@@ -15,11 +15,13 @@ after ``body_timeout_s``. A body over ``max_body_bytes`` gets 413 without being 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import h11
@@ -27,7 +29,36 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from emily.errors import ConfigError
+
 log = logging.getLogger(__name__)
+
+
+def read_token(path: Path | None, section: str) -> str | None:
+    """The bearer token in ``path`` (stripped), or ``None`` when no file is configured.
+
+    Raises
+    ------
+    ConfigError
+        When the file cannot be read or is empty; ``section`` names the setting.
+    """
+    if path is None:
+        return None
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"[{section}] api_key_file {path} cannot be read: {exc}") from exc
+    if not token:
+        raise ConfigError(f"[{section}] api_key_file {path} is empty; put the token in it")
+    return token
+
+
+def bearer_ok(authorization: str, token: str | None) -> bool:
+    """Whether an ``Authorization`` header carries ``token`` (always, with no token set)."""
+    if token is None:
+        return True
+    scheme, _, given = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
 
 
 @dataclass(frozen=True)
