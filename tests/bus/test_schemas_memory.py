@@ -267,3 +267,12 @@ def test_context_values_are_bounded() -> None:
         decode(EpisodeIn, {"text": "t", "context": {"note": "n" * 1025}})
     with pytest.raises(PayloadError, match=r"context\.big"):
         decode(EpisodeIn, b'{"text": "t", "context": {"big": ' + b"9" * 400 + b"}}")
+
+
+def test_affect_bounds_are_rounded_to_the_stored_real_type() -> None:
+    """A bound below float32's range (found by fuzzing: Postgres refused it as an
+    underflow) becomes the real it compares with."""
+    raw = b'{"text": "x", "filters": {"min_valence": 2.2250738585072014e-308}}'
+    f = decode(RecallRequest, raw).filters
+    assert f.min_valence == 0.0
+    assert decode(RecallFilters, {"max_arousal": 0.1}).max_arousal == pytest.approx(0.1, abs=1e-8)

@@ -30,7 +30,7 @@ import logging
 import os
 import signal
 import sys
-import threading
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -106,19 +106,19 @@ def wait_for_stop(poll_s: float = 0.5) -> int:
 
     The wait is timed (``poll_s`` seconds): a signal may be delivered to a thread that
     is not Python's (Zenoh's), and the handler only runs when the main thread executes
-    bytecode, so an untimed wait would never return.
+    bytecode, so an untimed wait would never return. The handler only records the
+    signal: it runs on the main thread between any two bytecodes, also inside a lock's
+    ``acquire``, so taking a lock there (``Event.set``) could deadlock with the wait.
     """
-    stop = threading.Event()
     got: list[int] = []
 
     def on_signal(signum: int, _frame: object) -> None:
         got.append(signum)
-        stop.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
-    while not stop.wait(poll_s):
-        pass
+    while not got:
+        time.sleep(poll_s)
     log.info("signal %d: shutting down", got[0])
     return got[0]
 

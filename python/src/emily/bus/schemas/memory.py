@@ -19,11 +19,12 @@ in [-1, 1], higher is closer. Times are timezone-aware; naive times are read as 
 
 from __future__ import annotations
 
+import struct
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from emily.bus.messages import Message
 from emily.bus.schemas.context import ContextValue, StorableStr, check_context
@@ -46,6 +47,16 @@ Tier = Literal["L0", "L1", "L2", "L3"]
 StoredValue = str | int | float | bool | None
 Embedding = Annotated[list[float], Field(min_length=EMBED_DIM, max_length=EMBED_DIM)]
 Unit = Annotated[float, Field(ge=-1.0, le=1.0)]
+
+
+def _as_real(value: float | None) -> float | None:
+    """``value`` rounded to float32, as Postgres' ``real`` holds affect (a bound below
+    float32's range would fail in Postgres, not here)."""
+    return None if value is None else float(struct.unpack("f", struct.pack("f", value))[0])
+
+
+#: An affect bound of a filter, compared with the stored ``real`` values.
+RealUnit = Annotated[Unit, AfterValidator(_as_real)]
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -134,12 +145,12 @@ class RecallFilters(Message):
 
     since: datetime | None = None
     until: datetime | None = None
-    min_valence: Unit | None = None
-    max_valence: Unit | None = None
-    min_arousal: Unit | None = None
-    max_arousal: Unit | None = None
-    min_dominance: Unit | None = None
-    max_dominance: Unit | None = None
+    min_valence: RealUnit | None = None
+    max_valence: RealUnit | None = None
+    min_arousal: RealUnit | None = None
+    max_arousal: RealUnit | None = None
+    min_dominance: RealUnit | None = None
+    max_dominance: RealUnit | None = None
     context: dict[str, ContextValue] = Field(default_factory=dict)
     source: str | None = Field(default=None, max_length=128)
 
