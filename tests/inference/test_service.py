@@ -13,20 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from emily.errors import ConfigError
-from emily.inference.service import read_api_key
 from tests.conftest import REPO, free_port
-
-
-def test_api_key_file_is_read_and_checked(tmp_path: Path) -> None:
-    assert read_api_key(None) is None
-    (tmp_path / "token").write_text("  abc123\n")
-    assert read_api_key(tmp_path / "token") == "abc123"
-    (tmp_path / "empty").write_text("\n")
-    with pytest.raises(ConfigError, match="is empty"):
-        read_api_key(tmp_path / "empty")
-    with pytest.raises(ConfigError, match="cannot be read"):
-        read_api_key(tmp_path / "missing")
 
 
 @pytest.mark.slow

@@ -5,11 +5,13 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI, Request
 
-from emily.observe.http import HTTPLimits, HTTPServer
+from emily.errors import ConfigError
+from emily.observe.http import HTTPLimits, HTTPServer, bearer_ok, read_token
 from tests.conftest import free_port
 
 
@@ -148,3 +150,21 @@ def test_oversize_bodies_get_413_declared_or_chunked() -> None:
         assert ping(server.url)
     finally:
         server.close()
+
+
+def test_token_files_are_read_and_checked(tmp_path: Path) -> None:
+    assert read_token(None, "inference") is None
+    (tmp_path / "token").write_text("  abc123\n")
+    assert read_token(tmp_path / "token", "inference") == "abc123"
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ConfigError, match=r"\[cognition\] api_key_file .* is empty"):
+        read_token(tmp_path / "empty", "cognition")
+    with pytest.raises(ConfigError, match="cannot be read"):
+        read_token(tmp_path / "missing", "inference")
+
+
+def test_bearer_check() -> None:
+    assert bearer_ok("", None) and bearer_ok("Bearer anything", None)
+    assert bearer_ok("Bearer abc123", "abc123") and bearer_ok("bearer  abc123 ", "abc123")
+    assert not bearer_ok("Bearer abc124", "abc123")
+    assert not bearer_ok("Basic abc123", "abc123") and not bearer_ok("", "abc123")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hmac
 import logging
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -37,6 +36,7 @@ from emily.inference.openai_schemas import ChatBody, CompletionBody
 from emily.inference.openai_shapes import Indexed, Shape, error_body
 from emily.inference.scheduler import Event, Job, Scheduler
 from emily.inference.structured import tool_prompt
+from emily.observe.http import bearer_ok
 
 log = logging.getLogger(__name__)
 IGNORED_HEADER = "x-emily-ignored-fields"
@@ -107,11 +107,7 @@ def create_app(
         return JSONResponse(body, status_code=exc.http_status, headers=headers)
 
     async def authorized(request: Request) -> None:
-        if api_key is None:
-            return
-        given = request.headers.get("authorization", "")
-        scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), api_key):
+        if not bearer_ok(request.headers.get("authorization", ""), api_key):
             raise Unauthorized(
                 "missing or wrong bearer token: send 'Authorization: Bearer <token>'"
             )

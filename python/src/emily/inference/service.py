@@ -11,11 +11,9 @@ from __future__ import annotations
 import argparse
 import logging
 from contextlib import ExitStack
-from pathlib import Path
 
 from emily.bus import BusConfig, open_session
 from emily.bus.health import announce
-from emily.errors import ConfigError
 from emily.inference.bus_api import InferenceBus
 from emily.inference.config import InferenceConfig
 from emily.inference.engine import Engine
@@ -26,23 +24,10 @@ from emily.inference.models import selected
 from emily.inference.scheduler import Scheduler
 from emily.inference.store import embedded_model
 from emily.observe import MetricsServer, start_metrics_server
-from emily.observe.http import HTTPServer
+from emily.observe.http import HTTPServer, read_token
 from emily.runtime import run_service
 
 log = logging.getLogger(__name__)
-
-
-def read_api_key(path: Path | None) -> str | None:
-    """The bearer token from ``path`` (stripped), or ``None`` when no file is configured."""
-    if path is None:
-        return None
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"[inference] api_key_file {path} cannot be read: {exc}") from exc
-    if not token:
-        raise ConfigError(f"[inference] api_key_file {path} is empty; put the token in it")
-    return token
 
 
 class InferenceService:
@@ -55,7 +40,7 @@ class InferenceService:
     """
 
     def __init__(self, config: InferenceConfig, bus: BusConfig) -> None:
-        api_key = read_api_key(config.api_key_file)
+        api_key = read_token(config.api_key_file, "inference")
         # the configured file, else the one `emily model use` selected, else the embedded
         self.engine = Engine(config, config.model_path or selected() or embedded_model())
         log.info("inference backend: %s", self.engine.backend.describe())
