@@ -32,7 +32,6 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
-import numpy as np
+from common import free_port, load_line, percentile, pyplot, save_plot, table
 
 from emily.bus import BusConfig, open_session
 from emily.bus.endpoints import GENERATE
@@ -88,13 +87,6 @@ class Run:
     def pp(self) -> float:
         """Prompt processing speed, tokens/s (includes request overhead)."""
         return self.prompt_tokens / self.ttft
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def eog_tokens(llm: llama_cpp.Llama) -> list[int]:
@@ -227,8 +219,7 @@ def concurrency(
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    p50, p99 = np.percentile(latencies, [50, 99])
-    return tokens[0] / wall, float(p50), float(p99)
+    return tokens[0] / wall, percentile(latencies, 50), percentile(latencies, 99)
 
 
 class _Endless:
@@ -362,8 +353,9 @@ def measure(
     print(
         f"model {svc.engine.name}; backend {svc.engine.backend.describe()}; "
         f"threads {cfg.threads}; {args.tokens} tokens/request; {args.reps} reps; "
-        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
+        f"{os.cpu_count()} CPUs"
     )
+    print(load_line("at the start"))
 
     # warm-up, then interleave the paths so drifting machine load hits them alike
     raw_tokens(llm, PROMPT.format(i="w"), 8, bias)
@@ -379,12 +371,14 @@ def measure(
         assert all(r.tokens == args.tokens for r in runs), f"{name}: wrong token count"
 
     base = summary(results["raw generate"])
-    print(f"\n{'path':<16}{'tg tok/s':>10}{'e2e tok/s':>10}{'TTFT ms':>10}{'tg ratio':>10}")
-    table = {}
+    single = {}
+    rows: list[list[object]] = []
     for name, runs in results.items():
         _, tg, ttft, e2e = summary(runs)
-        table[name] = (tg, ttft, e2e)
-        print(f"{name:<16}{tg:>10.1f}{e2e:>10.1f}{ttft:>10.1f}{tg / base[1]:>10.3f}")
+        single[name] = (tg, ttft, e2e)
+        rows.append([name, f"{tg:.1f}", f"{e2e:.1f}", f"{ttft:.1f}", f"{tg / base[1]:.3f}"])
+    print()
+    print(table(["path", "tg tok/s", "e2e tok/s", "TTFT ms", "tg ratio"], rows))
 
     print(f"\nTTFT overhead, short prompt and 1 token, median of {args.ttft_reps}")
     short: dict[str, list[float]] = {"raw generate": [], "service/zenoh": [], "service/http": []}
@@ -394,18 +388,20 @@ def measure(
         short["service/zenoh"].append(over_zenoh(session, key, p, 1).ttft)
         short["service/http"].append(over_http(cfg.http_port, p, 1, bias).ttft)
     base_ms = statistics.median(short["raw generate"]) * 1e3
-    print(f"{'path':<16}{'TTFT ms':>10}{'+ms':>10}")
+    rows = []
     for name, ttfts in short.items():
         ms = statistics.median(ttfts) * 1e3
-        print(f"{name:<16}{ms:>10.2f}{ms - base_ms:>+10.2f}")
+        rows.append([name, f"{ms:.2f}", f"{ms - base_ms:+.2f}"])
+    print(table(["path", "TTFT ms", "+ms"], rows))
 
     print("\ndecode steps of the parallel engine alone (no HTTP, no prompts): median of 20")
-    print(f"{'sequences':>10}{'ms/step':>10}{'tok/s':>10}{'ratio':>8}")
     one = 0.0
+    rows = []
     for c in (int(x) for x in args.clients.split(",")):
         ms = step_ms(svc, cfg, c)
         one = one or c / ms
-        print(f"{c:>10}{ms:>10.1f}{c / ms * 1e3:>10.1f}{c / ms / one:>8.2f}")
+        rows.append([c, f"{ms:.1f}", f"{c / ms * 1e3:.1f}", f"{c / ms / one:.2f}"])
+    print(table(["sequences", "ms/step", "tok/s", "ratio"], rows))
 
     targets = {"parallel": cfg.http_port, "serial": serial_port}
     if server is not None:
@@ -415,8 +411,8 @@ def measure(
         f"\nconcurrent HTTP clients, {args.per_client} requests each; parallel engine has "
         f"{cfg.slots} slots; ratio is to the serial path at the same client count"
     )
-    print(f"{'clients':>8}{'server':>18}{'tok/s':>10}{'ratio':>8}{'p50 s':>8}{'p99 s':>8}")
     scaling: dict[str, list[tuple[int, float, float, float]]] = {t: [] for t in targets}
+    rows = []
     for c in (int(x) for x in args.clients.split(",")):
         level = {
             name: concurrency(port, c, args.per_client, args.tokens, bias)
@@ -425,18 +421,14 @@ def measure(
         for name, (tput, p50, p99) in level.items():
             scaling[name].append((c, tput, p50, p99))
             ratio = tput / level["serial"][0]
-            print(f"{c:>8}{name:>18}{tput:>10.1f}{ratio:>8.2f}{p50:>8.2f}{p99:>8.2f}")
+            rows.append([c, name, f"{tput:.1f}", f"{ratio:.2f}", f"{p50:.2f}", f"{p99:.2f}"])
+    print(table(["clients", "server", "tok/s", "ratio", "p50 s", "p99 s"], rows))
+    print(load_line("at the end"))
 
     if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        out = Path(__file__).resolve().parent / "out"
-        out.mkdir(exist_ok=True)
+        plt = pyplot()
         fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-        a.bar(list(table), [v[0] for v in table.values()])
+        a.bar(list(single), [v[0] for v in single.values()])
         a.set_ylabel("generation tokens/s (one request)")
         a.set_title(f"{svc.engine.name}, {svc.engine.backend.backend}")
         for name, rows in scaling.items():
@@ -446,8 +438,7 @@ def measure(
         b.set_ylim(bottom=0)
         b.legend()
         fig.tight_layout()
-        fig.savefig(out / "inference_throughput.png", dpi=120)
-        print(f"\nplot: {out / 'inference_throughput.png'}")
+        save_plot(fig, "inference_throughput.png")
     return 0
 
 
