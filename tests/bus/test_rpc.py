@@ -387,3 +387,41 @@ def test_a_second_replier_cannot_splice_text_into_an_answer(
         for server in servers:
             server.close()
         rogue_side.close()
+
+
+def test_a_restarted_rendezvous_peer_is_found_again_and_no_query_outlives_its_deadline() -> None:
+    """The rendezvous peer (what ``emily up`` holds) goes away and comes back on the same
+    endpoint: a server and a client that met through it keep answering each other, the
+    restarted peer reaches the server again within 5 s, and a query for a server that
+    is absent fails within its deadline."""
+    from tests.conftest import free_port
+
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    rendezvous = open_session(BusConfig(node="rv", listen=(endpoint,), connect=()))
+    server_side = open_session(BusConfig(node="rv", listen=(), connect=(endpoint,)))
+    client_side = open_session(BusConfig(node="rv", listen=(), connect=(endpoint,)))
+    key = Keys("rv").query("test", "echo")
+    server = Server(server_side, key, Echo, echo)
+    try:
+        assert wait_for_server(client_side, key, timeout_s=5)
+        rendezvous.close()  # the fault: the rendezvous peer stops
+        assert call(client_side, key, Echo(text="meanwhile"), Chunk, timeout_s=5).text == (
+            "meanwhile"
+        )
+        rendezvous = open_session(BusConfig(node="rv", listen=(endpoint,), connect=()))
+        assert wait_for_server(rendezvous, key, timeout_s=5)
+        assert call(rendezvous, key, Echo(text="back"), Chunk, timeout_s=5).text == "back"
+        started = time.monotonic()
+        with pytest.raises(BusError, match="no reply"):
+            call(
+                client_side,
+                Keys("rv").query("test", "absent"),
+                Echo(text="x"),
+                Chunk,
+                timeout_s=1.0,
+            )
+        assert time.monotonic() - started < 3.0, "the query outlived its 1 s deadline"
+    finally:
+        server.close()
+        for s in (client_side, server_side, rendezvous):
+            s.close()
