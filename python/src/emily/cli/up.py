@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         pidfile.write(sup.pids())
         up = wait_healthy(sup, session, rendezvous, args.timeout)
         pidfile.write(sup.pids())
-        say("all services are up" if up == names else f"up: {', '.join(up)}")
+        say("all services are up" if set(up) == set(names) else f"up: {', '.join(up)}")
         for name, url in urls().items():
             if name in up:
                 say(f"  {name:<11} {url}")
