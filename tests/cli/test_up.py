@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from emily.bus import BusConfig
+from emily.bus.client import Client
+from emily.bus.endpoints import OBSERVE
+from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
 from emily.cli.supervise import PidFile, RestartPolicy, alive
 from emily.errors import EmilyError
 from tests.conftest import free_port
@@ -168,3 +172,43 @@ def test_the_pidfile_refuses_a_second_up_and_stops_orphans(tmp_path: Path) -> No
 def test_restart_backoff_doubles_up_to_its_ceiling() -> None:
     policy = RestartPolicy(backoff_s=0.5, max_backoff_s=3.0)
     assert [policy.delay(n) for n in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+def test_inference_killed_mid_answer_degrades_then_is_restarted_and_deliberates_again(
+    up_stack: list[Up],
+) -> None:
+    """Inference is killed (SIGKILL) while it streams a deliberation: that cycle answers
+    without the LLM and says inference was missing; the supervisor restarts inference,
+    and the next deliberation is answered by the LLM again."""
+    env = {"EMILY_COGNITION__HTTP_PORT": str(free_port())}
+    up = Up("--services", "inference,cognition", "--backoff", "0.2", "--node", "kill9", env=env)
+    up_stack.append(up)
+    up.expect("all services are up")
+    bus = BusConfig(node="kill9", connect=(up.endpoint,), listen=())
+    question = ObserveRequest(
+        text="Tell me a very long story about a lighthouse keeper and the sea.",
+        max_tokens=4096,
+    )
+    with Client.connect(bus, OBSERVE, wait_s=30) as client:
+        replies: list[ObserveReply] = []
+        asking = threading.Thread(
+            target=lambda: replies.append(client.call(OBSERVE, question, 300)), daemon=True
+        )
+        asking.start()
+        time.sleep(3.0)  # the deliberation is streaming by now
+        os.kill(up.services()["inference"], signal.SIGKILL)  # the fault
+        asking.join(300)
+        assert replies, "the cycle never answered"
+        degraded = replies[0].trace
+        assert "inference" in degraded.missing and degraded.tier != "deliberation"
+        up.expect("inference exited with code -9; restarting")
+        deadline = time.monotonic() + 240
+        while True:  # until the restarted inference is on the bus again
+            again = client.call(
+                OBSERVE, ObserveRequest(text="In one sentence, what is a lighthouse?"), 300
+            )
+            if "inference" not in again.trace.missing or time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
+    assert again.trace.tier == "deliberation" and "inference" not in again.trace.missing
+    assert up.stop() == 130
