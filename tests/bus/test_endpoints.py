@@ -84,3 +84,15 @@ def test_serve_and_call_through_the_declaration(
         assert isinstance(got, StatsReply) and got == reply
     finally:
         server.close()
+
+
+def test_the_readme_lists_every_queryable_and_stream_with_its_types() -> None:
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    for e in ENDPOINTS:
+        streamed = ", streamed" if e.streams else ""
+        row = f"| `{e.name}` | `{e.request.__name__}` | `{e.reply.__name__}`{streamed} |"
+        assert row in readme, f"README's bus table lacks: {row}"
+    for t in TOPICS:
+        assert f"`events/{t.name}` (`{t.message.__name__}`)" in readme, t.name
