@@ -6,7 +6,10 @@ on a free port and the others connect to it, exactly as services do on a laptop.
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,3 +66,33 @@ def zenoh_pair(
 def minilm() -> Embedder:
     """The real MiniLM-L6 model, loaded offline once per session (memory's embedder)."""
     return Embedder(device="cpu")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_SESSION] = session
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Exit with the session's status even when a library thread outlives the tests.
+
+    A Zenoh callback thread (``pyo3-closure``) that a session left behind is not a
+    daemon, and the interpreter would wait for it forever after the last test; the run
+    is over by now (results and coverage reported), so such threads are named on stderr
+    and the process exits with the status pytest decided.
+    """
+    session = config.stash.get(_SESSION, None)
+    left = [
+        t
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and not t.daemon and t.is_alive()
+    ]
+    if session is None or not left:
+        return
+    names = ", ".join(sorted(t.name for t in left))
+    print(f"\nthreads still running after the tests, not waited for: {names}", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(session.exitstatus))
+
+
+_SESSION = pytest.StashKey["pytest.Session"]()
