@@ -32,12 +32,30 @@ def test_every_queryable_is_declared_once_under_its_service() -> None:
         "memory/store",
         "memory/recall",
         "memory/stats",
+        "memory/facts",
+        "memory/consolidate",
+        "memory/forget",
+        "memory/correct",
+        "memory/export",
+        "memory/events",
+        "memory/rebuild",
         "perception/transcribe",
         "perception/read",
         "perception/caption",
     }
     assert SERVICES == ("cognition", "inference", "memory", "perception")
-    assert [e.verb for e in served_by("memory")] == ["store", "recall", "stats"]
+    assert [e.verb for e in served_by("memory")] == [
+        "store",
+        "recall",
+        "stats",
+        "facts",
+        "consolidate",
+        "forget",
+        "correct",
+        "export",
+        "events",
+        "rebuild",
+    ]
     for e in ENDPOINTS:
         assert issubclass(e.request, Message) and issubclass(e.reply, Message)
         assert e.key(KEYS) == f"emily/test/{e.service}/{e.verb}"

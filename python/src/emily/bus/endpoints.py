@@ -25,6 +25,12 @@ from emily.bus.keys import Keys
 from emily.bus.messages import Message
 from emily.bus.rpc import DEFAULT_MAX_BYTES, Server, call, stream
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest, WorkspaceBroadcast
+from emily.bus.schemas.facts import (
+    ConsolidateReply,
+    ConsolidateRequest,
+    FactsReply,
+    FactsRequest,
+)
 from emily.bus.schemas.inference import (
     CancelReply,
     CancelRequest,
@@ -33,6 +39,18 @@ from emily.bus.schemas.inference import (
     GenerationChunk,
     InferenceInfo,
     InfoRequest,
+)
+from emily.bus.schemas.lifecycle import (
+    CorrectReply,
+    CorrectRequest,
+    EventsReply,
+    EventsRequest,
+    ExportReply,
+    ExportRequest,
+    ForgetReply,
+    ForgetRequest,
+    RebuildReply,
+    RebuildRequest,
 )
 from emily.bus.schemas.memory import (
     MemoryOperations,
@@ -145,6 +163,13 @@ INFO = Endpoint("inference", "info", InfoRequest, InferenceInfo)
 STORE = Endpoint("memory", "store", StoreRequest, StoreReply, max_bytes=32 << 20)
 RECALL = Endpoint("memory", "recall", RecallRequest, RecallReply)
 STATS = Endpoint("memory", "stats", StatsRequest, StatsReply)
+FACTS = Endpoint("memory", "facts", FactsRequest, FactsReply)
+CONSOLIDATE = Endpoint("memory", "consolidate", ConsolidateRequest, ConsolidateReply)
+FORGET = Endpoint("memory", "forget", ForgetRequest, ForgetReply)
+CORRECT = Endpoint("memory", "correct", CorrectRequest, CorrectReply)
+EXPORT = Endpoint("memory", "export", ExportRequest, ExportReply)
+EVENTS = Endpoint("memory", "events", EventsRequest, EventsReply)
+REBUILD = Endpoint("memory", "rebuild", RebuildRequest, RebuildReply)
 TRANSCRIBE = Endpoint(
     "perception", "transcribe", TranscribeRequest, TranscribeReply, max_bytes=_MEDIA_BYTES
 )
@@ -161,6 +186,13 @@ ENDPOINTS: tuple[Endpoint[Any, Any], ...] = (
     STORE,
     RECALL,
     STATS,
+    FACTS,
+    CONSOLIDATE,
+    FORGET,
+    CORRECT,
+    EXPORT,
+    EVENTS,
+    REBUILD,
     TRANSCRIBE,
     READ,
     CAPTION,

@@ -22,6 +22,7 @@ from pydantic import Field, field_validator, model_validator
 
 from emily.bus.messages import Message
 from emily.bus.schemas.context import ContextValue, StorableStr, check_context
+from emily.bus.schemas.dialogue import DEFAULT_USER, Feedback, ScopeName, SessionId
 from emily.bus.schemas.perception import MAX_MEDIA_B64, check_b64
 
 MAX_TEXT_CHARS = 4096
@@ -57,6 +58,11 @@ class ObserveRequest(Message):
     allow_llm : false keeps the cycle off the language model (answers from the reflex or
         memory, or asks to clarify).
     max_tokens : most tokens the language model may generate for this answer.
+    user, session : whose memory the cycle reads and writes, and the conversation the
+        turn belongs to (the laptop has one user, ``default``).
+    feedback : ``good`` or ``bad``, about the answer of cycle ``feedback_for`` (the last
+        answer in ``session`` when absent); an observation may carry feedback alone,
+        with no text. The agent learns from it.
     """
 
     text: StorableStr = Field(default="", max_length=MAX_TEXT_CHARS)
@@ -65,6 +71,10 @@ class ObserveRequest(Message):
     context: dict[str, ContextValue] = Field(default_factory=dict)
     allow_llm: bool = True
     max_tokens: int = Field(default=128, ge=1, le=4096)
+    user: ScopeName = DEFAULT_USER
+    session: SessionId | None = None
+    feedback: Feedback | None = None
+    feedback_for: uuid.UUID | None = None
 
     @field_validator("audio", "image")
     @classmethod
@@ -77,7 +87,9 @@ class ObserveRequest(Message):
         if len(media) > 1 or (media and self.text):
             given = (["text"] if self.text else []) + media
             raise ValueError(f"an observation is one of text, audio or image; got {given}")
-        if not media and not self.text.strip():
+        if self.feedback_for is not None and self.feedback is None:
+            raise ValueError("feedback_for needs feedback")
+        if not media and not self.text.strip() and self.feedback is None:
             raise ValueError("text must contain something other than whitespace")
         return self
 

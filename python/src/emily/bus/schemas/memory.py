@@ -28,6 +28,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from emily.bus.messages import Message
 from emily.bus.schemas.context import ContextValue, StorableStr, check_context
+from emily.bus.schemas.dialogue import DEFAULT_USER, Act, Role, ScopeName, SessionId
 
 EMBED_DIM = 384
 """Length of every embedding vector (MiniLM-L6)."""
@@ -93,6 +94,12 @@ class EpisodeIn(Message):
     affect: Affect = Affect()
     context: dict[str, ContextValue] = Field(default_factory=dict)
     source: StorableStr = Field(default="", max_length=128)
+    user: ScopeName = DEFAULT_USER
+    agent: ScopeName | None = None
+    role: Role = "user"
+    act: Act = "statement"
+    session: SessionId | None = None
+    reply_to: uuid.UUID | None = None
 
     @field_validator("timestamp")
     @classmethod
@@ -114,6 +121,15 @@ class Episode(Message):
     affect: Affect
     context: dict[str, StoredValue]
     source: str
+    user: str = DEFAULT_USER
+    agent: str | None = None
+    role: Role = "user"
+    act: Act = "statement"
+    session: str | None = None
+    reply_to: uuid.UUID | None = None
+    #: how many near-identical statements were merged into this one, and the latest
+    repeats: int = Field(default=1, ge=1)
+    last_seen: datetime | None = None
 
 
 class StoreRequest(Message):
@@ -153,6 +169,9 @@ class RecallFilters(Message):
     max_dominance: RealUnit | None = None
     context: dict[str, ContextValue] = Field(default_factory=dict)
     source: str | None = Field(default=None, max_length=128)
+    roles: list[Role] | None = Field(default=None, min_length=1, max_length=3)
+    acts: list[Act] | None = Field(default=None, min_length=1, max_length=4)
+    session: SessionId | None = None
 
     @field_validator("since", "until")
     @classmethod
@@ -184,8 +203,15 @@ class RecallRequest(Message):
     fastest tier holding them); ``scope="hot"`` searches only the hot set held in L0
     by exact search, for callers that need an answer in well under a millisecond.
     ``ef_search`` overrides the service's HNSW search breadth for this query.
+
+    ``user`` (and ``agent`` when given) scopes the recall: only that user's episodes
+    are candidates. ``search="hybrid"`` fuses vector similarity, full-text match and the
+    fact graph's neighbourhood by reciprocal rank; ``"vector"`` is similarity alone.
     """
 
+    user: ScopeName = DEFAULT_USER
+    agent: ScopeName | None = None
+    search: Literal["vector", "hybrid"] = "vector"
     text: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_CHARS)
     vector: Embedding | None = None
     k: int = Field(default=5, ge=1, le=MAX_K)
@@ -201,11 +227,13 @@ class RecallRequest(Message):
 
 
 class Hit(Message):
-    """One recalled episode, its cosine similarity and the tier that served it."""
+    """One recalled episode, its cosine similarity and the tier that served it;
+    ``fused`` is its reciprocal-rank score in a hybrid recall."""
 
     episode: Episode
     score: float
     tier: Tier
+    fused: float | None = None
 
 
 class RecallReply(Message):
@@ -275,11 +303,29 @@ class StatsReply(Message):
 class MemoryOperation(Message):
     """One event of :class:`MemoryOperations` (``events/memory.operations``).
 
-    ``op`` is ``store``, ``promote``, ``demote``, ``hit`` or ``miss``;
-    ``from_tier``/``to_tier`` are set for moves, ``tier`` for hits.
+    ``op`` is a state change (``store``, ``merge``, ``correct``, ``forget``, ``fact``,
+    ``supersede``, ``promote``, ``demote``) or a read (``hit``, ``miss``);
+    ``from_tier``/``to_tier`` are set for moves, ``tier`` for hits. State changes are
+    logged in Postgres in the same transaction as the change and carry the log's
+    sequence number ``seq`` (gap-free per log), so a subscriber that sees a gap reads
+    what it missed with ``memory/events``; reads carry none.
     """
 
-    op: Literal["store", "promote", "demote", "hit", "miss"]
+    op: Literal[
+        "store",
+        "merge",
+        "correct",
+        "forget",
+        "fact",
+        "supersede",
+        "promote",
+        "demote",
+        "hit",
+        "miss",
+    ]
+    seq: int | None = Field(default=None, ge=1)
+    user: str | None = None
+    fact_id: uuid.UUID | None = None
     episode_id: uuid.UUID | None = None
     from_tier: Tier | None = None
     to_tier: Tier | None = None
