@@ -33,15 +33,17 @@ Example::
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from emily.bus.messages import Message
 
 MAX_PROMPT_CHARS = 1_000_000
 MAX_STOP = 8
 MAX_MESSAGES = 512
+MAX_SCHEMA_BYTES = 16 << 10
 RequestId = str
 FinishReason = Literal["stop", "length", "cancelled", "timeout"]
 
@@ -60,6 +62,8 @@ class Sampling(Message):
     stop : up to 8 strings that end the generation (not included in the text).
     seed : RNG seed, for reproducible sampling.
     ignore_eos : keep generating past end-of-sequence (benchmarks: a fixed token count).
+    json_schema : a JSON schema the output must satisfy (enforced by a grammar, so the
+        text always parses as one JSON value of that schema); at most 16 KiB as JSON.
     """
 
     max_tokens: int | None = Field(default=None, ge=1, le=32768)
@@ -71,6 +75,14 @@ class Sampling(Message):
     stop: tuple[str, ...] = Field(default=(), max_length=MAX_STOP)
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     ignore_eos: bool = False
+    json_schema: dict[str, Any] | None = None
+
+    @field_validator("json_schema")
+    @classmethod
+    def _schema_size(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None and len(json.dumps(v)) > MAX_SCHEMA_BYTES:
+            raise ValueError(f"json_schema is at most {MAX_SCHEMA_BYTES} bytes as JSON")
+        return v
 
 
 class GenerateRequest(Sampling):
