@@ -23,11 +23,13 @@ from emily.bus.schemas.inference import (
     GenerationChunk,
     InferenceInfo,
     InfoRequest,
+    Sampling,
     Usage,
 )
-from emily.inference.engine import Engine, Plan
+from emily.inference.engine import Engine, Extras, Plan
 from emily.inference.errors import Busy, InferenceError
 from emily.inference.scheduler import Done, EventQueue, Failed, Piece, Scheduler
+from emily.inference.structured import schema_grammar
 
 _CODES = ("bad_request", "busy", "unavailable", "timeout", "not_found")
 
@@ -37,6 +39,19 @@ def error_reply(exc: InferenceError) -> RequestFailed:
     retry = exc.retry_after_s if isinstance(exc, Busy) else None
     code = exc.code if exc.code in _CODES else "internal"
     return RequestFailed(ErrorReply(code=code, message=str(exc), retry_after_s=retry))  # type: ignore[arg-type]
+
+
+def _extras(req: Sampling) -> Extras | None:
+    """The grammar that enforces ``req.json_schema`` (``None`` without one).
+
+    Raises
+    ------
+    BadRequest
+        If the schema cannot be expressed as a grammar.
+    """
+    if req.json_schema is None:
+        return None
+    return Extras(grammar=schema_grammar(req.json_schema))
 
 
 class InferenceBus:
@@ -69,7 +84,7 @@ class InferenceBus:
         """Handler of ``inference/generate``."""
         try:
             self.engine.check_model(req.model)
-            plan = self.engine.plan(req.prompt, req)
+            plan = self.engine.plan(req.prompt, req, extras=_extras(req))
         except InferenceError as exc:
             raise self._refuse(exc) from exc
         return self._run(plan, stream=req.stream, request_id=req.request_id)
@@ -79,7 +94,7 @@ class InferenceBus:
         try:
             self.engine.check_model(req.model)
             # the rendered Prompt, not its text: message text never becomes control tokens
-            plan = self.engine.plan(self.engine.chat_prompt(req.messages), req)
+            plan = self.engine.plan(self.engine.chat_prompt(req.messages), req, extras=_extras(req))
         except InferenceError as exc:
             raise self._refuse(exc) from exc
         return self._run(plan, stream=req.stream, request_id=req.request_id)
