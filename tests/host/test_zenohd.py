@@ -194,6 +194,49 @@ def test_a_service_may_query_only_what_it_uses(sessions: dict[str, zenoh.Session
     observe.undeclare()
 
 
+def test_only_the_cli_administers_memory(sessions: dict[str, zenoh.Session]) -> None:
+    forget = serve(sessions["memory"], "emily/n6/memory/forget", b"forgotten")
+    facts = serve(sessions["memory"], "emily/n6/memory/facts", b"facts")
+    assert until_answered(sessions["cli"], "emily/n6/memory/forget") == [b"forgotten"]
+    assert until_answered(sessions["cognition"], "emily/n6/memory/facts") == [b"facts"]
+    # cognition reads facts but may not forget; perception and inference ask memory nothing
+    assert answers(sessions["cognition"], "emily/n6/memory/forget") == []
+    for name in ("inference", "perception", "stranger"):
+        assert answers(sessions[name], "emily/n6/memory/facts") == [], name
+    forget.undeclare()
+    facts.undeclare()
+
+
+def test_memory_may_ask_inference_to_generate_only(sessions: dict[str, zenoh.Session]) -> None:
+    generate = serve(sessions["inference"], "emily/n7/inference/generate", b"json")
+    chat = serve(sessions["inference"], "emily/n7/inference/chat", b"text")
+    assert until_answered(sessions["memory"], "emily/n7/inference/generate") == [b"json"]
+    assert answers(sessions["memory"], "emily/n7/inference/chat") == []
+    generate.undeclare()
+    chat.undeclare()
+
+
+def test_perception_hears_memory_operations_only(sessions: dict[str, zenoh.Session]) -> None:
+    heard: list[bytes] = []
+
+    def note(sample: zenoh.Sample) -> None:
+        heard.append(bytes(sample.payload.to_bytes()))
+
+    subs = [
+        sessions["perception"].declare_subscriber(f"emily/n8/events/{topic}", note)
+        for topic in ("memory.operations", "workspace.broadcast")
+    ]
+    deadline = time.monotonic() + 10
+    while b"forget" not in heard and time.monotonic() < deadline:
+        sessions["memory"].put("emily/n8/events/memory.operations", b"forget")
+        sessions["cognition"].put("emily/n8/events/workspace.broadcast", b"broadcast")
+        time.sleep(0.2)
+    assert b"forget" in heard
+    assert b"broadcast" not in heard
+    for sub in subs:
+        sub.undeclare()
+
+
 def test_liveliness_tokens_only_under_the_own_name(sessions: dict[str, zenoh.Session]) -> None:
     own = sessions["memory"].liveliness().declare_token("emily/n5/health/memory")
     posing = sessions["memory"].liveliness().declare_token("emily/n5/health/inference")
