@@ -10,6 +10,7 @@ from emily.cognition.neural.energy import (
     PRESETS,
     OpCounts,
     Timing,
+    input_layer_counts,
     linear_macs,
     mlp_counts,
     preset,
@@ -38,6 +39,12 @@ def test_energy_hand_computed() -> None:
     assert c.energy_pj("int8") == pytest.approx(30 + 23)
     assert c.per_inference_pj("fp32") == pytest.approx(340.0)
     assert OpCounts().per_inference_pj() == 0.0
+
+
+def test_input_layer_counts_spikes_as_accumulates_and_currents_as_macs() -> None:
+    spikes = torch.tensor([[[1.0, 0.0, 1.0]], [[0.0, 0.0, 1.0]]])  # [T=2, B=1, F=3]
+    assert input_layer_counts(spikes, 4) == OpCounts(spikes=3, sop=12)
+    assert input_layer_counts(spikes * 0.5, 4) == OpCounts(mac=2 * 3 * 4)
 
 
 def test_mlp_macs_hand_computed() -> None:

@@ -25,6 +25,21 @@ def test_counts_match_a_recount_of_the_spikes() -> None:
     assert out.logits.shape == (4, 3)
 
 
+def test_real_valued_input_is_priced_as_multiply_accumulates() -> None:
+    """6 real inputs into 5 neurons over 4 steps: 4 x 6 x 5 = 120 MACs, no input spikes."""
+    torch.manual_seed(0)
+    net = SpikingClassifier(6, 5, 3)
+    with torch.no_grad():
+        net.fc_in.weight.mul_(6.0)
+    x = torch.tensor([[0.3, 0.9, 0.0, 0.5, 0.7, 0.2]]).expand(4, 1, 6)
+    out = net(x)
+    n_hid = int(out.hidden_spikes.sum())
+    assert n_hid > 0
+    assert out.counts.mac == 120
+    assert out.counts.sop == n_hid * 3 and out.counts.spikes == n_hid
+    assert out.counts.energy_pj() == pytest.approx(120 * 4.6 + n_hid * 3 * 0.9)
+
+
 def test_silent_input_costs_no_synaptic_operations() -> None:
     net = SpikingClassifier(6, 5, 3)
     with torch.no_grad():

@@ -37,6 +37,29 @@ def test_run_matches_the_torch_spiking_classifier() -> None:
     np.testing.assert_allclose(logits, out.logits.numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("binary", [True, False])
+def test_decision_counts_match_the_torch_classifiers(binary: bool) -> None:
+    """Spiking input costs accumulates, real-valued input (MiniLM's) costs T x F x H MACs."""
+    torch.manual_seed(0)
+    lif = LIFConfig()
+    net = SpikingClassifier(64, 32, 5, lif)
+    with torch.no_grad():
+        net.fc_in.weight.mul_(8.0)
+    sd = {k: v.detach().numpy().astype(np.float32) for k, v in net.state_dict().items()}
+    rt = SpikingRuntime(
+        sd["fc_in.weight"], sd["fc_in.bias"], sd["fc_out.weight"], sd["fc_out.bias"],
+        beta=lif.beta, threshold=lif.threshold, steps=8,
+    )  # fmt: skip
+    rng = np.random.default_rng(3)
+    x = (rng.random(64) < 0.3).astype(np.float32) if binary else rng.random(64).astype(np.float32)
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)[None, None, :].expand(8, 1, -1)).counts
+    _, spikes = rt.run(rt.current_dense(x[None, :])[0])
+    got = rt.counts(spikes, int(x.sum()) if binary else None)
+    assert got == want
+    assert (got.mac == 8 * 64 * 32) != binary
+
+
 @pytest.mark.parametrize("uniform", [True, False])
 def test_stdp_matches_the_torch_rule(uniform: bool) -> None:
     """Both branches: inputs that spike alike at each step (the reflex's case) and not."""

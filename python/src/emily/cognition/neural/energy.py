@@ -116,6 +116,23 @@ def sop(spikes: torch.Tensor, fan_out: int) -> int:
     return int(spikes.sum().item()) * int(fan_out)
 
 
+def is_binary(x: torch.Tensor) -> bool:
+    """Whether every element of ``x`` is 0 or 1 (a spike train, not real-valued input)."""
+    return bool(((x == 0) | (x == 1)).all().item())
+
+
+def input_layer_counts(x: torch.Tensor, fan_out: int) -> OpCounts:
+    """Counts of the dense layer that ``x`` ``[T, B, F]`` drives into ``fan_out`` neurons.
+
+    Binary input is spikes: SOP = spikes × fan-out (accumulates), and the spikes are
+    counted. Real-valued input (e.g. embeddings held as currents) is multiplied by every
+    weight it meets: ``T · B · F · fan_out`` MACs, and no spikes.
+    """
+    if is_binary(x):
+        return OpCounts(spikes=int(x.sum().item()), sop=sop(x, fan_out))
+    return OpCounts(mac=x.numel() * int(fan_out))
+
+
 def linear_macs(n_in: int, n_out: int, samples: int = 1) -> int:
     """MACs of a dense ``n_in → n_out`` layer over ``samples`` inputs (bias adds ignored)."""
     return int(n_in) * int(n_out) * int(samples)

@@ -5,7 +5,9 @@ drive a readout layer whose output is integrated over time (a non-firing accumul
 
     logits = (1/T) Σ_t W_out · S_hidden[t] + b_out
 
-Both layers receive binary spikes, so each costs ACs only: SOP = spikes × fan-out.
+The readout receives binary spikes, so it costs ACs only: SOP = spikes × fan-out. The
+input layer costs ACs when its input is spikes and one MAC per weight per step when it
+is real-valued (a current, as the reflex's MiniLM features are).
 snntorch provides the neurons; the counting is ours (snntorch does not count SOPs).
 """
 
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from emily.cognition.neural.energy import OpCounts, sop
+from emily.cognition.neural.energy import OpCounts, input_layer_counts, sop
 from emily.cognition.neural.errors import NeuralInputError
 from emily.cognition.neural.lif import LIF, LIFConfig
 
@@ -60,7 +62,8 @@ class SpikingClassifier(nn.Module):
 
         Parameters
         ----------
-        spikes : ``[T, B, F]`` in {0., 1.}, from :mod:`emily.cognition.neural.encoders`.
+        spikes : ``[T, B, F]`` in {0., 1.}, from :mod:`emily.cognition.neural.encoders`,
+            or real-valued currents (then the input layer is priced as MACs).
 
         Returns
         -------
@@ -73,10 +76,12 @@ class SpikingClassifier(nn.Module):
         steps, batch = spikes.shape[0], spikes.shape[1]
         hidden, _ = self.lif(self.fc_in(spikes))
         logits = self.fc_out(hidden).mean(dim=0)
+        first = input_layer_counts(spikes, self.n_hidden)
         counts = OpCounts(
             samples=batch,
-            spikes=int(spikes.sum().item() + hidden.sum().item()),
-            sop=sop(spikes, self.n_hidden) + sop(hidden, self.n_out),
+            spikes=first.spikes + int(hidden.sum().item()),
+            sop=first.sop + sop(hidden, self.n_out),
+            mac=first.mac,
             state_updates=steps * batch * self.n_hidden,
         )
         return SpikingOutput(logits=logits, hidden_spikes=hidden, counts=counts)

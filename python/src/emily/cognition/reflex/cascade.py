@@ -93,7 +93,12 @@ class Reflex:
 
     @staticmethod
     def merge(fast: ReflexResult, deep: ReflexResult | None) -> ReflexResult:
-        """The deciding result: the fast one if it fired, else the deep one (latency summed)."""
+        """The deciding result: the fast one if it fired, else the deep one (latency and
+        operation counts summed, since both stages ran)."""
         if fast.fired or deep is None:
             return fast
-        return replace(deep, latency_ms=fast.latency_ms + deep.latency_ms)
+        return replace(
+            deep,
+            latency_ms=fast.latency_ms + deep.latency_ms,
+            counts=fast.counts.merge(deep.counts),
+        )

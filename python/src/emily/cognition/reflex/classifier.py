@@ -12,14 +12,14 @@ import hashlib
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from emily.cognition.errors import ReflexDataError
-from emily.cognition.neural import STDPConfig
+from emily.cognition.neural import OpCounts, STDPConfig
 from emily.cognition.reflex import data as rdata
 from emily.cognition.reflex.features import HashedNgrams
 from emily.cognition.reflex.runtime import F32, SpikingRuntime, softmax_rows, stdp
@@ -47,6 +47,7 @@ class ReflexResult:
     intent : best intent; confidence : its softmax probability in [0, 1].
     fired : ``confidence >= threshold``; only then are ``action``/``response`` set.
     latency_ms : features plus network, in ms. spikes : hidden spikes emitted.
+    counts : the decision's operations (for the modelled energy of the live reflex).
     """
 
     intent: str
@@ -57,6 +58,7 @@ class ReflexResult:
     response: str | None
     latency_ms: float
     spikes: int
+    counts: OpCounts = field(default_factory=OpCounts)
 
 
 @dataclass(frozen=True)
@@ -127,11 +129,17 @@ class ReflexModel:
         threshold = calibrate(pred, conf, yc, intents.index(rdata.OOS), cfg)
         return cls(runtime, intents, threshold, feats)
 
-    def _current(self, text: str) -> F32:
+    def _current(self, text: str) -> tuple[F32, int | None]:
+        """Input current ``[H]`` and the number of spiking inputs (``None``: real-valued)."""
         if isinstance(self.features, HashedNgrams):
-            return self.runtime.current_sparse(self.features.indices(text))
-        current: F32 = self.runtime.current_dense(self.features.dense([text]))[0]
-        return current
+            idx = self.features.indices(text)
+            return self.runtime.current_sparse(idx), len(idx)
+        return self._current_dense(self.features.dense([text])[0])
+
+    def _current_dense(self, x: F32) -> tuple[F32, int | None]:
+        binary = bool(np.isin(x, (0.0, 1.0)).all())
+        current: F32 = self.runtime.current_dense(x[None, :])[0]
+        return current, (int(x.sum()) if binary else None)
 
     def decide(
         self, text: str, threshold: float | None = None, features: F32 | None = None
@@ -147,12 +155,11 @@ class ReflexModel:
         t0 = time.perf_counter()
         bar = self.threshold if threshold is None else threshold
         with self._lock:
-            current = (
-                self._current(text)
-                if features is None
-                else self.runtime.current_dense(features[None, :])[0]
+            current, active = (
+                self._current(text) if features is None else self._current_dense(features)
             )
             logits, spikes = self.runtime.run(current)
+        counts = self.runtime.counts(spikes, active)
         p = softmax_rows(logits)
         k = int(p.argmax())
         conf = float(p[k])
@@ -168,6 +175,7 @@ class ReflexModel:
             response=canned.render() if canned else None,
             latency_ms=(time.perf_counter() - t0) * 1e3,
             spikes=int(spikes.sum()),
+            counts=counts,
         )
 
     def adapt(self, text: str, config: STDPConfig | None = None) -> float:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from emily.cognition.neural.energy import OpCounts
+
 F32 = NDArray[np.float32]
 
 
@@ -73,6 +75,25 @@ class SpikingRuntime:
         rate = spikes.mean(axis=0)
         logits: F32 = rate @ self.w_out.T + self.b_out
         return logits, spikes
+
+    def counts(self, spikes: F32, active: int | None) -> OpCounts:
+        """Operations of one decision, as :class:`~emily.cognition.neural.SpikingClassifier`
+        counts them for the same input held over ``T`` steps.
+
+        Parameters
+        ----------
+        spikes : hidden spikes ``[T, H]`` of the decision.
+        active : inputs that spike (binary input, e.g. hashed n-grams), or ``None`` for
+            real-valued input (MiniLM features), whose layer costs ``T · F · H`` MACs.
+        """
+        n_hidden, n_in = self.w_in.shape
+        hidden = int(spikes.sum())
+        out = hidden * self.w_out.shape[0]
+        base = OpCounts(samples=1, spikes=hidden, sop=out, state_updates=self.steps * n_hidden)
+        if active is None:
+            return base + OpCounts(mac=self.steps * n_in * n_hidden)
+        fired = active * self.steps
+        return base + OpCounts(spikes=fired, sop=fired * n_hidden)
 
     def to_arrays(self) -> dict[str, NDArray[np.float32]]:
         """Arrays to save with ``np.savez``."""
