@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from emily.observe.metrics import service_registry
+
 M = TypeVar("M", Histogram, Counter, Gauge)
 
 BUCKETS_S = (
@@ -38,7 +40,7 @@ BUCKETS_S = (
 class CognitionMetrics:
     """Stage latencies, answering tier, G per policy, missing dependencies, episodes."""
 
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    registry: CollectorRegistry = field(default_factory=service_registry)
 
     def __post_init__(self) -> None:
         r = self.registry

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from emily.inference.backend import BackendInfo
+from emily.observe.metrics import service_registry
 
 # seconds: from 5 ms (a cached prompt on a GPU) to 5 min (a long CPU generation)
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -28,7 +29,7 @@ class InferenceMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+        self.registry = registry or service_registry()
         r = self.registry
         p = "emily_inference_"
         self.ttft = Histogram(

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from emily.bus.schemas.memory import PoolStats
+from emily.observe.metrics import service_registry
 
 TIERS = ("L0", "L1", "L2", "L3")
 
@@ -20,7 +21,7 @@ class MemoryMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
+        self.registry = registry if registry is not None else service_registry()
         r = self.registry
         self.promotions = Counter(
             "emily_memory_promotions", "Episodes moved up a tier", ["from", "to"], registry=r

@@ -20,7 +20,7 @@ from contextlib import ExitStack
 from typing import Any, TypeVar
 
 import zenoh
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import Counter, Histogram
 
 from emily.bus import BusConfig, Keys, open_session
 from emily.bus.endpoints import CAPTION, READ, TRANSCRIBE
@@ -37,6 +37,7 @@ from emily.bus.schemas.perception import (
     media_bytes,
 )
 from emily.observe import start_metrics_server
+from emily.observe.metrics import service_registry
 from emily.perception.caption import Captioner
 from emily.perception.config import PerceptionConfig
 from emily.perception.errors import MediaError
@@ -56,7 +57,7 @@ class PerceptionMetrics:
     """The service's own registry (see the module docstring)."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = service_registry()
         self.seconds = Histogram(
             "emily_perception_seconds",
             "Time to serve one perception request (s)",
