@@ -14,7 +14,7 @@ def test_every_metric_is_prefixed_and_registries_are_separate() -> None:
     a.rejections.labels("busy").inc()
     page = generate_latest(a.registry).decode()
     names = {line.split(" ")[2] for line in page.splitlines() if line.startswith("# TYPE ")}
-    assert names and all(n.startswith("emily_inference_") for n in names)
+    assert names and all(n.startswith(("emily_inference_", "process_")) for n in names)
     assert {"emily_inference_ttft_seconds", "emily_inference_latency_seconds"} <= names
     assert 'emily_inference_rejections_total{reason="busy"} 1.0' in page
     assert "emily_inference_generated_tokens_total 5.0" in page
