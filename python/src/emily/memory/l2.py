@@ -302,10 +302,14 @@ class L2:
         slot = self.slot_of[key]
         return Record.from_json(json.loads(self._body(slot)), self.vectors[slot].copy())
 
-    def discard(self, key: uuid.UUID) -> None:
-        """Free ``key``'s slot without reading it."""
+    def discard(self, key: uuid.UUID, *, wipe: bool = False) -> None:
+        """Free ``key``'s slot without reading it; ``wipe`` zeroes its text and vector
+        too (a forgotten episode leaves nothing on the disk), not only its header."""
         slot = self.slot_of.pop(key)
-        if self._pwrite(1, bytes(_HEAD.size), slot * self.slot_bytes):
+        if wipe:
+            self._pwrite(0, bytes(_VEC), slot * _VEC)
+        size = self.slot_bytes if wipe else _HEAD.size
+        if self._pwrite(1, bytes(size), slot * self.slot_bytes):
             self.free.append(slot)
 
     def pop(self, key: uuid.UUID) -> Record:

@@ -130,6 +130,18 @@ class Outbox:
             db = self._open()
             return {uuid.UUID(r[0]) for r in db.execute("SELECT id FROM outbox")} if db else set()
 
+    def remove(self, ids: Sequence[uuid.UUID]) -> int:
+        """Drop queued copies of ``ids`` (a forget, or a correction re-queues); returns
+        how many were queued."""
+        if not ids:
+            return 0
+        with self._lock:
+            db = self._open()
+            if db is None:
+                raise StoreUnavailable(f"the outbox cannot drop queued episodes: {self.error}")
+            cur = db.executemany("DELETE FROM outbox WHERE id = ?", [(str(k),) for k in ids])
+            return int(cur.rowcount)
+
     def drain(self, deliver: Deliver, batch: int = 1000) -> int:
         """Deliver queued episodes oldest first; returns how many left the outbox.
 

@@ -411,6 +411,48 @@ class TieredMemory:
         self.update_gauges()
         return dropped
 
+    def remove(self, keys: Iterable[uuid.UUID]) -> int:
+        """Drop ``keys`` from every cache tier and the access statistics, wiping their L2
+        slots (a forget: only L3 decides, and it no longer holds them). Returns how many
+        a cache tier held."""
+        held = 0
+        with self.lock:
+            for key in keys:
+                tier = self.tier_of.pop(key, None)
+                if tier == "L0":
+                    self.l0.pop(key)
+                    self._floor = None
+                elif tier == "L1":
+                    self.l1.discard(key)
+                    self.l1_data.pop(key)
+                elif tier == "L2":
+                    self.l2_order.pop(key, None)
+                    self.l2.discard(key, wipe=True)
+                self.stats.entries.pop(key, None)
+                held += tier is not None
+        self.update_gauges()
+        return held
+
+    def replace(self, rec: Record) -> Tier:
+        """Put ``rec`` where its older version is (a correction); returns that tier.
+
+        An L2 slot too small for the new text leaves it to L3 (a logged demotion).
+        """
+        with self.lock:
+            tier = self.tier_of.get(rec.id, "L3")
+            if tier == "L0":
+                self.l0.pop(rec.id)
+                self.l0.put(rec)
+            elif tier == "L1":
+                self.l1_data[rec.id] = rec
+            elif tier == "L2":
+                self.l2.discard(rec.id, wipe=True)
+                if not self.l2.put(rec):
+                    self.l2_order.pop(rec.id, None)
+                    self._moved(rec.id, "L2", "L3")
+                    self._flush()
+            return tier
+
     def check(self) -> None:
         """Assert the invariants (tests): tiers disjoint, consistent, within capacity."""
         with self.lock:
