@@ -1,8 +1,10 @@
-"""``emily infer "prompt"``: one request to the running inference service, streamed."""
+"""``emily infer "prompt"`` (``-`` reads it from standard input): one request to the
+running inference service, streamed (``--json`` prints the whole reply once done)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Iterator
 
@@ -17,19 +19,27 @@ from emily.bus.schemas.inference import (
     InferenceInfo,
     InfoRequest,
 )
-from emily.errors import BusError
+from emily.cli.common import UsageError, add_output, check_text, text_arg
+
+#: Longest prompt the CLI sends (characters); the model's context is the real bound.
+MAX_PROMPT_CHARS = 65536
 
 
-def print_stream(replies: Iterator[GenerationChunk]) -> tuple[GenerationChunk | None, str]:
-    """Write each chunk's text to stdout as it arrives; returns the final chunk and the text."""
+def print_stream(
+    replies: Iterator[GenerationChunk], echo: bool = True
+) -> tuple[GenerationChunk | None, str]:
+    """Write each chunk's text to stdout as it arrives (unless ``echo`` is false);
+    returns the final chunk and the whole text."""
     final, texts = None, []
     for c in replies:
-        sys.stdout.write(c.text)
-        sys.stdout.flush()
+        if echo:
+            sys.stdout.write(c.text)
+            sys.stdout.flush()
         texts.append(c.text)
         if c.done:
             final = c
-    sys.stdout.write("\n")
+    if echo:
+        sys.stdout.write("\n")
     return final, "".join(texts)
 
 
@@ -54,18 +64,24 @@ def run(args: argparse.Namespace) -> int:
     bus = BusConfig.load()
     if args.info:
         return show_info(bus)
-    if not args.prompt:
-        raise BusError("give a prompt, e.g. emily infer 'The capital of France is'")
+    prompt = text_arg(args.prompt, "the prompt")
+    if prompt is None:
+        raise UsageError("give a prompt (or - for standard input), e.g. emily infer 'Paris is'")
+    check_text(prompt, MAX_PROMPT_CHARS, "the prompt", "emily infer 'Paris is'")
     sampling = {"max_tokens": args.max_tokens, "temperature": args.temperature, "stream": True}
     with Client.connect(bus, CHAT if args.chat else GENERATE) as client:
         if args.chat:
-            turn = ChatMessage(role="user", content=args.prompt)
+            turn = ChatMessage(role="user", content=prompt)
             replies = client.stream(CHAT, ChatRequest(messages=(turn,), **sampling), args.timeout)
         else:
-            request = GenerateRequest(prompt=args.prompt, **sampling)
+            request = GenerateRequest(prompt=prompt, **sampling)
             replies = client.stream(GENERATE, request, args.timeout)
-        final, _ = print_stream(replies)
-    if final is not None and final.usage is not None and args.verbose:
+        final, text = print_stream(replies, echo=not args.json)
+    if args.json:
+        doc = {"text": text, **(final.model_dump(mode="json", exclude={"text"}) if final else {})}
+        print(json.dumps(doc, indent=2))
+        return 0
+    if final is not None and final.usage is not None and args.verbose and not args.quiet:
         print(
             f"[{final.finish_reason}; {final.usage.completion_tokens} tokens; "
             f"ttft {ms(final.ttft_ms)}; total {ms(final.latency_ms)}]",
@@ -90,10 +106,11 @@ def add_sampling(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``emily infer``."""
     p = sub.add_parser("infer", help="ask the inference service once, streaming the answer")
-    p.add_argument("prompt", nargs="?", default=None, help="the prompt text")
+    p.add_argument("prompt", nargs="?", default=None, help="the prompt text; - reads stdin")
     p.add_argument(
         "--info", action="store_true", help="show the live service's model and backend instead"
     )
     p.add_argument("--chat", action="store_true", help="send it as a chat turn, not raw text")
     add_sampling(p)
+    add_output(p)
     p.set_defaults(func=run)

@@ -6,11 +6,17 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from emily.bus import BusConfig
+from emily.cli.common import add_output
+from emily.cli.supervise import PidFile, alive
+from emily.config import state_dir
 from emily.errors import EmilyError
 from emily.inference.config import InferenceConfig
 from emily.inference.models import pull_any, read_record, remove, select, selected
@@ -21,10 +27,16 @@ UNIT = "emily-inference.service"
 
 def run_pull(args: argparse.Namespace) -> int:
     """Download (URL or Hugging Face ``org/repo/file.gguf``), verify, record; prints the path."""
-    path = pull_any(args.source, args.sha256, name=args.name, progress=not args.quiet)
+    progress = not args.quiet and sys.stderr.isatty()
+    path = pull_any(args.source, args.sha256, name=args.name, progress=progress)
+    sha = read_record().get(path.name, {}).get("sha256")
+    if args.json:
+        print(json.dumps({"path": str(path), "name": path.stem, "sha256": sha}, indent=2))
+        return 0
     print(path)
-    print(f"sha256 {read_record().get(path.name, {}).get('sha256', '?')}")
-    print(f"use it with: emily model use {path.stem}")
+    print(f"sha256 {sha or '?'}")
+    if not args.quiet:
+        print(f"use it with: emily model use {path.stem}")
     return 0
 
 
@@ -124,7 +136,9 @@ def run_use(args: argparse.Namespace) -> int:
         )
     path = select(args.name)
     print(f"selected {path}")
-    if args.restart and shutil.which("systemctl"):
+    if restart_under_up("inference"):
+        print("restarted the inference service under emily up (the others kept running)")
+    elif args.restart and shutil.which("systemctl"):
         subprocess.run(["systemctl", "try-restart", UNIT], check=True)
         print(f"restarted {UNIT} (only the inference service)")
     else:
@@ -133,6 +147,38 @@ def run_use(args: argparse.Namespace) -> int:
             "on the host, or restart `emily serve inference`"
         )
     return 0
+
+
+def restart_under_up(name: str, timeout_s: float = 60.0) -> bool:
+    """Ask a running ``emily up`` to restart service ``name`` alone; True once it has
+    (a new pid in its pidfile), False when no ``emily up`` runs ``name``.
+
+    Raises
+    ------
+    EmilyError
+        When ``emily up`` did not restart it within ``timeout_s`` seconds.
+    """
+    pidfile = PidFile(state_dir() / "run" / "up.json")
+    data = pidfile.read()
+    owner, services = data.get("up"), data.get("services")
+    if not isinstance(owner, int) or not alive(owner) or not isinstance(services, dict):
+        return False
+    before = services.get(name)
+    if before is None:
+        return False
+    request = state_dir() / "run" / "restart"
+    request.write_text(f"{name}\n")
+    os.kill(owner, signal.SIGUSR1)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        now = pidfile.read().get("services")
+        if isinstance(now, dict) and now.get(name) not in (None, before):
+            return True
+        time.sleep(0.2)
+    raise EmilyError(
+        f"emily up (pid {owner}) did not restart {name} within {timeout_s:g} s; "
+        f"see {state_dir() / 'logs'}"
+    )
 
 
 def run_rm(args: argparse.Namespace) -> int:
@@ -151,15 +197,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     pl.add_argument("--sha256", default=None, help="expected SHA-256 (64 hex digits)")
     pl.add_argument("--name", default=None, help="local file name (default: from the source)")
-    pl.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_output(pl)
     pl.set_defaults(func=run_pull)
     ls = actions.add_parser("list", help="show the models; mark the loaded and selected one")
-    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    add_output(ls, quiet=False)
     ls.set_defaults(func=run_list)
     use = actions.add_parser("use", help="select the model the inference service loads")
     use.add_argument("name", help="a model name from `emily model list`")
     use.add_argument(
-        "--restart", action="store_true", help=f"restart {UNIT} (systemd hosts) to load it now"
+        "--restart",
+        action="store_true",
+        help=f"restart {UNIT} (systemd hosts) to load it now; under `emily up` the "
+        "inference service is always restarted",
     )
     use.set_defaults(func=run_use)
     rm = actions.add_parser("rm", help="delete a pulled model")

@@ -254,7 +254,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "status",
         help="show what is installed, which services are up and where",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument(

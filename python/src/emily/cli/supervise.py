@@ -10,6 +10,11 @@
   (``<state dir>/run/up.json``) names ``emily up`` and its services; the next
   ``emily up`` refuses to start beside a live one, and stops services that an earlier
   one left behind instead of mistaking them for its own.
+- **Logs.** Each service's output comes back through a pipe and goes to
+  ``<logs>/<service>.log``, rotated by size (:class:`emily.observe.log.LogFile`).
+- **Restarts on request.** :meth:`Supervisor.restart` stops one service gracefully and
+  starts it again at once (``emily model use`` asks for this through ``emily up``);
+  such a restart is not counted as a crash.
 """
 
 from __future__ import annotations
@@ -19,12 +24,19 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from emily.errors import EmilyError
+from emily.observe.log import LogConfig, LogFile
+
+
+def serve_command(name: str) -> list[str]:
+    """The command line of service ``name``: ``python -m emily serve <name>``."""
+    return [sys.executable, "-m", "emily", "serve", name]
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,8 @@ class Supervisor:
     logs : directory of ``<service>.log``.
     policy : the restart policy.
     say : where progress lines go (the terminal).
+    log_config : rotation of the log files (size and count).
+    command : the command line that runs a service (:func:`serve_command`).
     """
 
     def __init__(
@@ -79,25 +93,54 @@ class Supervisor:
         logs: Path,
         policy: RestartPolicy,
         say: Callable[[str], None],
+        log_config: LogConfig | None = None,
+        command: Callable[[str], list[str]] = serve_command,
     ) -> None:
         self.services = {n: Service(n) for n in names}
         self.env = {**env, "EMILY_SUPERVISOR_PID": str(os.getpid())}
         self.logs = logs
         self.policy = policy
         self.say = say
+        self.command = command
+        self.readers: dict[str, threading.Thread] = {}
+        cfg = log_config or LogConfig()
+        self.files = {n: LogFile(logs / f"{n}.log", cfg.max_bytes, cfg.backup_count) for n in names}
 
     def start(self, name: str) -> None:
         """Start (or restart) ``name``; its output is appended to its log."""
-        self.logs.mkdir(parents=True, exist_ok=True)
-        with (self.logs / f"{name}.log").open("ab") as log:
-            self.services[name].proc = subprocess.Popen(
-                [sys.executable, "-m", "emily", "serve", name],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        proc = subprocess.Popen(
+            self.command(name),
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        assert proc.stdout is not None
+        self.readers[name] = self.files[name].follow(proc.stdout, f"log-{name}")
+        self.services[name].proc = proc
         self.services[name].restart_at = None
+
+    def restart(self, name: str, grace_s: float = 20.0) -> None:
+        """Stop ``name`` (SIGTERM, SIGKILL after ``grace_s`` s) and start it again now.
+
+        Not counted as a crash. Raises :class:`EmilyError` for a service not supervised.
+        """
+        svc = self.services.get(name)
+        if svc is None:
+            raise EmilyError(
+                f"{name} is not one of the supervised services {sorted(self.services)}"
+            )
+        if svc.proc is not None and svc.proc.poll() is None:
+            svc.proc.send_signal(signal.SIGTERM)
+            try:
+                svc.proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                svc.proc.kill()
+                svc.proc.wait()
+        svc.given_up = False
+        svc.exits.clear()
+        self.start(name)
 
     def pids(self) -> dict[str, int]:
         """Pid of every running service."""
@@ -151,6 +194,10 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        for reader in self.readers.values():  # the last lines a service wrote, then EOF
+            reader.join(timeout=5)
+        for f in self.files.values():
+            f.close()
 
 
 def alive(pid: int) -> bool:

@@ -4,11 +4,16 @@
 as a Zenoh peer on loopback, and every service connects to it; so any service can be
 restarted without taking the others' meeting point with it. It waits for every
 service's liveliness token, prints where to reach them, runs a short demo when asked
-(``--demo``: a few observations with their traces), and then keeps the stack running
-until Ctrl-C (or stops after the demo with ``--stop-after-demo``). A service that exits
-is restarted with backoff, and one that keeps crashing is left stopped while the others
-go on (:mod:`emily.cli.supervise`). Each service's output goes to
-``<state dir>/logs/<service>.log``.
+(``--demo``: a few statements, then questions about them, in a new conversation each
+time so every run shows the same answers), and then keeps the stack running until
+Ctrl-C (or stops after the demo with ``--stop-after-demo``). A service that exits is
+restarted with backoff, and one that keeps crashing is left stopped while the others go
+on (:mod:`emily.cli.supervise`). Each service's output goes to
+``<state dir>/logs/<service>.log``, rotated by size (``[log]`` settings).
+
+Another command asks for a service to be restarted (``emily model use`` for inference)
+by writing its name to ``<state dir>/run/restart`` and sending SIGUSR1: only that
+service restarts, the others keep running.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import os
 import signal
 import sys
 import time
+import uuid
+from pathlib import Path
 from types import FrameType
 
 import zenoh
@@ -34,14 +41,17 @@ from emily.cli.status import urls
 from emily.cli.supervise import PidFile, RestartPolicy, Supervisor
 from emily.config import state_dir
 from emily.errors import EmilyError
+from emily.observe.log import LogConfig, check_level
 
 ORDER = ("memory", "inference", "perception", "cognition")
+#: The demo: a greeting, statements, then questions answered from what was stated.
+#: The language model stays out of it, so every run gives the same answers.
 DEMO = (
-    ("hello", True),
-    ("My favourite tea is a smoky lapsang souchong.", False),
-    ("What did I tell you about tea?", False),
-    ("In one sentence, why do leaves change colour in autumn?", True),
-    ("stop", True),
+    "hello",
+    "My favourite tea is a smoky lapsang souchong.",
+    "My sister Ada lives in Lisbon.",
+    "What is my favourite tea?",
+    "Where does my sister Ada live?",
 )
 
 
@@ -76,14 +86,48 @@ def wait_healthy(
         time.sleep(0.5)
 
 
-def demo(bus: BusConfig) -> None:
-    """Send the demo observations and print each response and trace."""
+def demo(bus: BusConfig, trace: bool = False) -> list[str]:
+    """Send the demo observations in a new session; print each answer (and its trace).
+
+    Returns the answers, in order.
+    """
+    session = f"demo-{uuid.uuid4().hex[:12]}"
+    say(f"\ndemo (session {session}):")
+    answers = []
     with Client.connect(bus, OBSERVE, wait_s=30) as client:
-        for text, llm in DEMO:
-            request = ObserveRequest(text=text, allow_llm=llm, max_tokens=48)
+        for text in DEMO:
+            request = ObserveRequest(text=text, allow_llm=False, session=session)
             reply = client.call(OBSERVE, request, 180)
-            print(f"\n> {text}\n{reply.response}\n{format_trace(reply.trace)}", flush=True)
+            answers.append(reply.response)
+            say(f"\n> {text}\n{reply.response}   [{reply.trace.tier}]")
+            if trace:
+                say(format_trace(reply.trace))
             time.sleep(0.5)  # let the episode reach memory before the next question
+    return answers
+
+
+class RestartRequests:
+    """Services other commands asked ``emily up`` to restart (SIGUSR1 and a file)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.pending = False
+        signal.signal(signal.SIGUSR1, self._on_signal)
+
+    def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
+        self.pending = True  # only a flag: the main loop does the work
+
+    def take(self) -> list[str]:
+        """The names asked for since the last call (the file is consumed)."""
+        if not self.pending:
+            return []
+        self.pending = False
+        try:
+            names = self.path.read_text().split()
+        except OSError:
+            return []
+        self.path.unlink(missing_ok=True)
+        return names
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,8 +148,11 @@ def run(args: argparse.Namespace) -> int:
     env["EMILY_BUS__MODE"] = "peer"
     env["EMILY_BUS__LISTEN"] = "[]"
     env["EMILY_BUS__CONNECT"] = json.dumps([args.endpoint])
+    if getattr(args, "log_level", None):
+        env["EMILY_LOG_LEVEL"] = check_level(args.log_level)
     policy = RestartPolicy(backoff_s=args.backoff, restart_limit=args.restart_limit)
-    sup = Supervisor(names, env, state_dir() / "logs", policy, say)
+    sup = Supervisor(names, env, state_dir() / "logs", policy, say, LogConfig.load())
+    requests = RestartRequests(state_dir() / "run" / "restart")
     client = BusConfig(node=args.node, mode="peer", connect=(args.endpoint,), listen=())
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -124,11 +171,11 @@ def run(args: argparse.Namespace) -> int:
             if name in up:
                 say(f"  {name:<11} {url}")
         if args.demo and "cognition" in up:
-            demo(client)
+            demo(client, trace=args.trace)
         if args.stop_after_demo:
             return 0
         say("next: `emily chat`, `emily observe TEXT`, `emily status`; Ctrl-C stops")
-        return supervise(sup, session, rendezvous, pidfile)
+        return supervise(sup, session, rendezvous, pidfile, requests)
     except KeyboardInterrupt:
         say("\nstopping")
         return 130
@@ -139,13 +186,25 @@ def run(args: argparse.Namespace) -> int:
         say("stopped")
 
 
-def supervise(sup: Supervisor, session: zenoh.Session, bus: BusConfig, pidfile: PidFile) -> int:
-    """Keep restarting what exits; say when a service goes down or comes back.
+def supervise(
+    sup: Supervisor,
+    session: zenoh.Session,
+    bus: BusConfig,
+    pidfile: PidFile,
+    requests: RestartRequests,
+) -> int:
+    """Keep restarting what exits, and what ``requests`` names; say when a service goes
+    down or comes back.
 
     Returns 1 when no service is left running (every one was given up).
     """
     shown = set(sup.running())
     while sup.running():
+        for name in requests.take():
+            if name in sup.services:
+                say(f"  {name:<10} restarting, as asked")
+                sup.restart(name)
+                pidfile.write(sup.pids())
         if sup.check():
             pidfile.write(sup.pids())
         up = set(alive(session, bus.keys, timeout_s=0.5))
@@ -164,9 +223,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "up",
         help="start and supervise the services on this machine",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--demo", action="store_true", help="send a few observations first")
+    p.add_argument("--trace", action="store_true", help="show each demo cycle's trace")
     p.add_argument(
         "--stop-after-demo", action="store_true", help="stop once started (and the demo ran)"
     )
