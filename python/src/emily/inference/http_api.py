@@ -1,4 +1,5 @@
-"""The OpenAI-compatible HTTP API: ``/v1/{chat/completions,completions,embeddings,models}``,
+"""The OpenAI-compatible HTTP API: ``/v1/{chat/completions,completions,embeddings,models}``
+and ``/v1/audio/transcriptions`` (through perception, :mod:`emily.inference.transcriptions`),
 ``/health`` (llama.cpp's server's name) and ``/healthz``, ``/metrics``, and its OpenAPI
 document (``/openapi.json``) with a docs page (``/docs``) that loads nothing from a CDN.
 
@@ -36,6 +37,7 @@ from emily.inference.openai_schemas import ChatBody, CompletionBody
 from emily.inference.openai_shapes import Indexed, Shape, error_body
 from emily.inference.scheduler import Event, Job, Scheduler
 from emily.inference.structured import tool_prompt
+from emily.inference.transcriptions import PerceptionClient, add_transcriptions
 from emily.observe.http import bearer_ok
 
 log = logging.getLogger(__name__)
@@ -63,9 +65,15 @@ def _describe(exc: ValidationError | RequestValidationError) -> tuple[str, str |
 
 
 def create_app(
-    engine: Engine, scheduler: Scheduler, metrics: InferenceMetrics, *, api_key: str | None
+    engine: Engine,
+    scheduler: Scheduler,
+    metrics: InferenceMetrics,
+    *,
+    api_key: str | None,
+    perception: PerceptionClient | None = None,
 ) -> FastAPI:
-    """The ASGI app serving ``engine`` through ``scheduler``; ``api_key`` guards ``/v1/*``."""
+    """The ASGI app serving ``engine`` through ``scheduler``; ``api_key`` guards ``/v1/*``;
+    ``perception`` answers ``/v1/audio/transcriptions`` (503 without it)."""
     app = FastAPI(
         title="emily inference",
         summary="OpenAI-compatible chat and text completions on llama.cpp",
@@ -214,6 +222,7 @@ def create_app(
             shape, jobs, events, request, req.stream, body.include_usage, headers_for(body)
         )
 
+    add_transcriptions(app, perception, authorized)
     return app
 
 

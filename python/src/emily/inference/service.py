@@ -23,6 +23,7 @@ from emily.inference.metrics import InferenceMetrics
 from emily.inference.models import selected
 from emily.inference.scheduler import Scheduler
 from emily.inference.store import embedded_model
+from emily.inference.transcriptions import PerceptionClient
 from emily.observe import MetricsServer, start_metrics_server
 from emily.observe.http import HTTPServer, read_token
 from emily.runtime import run_service
@@ -58,7 +59,10 @@ class InferenceService:
         self.http: HTTPServer | None = None
         self.metrics_server: MetricsServer | None = None
         if config.http_port:
-            app = create_app(self.engine, self.scheduler, self.metrics, api_key=api_key)
+            perception = PerceptionClient(self.session, bus.keys, config.request_timeout_s)
+            app = create_app(
+                self.engine, self.scheduler, self.metrics, api_key=api_key, perception=perception
+            )
             self.http = HTTPServer(app, config.http_host, config.http_port, name="inference-http")
             if not self.http.wait_started():
                 self.close()
