@@ -16,7 +16,9 @@ Observation modalities
 Policies are one step: answer by reflex, recall then answer, deliberate with the LLM
 (with recalled memories as context), or ask to clarify. Preferences ``C`` favour
 success and cheapness; allostasis sets ``gamma`` and scales the cost preference by
-impatience. The likelihood numbers are design choices stated here, not fitted.
+impatience. The likelihood numbers are design choices stated here, not fitted; the
+outcome likelihood ``P(success | need, act)`` is the prior that
+:mod:`emily.cognition.learning` updates from feedback and passes back as ``success``.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ _SUCCESS = np.array(
         [0.15, 0.20, 0.40, 0.90],  # ambiguous
     ]
 )
+Success = tuple[tuple[float, ...], ...]
+"""``P(success | need, act)`` ``[4 needs][4 acts]``, hashable so decisions can be cached."""
+PRIOR_SUCCESS: Success = tuple(tuple(float(v) for v in row) for row in _SUCCESS)
 # cost of each act: cheap, moderate, expensive
 _COST = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
 
@@ -60,12 +65,16 @@ def _likelihood(per_need: np.ndarray) -> np.ndarray:
     return np.repeat(per_need[:, :, None], N_ACT, axis=2)
 
 
-def build_model(impatience: float = 0.0) -> Generative:
-    """The generative model; ``impatience`` in [0, 1] deepens the cost preference (x1 to x1.5)."""
+def build_model(impatience: float = 0.0, success: Success = PRIOR_SUCCESS) -> Generative:
+    """The generative model; ``impatience`` in [0, 1] deepens the cost preference (x1 to
+    x1.5); ``success`` is ``P(success | need, act)`` (the design's prior by default)."""
+    p_success = np.asarray(success, dtype=np.float64)
+    if p_success.shape != _SUCCESS.shape or not ((p_success > 0) & (p_success < 1)).all():
+        raise ValueError(f"success must be {_SUCCESS.shape} probabilities in (0, 1)")
     outcome = np.zeros((3, len(NEEDS), N_ACT))
     outcome[0, :, 0] = 1.0  # nothing happens before acting
-    outcome[1, :, 1:] = _SUCCESS
-    outcome[2, :, 1:] = 1.0 - _SUCCESS
+    outcome[1, :, 1:] = p_success
+    outcome[2, :, 1:] = 1.0 - p_success
     cost = np.zeros((3, len(NEEDS), N_ACT))
     cost[0, :, 0] = 1.0
     for a in range(len(POLICIES)):
@@ -140,6 +149,7 @@ def decide(
     stochastic: bool = False,
     temperature: float = 1.0,
     rng: np.random.Generator | None = None,
+    success: Success = PRIOR_SUCCESS,
 ) -> Decision:
     """Infer the need, score the policies and pick one.
 
@@ -152,22 +162,29 @@ def decide(
     stochastic, temperature : sample the action at precision ``16 / temperature``
         instead of taking the most probable. Deterministic decisions are cached, with
         ``gamma`` and ``impatience`` rounded to 0.01.
+    success : the learned ``P(success | need, act)`` (see :func:`build_model`).
     """
     if not stochastic:
-        return _decide_cached(obs, round(gamma, 2), round(impatience, 2), tuple(allowed))
-    return _decide(obs, gamma, impatience, allowed, True, temperature, rng)
+        return _decide_cached(obs, round(gamma, 2), round(impatience, 2), tuple(allowed), success)
+    return _decide(obs, gamma, impatience, allowed, True, temperature, rng, success)
 
 
 @lru_cache(maxsize=4096)
 def _decide_cached(
-    obs: Observation, gamma: float, impatience: float, allowed: tuple[str, ...]
+    obs: Observation,
+    gamma: float,
+    impatience: float,
+    allowed: tuple[str, ...],
+    success: Success,
 ) -> Decision:
     """Deterministic decisions are pure: cache them (gamma, impatience rounded to 0.01)."""
-    return _decide(obs, gamma, impatience, allowed, False, 1.0, None)
+    return _decide(obs, gamma, impatience, allowed, False, 1.0, None, success)
 
 
-@lru_cache(maxsize=64)
-def _evidence(obs: Observation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@lru_cache(maxsize=256)
+def _evidence(
+    obs: Observation, success: Success = PRIOR_SUCCESS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """What does not depend on impatience, computed once per observation by the engine.
 
     Returns
@@ -176,7 +193,7 @@ def _evidence(obs: Observation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     cost modality's utility ``[P]`` (nats). cost_outcomes : predicted cost outcomes
     summed over each policy's steps ``[P, 3]``.
     """
-    model = build_model(0.0)
+    model = build_model(0.0, success)
     modalities = [0, 2] if obs.memory is None else [0, 1, 2]
     values = {0: obs.reflex, 1: obs.memory, 2: obs.novelty}
     qs = infer_states(
@@ -204,14 +221,17 @@ def warm_up() -> int:
     return seen
 
 
-def expected_free_energies(obs: Observation, impatience: float = 0.0) -> np.ndarray:
+def expected_free_energies(
+    obs: Observation, impatience: float = 0.0, success: Success = PRIOR_SUCCESS
+) -> np.ndarray:
     """``G`` per policy ``[P]`` (nats) under the model built with ``impatience``.
 
-    Equal to ``expected_free_energy(build_model(impatience), infer_states(...))``: only
-    the cost preference depends on impatience, and utility is linear in its log-softmax,
-    so the engine runs once per observation and impatience costs one ``[P, 3]`` product.
+    Equal to ``expected_free_energy(build_model(impatience, success), infer_states(...))``:
+    only the cost preference depends on impatience, and utility is linear in its
+    log-softmax, so the engine runs once per observation (and learned ``success``) and
+    impatience costs one ``[P, 3]`` product.
     """
-    _, base, cost_outcomes = _evidence(obs)
+    _, base, cost_outcomes = _evidence(obs, success)
     G: np.ndarray = base - cost_outcomes @ np.log(softmax(cost_preference(impatience)))
     return G
 
@@ -224,9 +244,10 @@ def _decide(
     stochastic: bool,
     temperature: float,
     rng: np.random.Generator | None,
+    success: Success = PRIOR_SUCCESS,
 ) -> Decision:
-    need = _evidence(obs)[0]
-    G = expected_free_energies(obs, impatience)
+    need = _evidence(obs, success)[0]
+    G = expected_free_energies(obs, impatience, success)
     mask = np.array([p in allowed for p in POLICIES])
     if not mask.any():
         raise ValueError("at least one policy must be allowed")
@@ -234,7 +255,7 @@ def _decide(
     q_pi = np.zeros(len(POLICIES))
     q_pi[mask] = policy_posterior(G[mask], np.full(int(mask.sum()), 1.0 / mask.sum()), gamma)
     if stochastic:
-        model = build_model(impatience)
+        model = build_model(impatience, success)
         act = int(
             sample_action(
                 q_pi,

@@ -80,6 +80,12 @@ class CognitionMetrics:
             "Episodes waiting for memory to come back",
             registry=r,
         )
+        self.learned = Counter(
+            "emily_cognition_learning_updates_total",
+            "Outcomes the agent learned from, by source (feedback, correction, ...)",
+            ["source"],
+            registry=r,
+        )
         self._children: dict[tuple[int, str], Any] = {}
 
     def child(self, metric: M, label: str) -> M:

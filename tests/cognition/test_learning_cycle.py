@@ -1,0 +1,40 @@
+"""The running cycle learns from feedback: the next decisions use the new counts."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from emily.bus.rpc import RequestFailed
+from emily.bus.schemas.cognition import ObserveRequest
+from emily.cognition.cycle import Cognition
+from emily.cognition.reflex import Reflex, ReflexModel
+
+
+def test_the_running_cycle_learns_from_feedback_and_traces_it(fast_reflex: ReflexModel) -> None:
+    """The real cycle (n-gram reflex, no bus): feedback-only observations move the counts
+    its next decisions use, and unknown cycles get not_found."""
+    cognition = Cognition(Reflex(fast_reflex))
+    try:
+        ask = ObserveRequest(text="quux zorb the flibbet", session="t", allow_llm=False)
+        first = cognition.observe(ask)
+        assert first.trace.policy == "clarify"
+        g0 = {s.policy: s.G for s in first.trace.policies}
+        for _ in range(6):
+            reply = cognition.observe(ask)
+            fb = cognition.feedback(
+                ObserveRequest(feedback="bad", feedback_for=reply.trace.cycle_id)
+            )
+            assert fb.action == "acknowledge" and fb.trace.policy == "clarify"
+            assert str(reply.trace.cycle_id) in fb.trace.notes[0]
+        later = cognition.observe(ask)
+        g1 = {s.policy: s.G for s in later.trace.policies}
+        assert cognition.learner.snapshot()["updates"] == 6
+        assert g1["clarify"] > g0["clarify"] + 0.1  # asking to clarify now looks worse
+        assert g1["recall"] == pytest.approx(g0["recall"])
+        with pytest.raises(RequestFailed) as info:
+            cognition.feedback(ObserveRequest(feedback="good", feedback_for=uuid.uuid4()))
+        assert info.value.reply.code == "not_found"
+    finally:
+        cognition.close()
