@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +55,7 @@ class Change:
     user: str | None = None
     episode_id: uuid.UUID | None = None
     fact_id: uuid.UUID | None = None
-    detail: dict[str, Scalar] = field(default_factory=dict)
+    detail: Mapping[str, Scalar] = field(default_factory=dict)
 
 
 def append(conn: Conn, changes: Sequence[Change]) -> int | None:
@@ -81,7 +81,7 @@ def append(conn: Conn, changes: Sequence[Change]) -> int | None:
             [c.user for c in changes],
             [c.episode_id for c in changes],
             [c.fact_id for c in changes],
-            [Jsonb(c.detail) for c in changes],
+            [Jsonb(dict(c.detail)) for c in changes],
         ),
     ).fetchone()
     return None if row is None or row[0] is None else int(row[0])
@@ -145,7 +145,7 @@ class EventLog:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._relayed = 0
+        self._relayed: int | None = 0
 
     # -------------------------------------------------------------- moves
     def moved(self, ops: Sequence[MemoryOperation]) -> None:
@@ -201,14 +201,20 @@ class EventLog:
 
     def start(self, publish: Publish) -> None:
         """Relay events committed from now on to ``publish``, in sequence order."""
-        with self.connection() as conn:
-            self._relayed = last_seq(conn)
+        try:
+            with self.connection() as conn:
+                self._relayed = last_seq(conn)
+        except StoreUnavailable:  # the loop takes the log's end once Postgres is back
+            self._relayed = None
 
         def loop() -> None:
             while not self._stop.is_set():
                 self._wake.wait(RELAY_PERIOD_S)
                 self._wake.clear()
                 try:
+                    if self._relayed is None:
+                        with self.connection() as conn:
+                            self._relayed = last_seq(conn)
                     self.flush_moves()
                     self._relay(publish)
                 except (StoreUnavailable, psycopg.Error) as exc:
@@ -222,7 +228,7 @@ class EventLog:
         self._thread.start()
 
     def _relay(self, publish: Publish) -> None:
-        while True:
+        while self._relayed is not None:
             with self.connection() as conn:
                 page = read(conn, self._relayed, MAX_PAGE)
             if not page.events:

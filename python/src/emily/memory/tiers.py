@@ -433,6 +433,29 @@ class TieredMemory:
         self.update_gauges()
         return held
 
+    def evict(self, keys: Iterable[uuid.UUID]) -> int:
+        """Move ``keys`` from the cache tier holding them down to L3 (demotions, logged);
+        returns how many moved."""
+        moved = 0
+        with self.lock:
+            for key in keys:
+                tier = self.tier_of.get(key)
+                if tier == "L0":
+                    self.l0.pop(key)
+                    self._floor = None
+                elif tier == "L1":
+                    self.l1.discard(key)
+                    self.l1_data.pop(key)
+                elif tier == "L2":
+                    self._from_l2(key)
+                else:
+                    continue
+                self._moved(key, tier, "L3")
+                moved += 1
+            self._flush()
+        self.update_gauges()
+        return moved
+
     def replace(self, rec: Record) -> Tier:
         """Put ``rec`` where its older version is (a correction); returns that tier.
 
