@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -85,3 +86,14 @@ def test_injected_interrupted_ingest_rerun_stores_nothing_twice(
     assert all(i.version == 8 for i in ids)
     dated = sorted((r.ts, r.id) for r in store.fetch(ids).values() if r.ts.year == 2025)
     assert [i for _, i in dated] == sorted(i for _, i in dated)  # ids keep time order
+
+
+def test_ingest_reads_standard_input_for_a_dash(
+    cli_env: Running, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [{"text": "Planted basil on the balcony"}, {"text": "The kettle is descaled"}]
+    piped = io.StringIO("\n".join(json.dumps(line) for line in lines) + "\n")
+    monkeypatch.setattr("sys.stdin", piped)
+    assert main(["memory", "ingest", "-", "--quiet"]) == 0
+    assert "stored 2 episodes" in capsys.readouterr().out
+    assert cli_env.service.memory.store.count() == 2

@@ -20,25 +20,26 @@ from emily.bus.schemas.memory import EpisodeIn, RecallRequest, StatsRequest, Sto
 from emily.errors import EmilyError, PayloadError
 
 
-def read_jsonl(path: Path) -> list[EpisodeIn]:
-    """Every line of ``path`` as an :class:`EpisodeIn`; all bad lines are reported at once.
+def read_jsonl(path: Path, text: str | None = None) -> list[EpisodeIn]:
+    """Every line of ``path`` (or of ``text``, read from standard input, when given) as
+    an :class:`EpisodeIn`; all bad lines are reported at once.
 
     Raises
     ------
     EmilyError
         Naming each bad line and field; nothing is sent when any line is bad.
     """
-    if not path.is_file():
+    if text is None and not path.is_file():
         raise EmilyError(f"{path} is not a file; give a JSONL file with one episode per line")
     episodes, errors = [], []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                episodes.append(decode(EpisodeIn, line))
-            except PayloadError as exc:
-                errors.append(f"{path}:{n}: {exc}")
+    body = path.read_text(encoding="utf-8") if text is None else text
+    for n, line in enumerate(body.split("\n"), 1):  # not splitlines: JSON may hold U+2028
+        if not line.strip():
+            continue
+        try:
+            episodes.append(decode(EpisodeIn, line))
+        except PayloadError as exc:
+            errors.append(f"{path}:{n}: {exc}")
     if errors:
         shown = "\n".join(errors[:20]) + (
             f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
@@ -61,10 +62,14 @@ def ingest(args: argparse.Namespace) -> int:
     order, the rest a SHA-256 of the two), so rerunning an interrupted ingest stores no
     line twice. On failure it says how many lines were stored.
     """
-    path = Path(args.file)
-    episodes = read_jsonl(path)
-    with path.open(encoding="utf-8") as fh:  # the same lines read_jsonl kept, in order
-        lines = [(n, line.strip()) for n, line in enumerate(fh, 1) if line.strip()]
+    stdin = args.file == "-"
+    path = Path("<stdin>" if stdin else args.file)
+    if not stdin and not path.is_file():
+        return len(read_jsonl(path))  # raises: not a file
+    text = sys.stdin.read() if stdin else path.read_text(encoding="utf-8")
+    episodes = read_jsonl(path, text)
+    # the same lines read_jsonl kept, in order
+    lines = [(n, line.strip()) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
     for i, (ep, (n, line)) in enumerate(zip(episodes, lines, strict=True)):
         if ep.id is None:
             digest = hashlib.sha256(f"{n}\n{line}".encode()).digest()
@@ -78,7 +83,12 @@ def ingest(args: argparse.Namespace) -> int:
     try:
         with (
             _connect(args, STORE) as client,
-            tqdm(total=len(episodes), unit="ep", desc="ingest", disable=args.quiet) as bar,
+            tqdm(
+                total=len(episodes),
+                unit="ep",
+                desc="ingest",
+                disable=args.quiet or not sys.stderr.isatty(),  # no bar in logs or pipes
+            ) as bar,
         ):
             for i in range(0, len(episodes), args.batch):
                 batch = episodes[i : i + args.batch]
@@ -145,7 +155,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--wait", type=float, default=5.0, help="seconds to wait for the service")
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
     i = verbs.add_parser("ingest", help="store every episode of a JSONL file")
-    i.add_argument("file", help='JSONL: one episode per line ({"text": ..., ...})')
+    i.add_argument("file", help='JSONL: one episode per line ({"text": ..., ...}); - reads stdin')
     i.add_argument("--batch", type=int, default=256, help="episodes per store request")
     i.add_argument("--timeout", type=float, default=120.0, help="seconds per batch")
     i.add_argument("--quiet", action="store_true", help="no progress bar")
