@@ -75,15 +75,11 @@ def lines(interactive: bool) -> Iterator[str]:
 class Agent:
     """The cognition side of a chat: one session, feedback about the last answer."""
 
-    def __init__(self, client: Client, args: argparse.Namespace) -> None:
+    def __init__(self, client: Client, args: argparse.Namespace, session: str) -> None:
         self.client = client
         self.args = args
-        self.session = args.session or f"chat-{uuid.uuid4().hex[:12]}"
+        self.session = session
         self.last: uuid.UUID | None = None
-        try:  # a bad --user or --session is a usage error before the first turn
-            ObserveRequest(user=args.user, session=self.session, feedback="good")
-        except ValueError as exc:
-            raise UsageError(invalid(exc)) from exc
 
     def _call(self, **fields: Any) -> ObserveReply:
         request = ObserveRequest(
@@ -119,11 +115,22 @@ def show(reply: ObserveReply, args: argparse.Namespace, prefix: str) -> None:
         print(f"  [tier {reply.trace.tier}, policy {reply.trace.policy}, {total:.0f} ms]")
 
 
+def session_of(args: argparse.Namespace) -> str:
+    """``--session``, or a new id; a bad ``--user`` or ``--session`` is a usage error."""
+    session = args.session or f"chat-{uuid.uuid4().hex[:12]}"
+    try:
+        ObserveRequest(user=args.user, session=session, feedback="good")
+    except ValueError as exc:
+        raise UsageError(invalid(exc)) from exc
+    return session
+
+
 def run_agent(args: argparse.Namespace, interactive: bool) -> int:
     """Chat with cognition until ``/quit`` or end of input."""
     prefix = "emily> " if interactive else ""
+    session = session_of(args)
     with Client.connect(BusConfig.load(), OBSERVE, wait_s=args.wait) as client:
-        agent = Agent(client, args)
+        agent = Agent(client, args, session)
         if interactive:
             print(f"session {agent.session}; /help lists the commands, /quit ends the chat")
         for line in lines(interactive):
