@@ -31,8 +31,9 @@ def test_the_running_cycle_learns_from_feedback_and_traces_it(fast_reflex: Refle
         later = cognition.observe(ask)
         g1 = {s.policy: s.G for s in later.trace.policies}
         assert cognition.learner.snapshot()["updates"] == 6
-        assert g1["clarify"] > g0["clarify"] + 0.1  # asking to clarify now looks worse
-        assert g1["recall"] == pytest.approx(g0["recall"])
+        # asking to clarify now looks worse; recall has the same cost, so the gap between
+        # them is free of allostasis's impatience, which moves every cost
+        assert g1["clarify"] - g1["recall"] > g0["clarify"] - g0["recall"] + 0.1
         with pytest.raises(RequestFailed) as info:
             cognition.feedback(ObserveRequest(feedback="good", feedback_for=uuid.uuid4()))
         assert info.value.reply.code == "not_found"

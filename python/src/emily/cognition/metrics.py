@@ -2,7 +2,9 @@
 
 ``emily_cognition_stage_seconds{stage}``: histogram per stage (reflex, embed, workspace,
 policy, recall, deliberate, total), buckets from 0.1 ms to 10 s. The host's reflex SLO
-alert reads ``emily_cognition_stage_seconds_bucket{stage="reflex"}``.
+alert reads ``emily_cognition_stage_seconds_bucket{stage="reflex"}``. The live reflex's
+``emily_neural_*`` series (spikes, synaptic operations, MACs, modelled pJ) are on the
+same registry (:mod:`emily.cognition.spikes`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from emily.cognition.neural.metrics import NeuralMetrics
 from emily.observe.metrics import service_registry
 
 M = TypeVar("M", Histogram, Counter, Gauge)
@@ -86,6 +89,7 @@ class CognitionMetrics:
             ["source"],
             registry=r,
         )
+        self.neural = NeuralMetrics(r)
         self._children: dict[tuple[int, str], Any] = {}
 
     def child(self, metric: M, label: str) -> M:

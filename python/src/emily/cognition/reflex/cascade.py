@@ -101,4 +101,5 @@ class Reflex:
             deep,
             latency_ms=fast.latency_ms + deep.latency_ms,
             counts=fast.counts.merge(deep.counts),
+            cpu_ms=fast.cpu_ms + deep.cpu_ms,
         )

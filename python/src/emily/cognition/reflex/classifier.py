@@ -46,7 +46,8 @@ class ReflexResult:
     ----------
     intent : best intent; confidence : its softmax probability in [0, 1].
     fired : ``confidence >= threshold``; only then are ``action``/``response`` set.
-    latency_ms : features plus network, in ms. spikes : hidden spikes emitted.
+    latency_ms : features plus network, in ms; cpu_ms : this thread's CPU time for it.
+    spikes : hidden spikes emitted.
     counts : the decision's operations (for the modelled energy of the live reflex).
     """
 
@@ -59,6 +60,7 @@ class ReflexResult:
     latency_ms: float
     spikes: int
     counts: OpCounts = field(default_factory=OpCounts)
+    cpu_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,7 @@ class ReflexModel:
         features : precomputed features ``[F]`` (e.g. from an embedding computed once
             for both the reflex and memory recall); computed from ``text`` when ``None``.
         """
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         bar = self.threshold if threshold is None else threshold
         with self._lock:
             current, active = (
@@ -176,6 +178,7 @@ class ReflexModel:
             latency_ms=(time.perf_counter() - t0) * 1e3,
             spikes=int(spikes.sum()),
             counts=counts,
+            cpu_ms=(time.thread_time() - c0) * 1e3,
         )
 
     def adapt(self, text: str, config: STDPConfig | None = None) -> float:
