@@ -158,6 +158,8 @@ class Trace(Message):
     gamma: float = Field(gt=0.0)
     ttft_ms: float | None = Field(default=None, ge=0.0)
     episode: Literal["stored", "queued", "skipped"]
+    learning: dict[str, float] | None = None
+    """The agent's learned ``P(success)`` per ``need.policy`` and its count of ``updates``."""
 
 
 class ObserveReply(Message):
