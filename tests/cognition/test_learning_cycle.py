@@ -31,6 +31,10 @@ def test_the_running_cycle_learns_from_feedback_and_traces_it(fast_reflex: Refle
         later = cognition.observe(ask)
         g1 = {s.policy: s.G for s in later.trace.policies}
         assert cognition.learner.snapshot()["updates"] == 6
+        assert first.trace.learning is not None and later.trace.learning is not None
+        assert later.trace.learning["updates"] == 6
+        assert fb.trace.learning == later.trace.learning
+        assert later.trace.learning["ambiguous.clarify"] < first.trace.learning["ambiguous.clarify"]
         # asking to clarify now looks worse; recall has the same cost, so the gap between
         # them is free of allostasis's impatience, which moves every cost
         assert g1["clarify"] - g1["recall"] > g0["clarify"] - g0["recall"] + 0.1

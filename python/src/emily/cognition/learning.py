@@ -341,7 +341,7 @@ def feedback_reply(
             "allostasis": allostasis,
             "gamma": gamma,
             "episode": "skipped",
-            **({"learning": learner.snapshot()} if "learning" in Trace.model_fields else {}),
+            "learning": learner.snapshot(),
         }
     )
     response = "Thanks, noted." if learned.success else "Sorry. Noted; I will weigh that."
