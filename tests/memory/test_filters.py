@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 
 import psycopg
@@ -38,7 +39,18 @@ def stored(pg_server: EmbeddedPostgres) -> Iterator[tuple[PgStore, list[Record]]
     store = PgStore(
         _database_dsn(pg_server.dsn, name), MemoryConfig(hnsw_m=8, hnsw_ef_construction=16)
     )
-    recs = records(N, seed=5)
+    roles, acts = ("user", "assistant", "system"), ("statement", "question", "command", "answer")
+    recs = [
+        replace(
+            r,
+            user=("ana", "bob", "default")[i % 3],
+            agent=None if i % 4 else "bot",
+            role=roles[i % 3 if i % 5 else 1],
+            act=acts[i % 4],
+            session=None if i % 7 == 0 else f"s{i % 5}",
+        )
+        for i, r in enumerate(records(N, seed=5))
+    ]
     store.insert(recs)
     yield store, recs
     store.close()
@@ -71,18 +83,27 @@ def filters(draw: st.DrawFn) -> RecallFilters:
         max_arousal=draw(bounds),
         context=context,
         source=draw(st.sampled_from([None, "test", "other", "nobody"])),
+        roles=draw(st.sampled_from([None, ["user"], ["assistant", "system"]])),
+        acts=draw(st.sampled_from([None, ["statement"], ["statement", "answer"], ["command"]])),
+        session=draw(st.sampled_from([None, "s1", "s4", "nowhere"])),
     )
 
 
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(f=filters())
+@given(
+    f=filters(),
+    user=st.sampled_from([None, "ana", "bob", "default", "nobody"]),
+    agent=st.sampled_from([None, "bot", "other"]),
+)
 def test_sql_and_python_filters_select_the_same_episodes(
-    stored: tuple[PgStore, list[Record]], f: RecallFilters
+    stored: tuple[PgStore, list[Record]], f: RecallFilters, user: str | None, agent: str | None
 ) -> None:
     store, recs = stored
-    where, params = where_clause(f)
+    where, params = where_clause(f, user, agent)
     with store.connection() as conn:
         rows = conn.execute(sql.SQL("SELECT id FROM episodes ") + where, params).fetchall()
-    assert {r[0] for r in rows} == {r.id for r in recs if matches(f, r)}
+    assert {r[0] for r in rows} == {r.id for r in recs if matches(f, r, user, agent)}
+    if user is not None:  # a scope never reaches another user's episodes
+        assert all(r.user == user for r in recs if r.id in {row[0] for row in rows})

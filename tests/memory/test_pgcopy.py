@@ -27,7 +27,10 @@ from emily.memory.record import Record
 from emily.memory.store import PgStore
 from tests.memory.helpers import records
 
-TYPES = ["uuid", "timestamptz", "vector", "float4", "float4", "float4", "text", "text", "jsonb"]
+TYPES = [
+    *("uuid", "timestamptz", "vector", "float4", "float4", "float4", "text", "text", "jsonb"),
+    *("text", "text", "text", "text", "text", "uuid", "int4", "timestamptz"),
+]
 _compact = functools.partial(json.dumps, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -49,7 +52,11 @@ def reference(conn: psycopg.Connection, recs: list[Record]) -> bytes:
         for r in recs:
             ctx = Jsonb(r.context, dumps=_compact)
             copy.write_row(
-                (r.id, r.ts, r.embedding, r.valence, r.arousal, r.dominance, r.text, r.source, ctx)
+                (
+                    *(r.id, r.ts, r.embedding, r.valence, r.arousal, r.dominance),
+                    *(r.text, r.source, ctx, r.user, r.agent, r.role, r.act, r.session),
+                    *(r.reply_to, r.repeats, r.last_seen),
+                )
             )
     return bytes(out.data)
 
@@ -78,6 +85,14 @@ def edge_records() -> list[Record]:
             dominance=np.nextafter(np.float32(0), np.float32(1)).item(),
             context={"ключ": "значение", "q": 'a"b\\c\n', "f": 1.5, "n": None, "b": False},
             source="сенсор/🐈",
+            user="ana@example.org",
+            agent="helper-1",
+            role="assistant",
+            act="answer",
+            session="s:2025-01-01",
+            reply_to=uuid.UUID(int=2**128 - 1),
+            repeats=2**31 - 1,
+            last_seen=datetime(2030, 5, 6, 7, 8, 9, 123456, tzinfo=UTC),
         ),
         replace(base[1], text="", context={}, source="", ts=datetime(1, 1, 1, tzinfo=UTC)),
         replace(
@@ -110,6 +125,14 @@ _record = st.builds(
         _text, _value | st.floats(allow_nan=False, allow_infinity=False), max_size=4
     ),
     source=_text,
+    user=st.sampled_from(["default", "u-1", "ana@x.org"]),
+    agent=st.none() | st.just("bot"),
+    role=st.sampled_from(["user", "assistant", "system"]),
+    act=st.sampled_from(["statement", "question", "command", "answer"]),
+    session=st.none() | st.text("ab:-", min_size=1, max_size=8),
+    reply_to=st.none() | st.uuids(),
+    repeats=st.integers(1, 2**31 - 1),
+    last_seen=st.none() | st.datetimes(timezones=st.just(UTC)),
 )
 
 
@@ -138,6 +161,8 @@ def test_every_column_round_trips_through_postgres(pg_dsn: str) -> None:
     for r in recs:
         g = got[r.id]
         assert (g.text, g.ts, g.source, g.context) == (r.text, r.ts, r.source, r.context)
+        scope = ("user", "agent", "role", "act", "session", "reply_to", "repeats", "last_seen")
+        assert [getattr(g, f) for f in scope] == [getattr(r, f) for f in scope]
         sent = np.asarray(r.embedding, np.float32)
         assert g.embedding.view(np.uint32).tolist() == sent.view(np.uint32).tolist()  # bit-exact
         affect = np.array([g.valence, g.arousal, g.dominance], np.float32)
@@ -165,6 +190,12 @@ BAD = {
     "surrogate in text": _bad("text", "a\udc80"),
     "surrogate in source": _bad("source", "\ud800"),
     "surrogate in context": _bad("context", {"k\udfff": 1}),
+    "unknown role": _bad("role", "narrator"),
+    "unknown act": _bad("act", "joke"),
+    "NUL in user": _bad("user", "a\x00"),
+    "empty user": _bad("user", ""),
+    "surrogate in session": _bad("session", "\ud800"),
+    "repeats 0": _bad("repeats", 0),
 }
 
 

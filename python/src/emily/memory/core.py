@@ -29,6 +29,8 @@ from emily.embed import Embedder
 from emily.ids import uuid7
 from emily.memory.config import MemoryConfig
 from emily.memory.errors import StoreUnavailable
+from emily.memory.filters import dialogue_only, matches
+from emily.memory.hybrid import fuse, graph_candidates
 from emily.memory.index import HnswParams
 from emily.memory.indexer import Indexer
 from emily.memory.l0 import L0, pick_device
@@ -165,24 +167,30 @@ class Memory:
 
     # ---------------------------------------------------------------- recall
     def recall(self, req: RecallRequest) -> RecallReply:
-        """The ``k`` nearest episodes and the tier that served each one."""
+        """The ``k`` nearest episodes of ``req.user`` and the tier that served each one."""
         start = time.perf_counter()
         query = self._queries([req])[0]
         served: list[tuple[Record, Tier, float]] = []
+        fused: list[float] | None = None
         if req.scope == "hot":
             with self.tiers.lock:
-                found = self.tiers.l0.search(query, req.k, req.filters)[0]
+                found = self.tiers.l0.search(
+                    query, req.k, req.filters, user=req.user, agent=req.agent
+                )[0]
                 served = [(self.tiers.l0.records[key], "L0", score) for key, score in found]
+        elif req.search == "hybrid":
+            served, fused = self._hybrid(query, req)
         else:
-            served = self._search_all(query, req)
+            served = self._search_all(query, req, req.k)
         self.tiers.accessed((rec, tier) for rec, tier, _ in served)
-        return self._reply(served, time.perf_counter() - start, req.scope)
+        return self._reply(served, time.perf_counter() - start, req.scope, fused)
 
     def batchable(self, req: RecallRequest) -> bool:
         """Whether :meth:`recall_many` can answer ``req`` with the in-process index."""
         return (
             req.scope == "all"
-            and req.filters.empty
+            and req.search == "vector"
+            and dialogue_only(req.filters)
             and self.indexer is not None
             and self.indexer.ready.is_set()
         )
@@ -190,8 +198,8 @@ class Memory:
     def recall_many(self, reqs: Sequence[RecallRequest]) -> list[RecallReply]:
         """Several :meth:`batchable` recalls in one pass, replies in the same order.
 
-        One index call per ``ef_search`` (on both cores), one Postgres query for every
-        cold body, one bookkeeping pass: under load this is cheaper per recall than
+        One index call per scope and ``ef_search``, one Postgres query for every cold
+        body, one bookkeeping pass: under load this is cheaper per recall than
         :meth:`recall` one at a time. Answers are the same as :meth:`recall`'s.
         """
         if not reqs:
@@ -199,17 +207,25 @@ class Memory:
         start = time.perf_counter()
         queries = self._queries(reqs)
         k = max(r.k for r in reqs)
-        groups: dict[int | None, list[int]] = {}
+        groups: dict[tuple[object, ...], list[int]] = {}
         for i, r in enumerate(reqs):
-            groups.setdefault(r.ef_search, []).append(i)
+            key = (r.ef_search, r.user, r.agent, r.filters.model_dump_json())
+            groups.setdefault(key, []).append(i)
         found: list[list[tuple[uuid.UUID, float]]] = [[] for _ in reqs]
-        for ef, rows in groups.items():
-            got = self.indexer.search_many(queries[rows], k, ef) if self.indexer else None
+        for rows in groups.values():
+            first = reqs[rows[0]]
+            got = (
+                self.indexer.search_scoped(
+                    queries[rows], k, first.ef_search, first.user, first.agent, first.filters
+                )
+                if self.indexer
+                else None
+            )
             if got is None:  # the index cannot answer: one by one, through Postgres
                 return [self.recall(r) for r in reqs]
             for i, hits in zip(rows, got, strict=True):
                 found[i] = hits[: reqs[i].k]
-        served = self._bodies(found)
+        served = [self._in_scope(one, r) for one, r in zip(self._bodies(found), reqs, strict=True)]
         self.tiers.accessed((rec, tier) for one in served for rec, tier, _ in one)
         took = time.perf_counter() - start
         return [self._reply(one, took, "all") for one in served]
@@ -226,39 +242,92 @@ class Memory:
         return out
 
     def _reply(
-        self, served: list[tuple[Record, Tier, float]], took: float, scope: str
+        self,
+        served: list[tuple[Record, Tier, float]],
+        took: float,
+        scope: str,
+        fused: list[float] | None = None,
     ) -> RecallReply:
         self.metrics.recall_seconds.labels(scope).observe(took)
         # validated in pydantic's core; cached Episode instances pass without a re-check
         return RecallReply.model_validate(
             {
                 "hits": [
-                    {"episode": r.episode(), "score": max(-1.0, min(1.0, s)), "tier": t}
-                    for r, t, s in served
+                    {
+                        "episode": r.episode(),
+                        "score": max(-1.0, min(1.0, s)),
+                        "tier": t,
+                        "fused": None if fused is None else fused[i],
+                    }
+                    for i, (r, t, s) in enumerate(served)
                 ],
                 "took_ms": took * 1000,
             }
         )
 
-    def _search_all(
-        self, query: np.ndarray, req: RecallRequest
+    @staticmethod
+    def _in_scope(
+        served: list[tuple[Record, Tier, float]], req: RecallRequest
     ) -> list[tuple[Record, Tier, float]]:
-        """``scope="all"``: the in-process index when it can answer, else Postgres.
+        """``served`` without any episode outside ``req``'s scope and filters: every path
+        already selects by them; this check makes a leak impossible, not just unlikely."""
+        return [row for row in served if matches(req.filters, row[0], req.user, req.agent)]
+
+    def _search_all(
+        self, query: np.ndarray, req: RecallRequest, k: int
+    ) -> list[tuple[Record, Tier, float]]:
+        """``scope="all"``: the ``k`` nearest of the scope, from the in-process index
+        when it can answer (the scope and dialogue filters), else from Postgres.
 
         Bodies come from the fastest tier that holds them; the index path reads the
         rest from L3 by primary key in one query.
         """
         found = None
-        if self.indexer is not None and req.filters.empty:
-            found = self.indexer.search(query, req.k, req.ef_search)
+        if self.indexer is not None and dialogue_only(req.filters):
+            got = self.indexer.search_scoped(
+                query.reshape(1, -1), k, req.ef_search, req.user, req.agent, req.filters
+            )
+            found = None if got is None else got[0]
         if found is None:
-            ranked = self.store.search_records(query, req.k, req.filters, ef_search=req.ef_search)
+            ranked = self.store.search_records(
+                query, k, req.filters, ef_search=req.ef_search, user=req.user, agent=req.agent
+            )
             out: list[tuple[Record, Tier, float]] = []
             for rec, score in ranked:
-                got = self.tiers.get(rec.id)
-                out.append((got[0], got[1], score) if got else (rec, "L3", score))
-            return out
-        return self._bodies([found])[0]
+                got_tier = self.tiers.get(rec.id)
+                out.append((got_tier[0], got_tier[1], score) if got_tier else (rec, "L3", score))
+            return self._in_scope(out, req)
+        return self._in_scope(self._bodies([found])[0], req)
+
+    def _hybrid(
+        self, query: np.ndarray, req: RecallRequest
+    ) -> tuple[list[tuple[Record, Tier, float]], list[float]]:
+        """``search="hybrid"``: vector, full-text and graph candidates of the scope fused
+        by reciprocal rank (:mod:`emily.memory.hybrid`); scores stay cosine similarity.
+        """
+        depth = max(2 * req.k, 20)
+        vector = self._search_all(query, req, depth)
+        text_ids: list[uuid.UUID] = []
+        graph_ids: list[uuid.UUID] = []
+        if req.text is not None:
+            text_ids = [
+                key
+                for key, _ in self.store.text_search(
+                    req.text, depth, req.filters, user=req.user, agent=req.agent
+                )
+            ]
+            graph_ids = graph_candidates(self.store, req.user, req.text, depth)
+        have = {rec.id: row for row in vector for rec in (row[0],)}
+        extra = [key for key in dict.fromkeys(text_ids + graph_ids) if key not in have]
+        for rec, tier, _ in self._in_scope(self._bodies([[(key, 0.0) for key in extra]])[0], req):
+            have[rec.id] = (rec, tier, float(np.dot(query, rec.embedding)))
+        rankings = [
+            [row[0].id for row in vector],
+            [key for key in text_ids if key in have],
+            [key for key in graph_ids if key in have],
+        ]
+        top = fuse(rankings)[: req.k]
+        return [have[key] for key, _ in top], [score for _, score in top]
 
     def _bodies(
         self, found: list[list[tuple[uuid.UUID, float]]]

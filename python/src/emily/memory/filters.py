@@ -1,4 +1,9 @@
-"""Recall filters, in SQL for L3 and in Python for the cached tiers: one meaning, two forms."""
+"""Recall filters, in SQL for L3 and in Python for the cached tiers: one meaning, two forms.
+
+A recall's scope (its ``user``, and its ``agent`` when given) is a filter like the
+others, always applied: ``user=None`` is only for tools and benchmarks that read the
+whole table.
+"""
 
 from __future__ import annotations
 
@@ -21,10 +26,28 @@ _BOUNDS = (
 )
 
 
-def where_clause(f: RecallFilters) -> tuple[sql.Composable, dict[str, Any]]:
-    """``WHERE ...`` (or nothing) for ``f`` and its named parameters."""
+def where_clause(
+    f: RecallFilters, user: str | None = None, agent: str | None = None
+) -> tuple[sql.Composable, dict[str, Any]]:
+    """``WHERE ...`` (or nothing) for ``f`` within ``user``'s (and ``agent``'s) episodes,
+    and its named parameters."""
     conds: list[sql.Composable] = []
     params: dict[str, Any] = {}
+    if user is not None:
+        conds.append(sql.SQL("user_name = %(user)s"))
+        params["user"] = user
+    if agent is not None:
+        conds.append(sql.SQL("agent_name = %(agent)s"))
+        params["agent"] = agent
+    if f.roles is not None:
+        conds.append(sql.SQL("role = ANY(%(roles)s)"))
+        params["roles"] = list(f.roles)
+    if f.acts is not None:
+        conds.append(sql.SQL("act = ANY(%(acts)s)"))
+        params["acts"] = list(f.acts)
+    if f.session is not None:
+        conds.append(sql.SQL("session = %(session)s"))
+        params["session"] = f.session
     if f.since is not None:
         conds.append(sql.SQL("ts >= %(since)s"))
         params["since"] = f.since
@@ -48,8 +71,18 @@ def where_clause(f: RecallFilters) -> tuple[sql.Composable, dict[str, Any]]:
     return sql.SQL("WHERE ") + sql.SQL(" AND ").join(conds), params
 
 
-def matches(f: RecallFilters, rec: Record) -> bool:
-    """Whether ``rec`` passes ``f``, with the same meaning as :func:`where_clause`."""
+def matches(
+    f: RecallFilters, rec: Record, user: str | None = None, agent: str | None = None
+) -> bool:
+    """Whether ``rec`` passes ``f`` within the scope, with :func:`where_clause`'s meaning."""
+    if (user is not None and rec.user != user) or (agent is not None and rec.agent != agent):
+        return False
+    if f.roles is not None and rec.role not in f.roles:
+        return False
+    if f.acts is not None and rec.act not in f.acts:
+        return False
+    if f.session is not None and rec.session != f.session:
+        return False
     if f.since is not None and rec.ts < f.since:
         return False
     if f.until is not None and rec.ts >= f.until:
@@ -76,3 +109,9 @@ def _json_equal(a: object, b: object) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
     return a == b
+
+
+def dialogue_only(f: RecallFilters) -> bool:
+    """Whether ``f`` sets no filter but roles, acts and session (which the in-process
+    index holds per episode, so it can answer them)."""
+    return f.model_copy(update={"roles": None, "acts": None, "session": None}).empty

@@ -16,11 +16,14 @@ The index is a cache of L3, so it can always be rebuilt from it:
   :meth:`AnnIndex.load` reads them back if their parameters still match.
 
 Labels are dense integers (hnswlib's ids); ``ids[label]`` maps back to the episode.
+Each label also belongs to a user's partition (:mod:`emily.memory.scopes`), which
+:meth:`AnnIndex.search_scoped` searches.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import uuid
@@ -35,11 +38,15 @@ import numpy.typing as npt
 
 from emily.bus.schemas.memory import EMBED_DIM
 from emily.memory.errors import MemoryServiceError
+from emily.memory.scopes import DEFAULT_SCOPE, EXACT_MAX, Scope, ScopeTable, exact_top
 
 Vector = npt.NDArray[np.float32]
 INDEX_FILE = "hnsw.bin"
 IDS_FILE = "ids.bin"
 META_FILE = "meta.json"
+#: Least share of the index a scope must hold for the shared graph to answer it by
+#: over-fetch (below that, and too large for exact search, Postgres answers).
+MIN_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,7 @@ class AnnIndex:
         self.deleted: set[int] = set()
         self.lock = RWLock()
         self.dirty = False
+        self.scopes = ScopeTable()
 
     def _new(self, capacity: int) -> hnswlib.Index:
         index = hnswlib.Index(space="ip", dim=self.params.dim)
@@ -135,12 +143,32 @@ class AnnIndex:
         return int(self._index.get_max_elements())
 
     # ------------------------------------------------------------- writes
-    def add(self, ids: Sequence[uuid.UUID], vectors: Vector, *, threads: int = 1) -> int:
+    def add(
+        self,
+        ids: Sequence[uuid.UUID],
+        vectors: Vector,
+        *,
+        threads: int = 1,
+        scopes: Sequence[Scope] | None = None,
+    ) -> int:
         """Insert the episodes not yet indexed; returns how many were added.
 
         ``vectors`` has shape ``(len(ids), 384)``, float32, unit norm. ``threads``: build
         threads (-1: every core; bulk builds use it, a store's few rows do not).
+        ``scopes[i]`` is ``ids[i]``'s ``(user, agent, role, act, session)``; without
+        them every episode is the default user's statement.
         """
+        return self._add(ids, vectors, threads, scopes, assign=True)
+
+    def _add(
+        self,
+        ids: Sequence[uuid.UUID],
+        vectors: Vector,
+        threads: int,
+        scopes: Sequence[Scope] | None,
+        *,
+        assign: bool,
+    ) -> int:
         vecs = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.params.dim)
         with self.lock.write():
             first: dict[uuid.UUID, int] = {}
@@ -154,10 +182,13 @@ class AnnIndex:
             if need > self.capacity:
                 self._index.resize_index(max(need, 2 * self.capacity))
             labels = np.arange(len(self.ids), need, dtype=np.int64)
+            self.scopes.reserve(need)
             self._index.add_items(vecs[fresh], labels, num_threads=threads)
             for i, label in zip(fresh, labels.tolist(), strict=True):
                 self.label_of[ids[i]] = label
                 self.ids.append(ids[i])
+                if assign:
+                    self.scopes.assign(label, scopes[i] if scopes else DEFAULT_SCOPE, vecs[i])
             self.dirty = True
             return len(fresh)
 
@@ -171,6 +202,7 @@ class AnnIndex:
                     continue
                 self._index.mark_deleted(label)
                 self.deleted.add(label)
+                self.scopes.drop(label)
                 done += 1
             self.dirty = self.dirty or done > 0
         return done
@@ -189,8 +221,36 @@ class AnnIndex:
         missing = [k for k in wanted if k not in self.label_of]
         added = 0
         for chunk_ids, chunk_vecs in vectors_of(missing) if missing else ():
-            added += self.add(chunk_ids, chunk_vecs, threads=-1)
+            # their scopes follow in set_scopes (a build reads them for every episode)
+            added += self._add(chunk_ids, chunk_vecs, -1, None, assign=False)
         return added, removed
+
+    def set_scopes(self, scope_of: dict[uuid.UUID, Scope]) -> int:
+        """Place every indexed episode not yet in a partition into its user's, from
+        ``scope_of`` (read from L3); returns how many were placed.
+
+        Small users' vectors are read back from the graph once, for exact search.
+        """
+        with self.lock.write():
+            todo = [
+                (label, scope_of[key])
+                for key, label in self.label_of.items()
+                if key in scope_of and not self.scopes.assigned(label)
+            ]
+            sizes: dict[str, int] = {}
+            for _, scope in todo:
+                sizes[scope[0]] = sizes.get(scope[0], 0) + 1
+            small = [
+                label
+                for label, scope in todo
+                if sizes[scope[0]] + self.scopes.count(scope[0]) <= EXACT_MAX
+            ]
+            vecs = self._index.get_items(small, return_type="numpy") if small else None
+            row = {label: i for i, label in enumerate(small)}
+            for label, scope in todo:
+                i = row.get(label)
+                self.scopes.assign(label, scope, None if vecs is None or i is None else vecs[i])
+            return len(todo)
 
     # ------------------------------------------------------------- reads
     def search(
@@ -229,6 +289,77 @@ class AnnIndex:
                 [(ids[label], 1.0 - dist) for label, dist in zip(row_l, row_d, strict=True)]
                 for row_l, row_d in zip(labels.tolist(), dists.tolist(), strict=True)
             ]
+
+    def search_scoped(
+        self,
+        queries: Vector,
+        k: int,
+        ef_search: int | None = None,
+        *,
+        user: str,
+        agent: str | None = None,
+        roles: list[str] | None = None,
+        acts: list[str] | None = None,
+        session: str | None = None,
+    ) -> list[list[tuple[uuid.UUID, float]]] | None:
+        """:meth:`search_many` within ``user``'s episodes (and ``agent``'s, ``roles``,
+        ``acts``, ``session`` when given); ``None`` when Postgres must answer.
+
+        A small scope is searched exactly; a large one through the shared graph,
+        fetching ``k / share`` candidates (then four times that) so that ``k`` of the
+        scope survive; a scope too large for exact search and too small a share of the
+        index for over-fetch is left to Postgres.
+        """
+        q = np.asarray(queries, dtype=np.float32).reshape(-1, self.params.dim)
+        ef = ef_search or self.ef_search
+        empty: list[list[tuple[uuid.UUID, float]]] = [[] for _ in range(len(q))]
+        with self.lock.read() if ef == self.ef_search else self.lock.write():
+            part = self.scopes.part(user)
+            if part is None or not len(q):
+                return empty
+            labels = part.live()
+            keep = self.scopes.mask(labels, agent, roles, acts, session)
+            chosen = labels if keep is None else labels[keep]
+            if not len(chosen):
+                return empty
+            ids = self.ids
+            if part.vecs is not None:
+                vecs = part.vecs[: part.n]
+                rows, scores = exact_top(q, vecs if keep is None else vecs[keep], k)
+                return [
+                    [(ids[chosen[i]], float(s)) for i, s in zip(r, c, strict=True)]
+                    for r, c in zip(rows.tolist(), scores.tolist(), strict=True)
+                ]
+            total = len(self.label_of)
+            share = len(chosen) / total
+            if share < MIN_SHARE:
+                return None
+            want = min(k, len(chosen))
+            fetch = k if share == 1.0 else math.ceil(1.5 * k / share)
+            if ef != self.ef_search:
+                self._index.set_ef(ef)
+            try:
+                for _ in range(2):
+                    fetch = min(fetch, total)
+                    labs, dists = self._index.knn_query(q, k=fetch, num_threads=1)
+                    out = []
+                    for row_l, row_d in zip(labs, dists, strict=True):
+                        ok = self.scopes.in_scope(row_l, user, agent, roles, acts, session)
+                        out.append(
+                            [
+                                (ids[int(lab)], 1.0 - float(d))
+                                for lab, d in zip(row_l[ok][:k], row_d[ok][:k], strict=True)
+                            ]
+                        )
+                    if all(len(o) >= want for o in out):
+                        return out
+                    fetch *= 4
+            except RuntimeError:
+                return None
+            finally:
+                if ef != self.ef_search:
+                    self._index.set_ef(self.ef_search)
+            return None
 
     # ------------------------------------------------------------- files
     def save(self, root: Path) -> None:
@@ -277,6 +408,7 @@ class AnnIndex:
         self._index.set_num_threads(1)
         self.ids = [uuid.UUID(bytes=raw[i : i + 16]) for i in range(0, len(raw), 16)]
         self.deleted = set(meta.get("deleted", []))
+        self.scopes.reserve(len(self.ids))
         self.label_of = {k: i for i, k in enumerate(self.ids) if i not in self.deleted}
         return self
 

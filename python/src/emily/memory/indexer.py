@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emily.bus.schemas.memory import RecallFilters
 from emily.memory.errors import StoreUnavailable
 from emily.memory.index import AnnIndex, HnswParams, IndexUnavailable, Vector
 from emily.memory.record import Record
@@ -85,13 +86,15 @@ class Indexer:
             self.index = loaded
         for attempt in range(1, 1000):
             try:
-                wanted = self.store.all_ids()
+                scope_of = self.store.scopes()
+                wanted = set(scope_of)
                 gone = [k for k in self.index.label_of if k not in wanted]
                 # an id stored after the snapshot is in the index but not in `wanted`
                 confirmed = set(gone) - self.store.existing(gone) if gone else set()
                 added, removed = self.index.reconcile(
                     wanted | (set(self.index.label_of) - confirmed), self._vectors_of
                 )
+                self.index.set_scopes(scope_of)
                 break
             except StoreUnavailable as exc:
                 log.warning("index build waits for Postgres (attempt %d): %s", attempt, exc)
@@ -118,7 +121,15 @@ class Indexer:
     def add(self, records: Sequence[Record]) -> None:
         """Index records Postgres has just committed."""
         if records:
-            self.index.add([r.id for r in records], np.stack([r.embedding for r in records]))
+            self.index.add(
+                [r.id for r in records],
+                np.stack([r.embedding for r in records]),
+                scopes=[(r.user, r.agent, r.role, r.act, r.session) for r in records],
+            )
+
+    def remove(self, ids: Sequence[uuid.UUID]) -> int:
+        """Drop forgotten episodes from the index; returns how many it held."""
+        return self.index.remove(ids)
 
     def search(
         self, query: Vector, k: int, ef_search: int | None = None
@@ -140,6 +151,31 @@ class Indexer:
         except IndexUnavailable as exc:
             log.warning("%s; asking Postgres", exc)
             return None
+
+    def search_scoped(
+        self,
+        queries: Vector,
+        k: int,
+        ef_search: int | None,
+        user: str,
+        agent: str | None,
+        filters: RecallFilters,
+    ) -> list[list[tuple[uuid.UUID, float]]] | None:
+        """Nearest ``(id, cosine)`` pairs per query ``(b, 384)`` within the scope and the
+        dialogue filters (roles, acts, session) of ``filters``; ``None`` when Postgres
+        must answer (index not ready, or a scope it cannot serve well)."""
+        if not self.ready.is_set():
+            return None
+        return self.index.search_scoped(
+            queries,
+            k,
+            ef_search,
+            user=user,
+            agent=agent,
+            roles=None if filters.roles is None else list(filters.roles),
+            acts=None if filters.acts is None else list(filters.acts),
+            session=filters.session,
+        )
 
     def maybe_save(self) -> None:
         """Save the index if it changed and :attr:`save_every_s` has passed."""

@@ -1,8 +1,8 @@
 """Tier L0: the hottest embeddings as one tensor, for batched exact search.
 
 On a GPU when torch sees one, else the same code on the CPU. Rows are fixed slots;
-metadata needed by filters (time, affect) lives beside them as tensors, so a filtered
-hot search is one masked matrix product.
+each row's user is a code in a tensor beside them, so a hot search within one user's
+episodes is one masked matrix product; other filters are checked on the held records.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ class L0:
         self.device = device
         self.vectors = torch.zeros((capacity, EMBED_DIM), dtype=torch.float32, device=device)
         self.valid = torch.zeros(capacity, dtype=torch.bool, device=device)
+        self.owner = torch.full((capacity,), -1, dtype=torch.int32, device=device)
+        self.user_code: dict[str, int] = {}
         self.records: dict[uuid.UUID, Record] = {}
         self.slot_of: dict[uuid.UUID, int] = {}
         self.key_at: list[uuid.UUID | None] = [None] * capacity
@@ -63,6 +65,7 @@ class L0:
         slot = self.free.pop()
         self.vectors[slot] = torch.from_numpy(np.ascontiguousarray(rec.embedding)).to(self.device)
         self.valid[slot] = True
+        self.owner[slot] = self.user_code.setdefault(rec.user, len(self.user_code))
         self.records[rec.id] = rec
         self.slot_of[rec.id] = slot
         self.key_at[slot] = rec.id
@@ -71,30 +74,42 @@ class L0:
         """Remove and return ``key``'s record."""
         slot = self.slot_of.pop(key)
         self.valid[slot] = False
+        self.owner[slot] = -1
         self.key_at[slot] = None
         self.free.append(slot)
         return self.records.pop(key)
 
     def search(
-        self, queries: Vector, k: int, filters: RecallFilters | None = None
+        self,
+        queries: Vector,
+        k: int,
+        filters: RecallFilters | None = None,
+        *,
+        user: str | None = None,
+        agent: str | None = None,
     ) -> list[list[tuple[uuid.UUID, float]]]:
         """Exact top-``k`` for a batch ``queries`` of shape ``(b, 384)`` or ``(384,)``.
 
-        Returns one list of ``(id, cosine similarity)`` per query, best first. Filters
-        are applied to the held records before ranking, so k matches come back when
-        L0 holds k.
+        Returns one list of ``(id, cosine similarity)`` per query, best first. The
+        scope (``user``, ``agent``) and filters are applied to the held records before
+        ranking, so k matches come back when L0 holds k. ``user=None`` searches every
+        user's rows (tools and tests only).
         """
         if not self.records:
             return [[] for _ in range(np.atleast_2d(queries).shape[0])]
-        if filters is not None and not filters.empty:
-            mask = self.valid.clone()
-            for key, slot in self.slot_of.items():
-                if not matches(filters, self.records[key]):
-                    mask[slot] = False
-            n = min(k, int(mask.sum()))
-        else:  # every held row competes
+        if user is not None:
+            code = self.user_code.get(user)
+            if code is None:
+                return [[] for _ in range(np.atleast_2d(queries).shape[0])]
+            mask = self.valid & (self.owner == code)
+        else:
             mask = self.valid
-            n = min(k, len(self.records))
+        if (filters is not None and not filters.empty) or agent is not None:
+            mask = mask.clone()
+            for key, slot in self.slot_of.items():
+                if not matches(filters or RecallFilters(), self.records[key], user, agent):
+                    mask[slot] = False
+        n = min(k, int(mask.sum())) if mask is not self.valid else min(k, len(self.records))
         if n == 0:
             return [[] for _ in range(np.atleast_2d(queries).shape[0])]
         if self.device.type == "cpu":  # NumPy views of the same memory: no per-op dispatch

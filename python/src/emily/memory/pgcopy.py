@@ -17,6 +17,10 @@ Row layout (the ``COPY`` column order is :data:`COLUMNS`, fixed-size fields firs
     int32 len,  UTF-8                        text
     int32 len,  UTF-8                        source
     int32 len+1, byte 1, UTF-8 JSON          context (jsonb, format version 1)
+    int32 len,  UTF-8 (× 5; -1 for NULL)     user_name, agent_name, role, act, session
+    int32 16,   uuid (or -1)                 reply_to
+    int32 4,    int32                        repeats
+    int32 8,    int64 µs (or -1)             last_seen
 
 All integers and floats are big-endian. A record Postgres would refuse raises
 :class:`InvalidRecord` while its chunk is encoded.
@@ -29,13 +33,14 @@ import struct
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args
 
 import numpy as np
 import numpy.typing as npt
 import psycopg
 from psycopg import sql
 
+from emily.bus.schemas.dialogue import Act, Role
 from emily.bus.schemas.memory import EMBED_DIM
 from emily.memory.errors import MemoryServiceError
 from emily.memory.record import Record
@@ -51,6 +56,14 @@ COLUMNS = (
     "text",
     "source",
     "context",
+    "user_name",
+    "agent_name",
+    "role",
+    "act",
+    "session",
+    "reply_to",
+    "repeats",
+    "last_seen",
 )
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # magic, int32 flags 0, int32 extension 0
 TRAILER = b"\xff\xff"  # int16 -1: end of data
@@ -97,6 +110,11 @@ _json = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
 )
 _join = "".join
 _int32 = struct.Struct(">i").pack
+_int64 = struct.Struct(">iq").pack
+_NULL = _int32(-1)
+_ONCE = _int32(4) + _int32(1)  # repeats = 1, as almost every new episode
+_ROLES = frozenset(get_args(Role))
+_ACTS = frozenset(get_args(Act))
 _jsonb_head = struct.Struct(">ib").pack
 
 
@@ -141,14 +159,14 @@ def _affect(records: Sequence[Record]) -> npt.NDArray[np.float32]:
         raise InvalidRecord(f"valence, arousal and dominance must be numbers: {exc}") from exc
 
 
-def encode(records: Sequence[Record], sources: dict[str, bytes] | None = None) -> bytes:
+def encode(records: Sequence[Record], sources: dict[object, bytes] | None = None) -> bytes:
     """The ``COPY`` rows of ``records`` (no signature or trailer), in :data:`COLUMNS` order.
 
     Parameters
     ----------
     records : the rows.
-    sources : cache of encoded ``source`` fields (length prefix included), shared across
-        chunks; sources repeat.
+    sources : cache of encoded ``source`` fields and scope fields (length prefixes
+        included), shared across chunks; both repeat.
 
     Returns
     -------
@@ -203,7 +221,21 @@ def encode(records: Sequence[Record], sources: dict[str, bytes] | None = None) -
             ctx = _join(_json(rec.context, 0)).encode() if rec.context else b"{}"
             if b"\\u0000" in ctx:  # an escaped NUL, or these 6 characters in a string
                 _context(rec)
-            parts += (blob[start : start + width], text, source, _jsonb_head(len(ctx) + 1, 1), ctx)
+            key = (rec.user, rec.agent, rec.role, rec.act, rec.session)
+            scope = cache.get(key)
+            if scope is None:
+                scope = cache[key] = _scope(rec)
+            parts += (
+                blob[start : start + width],
+                text,
+                source,
+                _jsonb_head(len(ctx) + 1, 1),
+                ctx,
+                scope,
+                _NULL if rec.reply_to is None else _int32(16) + rec.reply_to.bytes,
+                _ONCE if rec.repeats == 1 else _repeats(rec),
+                _NULL if rec.last_seen is None else _int64(8, (rec.last_seen - _EPOCH) // _US),
+            )
     except (ValueError, TypeError):
         for rec in records:  # the slow path only finds the record to name
             _source(rec)
@@ -220,6 +252,34 @@ def _source(rec: Record) -> bytes:
         _refuse_unicode(rec)
     raw = rec.source.encode()
     return _int32(len(raw)) + raw
+
+
+def _text_or_null(value: str | None) -> bytes:
+    if value is None:
+        return _NULL
+    raw = value.encode()
+    return _int32(len(raw)) + raw
+
+
+def _scope(rec: Record) -> bytes:
+    """The user_name, agent_name, role, act and session fields of ``rec``."""
+    if rec.role not in _ROLES or rec.act not in _ACTS:
+        raise InvalidRecord(
+            f"episode {rec.id}: role {rec.role!r} / act {rec.act!r} is not one of "
+            f"{sorted(_ROLES)} / {sorted(_ACTS)}"
+        )
+    fields = (rec.user, rec.agent, rec.session)
+    if any(f is not None and ("\x00" in f or _bad_utf8(f)) for f in fields) or not rec.user:
+        raise InvalidRecord(
+            f"episode {rec.id}: its user, agent or session is empty or not encodable text"
+        )
+    return b"".join(_text_or_null(v) for v in (rec.user, rec.agent, rec.role, rec.act, rec.session))
+
+
+def _repeats(rec: Record) -> bytes:
+    if not 1 <= rec.repeats < 2**31:
+        raise InvalidRecord(f"episode {rec.id}: repeats must be in [1, 2^31), got {rec.repeats}")
+    return _int32(4) + _int32(rec.repeats)
 
 
 def _bad_utf8(text: str) -> bool:
@@ -251,7 +311,7 @@ def stream(records: Sequence[Record], chunk: int = CHUNK) -> Iterator[bytes]:
     block holds ``chunk`` rows, so encoding the next block overlaps the server's work
     on the last one.
     """
-    sources: dict[str, bytes] = {}
+    sources: dict[object, bytes] = {}
     head = SIGNATURE
     for i in range(0, len(records), chunk):
         yield head + encode(records[i : i + chunk], sources)

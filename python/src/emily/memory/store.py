@@ -14,6 +14,7 @@ returns the bodies too; the settings are sent only when a connection's differ.
 from __future__ import annotations
 
 import logging
+import re
 import select
 import uuid
 import weakref
@@ -37,9 +38,17 @@ from emily.memory.migrate import apply_migrations
 from emily.memory.record import Record, Vector
 
 log = logging.getLogger(__name__)
-COLUMNS = ("id", "ts", "text", "embedding", "valence", "arousal", "dominance", "context", "source")
-TYPES = ("uuid", "timestamptz", "text", "vector", "float4", "float4", "float4", "jsonb", "text")
+COLUMNS = (
+    *("id", "ts", "text", "embedding", "valence", "arousal", "dominance", "context", "source"),
+    *("user_name", "agent_name", "role", "act", "session", "reply_to", "repeats", "last_seen"),
+)
+TYPES = (
+    *("uuid", "timestamptz", "text", "vector", "float4", "float4", "float4", "jsonb", "text"),
+    *("text", "text", "text", "text", "text", "uuid", "int4", "timestamptz"),
+)
 Conn = psycopg.Connection[tuple[Any, ...]]
+#: quotes, a leading minus or "or": the text uses web-search syntax, kept as written
+_WEBSEARCH_SYNTAX = re.compile(r'"|(?:^|\s)-\S|\bor\b', re.IGNORECASE)
 _MORE_WAIT_S = 0.05  # how long a large ingest waits for each extra pooled connection
 _SET_GUCS = (
     "SELECT set_config('hnsw.ef_search', %s, false), "
@@ -74,6 +83,14 @@ def _row(rec: Record) -> tuple[Any, ...]:
         *(float(v) for v in np.array([rec.valence, rec.arousal, rec.dominance], np.float32)),
         Jsonb(rec.context),
         rec.source,
+        rec.user,
+        rec.agent,
+        rec.role,
+        rec.act,
+        rec.session,
+        rec.reply_to,
+        rec.repeats,
+        rec.last_seen,
     )
 
 
@@ -94,6 +111,14 @@ def _record(row: Sequence[Any]) -> Record:
         dominance=float(row[6]),
         context=row[7],
         source=row[8],
+        user=row[9],
+        agent=row[10],
+        role=row[11],
+        act=row[12],
+        session=row[13],
+        reply_to=row[14],
+        repeats=int(row[15]),
+        last_seen=row[16],
     )
 
 
@@ -289,6 +314,8 @@ class PgStore:
         ef_search: int | None = None,
         exact: bool = False,
         conn: Conn | None = None,
+        user: str | None = None,
+        agent: str | None = None,
     ) -> list[tuple[uuid.UUID, float]]:
         """The ``k`` nearest episodes to ``query`` ``(384,)``: ``[(id, cosine similarity)]``.
 
@@ -297,8 +324,12 @@ class PgStore:
         that connection last had, so a search is usually one prepared statement: one
         round trip, no transaction.
         ``exact=True`` forces a sequential scan (the ground truth benchmarks compare to).
+        ``user`` (and ``agent``) limit the search to that scope; ``None`` reads every
+        user's episodes (tools and benchmarks only: recalls always name a user).
         """
-        rows = self._nearest(query, k, filters, ef_search, exact, conn, bodies=False)
+        rows = self._nearest(
+            query, k, filters, ef_search, exact, conn, bodies=False, user=user, agent=agent
+        )
         return [(row[0], 1.0 - float(row[1])) for row in rows]
 
     def search_records(
@@ -309,13 +340,17 @@ class PgStore:
         *,
         ef_search: int | None = None,
         conn: Conn | None = None,
+        user: str | None = None,
+        agent: str | None = None,
     ) -> list[tuple[Record, float]]:
         """Like :meth:`search`, with each episode's full record: ``[(record, similarity)]``.
 
         The index scan visits each result's heap row anyway, so the bodies come back in
         the same round trip (binary transfer) instead of a second ``fetch``.
         """
-        rows = self._nearest(query, k, filters, ef_search, False, conn, bodies=True)
+        rows = self._nearest(
+            query, k, filters, ef_search, False, conn, bodies=True, user=user, agent=agent
+        )
         return [(_record(row), 1.0 - float(row[-1])) for row in rows]
 
     def _nearest(
@@ -328,10 +363,12 @@ class PgStore:
         conn: Conn | None,
         *,
         bodies: bool,
+        user: str | None = None,
+        agent: str | None = None,
     ) -> list[tuple[Any, ...]]:
-        where, params = where_clause(filters or RecallFilters())
+        where, params = where_clause(filters or RecallFilters(), user, agent)
         params.update(q=query, k=k)
-        filtered = filters is not None and not filters.empty
+        filtered = bool(params.keys() - {"q", "k"})
         key = (where.as_string(None) if filtered else "", exact, bodies)
         stmt = self._stmts.get(key)
         if stmt is None:
@@ -365,6 +402,45 @@ class PgStore:
             except BaseException:
                 self._gucs.pop(c, None)
                 raise
+
+    def text_search(
+        self,
+        text: str,
+        k: int,
+        filters: RecallFilters | None = None,
+        *,
+        user: str,
+        agent: str | None = None,
+    ) -> list[tuple[uuid.UUID, float]]:
+        """Full-text candidates of hybrid recall: the ``k`` episodes of the scope whose
+        ``tsv`` matches ``websearch_to_tsquery('english', text)``, best ``ts_rank_cd``
+        first: ``[(id, rank)]``. A text with no searchable word matches nothing.
+
+        A plain text (no quotes, ``-`` or ``or``) matches episodes holding any of its
+        words, not only all of them: "who told me about Wojciechowski" must find the
+        episode that names Wojciechowski without "told".
+        """
+        where, params = where_clause(filters or RecallFilters(), user, agent)
+        params.update(text=text, k=k)
+        query = "websearch_to_tsquery('english', %(text)s)"
+        if not _WEBSEARCH_SYNTAX.search(text):
+            query = f"replace({query}::text, ' & ', ' | ')::tsquery"
+        stmt = sql.SQL(
+            "SELECT id, ts_rank_cd(tsv, q) AS r FROM episodes, (SELECT {query} AS q) AS s "
+            "{where} AND tsv @@ q ORDER BY r DESC, id LIMIT %(k)s"
+        ).format(query=sql.SQL(query), where=where)
+        with self.connection() as c:
+            rows = c.execute(stmt, params).fetchall()
+        return [(row[0], float(row[1])) for row in rows]
+
+    def scopes(self) -> dict[uuid.UUID, tuple[str, str | None, str, str, str | None]]:
+        """``(user, agent, role, act, session)`` of every stored episode (the in-process
+        index's partitions); about 100 bytes a row."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT id, user_name, agent_name, role, act, session FROM episodes"
+            ).fetchall()
+        return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
 
     def fetch(
         self, ids: Sequence[uuid.UUID], *, conn: Conn | None = None

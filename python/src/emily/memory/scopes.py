@@ -1,0 +1,210 @@
+"""Partitions of the in-process index by user: who each label belongs to, and exact
+search within a small user's episodes.
+
+Every recall is scoped to one user. Searching the shared HNSW graph for a user who
+holds 1% of it needs about a hundred times more candidates to keep k of that user's,
+so a scoped recall would be slow and miss neighbours. Instead each user is a
+partition of labels:
+
+- a small partition (at most :data:`EXACT_MAX` episodes) keeps its vectors in RAM and is
+  answered by exact search, a masked matrix product (recall 1.0);
+- a large one is answered by the shared graph with over-fetch in proportion to its share
+  of the index (the single-user laptop is the extreme, a share of 1).
+
+Each label also carries its agent, role, act and session as small integer codes, so
+the dialogue filters of a recall are NumPy masks, not per-record Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import get_args
+
+import numpy as np
+import numpy.typing as npt
+
+from emily.bus.schemas.dialogue import DEFAULT_USER, Act, Role
+from emily.bus.schemas.memory import EMBED_DIM
+
+#: Largest partition answered by exact search from vectors kept in RAM.
+EXACT_MAX = 4096
+#: The scope of one episode: ``(user, agent, role, act, session)``.
+Scope = tuple[str, str | None, str, str, str | None]
+DEFAULT_SCOPE: Scope = (DEFAULT_USER, None, "user", "statement", None)
+ROLES: tuple[str, ...] = get_args(Role)
+ACTS: tuple[str, ...] = get_args(Act)
+_NONE = -1  # code of an absent agent or session, and of a label not yet assigned
+
+Labels = npt.NDArray[np.int64]
+
+
+@dataclass
+class Part:
+    """One user's live labels, and their vectors ``(n, 384)`` while the part is small."""
+
+    labels: Labels = field(default_factory=lambda: np.empty(16, np.int64))
+    n: int = 0
+    pos: dict[int, int] = field(default_factory=dict)
+    vecs: npt.NDArray[np.float32] | None = field(
+        default_factory=lambda: np.empty((16, EMBED_DIM), np.float32)
+    )
+
+    def live(self) -> Labels:
+        """The labels, shape ``(n,)``."""
+        return self.labels[: self.n]
+
+    def add(self, label: int, vec: npt.NDArray[np.float32] | None) -> None:
+        if self.n == len(self.labels):
+            self.labels = np.resize(self.labels, 2 * self.n)
+        self.labels[self.n] = label
+        self.pos[label] = self.n
+        if self.vecs is not None:
+            if vec is None or self.n >= EXACT_MAX:
+                self.vecs = None  # too large (or no vector known): the shared graph answers
+            else:
+                if self.n == len(self.vecs):
+                    grown = np.empty((2 * self.n, EMBED_DIM), np.float32)
+                    grown[: self.n] = self.vecs[: self.n]
+                    self.vecs = grown
+                self.vecs[self.n] = vec
+        self.n += 1
+
+    def remove(self, label: int) -> None:
+        """Swap-remove ``label`` (the last label takes its row)."""
+        i = self.pos.pop(label)
+        last = self.n - 1
+        if i != last:
+            moved = int(self.labels[last])
+            self.labels[i] = moved
+            self.pos[moved] = i
+            if self.vecs is not None:
+                self.vecs[i] = self.vecs[last]
+        self.n = last
+
+
+class ScopeTable:
+    """Per-label scope codes and the per-user partitions of an index's labels.
+
+    Not thread-safe by itself: :class:`~emily.memory.index.AnnIndex` holds its lock.
+    """
+
+    def __init__(self) -> None:
+        self.code: dict[str, int] = {}
+        self.user = np.full(16, _NONE, np.int32)
+        self.agent = np.full(16, _NONE, np.int32)
+        self.session = np.full(16, _NONE, np.int32)
+        self.role = np.zeros(16, np.int8)
+        self.act = np.zeros(16, np.int8)
+        self.parts: dict[int, Part] = {}
+
+    def _intern(self, name: str | None) -> int:
+        if name is None:
+            return _NONE
+        got = self.code.get(name)
+        if got is None:
+            got = self.code[name] = len(self.code)
+        return got
+
+    def reserve(self, labels: int) -> None:
+        """Room for labels ``0 .. labels - 1`` (new ones unassigned)."""
+        if labels <= len(self.user):
+            return
+        size = max(labels, 2 * len(self.user))
+        for name, fill in (("user", _NONE), ("agent", _NONE), ("session", _NONE)):
+            old = getattr(self, name)
+            new = np.full(size, fill, np.int32)
+            new[: len(old)] = old
+            setattr(self, name, new)
+        for name in ("role", "act"):
+            old = getattr(self, name)
+            new = np.zeros(size, np.int8)
+            new[: len(old)] = old
+            setattr(self, name, new)
+
+    def assign(self, label: int, scope: Scope, vec: npt.NDArray[np.float32] | None) -> None:
+        """Put ``label`` in its user's partition (moving it if it was in another)."""
+        self.reserve(label + 1)
+        self.drop(label)
+        user, agent, role, act, session = scope
+        code = self._intern(user)
+        self.user[label] = code
+        self.agent[label] = self._intern(agent)
+        self.session[label] = self._intern(session)
+        self.role[label] = ROLES.index(role)
+        self.act[label] = ACTS.index(act)
+        self.parts.setdefault(code, Part()).add(label, vec)
+
+    def drop(self, label: int) -> None:
+        """Take ``label`` out of its partition (a forgotten or reassigned episode)."""
+        if label >= len(self.user):
+            return
+        code = int(self.user[label])
+        if code != _NONE:
+            part = self.parts[code]
+            part.remove(label)
+            if not part.n:
+                del self.parts[code]
+            self.user[label] = _NONE
+
+    def assigned(self, label: int) -> bool:
+        """Whether ``label`` is in a partition."""
+        return label < len(self.user) and self.user[label] != _NONE
+
+    def count(self, user: str) -> int:
+        """How many labels ``user`` has."""
+        part = self.parts.get(self.code.get(user, _NONE))
+        return 0 if part is None else part.n
+
+    def part(self, user: str) -> Part | None:
+        """``user``'s partition, if it has any label."""
+        return self.parts.get(self.code.get(user, _NONE))
+
+    def mask(
+        self,
+        labels: Labels,
+        agent: str | None,
+        roles: list[str] | None,
+        acts: list[str] | None,
+        session: str | None,
+    ) -> npt.NDArray[np.bool_] | None:
+        """Which of ``labels`` pass the dialogue filters; ``None`` when none is set."""
+        keep: npt.NDArray[np.bool_] | None = None
+
+        def both(m: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+            return m if keep is None else keep & m
+
+        for value, column in ((agent, self.agent), (session, self.session)):
+            if value is not None:
+                keep = both(column[labels] == self.code.get(value, -2))
+        if roles is not None:
+            keep = both(np.isin(self.role[labels], [ROLES.index(r) for r in roles]))
+        if acts is not None:
+            keep = both(np.isin(self.act[labels], [ACTS.index(a) for a in acts]))
+        return keep
+
+    def in_scope(
+        self,
+        labels: Labels,
+        user: str,
+        agent: str | None,
+        roles: list[str] | None,
+        acts: list[str] | None,
+        session: str | None,
+    ) -> npt.NDArray[np.bool_]:
+        """Which of ``labels`` (any labels, e.g. a graph search's) are in the scope."""
+        ok: npt.NDArray[np.bool_] = self.user[labels] == self.code.get(user, -2)
+        extra = self.mask(labels, agent, roles, acts, session)
+        return ok if extra is None else ok & extra
+
+
+def exact_top(
+    queries: npt.NDArray[np.float32], vecs: npt.NDArray[np.float32], k: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Rows of ``vecs`` ``(n, 384)`` nearest each query ``(b, 384)``: indices and inner
+    products, both ``(b, min(k, n))``, best first."""
+    scores = queries @ vecs.T
+    n = min(k, vecs.shape[0])
+    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+    top = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-top, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(top, order, axis=1)
