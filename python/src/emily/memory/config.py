@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from emily.config import load_section, state_dir
+from emily.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,15 @@ class MemoryConfig:
         ``COPY`` in parallel; the parts commit together once all went through).
     copy_part_rows : fewest rows per connection worth a parallel ``COPY`` part (rows).
     state : directory of the service's durable files; unset means ``<state dir>/memory``.
+    consolidate_interval_s : seconds between background consolidation passes (statements
+        to facts); 0 runs them only on demand (``emily memory consolidate``).
+    merge_threshold : cosine similarity at or above which a user statement merges into
+        an earlier one of the same user and agent (its repeat count grows instead).
+    llm_extraction : also ask the language model (``inference/generate`` with a JSON
+        schema) for the facts of each statement; the pattern extractor always runs.
+    inference_node : bus node whose inference service extraction asks; empty means this
+        service's own node.
+    llm_timeout_s : deadline of one extraction request, in seconds.
     """
 
     dsn: str = ""
@@ -68,6 +78,19 @@ class MemoryConfig:
     copy_connections: int = 2
     copy_part_rows: int = 2048
     state: Path | None = None
+    consolidate_interval_s: float = 30.0
+    merge_threshold: float = 0.95
+    llm_extraction: bool = False
+    inference_node: str = ""
+    llm_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.consolidate_interval_s < 0:
+            raise ConfigError("memory.consolidate_interval_s must be >= 0 (0: on demand only)")
+        if not 0.0 < self.merge_threshold <= 1.0:
+            raise ConfigError("memory.merge_threshold is a cosine similarity in (0, 1]")
+        if self.llm_timeout_s <= 0:
+            raise ConfigError("memory.llm_timeout_s must be > 0 seconds")
 
     @classmethod
     def load(cls) -> MemoryConfig:

@@ -16,10 +16,16 @@ from dataclasses import dataclass, field
 import zenoh
 
 from emily.bus import BusConfig, Keys, encode, open_session
-from emily.bus.endpoints import MEMORY_OPERATIONS, RECALL, STATS, STORE
+from emily.bus.endpoints import CONSOLIDATE, FACTS, MEMORY_OPERATIONS, RECALL, STATS, STORE
 from emily.bus.health import announce
 from emily.bus.messages import ErrorReply, Message
 from emily.bus.rpc import RequestFailed, Server, internal_error
+from emily.bus.schemas.facts import (
+    ConsolidateReply,
+    ConsolidateRequest,
+    FactsReply,
+    FactsRequest,
+)
 from emily.bus.schemas.memory import (
     MAX_OPS,
     MemoryOperation,
@@ -32,10 +38,13 @@ from emily.bus.schemas.memory import (
     StoreRequest,
 )
 from emily.embed import Embedder
+from emily.memory import facts
 from emily.memory.config import MemoryConfig
+from emily.memory.consolidate import Consolidator
 from emily.memory.core import Memory
 from emily.memory.embedded import EmbeddedPostgres
 from emily.memory.errors import StoreUnavailable
+from emily.memory.llm_extract import LlmExtractor
 from emily.memory.metrics import MemoryMetrics
 from emily.memory.pgcopy import InvalidRecord
 from emily.memory.store import PgStore
@@ -64,6 +73,7 @@ class MemoryService:
     keys: Keys
     servers: list[Server] = field(default_factory=list)
     token: zenoh.LivelinessToken | None = None
+    consolidator: Consolidator | None = None
 
     def _unavailable(self, exc: StoreUnavailable) -> RequestFailed:
         return RequestFailed(ErrorReply(code="unavailable", message=str(exc), retry_after_s=1.0))
@@ -118,10 +128,27 @@ class MemoryService:
         except StoreUnavailable as exc:
             raise self._unavailable(exc) from exc
 
+    def handle_facts(self, req: FactsRequest) -> FactsReply:
+        """``memory/facts``; Postgres down gives an ``unavailable`` error reply."""
+        try:
+            return facts.answer(self.memory.store, self.memory.embedder, req)
+        except StoreUnavailable as exc:
+            raise self._unavailable(exc) from exc
+
+    def handle_consolidate(self, req: ConsolidateRequest) -> ConsolidateReply:
+        """``memory/consolidate``: one pass now; Postgres down is ``unavailable``."""
+        assert self.consolidator is not None  # set by serve()
+        try:
+            return self.consolidator.run(req.user, req.limit)
+        except StoreUnavailable as exc:
+            raise self._unavailable(exc) from exc
+
     def close(self) -> None:
         """Stop serving; then close the memory (persisting tier statistics)."""
         for server in self.servers:
             server.close()
+        if self.consolidator is not None:
+            self.consolidator.close()
         if self.token is not None:
             self.token.undeclare()  # type: ignore[no-untyped-call]
         self.memory.close()
@@ -135,6 +162,12 @@ def _from_ram(req: RecallRequest) -> bool:
 def serve(memory: Memory, session: zenoh.Session, keys: Keys, workers: int = 4) -> MemoryService:
     """Declare the three queryables and the liveliness token on ``session``."""
     service = MemoryService(memory, session, keys)
+    cfg = memory.cfg
+    llm = None
+    if cfg.llm_extraction:
+        node = Keys(cfg.inference_node) if cfg.inference_node else keys
+        llm = LlmExtractor(session, node, timeout_s=cfg.llm_timeout_s)
+    service.consolidator = Consolidator(memory, cfg.merge_threshold, llm)
     publisher = session.declare_publisher(MEMORY_OPERATIONS.key(keys))
 
     def publish(ops: Sequence[MemoryOperation]) -> None:
@@ -154,6 +187,8 @@ def serve(memory: Memory, session: zenoh.Session, keys: Keys, workers: int = 4) 
             batch=service.handle_recalls,
         ),
         STATS.serve(session, keys, service.handle_stats, workers=1),
+        FACTS.serve(session, keys, service.handle_facts, workers=workers),
+        CONSOLIDATE.serve(session, keys, service.handle_consolidate, workers=1),
     ]
     service.token = announce(session, keys, "memory")
     return service
@@ -177,6 +212,8 @@ def main(args: argparse.Namespace) -> int:
         service = serve(memory, session, bus.keys, cfg.workers)
         stack.callback(service.close)
         memory.start_background()
+        if cfg.consolidate_interval_s > 0 and service.consolidator is not None:
+            service.consolidator.start(cfg.consolidate_interval_s)
         pg = " (embedded Postgres)" if embedded else ""
         return (
             f"memory serving on emily/{bus.node}/memory/*, "
