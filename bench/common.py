@@ -1,4 +1,5 @@
-"""What every benchmark family shares: a free port, percentiles, tables, the load line, plots.
+"""What every benchmark family shares: a free port, percentiles, tables, the load line,
+plots, a process's memory.
 
 The family modules (``cognition_common``, ``memory_common``, ``neural_common``) hold what
 only their family needs and import these, so that every benchmark computes a percentile
@@ -128,3 +129,32 @@ def barh_plot(
 def cell_number(cell: str) -> float:
     """A table cell such as ``"12,345"`` back to a number (to plot a printed table)."""
     return float(cell.replace(",", ""))
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set of process ``pid`` (KiB; 0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def pss_tree_kib(pid: int) -> int:
+    """Proportional set size of ``pid`` and its children, summed (KiB): Postgres' shared
+    buffers counted once across its backends."""
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0
+    total = 0
+    for p in [str(pid), *kids]:
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total

@@ -1,0 +1,533 @@
+"""The whole stack under concurrent clients: throughput, latency, lost episodes, memory.
+
+Starts the services as deployed, each in its own process (``emily serve memory`` over
+an embedded Postgres + pgvector, ``inference`` with llama.cpp and Gemma 3 270M on the
+CPU, ``cognition``; peers on loopback Zenoh), then drives them from this process:
+
+1. the **baseline**: one client, each path alone, ``--baseline`` requests per path;
+2. the **load**: ``--clients`` concurrent clients (threads sharing one Zenoh session,
+   closed loop, no think time) for ``--duration`` seconds, each request drawn at random
+   from four paths: a reflex utterance (``cognition/observe`` without the LLM), a
+   recall by text (``memory/recall``), a store of one new episode (``memory/store``,
+   embedded by the service), and a deliberation (``cognition/observe`` with the LLM).
+
+It prints requests/s and p50/p99 per path with the ratio to the baseline's p50,
+errors (error replies and timeouts), degraded answers (a cycle that named a missing
+service, a store kept in memory's outbox rather than Postgres, a recall without hits)
+and who answered (the cycle's tier, the tier of a recall's best hit). After the load
+it waits until memory has stored every episode, then counts in Postgres, by id, the
+episodes the clients stored and the cycles' own episodes: **lost** (an acknowledged id
+Postgres lacks) and **duplicated** (one client request stored under more than one id).
+Every second it samples the resident memory of each service (RSS; Postgres as the PSS
+sum of its processes, so that shared buffers count once) and prints each one's growth
+per stored episode next to the in-process HNSW index's own bytes per episode.
+
+    .venv/bin/python bench/system_load.py [--clients 50] [--duration 300] [--json F] [--plot]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import hnswlib
+import numpy as np
+import psycopg
+import zenoh
+from cognition_common import bus_env, process, raw_call, serve_cmd
+from common import (
+    free_port,
+    load_line,
+    percentile,
+    pss_tree_kib,
+    pyplot,
+    rss_kib,
+    save_plot,
+    table,
+)
+
+from emily.bus import BusConfig, Keys, open_session
+from emily.bus.endpoints import CHAT, OBSERVE, RECALL, STATS, STORE
+from emily.bus.messages import decode, encode
+from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
+from emily.bus.schemas.memory import (
+    EpisodeIn,
+    RecallReply,
+    RecallRequest,
+    StatsReply,
+    StatsRequest,
+    StoreReply,
+    StoreRequest,
+)
+from emily.cognition.reflex import Reflex
+from emily.cognition.reflex import data as rdata
+from emily.ids import uuid7
+from emily.inference.store import embedded_model
+from emily.memory.config import MemoryConfig
+from emily.memory.embedded import EmbeddedPostgres
+
+PATHS = ("reflex", "recall", "store", "deliberate")
+WEIGHTS = (0.45, 0.25, 0.25, 0.05)
+QUESTIONS = [
+    "where did I leave the spare key",
+    "what did Ana say about the trip",
+    "when is the dentist appointment",
+    "which train goes to the coast",
+    "what is the cabin wifi password",
+]
+DELIBERATE = ["Why is the sky blue?", "Name one benefit of walking.", "Why do cats purr?"]
+_VOCAB = (
+    "harbour lantern cello orchard garage ticket violet granite meadow kettle ferry compass "
+    "pepper saddle quarry tulip anchor biscuit canyon dahlia ember falcon glacier hammock "
+    "iris juniper kayak lemon marble nutmeg otter pebble quartz"
+)
+WORDS = _VOCAB.split()
+TIMEOUT_S = {"reflex": 60.0, "recall": 60.0, "store": 60.0, "deliberate": 180.0}
+
+
+@dataclass
+class Outcome:
+    """What the clients saw: per path (start s, latency ms) of answered requests,
+    errors and degraded answers, and the ids each request was acknowledged under."""
+
+    lat: dict[str, list[tuple[float, float]]] = field(
+        default_factory=lambda: {p: [] for p in PATHS}
+    )
+    errors: Counter[str] = field(default_factory=Counter)
+    first_error: dict[str, str] = field(default_factory=dict)
+    degraded: Counter[str] = field(default_factory=Counter)
+    tiers: dict[str, Counter[str]] = field(default_factory=lambda: {p: Counter() for p in PATHS})
+    acked: dict[str, uuid.UUID] = field(default_factory=dict)  # request tag -> episode id
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Driver:
+    """Builds, sends and checks one request of a path; every stored episode carries
+    ``context = {"load": run, "seq": tag}``, ``tag`` unique per request."""
+
+    def __init__(self, client: zenoh.Session, keys: Keys, fired: list[str], run: str) -> None:
+        self.client, self.run, self.fired = client, run, fired
+        self.key = {
+            "reflex": OBSERVE.key(keys),
+            "deliberate": OBSERVE.key(keys),
+            "recall": RECALL.key(keys),
+            "store": STORE.key(keys),
+        }
+
+    def once(self, path: str, tag: str, rng: random.Random, out: Outcome, t0: float) -> None:
+        """One request; its latency, error or degradation and stored id go to ``out``."""
+        ctx: dict[str, str | int | float | bool | None] = {"load": self.run, "seq": tag}
+        if path == "store":
+            text = " ".join(rng.choice(WORDS) for _ in range(8)) + f" ({tag})"
+            req: Any = StoreRequest(episodes=[EpisodeIn(id=uuid7(), text=text, context=ctx)])
+        elif path == "recall":
+            req = RecallRequest(text=rng.choice(QUESTIONS), k=5)
+        else:
+            llm = path == "deliberate"
+            text = rng.choice(DELIBERATE if llm else self.fired)
+            req = ObserveRequest(text=text, allow_llm=llm, max_tokens=8, context=ctx)
+        start = time.perf_counter()
+        try:
+            raw = raw_call(self.client, self.key[path], encode(req), timeout_s=TIMEOUT_S[path])
+        except Exception as exc:  # an error reply or no reply within the deadline
+            with out.lock:
+                out.errors[path] += 1
+                out.first_error.setdefault(path, str(exc)[:300])
+            return
+        ms = (time.perf_counter() - start) * 1e3
+        acked, degraded, tier = self._check(path, raw)
+        with out.lock:
+            out.lat[path].append((start - t0, ms))
+            out.degraded[path] += degraded
+            out.tiers[path][tier] += 1
+            if acked is not None:
+                out.acked[tag] = acked
+
+    @staticmethod
+    def _check(path: str, raw: bytes) -> tuple[uuid.UUID | None, bool, str]:
+        """(the id stored, degraded, who answered) of one reply."""
+        if path == "store":
+            store = decode(StoreReply, raw)
+            return store.ids[0], not store.durable, "memory"
+        if path == "recall":
+            hits = decode(RecallReply, raw).hits
+            return None, not hits, hits[0].tier if hits else "none"
+        trace = decode(ObserveReply, raw).trace
+        stored = trace.cycle_id if trace.episode != "skipped" else None
+        return stored, bool(trace.missing), trace.tier
+
+
+def drive(driver: Driver, clients: int, duration_s: float, seed: int, out: Outcome) -> float:
+    """``clients`` closed-loop threads for ``duration_s``; returns the wall time (s)."""
+    t0 = time.perf_counter()
+    stop = t0 + duration_s
+
+    def client(c: int) -> None:
+        rng = random.Random(seed * 1000 + c)
+        i = 0
+        while time.perf_counter() < stop:
+            path = rng.choices(PATHS, WEIGHTS)[0]
+            driver.once(path, f"{seed}-{c}-{i}", rng, out, t0)
+            i += 1
+
+    threads = [threading.Thread(target=client, args=(c,), name=f"load-{c}") for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
+
+
+def baseline(driver: Driver, n: int, out: Outcome) -> None:
+    """One client, ``n`` requests of each path in turn (deliberations: ``n // 10``)."""
+    rng, t0 = random.Random(7), time.perf_counter()
+    for path in PATHS:
+        for i in range(max(1, n // 10) if path == "deliberate" else n):
+            driver.once(path, f"base-{path}-{i}", rng, out, t0)
+
+
+class Sampler:
+    """Samples every process's memory (KiB) and memory's episode count each ``every_s``."""
+
+    def __init__(self, pids: dict[str, int], episodes: Callable[[], int], every_s: float = 1.0):
+        self.pids, self.episodes, self.every_s = pids, episodes, every_s
+        self.rows: list[tuple[float, int, dict[str, int]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
+        self.t0 = time.perf_counter()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.every_s)
+
+    def sample(self) -> tuple[float, int, dict[str, int]]:
+        """One row: (s since start, episodes in memory, KiB per process)."""
+        kib = {
+            name: pss_tree_kib(pid) if name == "postgres" else rss_kib(pid)
+            for name, pid in self.pids.items()
+        }
+        try:
+            n = self.episodes()
+        except Exception:  # memory busy past the stats deadline: skip the count
+            n = self.rows[-1][1] if self.rows else 0
+        row = (time.perf_counter() - self.t0, n, kib)
+        self.rows.append(row)
+        return row
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def index_bytes_per_episode(cfg: MemoryConfig, n: int = 4000) -> float:
+    """Bytes per element of an hnswlib index with memory's parameters (its serialised
+    size over ``n`` random unit vectors), plus the 16-byte id the service keeps per label."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 384)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    idx = hnswlib.Index("cosine", 384)
+    idx.init_index(max_elements=n, M=cfg.hnsw_m, ef_construction=cfg.hnsw_ef_construction)
+    idx.add_items(x)
+    return float(idx.index_file_size()) / n + 16
+
+
+def stored_rows(dsn: str, run: str) -> list[tuple[uuid.UUID, str]]:
+    """(id, seq) of every episode in Postgres stored by run ``run``."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT id, context->>'seq' FROM episodes WHERE context->>'load' = %s", (run,)
+        ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def settle(client: zenoh.Session, key: str, quiet_s: float = 3.0) -> int:
+    """Wait until memory's episode count holds still for ``quiet_s``; returns it."""
+    payload, last, since = encode(StatsRequest()), -1, time.monotonic()
+    while True:
+        n = decode(StatsReply, raw_call(client, key, payload, timeout_s=60)).episodes
+        if n != last:
+            last, since = n, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return last
+        time.sleep(0.5)
+
+
+@contextmanager
+def stack(root: Path) -> Iterator[tuple[zenoh.Session, Keys, dict[str, int], str]]:
+    """Postgres, memory, inference and cognition in their own processes; yields the
+    client session, the keys, the pids by service and Postgres' DSN."""
+    state, node = root / "state", "load"
+    mem_ep, inf_ep, cog_ep = (f"tcp/127.0.0.1:{free_port()}" for _ in range(3))
+    Reflex.load_or_build(state / "cognition")  # trained once here, loaded by the service
+    pg = EmbeddedPostgres(root / "pg", stop_on_exit=False)
+    client = open_session(BusConfig(node=node, listen=(), connect=(mem_ep, inf_ep, cog_ep)))
+    keys = Keys(node)
+    envs = {
+        "memory": bus_env(mem_ep, node, state, EMILY_MEMORY__DSN=pg.dsn),
+        "inference": bus_env(
+            inf_ep,
+            node,
+            state,
+            (mem_ep,),
+            EMILY_INFERENCE__MODEL_PATH=str(embedded_model(root / "models")),
+            EMILY_INFERENCE__N_CTX="1024",
+            EMILY_INFERENCE__N_THREADS="2",
+            EMILY_INFERENCE__MAX_TOKENS="16",
+            EMILY_INFERENCE__HTTP_PORT=str(free_port()),
+        ),
+        "cognition": bus_env(
+            cog_ep, node, state, (mem_ep, inf_ep), EMILY_COGNITION__HTTP_PORT=str(free_port())
+        ),
+    }
+    envs["memory"]["EMILY_MEMORY__METRICS_PORT"] = "0"
+    serves = {
+        "memory": RECALL.key(keys),
+        "inference": CHAT.key(keys),
+        "cognition": OBSERVE.key(keys),
+    }
+    try:
+        with ExitStack() as procs:
+            pids = {"postgres": pg.pid}
+            for name, key in serves.items():
+                pids[name] = procs.enter_context(
+                    process(serve_cmd(name), envs[name], client, key)
+                ).pid
+            yield client, keys, pids, pg.dsn
+    finally:
+        client.close()  # type: ignore[no-untyped-call]
+        pg.stop()
+
+
+def until_cognition_sees_memory(client: zenoh.Session, keys: Keys, limit_s: float = 120) -> None:
+    """Cognition follows liveliness tokens: wait until a cycle reaches memory."""
+    payload = encode(ObserveRequest(text=QUESTIONS[0], allow_llm=False, context={"warm": 1}))
+    deadline = time.monotonic() + limit_s
+    while (
+        "memory" in decode(ObserveReply, raw_call(client, OBSERVE.key(keys), payload)).trace.missing
+    ):
+        if time.monotonic() > deadline:
+            raise SystemExit("cognition never saw the memory service")
+        time.sleep(0.2)
+
+
+def growth(rows: list[tuple[float, int, dict[str, int]]], name: str) -> tuple[float, float]:
+    """Bytes per stored episode of process ``name``: least-squares slope of its memory
+    against memory's episode count over all ``rows``, and over their second half."""
+
+    def slope(part: list[tuple[float, int, dict[str, int]]]) -> float:
+        n = np.array([r[1] for r in part], dtype=float)
+        kib = np.array([r[2][name] for r in part], dtype=float)
+        if len(part) < 3 or np.ptp(n) == 0:
+            return float("nan")
+        return float(np.polyfit(n, kib * 1024, 1)[0])
+
+    return slope(rows), slope(rows[len(rows) // 2 :])
+
+
+def run(
+    clients: int, duration_s: float, n_base: int = 30, seed: int = 1, root: Path | None = None
+) -> dict[str, Any]:
+    """Start the stack under ``root`` (a fresh temporary dir, removed afterwards, when
+    ``None``), measure the baseline and the load; returns every figure (see the module
+    docstring) as plain JSON-able values."""
+    if root is None:
+        with tempfile.TemporaryDirectory(prefix="system-load-") as tmp:
+            return run(clients, duration_s, n_base, seed, Path(tmp))
+    run_id = f"load-{uuid.uuid4().hex[:8]}"
+    per_index = index_bytes_per_episode(MemoryConfig())
+    with stack(root) as (client, keys, pids, dsn):
+        until_cognition_sees_memory(client, keys)
+        reflex = Reflex.load_or_build(root / "state" / "cognition", embeddings=False)
+        fired = [
+            r.text
+            for r in rdata.load_intents()
+            if r.intent != rdata.OOS and reflex.fast.decide(r.text).fired
+        ]
+        driver = Driver(client, keys, fired, run_id)
+        base = Outcome()
+        baseline(driver, n_base, base)
+        stats_key = STATS.key(keys)
+        settle(client, stats_key)
+
+        def episodes() -> int:
+            raw = raw_call(client, stats_key, encode(StatsRequest()), timeout_s=10)
+            return decode(StatsReply, raw).episodes
+
+        out = Outcome()
+        with Sampler(pids, episodes) as sampler:
+            wall = drive(driver, clients, duration_s, seed, out)
+            settle(client, stats_key)
+            sampler.sample()
+        rows = stored_rows(dsn, run_id)
+        index = decode(StatsReply, raw_call(client, stats_key, encode(StatsRequest()))).index
+    acked = {**base.acked, **out.acked}
+    in_pg = Counter(i for i, _ in rows)
+    per_seq = Counter(s for _, s in rows)
+    lost = [str(i) for i in acked.values() if i not in in_pg]
+    dup = sorted(s for s, c in per_seq.items() if c > 1)
+    load_rows = [r for r in sampler.rows if r[0] <= wall + 1e-9] or sampler.rows
+    mem = {
+        name: {
+            "start_mib": sampler.rows[0][2][name] / 1024,
+            "end_mib": sampler.rows[-1][2][name] / 1024,
+            "bytes_per_episode": growth(load_rows, name)[0],
+            "bytes_per_episode_2nd_half": growth(load_rows, name)[1],
+        }
+        for name in pids
+    }
+    return {
+        "clients": clients,
+        "duration_s": wall,
+        "load_average": os.getloadavg()[0],
+        "paths": {
+            p: {
+                "n": len(out.lat[p]),
+                "per_s": len(out.lat[p]) / wall,
+                "p50_ms": _pct(out.lat[p], 50),
+                "p99_ms": _pct(out.lat[p], 99),
+                "base_p50_ms": _pct(base.lat[p], 50),
+                "base_p99_ms": _pct(base.lat[p], 99),
+                "errors": out.errors[p] + base.errors[p],
+                "degraded": out.degraded[p] + base.degraded[p],
+                "first_error": out.first_error.get(p) or base.first_error.get(p),
+                "answered_by": dict(out.tiers[p]),
+            }
+            for p in PATHS
+        },
+        "requests": sum(len(v) for v in out.lat.values()),
+        "errors": sum(out.errors.values()) + sum(base.errors.values()),
+        "acked_episodes": len(acked),
+        "episodes_in_postgres": len(rows),
+        "lost": len(lost),
+        "lost_ids": lost[:20],
+        "duplicated": len(dup),
+        "duplicated_seqs": dup[:20],
+        "unacked_in_postgres": len(set(in_pg) - set(acked.values())),
+        "indexed": index.indexed,
+        "index_bytes_per_episode": per_index,
+        "memory": mem,
+        "samples": [(t, n, kib) for t, n, kib in sampler.rows],
+    }
+
+
+def _pct(lat: list[tuple[float, float]], q: float) -> float:
+    return percentile([ms for _, ms in lat], q) if lat else float("nan")
+
+
+def report(r: dict[str, Any]) -> None:
+    """Print the tables of one :func:`run`."""
+    took, la = r["duration_s"], r["load_average"]
+    print(f"\n{r['clients']} clients for {took:.0f} s (load average {la:.1f})")
+    rows = []
+    for p, s in r["paths"].items():
+        ratio = s["p50_ms"] / s["base_p50_ms"] if s["base_p50_ms"] > 0 else float("nan")
+        rows.append(
+            (
+                p,
+                s["n"],
+                f"{s['per_s']:.1f}",
+                f"{s['p50_ms']:.1f}",
+                f"{s['p99_ms']:.1f}",
+                f"{s['base_p50_ms']:.1f}",
+                f"{s['base_p99_ms']:.1f}",
+                f"{ratio:.1f}x",
+                s["errors"],
+                s["degraded"],
+            )
+        )
+    head = (
+        "path",
+        "requests",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "1-client p50",
+        "1-client p99",
+        "p50 vs 1 client",
+        "errors",
+        "degraded",
+    )
+    print(table(head, rows))
+    for p, s in r["paths"].items():
+        print(f"  {p} answered by {s['answered_by']}")
+        if s["first_error"]:
+            print(f"  first {p} error: {s['first_error']}")
+    print(
+        f"\nall paths {r['requests'] / r['duration_s']:.1f} req/s; errors {r['errors']}; "
+        f"episodes acknowledged {r['acked_episodes']}, in Postgres {r['episodes_in_postgres']}: "
+        f"lost {r['lost']}, duplicated {r['duplicated']}, "
+        f"in Postgres but never acknowledged {r['unacked_in_postgres']}; indexed {r['indexed']}"
+    )
+    mrows = [
+        (
+            name,
+            f"{m['start_mib']:.0f}",
+            f"{m['end_mib']:.0f}",
+            f"{m['bytes_per_episode']:,.0f}",
+            f"{m['bytes_per_episode_2nd_half']:,.0f}",
+        )
+        for name, m in r["memory"].items()
+    ]
+    print("\nresident memory (postgres: PSS of all its processes), growth per stored episode")
+    print(table(("process", "start MiB", "end MiB", "B/episode", "B/episode, 2nd half"), mrows))
+    print(f"in-process HNSW index's own size: {r['index_bytes_per_episode']:,.0f} B/episode")
+
+
+def plot(r: dict[str, Any], filename: str = "system_load_rss.png") -> Path:
+    """Resident memory of each process against time, and the episode count."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    t = [s[0] for s in r["samples"]]
+    for name in r["memory"]:
+        ax.plot(t, [s[2][name] / 1024 for s in r["samples"]], label=name)
+    ax.set_xlabel("time since the load started (s)")
+    ax.set_ylabel("resident memory (MiB; postgres: PSS)")
+    ax.legend(loc="upper left")
+    ax2 = ax.twinx()
+    ax2.plot(t, [s[1] for s in r["samples"]], "k--", label="episodes")
+    ax2.set_ylabel("episodes in memory (dashed)")
+    ax.set_title(f"{r['clients']} clients, {r['duration_s']:.0f} s")
+    return save_plot(fig, filename)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--duration", type=float, default=300.0, help="seconds of load")
+    ap.add_argument("--baseline", type=int, default=30, help="1-client requests per path")
+    ap.add_argument("--json", type=Path, help="also write every figure to this file")
+    ap.add_argument("--plot", action="store_true")
+    args = ap.parse_args()
+    if args.clients < 1 or args.duration <= 0 or args.baseline < 1:
+        raise SystemExit("--clients and --baseline must be at least 1, --duration above 0")
+    print(load_line("at start"), flush=True)
+    r = run(args.clients, args.duration, args.baseline)
+    report(r)
+    print(load_line("at end"))
+    if args.json:
+        args.json.write_text(json.dumps(r, indent=1))
+    if args.plot:
+        plot(r)
+
+
+if __name__ == "__main__":
+    main()
