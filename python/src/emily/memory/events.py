@@ -227,6 +227,11 @@ class EventLog:
         self._thread = threading.Thread(target=loop, name="memory-events", daemon=True)
         self._thread.start()
 
+    @property
+    def relayed(self) -> int | None:
+        """The newest sequence number published (``None`` until the log's end is known)."""
+        return self._relayed
+
     def _relay(self, publish: Publish) -> None:
         while self._relayed is not None:
             with self.connection() as conn:
