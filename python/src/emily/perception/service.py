@@ -3,7 +3,9 @@
 Queryables ``emily/<node>/perception/transcribe``, ``.../read`` and ``.../caption`` (a
 vision model's one-sentence description, where ``[perception] caption_model`` is set),
 liveliness ``health/perception``, ``/metrics`` on port 9463 by default. Media a request
-asks to ``keep`` goes to the content-addressed :class:`~emily.perception.media.MediaStore`.
+asks to ``keep`` goes to the content-addressed :class:`~emily.perception.media.MediaStore`;
+it leaves the store when memory forgets the last episode naming it
+(:class:`~emily.perception.forgetting.MediaJanitor`).
 
 Metrics: ``emily_perception_seconds{op}`` (time per request, s),
 ``emily_perception_requests_total{op,outcome}`` (``ok``, ``bad_request``, ``internal``)
@@ -41,6 +43,7 @@ from emily.observe.metrics import service_registry
 from emily.perception.caption import Captioner
 from emily.perception.config import PerceptionConfig
 from emily.perception.errors import MediaError
+from emily.perception.forgetting import MediaJanitor
 from emily.perception.media import MediaStore
 from emily.perception.ocr import Reader
 from emily.perception.speech import Transcriber
@@ -98,6 +101,7 @@ class PerceptionService:
             READ.serve(session, keys, self.handle_read, workers=config.workers),
             CAPTION.serve(session, keys, self.handle_caption, workers=1),
         ]
+        self.janitor = MediaJanitor(self.media, session, keys)
         self.token: Any = announce(session, keys, "perception")
 
     def _serve(self, op: str, fn: Callable[[], Resp]) -> Resp:
@@ -164,6 +168,7 @@ class PerceptionService:
         """Stop serving and withdraw the liveliness token."""
         for server in self.servers:
             server.close()
+        self.janitor.close()
         self.token.undeclare()
 
 
