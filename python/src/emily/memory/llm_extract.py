@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import zenoh
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from emily.bus import Keys
 from emily.bus.endpoints import GENERATE
@@ -78,12 +78,14 @@ _RELATIONS = {
 
 
 class _Item(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     subject: str = Field(min_length=1, max_length=64)
     relation: str = Field(min_length=1, max_length=64)
     value: str = Field(min_length=1, max_length=64)
 
 
 class _Reply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     facts: list[_Item] = Field(max_length=MAX_FACTS)
 
 
