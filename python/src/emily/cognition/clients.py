@@ -13,15 +13,25 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import zenoh
 
 from emily.bus import Keys
-from emily.bus.endpoints import CANCEL, CHAT, RECALL, STORE
+from emily.bus.endpoints import CANCEL, CHAT, FACTS, RECALL, STORE
 from emily.bus.health import Peers
 from emily.bus.rpc import RequestFailed
+from emily.bus.schemas.dialogue import DEFAULT_USER
+from emily.bus.schemas.facts import Fact, FactsRequest
 from emily.bus.schemas.inference import CancelRequest, ChatMessage, ChatRequest
-from emily.bus.schemas.memory import EpisodeIn, Hit, RecallRequest, StoreReply, StoreRequest
+from emily.bus.schemas.memory import (
+    EpisodeIn,
+    Hit,
+    RecallFilters,
+    RecallRequest,
+    StoreReply,
+    StoreRequest,
+)
 from emily.cognition.errors import CognitionError
 from emily.errors import BusError
 from emily.ids import uuid7
@@ -43,7 +53,7 @@ class EpisodeRefused(CognitionError):
 
 @dataclass
 class MemoryClient:
-    """``memory/recall`` and ``memory/store`` with deadlines."""
+    """``memory/recall``, ``memory/facts`` and ``memory/store`` with deadlines."""
 
     session: zenoh.Session
     keys: Keys
@@ -54,21 +64,49 @@ class MemoryClient:
         return self.peers.alive("memory")
 
     def recall(
-        self, text: str, vector: Sequence[float] | None, k: int, timeout_s: float
+        self,
+        text: str,
+        vector: Sequence[float] | None,
+        k: int,
+        timeout_s: float,
+        *,
+        user: str = DEFAULT_USER,
+        filters: RecallFilters | None = None,
+        search: Literal["vector", "hybrid"] = "vector",
     ) -> list[Hit]:
-        """The ``k`` nearest episodes (by ``vector`` when given, else by ``text``)."""
+        """``user``'s ``k`` nearest episodes that pass ``filters``, by ``vector`` (and,
+        with ``search="hybrid"``, the full text too), else by ``text`` alone."""
         if not self.peers.alive("memory"):
             raise PeerUnavailable("memory", "no memory service on the bus")
-        req = (
-            RecallRequest(vector=[float(v) for v in vector], k=k)
-            if vector is not None
-            else RecallRequest(text=text, k=k)
-        )
+        fields: dict[str, object] = {"k": k, "user": user, "search": search}
+        if filters is not None:
+            fields["filters"] = filters
+        if vector is not None:
+            fields["vector"] = [float(v) for v in vector]
+        if vector is None or search == "hybrid":
+            fields["text"] = text
+        req = RecallRequest.model_validate(fields)
         try:
             return RECALL.call(self.session, self.keys, req, timeout_s=timeout_s).hits
         except BusError as exc:
             raise PeerUnavailable(
                 "memory", f"recall failed or missed its {timeout_s:g} s deadline ({exc})"
+            ) from exc
+
+    def facts(self, text: str, user: str, k: int, timeout_s: float) -> list[Fact]:
+        """``user``'s current facts that match ``text``, best first.
+
+        A memory that does not serve ``memory/facts`` (no fact store) counts as absent:
+        :class:`PeerUnavailable`, as for a missing memory.
+        """
+        if not self.peers.alive("memory"):
+            raise PeerUnavailable("memory", "no memory service on the bus")
+        req = FactsRequest(user=user, text=text, k=k)
+        try:
+            return FACTS.call(self.session, self.keys, req, timeout_s=timeout_s).facts
+        except BusError as exc:
+            raise PeerUnavailable(
+                "facts", f"memory/facts failed or missed its {timeout_s:g} s deadline ({exc})"
             ) from exc
 
     def store(self, episodes: list[EpisodeIn], timeout_s: float) -> StoreReply:

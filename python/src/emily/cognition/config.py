@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from emily.config import load_section
 
@@ -21,6 +22,8 @@ class CognitionConfig:
     embeddings : load MiniLM for the reflex's second stage and for recall vectors.
     capacity : global workspace capacity (items).
     recall_k : episodes recalled per cycle.
+    recall_search : ``hybrid`` (vector and full text, fused) or ``vector`` recall.
+    facts_k : facts looked up per question.
     recall_timeout_s : deadline of the memory recall stage (s).
     deliberate_timeout_s : deadline of the LLM stage (s).
     store_timeout_s : deadline of storing the cycle's episode (s).
@@ -42,6 +45,8 @@ class CognitionConfig:
     embeddings: bool = True
     capacity: int = 7
     recall_k: int = 5
+    recall_search: Literal["vector", "hybrid"] = "hybrid"
+    facts_k: int = 5
     recall_timeout_s: float = 0.5
     deliberate_timeout_s: float = 60.0
     store_timeout_s: float = 2.0

@@ -22,7 +22,7 @@ from pydantic import Field, field_validator, model_validator
 
 from emily.bus.messages import Message
 from emily.bus.schemas.context import ContextValue, StorableStr, check_context
-from emily.bus.schemas.dialogue import DEFAULT_USER, Feedback, ScopeName, SessionId
+from emily.bus.schemas.dialogue import DEFAULT_USER, Act, Feedback, ScopeName, SessionId
 from emily.bus.schemas.perception import MAX_MEDIA_B64, check_b64
 
 MAX_TEXT_CHARS = 4096
@@ -140,8 +140,24 @@ class MemoryUsed(Message):
     tier: str
 
 
+class FactUsed(Message):
+    """A current fact the cycle's answer drew on: ``subject``'s ``relation`` is ``value``."""
+
+    id: uuid.UUID
+    subject: str
+    relation: str
+    value: str
+    score: float | None = None
+
+
 class Trace(Message):
-    """Everything one cycle did (see the module docstring). Latencies are in ms."""
+    """Everything one cycle did (see the module docstring). Latencies are in ms.
+
+    ``act`` is the dialogue act of the user's turn, ``episode_id`` and ``answer_id`` the
+    ids of the two episodes the cycle stores (the user's turn, the assistant's answer),
+    ``facts`` the facts looked up for a question and ``cited`` the fact and episode ids
+    the answer was composed from.
+    """
 
     cycle_id: uuid.UUID
     tier: Tier
@@ -158,6 +174,11 @@ class Trace(Message):
     gamma: float = Field(gt=0.0)
     ttft_ms: float | None = Field(default=None, ge=0.0)
     episode: Literal["stored", "queued", "skipped"]
+    act: Act | None = None
+    episode_id: uuid.UUID | None = None
+    answer_id: uuid.UUID | None = None
+    facts: list[FactUsed] = Field(default_factory=list)
+    cited: list[uuid.UUID] = Field(default_factory=list)
     learning: dict[str, float] | None = None
     """The agent's learned ``P(success)`` per ``need.policy`` and its count of ``updates``."""
 
