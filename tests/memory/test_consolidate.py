@@ -4,16 +4,19 @@ corrected episode's facts are re-drawn, and the background pass runs on its own.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from datetime import timedelta
 
 import pytest
 
+from emily.bus import BusConfig
 from emily.bus.endpoints import CONSOLIDATE, FACTS, RECALL, STORE
 from emily.bus.schemas.dialogue import Act
 from emily.bus.schemas.facts import ConsolidateReply, ConsolidateRequest, Fact, FactsRequest
 from emily.bus.schemas.memory import EpisodeIn, RecallRequest, StoreRequest
+from emily.cli.main import main
 from emily.memory.consolidate import Consolidator, reconsolidate
 from emily.memory.facts import drop_sources
 from tests.memory.conftest import KEYS, Running
@@ -107,3 +110,25 @@ def test_the_background_pass_runs_on_its_own(running: Running, interval_s: float
     finally:
         consolidator.close()
     assert ask(running, "where do I work")[0].value == "Siemens"
+
+
+def test_cli_consolidate_and_facts(
+    running: Running,
+    bus_configs: tuple[BusConfig, BusConfig],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("EMILY_BUS__NODE", "test")
+    monkeypatch.setenv("EMILY_BUS__CONNECT", bus_configs[0].listen[0])
+    store(running, "I live in Lisbon.", user="default")
+    store(running, "I moved to Porto.", user="default", hours=1)
+    assert main(["memory", "consolidate"]) == 0
+    assert "read 2 statements: 2 facts added (1 superseding" in capsys.readouterr().out
+    assert main(["memory", "facts", "where do I live"]) == 0
+    out = capsys.readouterr().out
+    assert "me lives_in = Porto" in out and "Lisbon" not in out
+    assert main(["memory", "facts", "--relation", "lives_in", "--history", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)["facts"]
+    assert {f["value"] for f in got} == {"Lisbon", "Porto"}
+    assert main(["memory", "facts"]) == 1  # nothing to match
+    assert "give text, subject or relation" in capsys.readouterr().err

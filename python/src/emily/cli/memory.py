@@ -1,4 +1,4 @@
-"""``emily memory ingest|recall|stats``: talk to the running memory service over the bus."""
+"""``emily memory ingest|recall|stats|consolidate|facts``: the memory service over the bus."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from tqdm import tqdm
 
 from emily.bus import BusConfig
 from emily.bus.client import Client
-from emily.bus.endpoints import RECALL, STATS, STORE, Endpoint
+from emily.bus.endpoints import CONSOLIDATE, FACTS, RECALL, STATS, STORE, Endpoint
 from emily.bus.messages import decode
+from emily.bus.schemas.facts import ConsolidateRequest, FactsRequest
 from emily.bus.schemas.memory import EpisodeIn, RecallRequest, StatsRequest, StoreRequest
 from emily.errors import EmilyError, PayloadError
 
@@ -149,6 +150,63 @@ def stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def consolidate(args: argparse.Namespace) -> int:
+    """Run one consolidation pass now and print what it did."""
+    req = decode(ConsolidateRequest, {"user": args.user, "limit": args.limit})
+    with _connect(args, CONSOLIDATE) as client:
+        reply = client.call(CONSOLIDATE, req, timeout_s=args.timeout)
+    if args.json:
+        print(reply.model_dump_json(indent=2))
+        return 0
+    print(
+        f"read {reply.episodes} statements: {reply.facts_added} facts added "
+        f"({reply.facts_superseded} superseding an older value), {reply.facts_reinforced} "
+        f"reinforced, {reply.merged} repeated statements merged, in {reply.took_ms:.0f} ms"
+    )
+    return 0
+
+
+def facts(args: argparse.Namespace) -> int:
+    """Print a user's facts matching a text or a subject/relation."""
+    fields = {"text": args.text, "subject": args.subject, "relation": args.relation}
+    req = decode(
+        FactsRequest,
+        {"user": args.user, "history": args.history, "k": args.k}
+        | {k: v for k, v in fields.items() if v is not None},
+    )
+    with _connect(args, FACTS) as client:
+        reply = client.call(FACTS, req)
+    if args.json:
+        print(reply.model_dump_json(indent=2))
+        return 0
+    for f in reply.facts:
+        until = "now" if f.valid_to is None else f"{f.valid_to:%Y-%m-%d %H:%M}"
+        print(
+            f"{f.subject} {f.relation} = {f.value}   ({f.valid_from:%Y-%m-%d %H:%M} to {until}, "
+            f"said {f.count}x, {f.id})"
+        )
+    print(f"({len(reply.facts)} facts in {reply.took_ms:.1f} ms)", file=sys.stderr)
+    return 0
+
+
+def _register_facts(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    c = verbs.add_parser("consolidate", help="turn unconsolidated statements into facts now")
+    c.add_argument("--user", help="only this user's statements (default: every user's)")
+    c.add_argument("--limit", type=int, default=1000, help="most statements to read")
+    c.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the pass")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.set_defaults(func=consolidate)
+    f = verbs.add_parser("facts", help="facts drawn from what a user said")
+    f.add_argument("text", nargs="?", help="what to look for (vector, full text and graph)")
+    f.add_argument("--user", default="default", help="whose facts (default: default)")
+    f.add_argument("--subject", help="only this subject (me: the user)")
+    f.add_argument("--relation", help="only this relation (name, lives_in, ...)")
+    f.add_argument("--history", action="store_true", help="superseded values too")
+    f.add_argument("-k", type=int, default=10, help="how many facts (1-100)")
+    f.add_argument("--json", action="store_true", help="machine-readable output")
+    f.set_defaults(func=facts)
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``emily memory``."""
     p = sub.add_parser("memory", help="store and recall episodes in the memory service")
@@ -172,3 +230,4 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s = verbs.add_parser("stats", help="tier sizes, hit rates, pool and index parameters")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=stats)
+    _register_facts(verbs)
