@@ -306,9 +306,9 @@ class AnnIndex:
         ``acts``, ``session`` when given); ``None`` when Postgres must answer.
 
         A small scope is searched exactly; a large one through the shared graph,
-        fetching ``k / share`` candidates (then four times that) so that ``k`` of the
-        scope survive; a scope too large for exact search and too small a share of the
-        index for over-fetch is left to Postgres.
+        fetching ``max(1.5 k, ef) / share`` candidates (then four times that) so that
+        ``k`` of the scope survive with the recall of an unscoped search; a scope too
+        large for exact search and too small a share of the index is left to Postgres.
         """
         q = np.asarray(queries, dtype=np.float32).reshape(-1, self.params.dim)
         ef = ef_search or self.ef_search
@@ -335,7 +335,9 @@ class AnnIndex:
             if share < MIN_SHARE:
                 return None
             want = min(k, len(chosen))
-            fetch = k if share == 1.0 else math.ceil(1.5 * k / share)
+            # a search of breadth ef / share meets about ef of the scope's episodes, as
+            # an unscoped search of breadth ef would (hnswlib searches max(ef, k) wide)
+            fetch = k if share == 1.0 else math.ceil(max(1.5 * k, ef) / share)
             if ef != self.ef_search:
                 self._index.set_ef(ef)
             try:
