@@ -29,6 +29,7 @@ from emily.embed import Embedder
 from emily.ids import uuid7
 from emily.memory.config import MemoryConfig
 from emily.memory.errors import StoreUnavailable
+from emily.memory.events import LOGGED, EventLog
 from emily.memory.filters import dialogue_only, matches
 from emily.memory.hybrid import fuse, graph_candidates
 from emily.memory.index import HnswParams
@@ -70,6 +71,7 @@ class Memory:
         self.metrics = metrics or MemoryMetrics()
         self.publish = publish
         self.device = pick_device(cfg.device)
+        self.events = EventLog(store.connection)
         self.tiers = TieredMemory(
             cfg.root,
             L0(cfg.l0_capacity, self.device),
@@ -79,7 +81,7 @@ class Memory:
             idle_s=cfg.idle_s,
             l2_min_accesses=cfg.l2_min_accesses,
             metrics=self.metrics,
-            publish=publish,
+            publish=self._tier_events,
         )
         self.outbox = Outbox(cfg.root / "outbox.sqlite")
         self.indexer: Indexer | None = None
@@ -140,8 +142,7 @@ class Memory:
             self.metrics.queued.inc(len(records))
             durable = False
         self.metrics.outbox_pending.set(self.outbox.pending())
-        if self.publish is not None:
-            self.publish([MemoryOperation(op="store", count=len(records), to_tier="L3")])
+        self.events.notify()  # stores are logged by Postgres; the relay publishes them
         return StoreReply(
             ids=[r.id for r in records], durable=durable, queued=0 if durable else len(records)
         )
@@ -164,6 +165,14 @@ class Memory:
             self.metrics.stored.inc(done)
             log.info("outbox delivered %d episodes", done)
         return done
+
+    def _tier_events(self, ops: Sequence[MemoryOperation]) -> None:
+        """Tier moves go to the event log (relayed with their sequence numbers once
+        logged); hits and misses, which change nothing, are published at once."""
+        self.events.moved(ops)
+        reads = [o for o in ops if o.op not in LOGGED]
+        if reads and self.publish is not None:
+            self.publish(reads)
 
     # ---------------------------------------------------------------- recall
     def recall(self, req: RecallRequest) -> RecallReply:
@@ -432,5 +441,6 @@ class Memory:
         if self.indexer is not None:
             self.indexer.close()
         self.tiers.close()
+        self.events.close()
         self.outbox.close()
         self.store.close()

@@ -1,6 +1,7 @@
 """``emily serve memory``: the memory service on the bus.
 
-Queryables ``emily/<node>/memory/{store,recall,stats}``, events on
+Queryables ``emily/<node>/memory/{store,recall,stats,facts,consolidate,forget,correct,
+export,events,rebuild}``, events on
 ``emily/<node>/events/memory.operations``, liveliness ``health/memory`` and
 ``/metrics`` on port 9461 by default.
 """
@@ -16,15 +17,34 @@ from dataclasses import dataclass, field
 import zenoh
 
 from emily.bus import BusConfig, Keys, encode, open_session
-from emily.bus.endpoints import CONSOLIDATE, FACTS, MEMORY_OPERATIONS, RECALL, STATS, STORE
+from emily.bus.endpoints import (
+    CONSOLIDATE,
+    CORRECT,
+    EVENTS,
+    EXPORT,
+    FACTS,
+    FORGET,
+    MEMORY_OPERATIONS,
+    REBUILD,
+    RECALL,
+    STATS,
+    STORE,
+)
 from emily.bus.health import announce
 from emily.bus.messages import ErrorReply, Message
 from emily.bus.rpc import RequestFailed, Server, internal_error
-from emily.bus.schemas.facts import (
-    ConsolidateReply,
-    ConsolidateRequest,
-    FactsReply,
-    FactsRequest,
+from emily.bus.schemas.facts import ConsolidateReply, ConsolidateRequest, FactsReply, FactsRequest
+from emily.bus.schemas.lifecycle import (
+    CorrectReply,
+    CorrectRequest,
+    EventsReply,
+    EventsRequest,
+    ExportReply,
+    ExportRequest,
+    ForgetReply,
+    ForgetRequest,
+    RebuildReply,
+    RebuildRequest,
 )
 from emily.bus.schemas.memory import (
     MAX_OPS,
@@ -38,15 +58,17 @@ from emily.bus.schemas.memory import (
     StoreRequest,
 )
 from emily.embed import Embedder
-from emily.memory import facts
+from emily.memory import events, facts, lifecycle
 from emily.memory.config import MemoryConfig
 from emily.memory.consolidate import Consolidator
 from emily.memory.core import Memory
 from emily.memory.embedded import EmbeddedPostgres
 from emily.memory.errors import StoreUnavailable
+from emily.memory.lifecycle import NotFound
 from emily.memory.llm_extract import LlmExtractor
 from emily.memory.metrics import MemoryMetrics
 from emily.memory.pgcopy import InvalidRecord
+from emily.memory.rebuild import rebuild
 from emily.memory.store import PgStore
 from emily.observe import start_metrics_server
 from emily.runtime import run_service
@@ -143,6 +165,46 @@ class MemoryService:
         except StoreUnavailable as exc:
             raise self._unavailable(exc) from exc
 
+    def handle_forget(self, req: ForgetRequest) -> ForgetReply:
+        """``memory/forget``; Postgres down is ``unavailable`` (nothing is forgotten)."""
+        try:
+            return lifecycle.forget(self.memory, req)
+        except StoreUnavailable as exc:
+            raise self._unavailable(exc) from exc
+
+    def handle_correct(self, req: CorrectRequest) -> CorrectReply:
+        """``memory/correct``; an id the user does not have is ``not_found``."""
+        try:
+            return lifecycle.correct(self.memory, req)
+        except NotFound as exc:
+            raise RequestFailed(ErrorReply(code="not_found", message=str(exc))) from exc
+        except InvalidRecord as exc:
+            raise RequestFailed(ErrorReply(code="bad_request", message=str(exc))) from exc
+        except StoreUnavailable as exc:
+            raise self._unavailable(exc) from exc
+
+    def handle_export(self, req: ExportRequest) -> ExportReply:
+        """``memory/export``: one page of the user's episodes (and facts on the first)."""
+        try:
+            return lifecycle.export(self.memory, req)
+        except StoreUnavailable as exc:
+            raise self._unavailable(exc) from exc
+
+    def handle_events(self, req: EventsRequest) -> EventsReply:
+        """``memory/events``: the log after ``since``."""
+        try:
+            with self.memory.store.connection() as conn:
+                return events.read(conn, req.since, req.limit)
+        except StoreUnavailable as exc:
+            raise self._unavailable(exc) from exc
+
+    def handle_rebuild(self, _req: RebuildRequest) -> RebuildReply:
+        """``memory/rebuild``: rebuild the index and tier map, compare with the running ones."""
+        try:
+            return rebuild(self.memory)
+        except StoreUnavailable as exc:
+            raise self._unavailable(exc) from exc
+
     def close(self) -> None:
         """Stop serving; then close the memory (persisting tier statistics)."""
         for server in self.servers:
@@ -160,7 +222,8 @@ def _from_ram(req: RecallRequest) -> bool:
 
 
 def serve(memory: Memory, session: zenoh.Session, keys: Keys, workers: int = 4) -> MemoryService:
-    """Declare the three queryables and the liveliness token on ``session``."""
+    """Declare memory's queryables and the liveliness token on ``session``, and start
+    relaying the event log to ``events/memory.operations``."""
     service = MemoryService(memory, session, keys)
     cfg = memory.cfg
     llm = None
@@ -174,8 +237,8 @@ def serve(memory: Memory, session: zenoh.Session, keys: Keys, workers: int = 4) 
         for i in range(0, len(ops), MAX_OPS):  # validated by the caller: not again
             publisher.put(encode(MemoryOperations.model_construct(ops=list(ops[i : i + MAX_OPS]))))
 
-    memory.publish = publish
-    memory.tiers.publish = publish
+    memory.publish = publish  # reads (hits, misses); state changes come from the log
+    memory.events.start(publish)
     service.servers = [
         STORE.serve(session, keys, service.handle_store, workers=workers),
         RECALL.serve(
@@ -189,6 +252,11 @@ def serve(memory: Memory, session: zenoh.Session, keys: Keys, workers: int = 4) 
         STATS.serve(session, keys, service.handle_stats, workers=1),
         FACTS.serve(session, keys, service.handle_facts, workers=workers),
         CONSOLIDATE.serve(session, keys, service.handle_consolidate, workers=1),
+        FORGET.serve(session, keys, service.handle_forget, workers=1),
+        CORRECT.serve(session, keys, service.handle_correct, workers=1),
+        EXPORT.serve(session, keys, service.handle_export, workers=1),
+        EVENTS.serve(session, keys, service.handle_events, workers=1),
+        REBUILD.serve(session, keys, service.handle_rebuild, workers=1),
     ]
     service.token = announce(session, keys, "memory")
     return service
@@ -196,6 +264,8 @@ def serve(memory: Memory, session: zenoh.Session, keys: Keys, workers: int = 4) 
 
 def main(args: argparse.Namespace) -> int:
     """Run the memory service until SIGTERM/SIGINT; returns the exit code."""
+
+    from emily.memory.http import start_http  # the HTTP app imports this module
 
     def start(stack: ExitStack) -> str:
         cfg = MemoryConfig.load()
@@ -211,6 +281,9 @@ def main(args: argparse.Namespace) -> int:
         stack.callback(session.close)
         service = serve(memory, session, bus.keys, cfg.workers)
         stack.callback(service.close)
+        api = start_http(service, cfg)
+        if api is not None:  # closed before the service: no request outlives the memory
+            stack.callback(api.close)
         memory.start_background()
         if cfg.consolidate_interval_s > 0 and service.consolidator is not None:
             service.consolidator.start(cfg.consolidate_interval_s)
