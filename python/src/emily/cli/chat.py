@@ -110,7 +110,7 @@ def show(reply: ObserveReply, args: argparse.Namespace, prefix: str) -> None:
         print(reply.model_dump_json(), flush=True)
         return
     print(f"{prefix}{reply.response}", flush=True)
-    if args.trace:
+    if args.trace and not args.quiet:
         total = sum(reply.trace.latencies_ms.values())
         print(f"  [tier {reply.trace.tier}, policy {reply.trace.policy}, {total:.0f} ms]")
 
@@ -131,7 +131,7 @@ def run_agent(args: argparse.Namespace, interactive: bool) -> int:
     session = session_of(args)
     with Client.connect(BusConfig.load(), OBSERVE, wait_s=args.wait) as client:
         agent = Agent(client, args, session)
-        if interactive:
+        if interactive and not args.quiet:
             print(f"session {agent.session}; /help lists the commands, /quit ends the chat")
         for line in lines(interactive):
             command = line.lower()
@@ -147,7 +147,7 @@ def run_agent(args: argparse.Namespace, interactive: bool) -> int:
                 else:
                     show(agent.say(line), args, prefix)
             except (UsageError, BusError) as exc:  # one bad turn does not end the chat
-                print(f"emily chat: {exc}", file=sys.stderr, flush=True)
+                print(f"emily chat: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
     return 0
 
 
@@ -180,7 +180,7 @@ def run_raw(args: argparse.Namespace, interactive: bool) -> int:
                 _, answer = print_stream(client.stream(CHAT, request, args.timeout))
             except BusError as exc:
                 history.pop()
-                print(f"emily chat: {exc}", file=sys.stderr, flush=True)
+                print(f"emily chat: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
                 continue
             history.append(ChatMessage(role="assistant", content=answer))
     return 0
@@ -206,5 +206,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--system", default=None, help="with --raw: a system message to start with")
     p.add_argument("--wait", type=float, default=10.0, help="wait this long for the service (s)")
     p.add_argument("--json", action="store_true", help="print each reply as a JSON line")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the answers")
     add_sampling(p)
     p.set_defaults(func=run)

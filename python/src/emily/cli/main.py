@@ -28,10 +28,11 @@ from emily.cli import (
     up,
 )
 from emily.cli.common import Parser, UsageError
-from emily.errors import EmilyError
+from emily.errors import BusError, EmilyError
+from emily.mcp import cli as mcp
 from emily.observe import setup_logging
 
-COMMANDS = [status, serve, infer, chat, model, memory, up, observe, perceive, trace, config]
+COMMANDS = [status, serve, infer, chat, model, memory, up, observe, perceive, trace, config, mcp]
 log = logging.getLogger("emily.cli")
 
 
@@ -78,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"emily {args.command}: {exc}", file=sys.stderr)
         return 2
+    except BusError as exc:  # a service's error reply may span lines: keep it to one
+        print(f"emily {args.command}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
     except EmilyError as exc:
         print(f"emily {args.command}: {exc}", file=sys.stderr)
         return 1

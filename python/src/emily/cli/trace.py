@@ -44,9 +44,11 @@ def run(args: argparse.Namespace) -> int:
                     "(`emily up`), and is something observing (`emily observe ...`)?"
                 ) from None
             try:
-                sys.stdout.write(format_broadcast(decode(WorkspaceBroadcast, raw)) + "\n")
+                cast = decode(WorkspaceBroadcast, raw)
+                text = cast.model_dump_json() if args.json else format_broadcast(cast)
+                sys.stdout.write(text + "\n")
             except PayloadError as exc:
-                sys.stdout.write(f"(skipped a malformed broadcast: {exc})\n")
+                print(f"emily trace: skipped a malformed broadcast: {exc}", file=sys.stderr)
             sys.stdout.flush()
             shown += 1
     finally:
@@ -61,4 +63,5 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--follow", action="store_true", help="keep streaming until Ctrl-C")
     p.add_argument("--count", type=int, default=1, help="without --follow: broadcasts to show")
     p.add_argument("--timeout", type=float, default=60.0, help="without --follow: wait (s)")
+    p.add_argument("--json", action="store_true", help="one JSON line per broadcast")
     p.set_defaults(func=run)
