@@ -97,3 +97,60 @@ def test_ingest_reads_standard_input_for_a_dash(
     assert main(["memory", "ingest", "-", "--quiet", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"stored": 2, "queued": 0}
     assert cli_env.service.memory.store.count() == 2
+
+
+def test_export_round_trips_through_ingest_and_the_lifecycle_verbs(
+    cli_env: Running, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    said = [
+        {"text": "My dog is called Rex", "user": "alice", "session": "s1"},
+        {"text": "What is my dog called?", "user": "alice", "act": "question", "session": "s1"},
+        {"text": "I live in Lisbon", "user": "alice", "timestamp": "2025-05-03T08:00:00Z"},
+        {"text": "My cat is called Tom", "user": "bob"},
+    ]
+    f = tmp_path / "said.jsonl"
+    f.write_text("".join(json.dumps(line) + "\n" for line in said))
+    assert main(["memory", "ingest", str(f), "--quiet"]) == 0
+    assert main(["memory", "consolidate"]) == 0
+    out = tmp_path / "alice.jsonl"
+    capsys.readouterr()
+    assert main(["memory", "export", "--user", "alice", "--out", str(out)]) == 0
+    assert "exported 3 episodes and 2 facts of alice" in capsys.readouterr().err
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    exported = [line for line in lines if "fact" not in line]
+    assert sorted(e["text"] for e in exported) == sorted(s["text"] for s in said[:3])
+    assert sorted(line["fact"]["value"] for line in lines if "fact" in line) == ["Lisbon", "Rex"]
+
+    # forget everything of alice's, then ingest the export: the same episodes come back
+    assert main(["memory", "forget", "--match", "dog", "--user", "alice", "--dry-run"]) == 0
+    assert "would forget 2 episodes" in capsys.readouterr().err
+    ids = [e["id"] for e in exported]
+    assert main(["memory", "forget", *ids, "--user", "alice"]) == 0
+    assert "forgot 3 episodes and 2 facts" in capsys.readouterr().err
+    assert main(["memory", "forget", ids[0], "--user", "alice"]) == 1  # gone already
+    capsys.readouterr()
+    assert main(["memory", "ingest", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "stored 3 episodes" in captured.out and "2 fact lines skipped" in captured.err
+    again = tmp_path / "again.jsonl"
+    assert main(["memory", "export", "--user", "alice", "--out", str(again), "--no-facts"]) == 0
+    assert [json.loads(line) for line in again.read_text().splitlines()] == exported
+    assert main(["memory", "consolidate"]) == 0
+    capsys.readouterr()
+    assert main(["memory", "facts", "--user", "alice", "--subject", "dog", "--json"]) == 0
+    assert [x["value"] for x in json.loads(capsys.readouterr().out)["facts"]] == ["Rex"]
+
+    rex = next(e["id"] for e in exported if e["text"] == "My dog is called Rex")
+    assert main(["memory", "correct", rex, "My dog is called Max", "--user", "alice"]) == 0
+    assert "dog name = Max" in capsys.readouterr().out
+    assert main(["memory", "correct", rex, "not mine", "--user", "bob"]) == 1
+    assert "has no episode" in capsys.readouterr().err
+
+    assert main(["memory", "events", "--since", "0", "--json"]) == 0
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["seq"] for e in logged] == list(range(1, len(logged) + 1))
+    assert {"store", "fact", "forget", "correct"} <= {e["op"] for e in logged}
+    assert main(["memory", "events", "--since", str(len(logged) - 1)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+    assert main(["memory", "rebuild"]) == 0
+    assert "the running projections matched" in capsys.readouterr().out
