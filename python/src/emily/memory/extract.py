@@ -70,6 +70,8 @@ _ATTRIBUTES = {
     "address": "address",
     "blood type": "blood_type",
     "employer": "works_at",
+    "hobby": "hobby",
+    "pastime": "hobby",
 }
 # people and animals whose name "my X is Ana" gives
 _KIN_AND_PETS = (
@@ -91,7 +93,8 @@ _QUESTION = re.compile(
 )
 _FILLER = re.compile(
     r"^(?:(?:well|oh|so|ok|okay|hey|hi|hello|yes|yeah|also|and|btw|by the way|actually"
-    r"|fun fact|just so you know|for the record|fyi|anyway|remember that|note that"
+    r"|fun fact|just so you know|for the record|fyi|anyway|remember that|note that|sorry"
+    r"|these days|nowadays|in fact|it turns out(?: that)?|turns out(?: that)?|oops"
     r"|you should know that|i should mention that|i want you to know that)[,:]?\s+)+",
     re.IGNORECASE,
 )
@@ -115,7 +118,9 @@ _ABOUT = (
 
 def _subject(raw: str) -> str:
     words = raw.casefold().split()
-    words = [_SPELLING.get(w, w) for w in words if w not in ("a", "an", "the", "little")]
+    # "my new doctor" is the doctor, whose name the new one replaces
+    drop = ("a", "an", "the", "little", "new", "current")
+    words = [_SPELLING.get(w, w) for w in words if w not in drop]
     return " ".join(words)
 
 
@@ -194,6 +199,9 @@ def _clause(clause: str) -> list[Triple]:
         (rf"{i} (?:originally )?come from {_VAL}", ME, "from"),
         (rf"{i} (?:speak|can speak) {_VAL}", ME, "speaks"),
         (rf"{i} (?:drive|own) (?:a|an) {_VAL}", ME, "drives"),
+        (rf"{i} (?:play|can play) (?:the )?{_VAL}", ME, "plays"),
+        (rf"{i}(?: am|'m) (?:learning|studying) {_VAL}", ME, "learning"),
+        (rf"{i} (?:learn|study) {_VAL}", ME, "learning"),
         (rf"{i}(?: am|'m) married to {_VAL}", ME, "spouse"),
     ]
     for pattern, subj, relation in rules:
@@ -221,7 +229,8 @@ def _clause(clause: str) -> list[Triple]:
     m = re.fullmatch(rf"my {_NP} is {_VAL}", c, re.IGNORECASE)
     if m:
         subject, val = _subject(m["subj"]), _value(m["val"])
-        if subject in _ATTRIBUTES and val:
+        if subject in _ATTRIBUTES and val:  # "my birthday is in May": the month
+            val = re.sub(r"^(?:in|on|at) ", "", val, flags=re.IGNORECASE)
             return [Triple(ME, _ATTRIBUTES[subject], val)]
         if subject in _NAMED and re.fullmatch(_NAME, val):
             return [Triple(subject, "name", val)]

@@ -45,7 +45,15 @@ GLOSS = {
     "from": "from origin country",
     "speaks": "speak language",
     "spouse": "married spouse wife husband",
+    "hobby": "hobby fun pastime free time",
+    "plays": "play plays instrument sport",
+    "learning": "learn learning study language",
+    "drives": "drive car",
+    "birthday": "birthday born month date",
 }
+#: Words every ``favourite_<thing>`` relation is also found by.
+FAVOURITE = "favourite favorite like best most prefer love"
+_AMERICAN = {"colour": "color", "favourite": "favorite"}
 _COLS = (
     "f.id, f.user_name, f.agent_name, f.subject, f.relation, f.value, f.valid_from, "
     "f.valid_to, f.count, f.last_seen, f.extractor, "
@@ -60,7 +68,11 @@ def fact_text(subject: str, relation: str, value: str) -> str:
 
 
 def _doc(subject: str, relation: str, value: str) -> str:
-    return f"{fact_text(subject, relation, value)} {GLOSS.get(relation, '')}".strip()
+    words = [fact_text(subject, relation, value), GLOSS.get(relation, "")]
+    if relation.startswith("favourite_"):
+        thing = relation.removeprefix("favourite_").replace("_", " ")
+        words += [FAVOURITE, " ".join(_AMERICAN.get(w, w) for w in thing.split())]
+    return " ".join(w for w in words if w)
 
 
 @dataclass(frozen=True)
