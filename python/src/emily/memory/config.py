@@ -36,6 +36,11 @@ class MemoryConfig:
     l2_min_accesses : recalls of an episode before it enters L2 (1: on the first).
     device : ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     metrics_port, metrics_addr : where ``/metrics`` is served (port 0: any free port).
+    http_port, http_addr : where the memory HTTP API (``/v1/memories``...) listens; port
+        0 turns it off.
+    http_max_body_bytes : largest HTTP request body (bytes); larger ones get 413.
+    api_key_file : a file holding the bearer token ``/v1/*`` requires; unset, the HTTP
+        API is open to whoever reaches ``http_addr``.
     outbox_retry_s : seconds between attempts to drain the outbox.
     workers : bus worker threads per queryable.
     copy_connections : pooled connections one large ingest batch is split over (binary
@@ -73,6 +78,10 @@ class MemoryConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     metrics_port: int = 9461
     metrics_addr: str = "127.0.0.1"
+    http_port: int = 8463
+    http_addr: str = "127.0.0.1"
+    http_max_body_bytes: int = 8 << 20
+    api_key_file: Path | None = None
     outbox_retry_s: float = 1.0
     workers: int = 4
     copy_connections: int = 2
