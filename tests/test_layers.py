@@ -17,8 +17,8 @@ ROOT = Path(emily.__file__).parent
 SERVICES = ("memory", "inference", "cognition", "perception")
 # what every layer may build on: nothing here imports a service or the CLI
 BOTTOM = ("bus", "observe", "config", "runtime", "embed", "errors", "ids")
-# on top: may use every service (the CLI, the configuration reference)
-TOP = ("cli", "configref")
+# on top: may use every service (the CLI, the configuration reference, the MCP server)
+TOP = ("cli", "configref", "mcp")
 
 
 def imported(path: Path) -> set[str]:

@@ -1,0 +1,1 @@
+"""The MCP server: Emily's memory and cognition as tools for other agents."""
