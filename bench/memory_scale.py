@@ -9,8 +9,9 @@ embedded Postgres (pgserver + pgvector, ``shared_buffers = 1GB``, data in
    with the service's COPY path (``PgStore.insert``, 10,000 rows a batch), then
    Postgres' HNSW index built (m=16, ef_construction=64), each timed;
 2. ``emily serve memory`` started on that database in its own process, with a fresh
-   state dir: the time until it serves and until its in-process index is ready (built
-   from Postgres at start-up);
+   state dir and background consolidation off (the rows are not statements): the time
+   until it serves and until its in-process index is ready (built from Postgres at
+   start-up);
 3. ``--queries`` recalls by vector (k=10, fresh draws from the same mixture) over
    loopback Zenoh, one at a time: p50/p99 of the round trip; then ``--clients`` client
    threads each with one recall in flight: recalls/s (requests encoded before the
@@ -143,7 +144,14 @@ def measure(n: int, dsn: str, args: argparse.Namespace) -> Point:
     state = OUT / "state-scale"
     shutil.rmtree(state, ignore_errors=True)
     endpoint, node = f"tcp/127.0.0.1:{free_port()}", "scale"
-    env = bus_env(endpoint, node, state, EMILY_MEMORY__DSN=dsn, EMILY_MEMORY__METRICS_PORT="0")
+    env = bus_env(
+        endpoint,
+        node,
+        state,
+        EMILY_MEMORY__DSN=dsn,
+        EMILY_MEMORY__METRICS_PORT="0",
+        EMILY_MEMORY__CONSOLIDATE_INTERVAL_S="0",  # no background passes over the synthetic rows
+    )
     session = open_session(BusConfig(node=node, listen=(), connect=(endpoint,)))
     keys = Keys(node)
     key = RECALL.key(keys)

@@ -489,7 +489,11 @@ def report(r: dict[str, Any]) -> None:
     ]
     print("\nresident memory (postgres: PSS of all its processes), growth per stored episode")
     print(table(("process", "start MiB", "end MiB", "B/episode", "B/episode, 2nd half"), mrows))
-    print(f"in-process HNSW index's own size: {r['index_bytes_per_episode']:,.0f} B/episode")
+    own, grew = r["index_bytes_per_episode"], r["memory"]["memory"]["bytes_per_episode_2nd_half"]
+    print(
+        f"in-process HNSW index's own size: {own:,.0f} B/episode; the memory service grew "
+        f"{grew:,.0f} B/episode over the second half ({grew / own:.2f}x the index's)"
+    )
 
 
 def plot(r: dict[str, Any], filename: str = "system_load_rss.png") -> Path:
