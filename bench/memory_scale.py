@@ -150,6 +150,7 @@ def measure(n: int, dsn: str, args: argparse.Namespace) -> Point:
         state,
         EMILY_MEMORY__DSN=dsn,
         EMILY_MEMORY__METRICS_PORT="0",
+        EMILY_MEMORY__HTTP_PORT=str(free_port()),
         EMILY_MEMORY__CONSOLIDATE_INTERVAL_S="0",  # no background passes over the synthetic rows
     )
     session = open_session(BusConfig(node=node, listen=(), connect=(endpoint,)))

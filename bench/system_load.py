@@ -299,6 +299,7 @@ def stack(root: Path) -> Iterator[tuple[zenoh.Session, Keys, dict[str, int], str
         ),
     }
     envs["memory"]["EMILY_MEMORY__METRICS_PORT"] = "0"
+    envs["memory"]["EMILY_MEMORY__HTTP_PORT"] = str(free_port())
     serves = {
         "memory": RECALL.key(keys),
         "inference": CHAT.key(keys),
