@@ -81,8 +81,11 @@ def test_up_demo_starts_the_stack_answers_and_stops(
     out = capsys.readouterr().out
     for name in ("memory", "inference", "perception", "cognition"):
         assert f"{name:<10} up" in out
-    assert "From memory: My favourite tea is a smoky lapsang souchong." in out
-    assert "tier        deliberation" in out
+    # the questions are answered from the statements, never with a question
+    answers = out.split("> What is my favourite tea?", 1)[1]
+    assert "lapsang souchong" in answers and "Lisbon" in answers
+    replies = [ln for ln in answers.splitlines() if ln.strip() and not ln.startswith("> ")]
+    assert replies and not any("?" in ln for ln in replies), replies
     assert out.rstrip().endswith("stopped")
     logs = tmp_path / "state" / "logs"
     names = ("memory", "inference", "perception", "cognition")

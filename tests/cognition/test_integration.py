@@ -13,9 +13,10 @@ import pytest
 import zenoh
 
 from emily.bus import BusConfig, Keys, open_session
-from emily.bus.endpoints import OBSERVE, RECALL
-from emily.bus.rpc import call
+from emily.bus.endpoints import CONSOLIDATE, OBSERVE, RECALL
+from emily.bus.rpc import call, wait_for_server
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
+from emily.bus.schemas.facts import ConsolidateReply, ConsolidateRequest
 from emily.bus.schemas.memory import RecallReply, RecallRequest
 from emily.cognition.reflex import Reflex
 from emily.embed import Embedder
@@ -57,20 +58,22 @@ def observe(c: RunningCognition, text: str, **kw: object) -> ObserveReply:
     return call(c.client, OBSERVE_KEY, req, ObserveReply, timeout_s=180)
 
 
-def recall_texts(session: zenoh.Session, text: str) -> list[str]:
+def recall_texts(session: zenoh.Session, text: str, user: str = "default") -> list[str]:
     reply = call(
         session,
         RECALL.key(KEYS),
-        RecallRequest(text=text, k=10),
+        RecallRequest(text=text, k=10, user=user),
         RecallReply,
         timeout_s=30,
     )
     return [h.episode.text for h in reply.hits]
 
 
-def wait_until_stored(session: zenoh.Session, text: str, timeout_s: float = 60.0) -> None:
+def wait_until_stored(
+    session: zenoh.Session, text: str, timeout_s: float = 60.0, user: str = "default"
+) -> None:
     deadline = time.monotonic() + timeout_s
-    while text not in recall_texts(session, text):
+    while text not in recall_texts(session, text, user):
         assert time.monotonic() < deadline, f"episode {text!r} never reached memory"
         time.sleep(0.2)
 
@@ -132,7 +135,7 @@ def test_episodes_wait_for_memory_and_arrive_when_it_comes_back(
     try:
         first = observe(cognition, "The spare key is under the blue flowerpot", allow_llm=False)
         assert "memory" in first.trace.missing and first.trace.episode == "queued"
-        assert len(cognition.service.cognition.episodes.pending) == 1
+        assert len(cognition.service.cognition.episodes.pending) == 2  # the turn, the answer
         memory = MemoryProcess(pg_dsn, tmp_path / "memory", memory_embedder, cognition.endpoint)
         try:
             assert cognition.service.peers.wait("memory", 20)
@@ -156,12 +159,12 @@ def test_queued_episodes_survive_a_cognition_restart_and_are_stored_once(
     try:
         reply = observe(first, text, allow_llm=False)
         assert reply.trace.episode == "queued"
-        assert len(first.service.cognition.episodes.pending) == 1
+        assert len(first.service.cognition.episodes.pending) == 2  # the turn, the answer
     finally:
         first.close()
     second = start_cognition(private_reflex)
     try:
-        assert len(second.service.cognition.episodes.pending) == 1
+        assert len(second.service.cognition.episodes.pending) == 2
         memory = MemoryProcess(pg_dsn, tmp_path / "memory", memory_embedder, second.endpoint)
         try:
             assert second.service.peers.wait("memory", 20)
@@ -175,3 +178,66 @@ def test_queued_episodes_survive_a_cognition_restart_and_are_stored_once(
     with psycopg.connect(pg_dsn) as conn:
         rows = conn.execute("SELECT id FROM episodes WHERE text = %s", (text,)).fetchall()
     assert len(rows) == 1 and rows[0][0].version == 7
+
+
+def consolidate(session: zenoh.Session, user: str) -> None:
+    """A consolidation pass for ``user`` now, where memory serves one."""
+    key = CONSOLIDATE.key(KEYS)
+    if wait_for_server(session, key, timeout_s=2):
+        call(session, key, ConsolidateRequest(user=user), ConsolidateReply, timeout_s=120)
+
+
+def tell(c: RunningCognition, text: str, user: str, session: str) -> ObserveReply:
+    """Say ``text`` as ``user`` and wait until memory holds it (and its facts)."""
+    reply = observe(c, text, user=user, session=session, allow_llm=False)
+    wait_until_stored(c.client, text, user=user)
+    consolidate(c.client, user)
+    return reply
+
+
+def test_asked_twice_the_answer_is_never_the_question(
+    stack: tuple[RunningCognition, MemoryProcess],
+) -> None:
+    """Every turn is stored, questions too; asking again must not answer with the
+    question asked before (it did: "From memory: What is my dog called?")."""
+    cognition, _ = stack
+    question = "What is my dog called?"
+    observe(cognition, "My dog is called Rex", allow_llm=False)
+    wait_until_stored(cognition.client, "My dog is called Rex")
+    for attempt in range(2):
+        reply = observe(cognition, question, allow_llm=False)
+        assert question.lower() not in reply.response.lower(), (attempt, reply.response)
+        assert "Rex" in reply.response, (attempt, reply.response)
+        wait_until_stored(cognition.client, question)  # the question is stored too
+
+
+def test_answers_follow_the_current_fact_stay_in_scope_and_are_remembered(
+    stack: tuple[RunningCognition, MemoryProcess],
+) -> None:
+    cognition, _ = stack
+    ann, bob = f"ann{uuid.uuid4().hex[:6]}", f"bob{uuid.uuid4().hex[:6]}"
+    question = "What is my dog called?"
+    said = tell(cognition, "My dog is called Rex", ann, "a1")
+    assert said.action == "acknowledge" and said.trace.act == "statement"
+    assert "Rex" not in said.response  # a statement is acknowledged, not recalled
+
+    asked = observe(cognition, question, user=ann, session="a2")  # the LLM may compose it
+    t = asked.trace
+    assert t.act == "question" and "Rex" in asked.response, asked
+    assert t.cited and t.episode_id == t.cycle_id and t.answer_id not in (None, t.cycle_id)
+    assert all(m.text != question for m in t.memories)
+    wait_until_stored(cognition.client, asked.response, user=ann)  # the answer is stored
+
+    tell(cognition, "My dog is now called Max", ann, "a3")
+    for allow_llm in (False, True):
+        now = observe(cognition, question, user=ann, session="a4", allow_llm=allow_llm)
+        assert "Max" in now.response and "Rex" not in now.response, (allow_llm, now)
+        assert all(f.value != "Rex" for f in now.trace.facts), now.trace.facts
+
+    other = observe(cognition, question, user=bob, session="b1", allow_llm=False)
+    assert "Rex" not in other.response and "Max" not in other.response, other
+    assert other.trace.memories == [] and other.trace.facts == []
+
+    told = observe(cognition, "What did you tell me about my dog?", user=ann, allow_llm=False)
+    assert told.trace.memories and "dog" in told.response.lower(), told
+    assert "told you" in told.response.lower()

@@ -1,4 +1,6 @@
-"""Carrying out the chosen policy: reflex answer, recall answer, deliberation, clarify.
+"""Carrying out the chosen policy: reflex answer, acknowledgement, deliberation, clarify.
+
+Answers drawn from memory are composed in :mod:`emily.cognition.dialogue.answer`.
 
 Texts (system prompt, templates) live in ``data/prompts.json``.
 """
@@ -38,9 +40,9 @@ def reflex_answer(intent: str) -> Outcome:
     return Outcome(canned.action, canned.render())
 
 
-def recall_answer(hits: list[Hit]) -> Outcome:
-    """Answer with the best recalled episode."""
-    return Outcome("recall", prompts()["recall_answer"].format(text=hits[0].episode.text))
+def acknowledge() -> Outcome:
+    """The reply to a statement: it is remembered, not answered."""
+    return Outcome("acknowledge", prompts()["acknowledge"])
 
 
 def clarify_answer(text: str) -> Outcome:

@@ -12,7 +12,13 @@ Stages and their deadlines:
 6. **deliberate**: the LLM over the bus (``deliberate_timeout_s``) with recalled
    memories as context, only if that policy wins.
 
-Every cycle stores an episode (in the background) and returns a full trace.
+The user's turn is classified as a statement, question or command
+(:mod:`emily.cognition.dialogue.acts`, on the embedding already computed). A statement
+is acknowledged; a question is answered from the user's current facts and statements
+only (:mod:`emily.cognition.dialogue.answer`), never with a remembered question; a
+command goes to the reflex, the LLM or a clarifying question. Every cycle stores two
+episodes in the background, the user's turn and the assistant's answer linked to it,
+both in the request's user scope and session, and returns a full trace.
 """
 
 from __future__ import annotations
@@ -26,23 +32,30 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from emily.bus.messages import ErrorReply
+from emily.bus.rpc import RequestFailed
 from emily.bus.schemas.cognition import (
+    FactUsed,
     MemoryUsed,
     ObserveReply,
     ObserveRequest,
     Trace,
     WorkspaceItem,
 )
-from emily.bus.schemas.context import MAX_VALUE_CHARS
+from emily.bus.schemas.facts import Fact
+from emily.bus.schemas.inference import ChatMessage
 from emily.bus.schemas.memory import EpisodeIn, Hit
-from emily.cognition import actions, agent
+from emily.cognition import actions, agent, learning
 from emily.cognition.allostasis import Allostasis, Modulation
 from emily.cognition.clients import InferenceClient, MemoryClient, PeerUnavailable
 from emily.cognition.config import CognitionConfig
+from emily.cognition.dialogue import answer, turns
+from emily.cognition.dialogue.acts import LazyActs
 from emily.cognition.episodes import EpisodeWriter
 from emily.cognition.gating import alpha_gate
 from emily.cognition.metrics import CognitionMetrics
 from emily.cognition.reflex import Reflex, ReflexResult
+from emily.cognition.spikes import ReflexSpikes
 from emily.cognition.workspace import Broadcast, Candidate, GlobalWorkspace, WorkspaceConfig
 from emily.ids import uuid7
 
@@ -57,6 +70,8 @@ TIER_OF_POLICY = {
 GOALS = (("goal:answer", "answer the user helpfully", 1.0), ("goal:safe", "stay safe", 0.5))
 NEUTRAL = Modulation(gamma=16.0, alpha_gain=1.0, reflex_shift=0.0, temperature=1.0)
 NO_REFLEX = ReflexResult("oos", 0.0, 1.0, False, None, None, 0.0, 0)
+#: Memory evidence a current fact matching the question counts as (a cosine-like score).
+FACT_EVIDENCE = 0.8
 
 
 @dataclass
@@ -70,6 +85,11 @@ class Cycle:
     missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     hits: list[Hit] = field(default_factory=list)
+    facts: list[Fact] = field(default_factory=list)
+    cited: list[uuid.UUID] = field(default_factory=list)
+    act: str = "statement"
+    told: bool = False
+    answer_id: uuid.UUID = field(default_factory=uuid7)
     embedding: list[float] | None = None
     ttft_ms: float | None = None
     mod: Modulation = field(default_factory=lambda: NEUTRAL)
@@ -93,6 +113,8 @@ class Cognition:
         service runs without a bus (then the cycle degrades as if they were absent).
     outbox : file of the episodes memory has not stored yet (kept across restarts);
         ``None`` keeps them in memory only.
+    acts : the dialogue-act classifier; trained on first use from the reflex's MiniLM
+        (not cached on disk) when ``None``.
     """
 
     def __init__(
@@ -104,6 +126,8 @@ class Cognition:
         metrics: CognitionMetrics | None = None,
         allostasis: Allostasis | None = None,
         outbox: Path | None = None,
+        learner: learning.Learner | None = None,
+        acts: LazyActs | None = None,
     ) -> None:
         self.reflex = reflex
         self.config = config or CognitionConfig()
@@ -120,17 +144,58 @@ class Cognition:
             outbox,
         )
         self._last_broadcast: dict[int, uuid.UUID] = {}
+        self.acts = acts or LazyActs(reflex.embedder)
+        self.learner = learner or learning.Learner()
+        self.spikes = ReflexSpikes(self.metrics.neural)
 
     def subscribe(self, fn: Callable[[Broadcast], None]) -> Callable[[], None]:
         """Receive every workspace broadcast in-process; returns the unsubscribe function."""
         return self.workspace.subscribe(fn)
 
     def observe(self, request: ObserveRequest) -> ObserveReply:
-        """Run one cycle on ``request`` and return the action, response and trace."""
+        """Run one cycle on ``request`` and return the action, response and trace.
+
+        An observation with feedback and no text goes to :meth:`feedback` instead."""
+        if turns.feedback_only(request):
+            return self.feedback(request)
         cyc = self.start(request)
         reply = self.complete(cyc)
         self.finish(cyc)
         return reply
+
+    def feedback(self, request: ObserveRequest) -> ObserveReply:
+        """Learn from a feedback-only observation (``feedback`` set, no text); no cycle
+        runs. Feedback about no remembered cycle is a ``not_found`` error."""
+        t = time.perf_counter()
+        try:
+            learned = self.learner.feedback(request)
+        except learning.UnknownCycleError as exc:
+            raise RequestFailed(ErrorReply(code="not_found", message=str(exc))) from exc
+        if learned is None:
+            raise RequestFailed(ErrorReply(code="bad_request", message="no feedback given"))
+        if learned.weight:
+            self.learner.save()
+            self.metrics.child(self.metrics.learned, learned.source).inc()
+        return learning.feedback_reply(
+            learned,
+            self.learner,
+            self.allostasis.snapshot(),
+            self.allostasis.modulation().gamma,
+            (time.perf_counter() - t) * 1e3,
+        )
+
+    def _learn(self, cyc: Cycle) -> None:
+        """Outcomes this turn reports about earlier answers (see :mod:`.learning`)."""
+        learned = [self.learner.implicit(cyc.request)]
+        try:
+            learned.append(self.learner.feedback(cyc.request))
+        except learning.UnknownCycleError as exc:
+            cyc.notes.append(str(exc))
+        for item in learned:
+            if item is not None and item.weight:
+                self.metrics.child(self.metrics.learned, item.source).inc()
+                cyc.notes.append(f"learned from {item.source}: {item.policy} in {item.cycle_id}")
+                cyc.after.append((self.episodes.background, (self.learner.save,)))
 
     def finish(self, cyc: Cycle) -> None:
         """Hand the cycle's episode (and any STDP) to the background writer.
@@ -163,8 +228,11 @@ class Cognition:
         result, stage = cyc.result, "ngrams"
         if not result.fired:
             result, stage = self._embedding_stage(cyc, result, mod.reflex_shift)
+        self._classify(cyc)
         if not result.fired:
             self._recall(cyc)
+        self._learn(cyc)
+        cyc.after.append((self.spikes.record, (result,)))
         broadcast = self._compete(cyc, result, mod.alpha_gain)
         decision = self._decide(cyc, result, mod.gamma, mod.temperature)
         policy = "reflex" if result.fired else decision.policy
@@ -177,6 +245,9 @@ class Cognition:
         if result.fired and stage == "ngrams" and self.reflex.wants_adaptation(result):
             cyc.after.append((self.episodes.background, (self.reflex.adapt, request.text, result)))
         self._record(cyc, policy, decision)
+        asked = learning.digest(request.text) if policy == "clarify" else ""
+        credit = learning.Credit(policy, tuple(decision.need.values()), asked)
+        self.learner.credit(cyc.id, request, credit)
         trace = Trace.model_validate(
             {
                 "cycle_id": cyc.id,
@@ -206,6 +277,21 @@ class Cognition:
                 "gamma": mod.gamma,
                 "ttft_ms": cyc.ttft_ms,
                 "episode": episode,
+                "learning": self.learner.snapshot(),
+                "act": cyc.act,
+                "episode_id": cyc.id,
+                "answer_id": cyc.answer_id,
+                "facts": [
+                    FactUsed(
+                        id=f.id,
+                        subject=f.subject,
+                        relation=f.relation,
+                        value=f.value,
+                        score=f.score,
+                    )
+                    for f in cyc.facts
+                ],
+                "cited": cyc.cited,
             }
         )
         return ObserveReply.model_validate(
@@ -232,20 +318,45 @@ class Cognition:
         merged = Reflex.merge(fast, deep)
         return merged, ("minilm" if deep is not None and merged is not fast else "ngrams")
 
+    def _classify(self, cyc: Cycle) -> None:
+        t = time.perf_counter()
+        cyc.act = self.acts.get().classify(cyc.request.text, cyc.embedding).act
+        cyc.told = cyc.act == "question" and answer.asks_what_i_said(cyc.request.text)
+        cyc.timed("reflex", t)
+
+    def _asking(self, text: str) -> bool:
+        """Whether ``text`` is a question or command by its words (a stored turn's check)."""
+        return self.acts.get().classify(text).act != "statement"
+
     def _recall(self, cyc: Cycle) -> None:
+        """The user's statements (the assistant's answers for "what did you tell me"),
+        and for a question the user's current facts."""
         if self.memory is None:
             cyc.missing.append("memory")
             return
         t = time.perf_counter()
+        req, cfg = cyc.request, self.config
         try:
-            cyc.hits = self.memory.recall(
-                cyc.request.text, cyc.embedding, self.config.recall_k, self.config.recall_timeout_s
+            hits = self.memory.recall(
+                req.text,
+                cyc.embedding,
+                cfg.recall_k,
+                cfg.recall_timeout_s,
+                user=req.user,
+                filters=turns.recall_filters(cyc.told),
+                search=cfg.recall_search,
             )
+            cyc.hits = answer.usable(hits, self._asking, "assistant" if cyc.told else "user")
         except PeerUnavailable as exc:
             cyc.missing.append("memory")
             cyc.notes.append(str(exc))
-        finally:
-            cyc.timed("recall", t)
+        if cyc.act == "question" and not cyc.told and "memory" not in cyc.missing:
+            try:
+                facts = self.memory.facts(req.text, req.user, cfg.facts_k, cfg.recall_timeout_s)
+                cyc.facts = answer.current(facts)
+            except PeerUnavailable as exc:
+                cyc.notes.append(str(exc))
+        cyc.timed("recall", t)
 
     def _compete(self, cyc: Cycle, result: ReflexResult, alpha_gain: float) -> Broadcast:
         t = time.perf_counter()
@@ -285,7 +396,8 @@ class Cognition:
     ) -> agent.Decision:
         t = time.perf_counter()
         memory_known = "memory" not in cyc.missing and not result.fired
-        best = max((h.score for h in cyc.hits), default=None)
+        scores = [h.score for h in cyc.hits] + ([FACT_EVIDENCE] if cyc.facts else [])
+        best = max(scores, default=None)
         novel = (best is None or best < 0.5) and result.confidence < result.threshold
         in_scope = 0.0 if result.intent == "oos" else result.confidence
         obs = agent.Observation(
@@ -296,9 +408,9 @@ class Cognition:
         allowed = ["clarify"]
         if result.intent != "oos":
             allowed.append("reflex")
-        if cyc.hits:
+        if (cyc.hits or cyc.facts) and cyc.act != "command":
             allowed.append("recall")
-        if cyc.request.allow_llm:
+        if cyc.request.allow_llm and cyc.act != "statement":  # a statement is acknowledged
             allowed.append("deliberate")
         sp = self.allostasis.set_point("patience")
         impatience = max(0.0, sp - self.allostasis.snapshot()["patience"]) / max(sp, 1e-6)
@@ -311,6 +423,7 @@ class Cognition:
                 allowed=tuple(options),
                 stochastic=self.config.stochastic,
                 temperature=temperature,
+                success=self.learner.success(),
             )
 
         decision = run(allowed)
@@ -327,34 +440,56 @@ class Cognition:
             if result.fired and result.action and result.response:
                 return actions.Outcome(result.action, result.response)
             return actions.reflex_answer(result.intent)
-        if policy == "recall" and cyc.hits:
-            return actions.recall_answer(cyc.hits)
+        if cyc.act == "statement":
+            return actions.acknowledge()
+        if cyc.act == "question" and policy in ("recall", "deliberate") and (cyc.hits or cyc.facts):
+            return self._answer(cyc, policy)
         if policy == "deliberate":
-            return self._deliberate(cyc)
+            text = self._chat(cyc, actions.chat_messages(cyc.request.text, cyc.hits))
+            if text is not None:
+                return actions.Outcome("deliberate", text)
+            return actions.no_llm_answer()
         return actions.clarify_answer(cyc.request.text)
 
-    def _deliberate(self, cyc: Cycle) -> actions.Outcome:
+    def _answer(self, cyc: Cycle, policy: str) -> actions.Outcome:
+        """A question answered from facts and statements: composed by the LLM when it is
+        allowed and up (it must use the best current fact and not parrot the question),
+        else the plain template."""
+        req = cyc.request
+        llm_up = self.inference is not None and self.inference.available()
+        if req.allow_llm and (llm_up or policy == "deliberate"):
+            msgs, ids = answer.compose_messages(req.text, cyc.facts, cyc.hits, cyc.told)
+            text = self._chat(cyc, msgs)
+            if text is not None and not answer.parrots(text, req.text):
+                if answer.uses_fact(text, cyc.facts):
+                    cyc.cited = ids
+                    return actions.Outcome(policy, text)
+                cyc.notes.append("the model's answer left out the current fact: answered from it")
+            elif text is not None:
+                cyc.notes.append("the model repeated the question: answered from memory")
+        composed = answer.template_answer(cyc.facts, cyc.hits, cyc.told)
+        cyc.cited = composed.cited
+        return actions.Outcome("clarify" if composed.kind == "unknown" else "recall", composed.text)
+
+    def _chat(self, cyc: Cycle, msgs: list[ChatMessage]) -> str | None:
+        """The LLM's answer to ``msgs``, or ``None`` (and the reason in the trace)."""
         t = time.perf_counter()
         try:
             if self.inference is None:
                 raise PeerUnavailable("inference", "no bus")
-            msgs = actions.chat_messages(cyc.request.text, cyc.hits)
-            answer = self.inference.chat(
+            reply = self.inference.chat(
                 msgs, cyc.request.max_tokens, self.config.deliberate_timeout_s
             )
-            cyc.ttft_ms = answer.ttft_ms
-            if answer.text:
-                return actions.Outcome("deliberate", answer.text)
+            cyc.ttft_ms = reply.ttft_ms
+            if reply.text:
+                return reply.text
             cyc.notes.append("the language model returned an empty answer")
         except PeerUnavailable as exc:
             cyc.missing.append("inference")
             cyc.notes.append(str(exc))
         finally:
             cyc.timed("deliberate", t)
-        if cyc.hits:
-            cyc.notes.append("answered from memory instead of deliberation")
-            return actions.recall_answer(cyc.hits)
-        return actions.no_llm_answer()
+        return None
 
     # -- bookkeeping ----------------------------------------------------------------------
 
@@ -369,18 +504,11 @@ class Cognition:
             self.allostasis.event("reward", 0.5)
 
     def _store(self, cyc: Cycle, policy: str, response: str) -> str:
-        ctx = {k: v for k, v in cyc.request.context.items()}
-        ctx.update(cycle_id=str(cyc.id), policy=policy, response=response[:MAX_VALUE_CHARS])
-        if len(ctx) > 64:
-            ctx = dict(list(ctx.items())[-64:])
-        fields = {
-            "id": cyc.id,
-            "text": cyc.request.text,
-            "embedding": cyc.embedding,
-            "context": ctx,
-            "source": "cognition",
-        }
-        cyc.after.append((self._submit_episode, (fields,)))
+        """Queue the user's turn and the assistant's answer (in that order)."""
+        user = turns.user_turn(cyc.id, cyc.request, cyc.act, cyc.embedding, policy, response)
+        reply = turns.assistant_turn(cyc.answer_id, cyc.id, cyc.request, response, policy)
+        cyc.after.append((self._submit_episode, (user,)))
+        cyc.after.append((self._submit_episode, (reply,)))
         return self.episodes.status()
 
     def _submit_episode(self, fields: dict[str, object]) -> None:
@@ -406,18 +534,21 @@ class Cognition:
         """Run each stage's first-call work now, not in the first observations' cycles.
 
         Both reflex stages decide once (the embedding stage on a real MiniLM forward
-        pass), and the agent's evidence is computed for every binned observation. Nothing
+        pass), the dialogue-act classifier is trained or loaded, and the agent's evidence
+        is computed for every binned observation. Nothing
         is stored and the workspace is left as it was.
         """
         self.reflex.decide_fast("hello")
         emb = self.reflex.embed("hello")
         if emb is not None:
             self.reflex.decide_deep("hello", emb)
+        self.acts.get().classify("hello", emb)
         agent.warm_up()
         self.allostasis.modulation()
 
     def close(self) -> None:
-        """Flush pending episodes and stop background work."""
+        """Flush pending episodes and spike counts, and stop background work."""
+        self.spikes.flush()
         self.episodes.close()
 
 

@@ -1,7 +1,8 @@
 """``emily serve cognition``: the cognitive cycle on the bus and over HTTP.
 
 Queryable ``emily/<node>/cognition/observe``, events on
-``emily/<node>/events/workspace.broadcast``, liveliness ``health/cognition``, and
+``emily/<node>/events/workspace.broadcast`` and (rate-limited) the reflex's
+``events/neural.spikes``, liveliness ``health/cognition``, and
 ``/v1/observe``, ``/metrics``, ``/healthz`` on port 8462 by default.
 """
 
@@ -12,14 +13,16 @@ import logging
 from contextlib import ExitStack
 
 from emily.bus import BusConfig, encode, open_session
-from emily.bus.endpoints import OBSERVE, WORKSPACE_BROADCAST
+from emily.bus.endpoints import NEURAL_SPIKES, OBSERVE, WORKSPACE_BROADCAST
 from emily.bus.health import Peers, announce
 from emily.bus.keys import Keys
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest, WorkspaceBroadcast
 from emily.cognition.clients import InferenceClient, MemoryClient
 from emily.cognition.config import CognitionConfig
 from emily.cognition.cycle import Cognition, workspace_items
+from emily.cognition.dialogue.acts import LazyActs
 from emily.cognition.http import build_app
+from emily.cognition.learning import Learner
 from emily.cognition.metrics import CognitionMetrics
 from emily.cognition.perceive import Perceiver
 from emily.cognition.reflex import Reflex
@@ -69,9 +72,13 @@ class CognitionService:
             InferenceClient(self.session, inference_keys, self.peers),
             self.metrics,
             outbox=state_dir() / "cognition" / "episodes.sqlite",
+            learner=Learner(state_dir() / "cognition" / "learning.json"),
+            acts=LazyActs(reflex.embedder, state_dir() / "cognition"),
         )
         self._publisher = self.session.declare_publisher(WORKSPACE_BROADCAST.key(self.keys))
         self.cognition.subscribe(self._publish)
+        self._spikes = self.session.declare_publisher(NEURAL_SPIKES.key(self.keys))
+        self.cognition.spikes.publish = lambda event: self._spikes.put(encode(event))
         self.perceiver = Perceiver(
             self.session,
             Keys(config.perception_node or bus.node),

@@ -25,6 +25,7 @@ from emily.bus.messages import ErrorReply
 from emily.bus.rpc import Continuation, RequestFailed, Server
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
 from emily.cognition.cycle import Cognition, Cycle
+from emily.cognition.dialogue.turns import feedback_only
 
 Perceive = Callable[[ObserveRequest], ObserveRequest]
 
@@ -65,6 +66,8 @@ def serve_observe(
         return Continuation(reply=reply, inline=False, after=after)
 
     def first(request: ObserveRequest) -> Continuation:
+        if feedback_only(request):  # learning only: no cycle runs
+            return Continuation(reply=lambda: cognition.feedback(request))
         if request.modality != "text":
             return perceived(request)
         cyc = cognition.start(request)

@@ -198,7 +198,9 @@ class RecallFilters(Message):
 class RecallRequest(Message):
     """``memory/recall``: the ``k`` nearest episodes to a text or a vector.
 
-    Give exactly one of ``text`` (embedded by the service) or ``vector`` (384 floats).
+    Give exactly one of ``text`` (embedded by the service) or ``vector`` (384 floats);
+    a hybrid search may take both, the caller's vector for similarity and the text for
+    the full-text and graph sources, so that the text is not embedded a second time.
     ``scope="all"`` searches every episode (HNSW in Postgres, bodies from the
     fastest tier holding them); ``scope="hot"`` searches only the hot set held in L0
     by exact search, for callers that need an answer in well under a millisecond.
@@ -221,8 +223,9 @@ class RecallRequest(Message):
 
     @model_validator(mode="after")
     def _one_query(self) -> RecallRequest:
-        if (self.text is None) == (self.vector is None):
-            raise ValueError("give exactly one of text or vector")
+        both = self.text is not None and self.vector is not None
+        if (self.text is None and self.vector is None) or (both and self.search != "hybrid"):
+            raise ValueError("give exactly one of text or vector (both only with hybrid search)")
         return self
 
 
