@@ -16,6 +16,12 @@ mixture. Ground truth is NumPy's exact top-10.
 4. hnswlib in-process on the same vectors (M=16, ef_construction=64): the bar.
 5. Filtered recall at 10% (context bucket) and 1% (source) selectivity, with iterative
    scans: rows returned (of k) and recall@10 against exact filtered search.
+6. Scoped recall through the service, both search indexes: every recall reads one
+   user's episodes. User ``solo`` holds 1% of the episodes, ``default`` the other 99%
+   (its recalls are the unscoped baseline); a third of the episodes are questions, so
+   the cognition-style recall (statements and answers only) filters within the scope
+   too. recall@10 against exact search within the same scope, recalls/s, and the ratio
+   to the unscoped rate of the same service.
 
 Usage::
 
@@ -26,6 +32,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -56,15 +63,43 @@ from emily.memory.config import MemoryConfig
 from emily.memory.store import PgStore
 
 K = 10
+SOLO = "solo"  # the user who holds 1% of the episodes
 
 
-def load_store(dsn: str, cfg: MemoryConfig, n: int) -> tuple[PgStore, np.ndarray, list, float]:
-    """The store holding the ``n`` episodes (loaded and indexed unless already there)."""
+def scoped(recs: list) -> list:
+    """``recs`` with their scope: every hundredth episode is ``solo``'s, the rest the
+    default user's; every third one is a question."""
+    return [
+        dataclasses.replace(
+            r,
+            user=SOLO if i % 100 == 50 else "default",
+            act="question" if i % 3 == 0 else "statement",
+        )
+        for i, r in enumerate(recs)
+    ]
+
+
+def load_store(
+    dsn: str, cfg: MemoryConfig, n: int
+) -> tuple[PgStore, np.ndarray, list, float, bool]:
+    """The store holding the ``n`` episodes (loaded and indexed unless already there),
+    and whether they were loaded now."""
     vecs, _ = Mixture().draw(n, seed=11)
-    recs = make_records(vecs)
+    recs = scoped(make_records(vecs))
+    solo = sum(r.user == SOLO for r in recs)
     with psycopg.connect(dsn, autocommit=True) as conn:
         exists = conn.execute("SELECT to_regclass('episodes')").fetchone()[0]  # type: ignore[index]
         have = conn.execute("SELECT count(*) FROM episodes").fetchone()[0] if exists else 0  # type: ignore[index]
+        scoped_cols = (
+            exists
+            and conn.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_name = 'episodes' "
+                "AND column_name = 'user_name'"
+            ).fetchone()
+        )
+        if scoped_cols:
+            got = conn.execute("SELECT count(*) FROM episodes WHERE user_name = %s", (SOLO,))
+            have = have if got.fetchone()[0] == solo else -1  # type: ignore[index]
         if exists and have != n:
             conn.execute("DROP TABLE episodes")
             conn.execute("DELETE FROM emily_schema_migrations")
@@ -83,10 +118,10 @@ def load_store(dsn: str, cfg: MemoryConfig, n: int) -> tuple[PgStore, np.ndarray
         print(f"built HNSW in {build_s:.1f} s", flush=True)
         with store.connection() as conn:
             conn.execute("VACUUM ANALYZE episodes")
-        return store, vecs, recs, build_s
+        return store, vecs, recs, build_s, True
     t = time.perf_counter()
     store = PgStore(dsn, cfg)  # builds the index when this storage type has none yet
-    return store, vecs, recs, time.perf_counter() - t
+    return store, vecs, recs, time.perf_counter() - t, False
 
 
 def recall_at_k(got: list[list], truth: np.ndarray, ids: list) -> float:
@@ -150,9 +185,14 @@ def run_service(
     ids: list,
     exact_qps: float,
     rows: list,
+    cases: list,
+    srows: list,
+    hot_rows: np.ndarray,
 ) -> tuple[float, float, float, float]:
     """Start ``emily serve memory``, measure recall and rates; returns
-    ``(recalls/s, recall@10, hot recalls/s, index build s)``."""
+    ``(recalls/s, recall@10, hot recalls/s, index build s)``. ``cases`` are the scoped
+    recalls (label, request fields, exact truth as row indices, the ids in scope); their
+    rows go to ``srows``."""
     endpoint = f"tcp/127.0.0.1:{free_port()}"
     state = OUT / "state-retrieval"
     env = dict(
@@ -209,9 +249,30 @@ def run_service(
                 exact_qps,
             )
         )
+        for name, fields, ctruth, allowed in cases:
+            cpay = [
+                encode(RecallRequest(vector=q.tolist(), k=K, **fields))  # type: ignore[arg-type]
+                for q in queries
+            ]
+            rate_over_bus(session, key, cpay[:40], args.clients)  # warm-up
+            crate, raw = rate_over_bus(session, key, cpay, args.clients)
+            got = hit_ids(raw)
+            outside = sum(g not in allowed for g_row in got for g in g_row)
+            srows.append(
+                (
+                    f"service, {label}",
+                    name,
+                    f"{recall_at_k(got, ctruth, ids):.3f}",
+                    f"{crate:,.0f}",
+                    f"{crate / rate:.2f}",
+                    outside,
+                    load(),
+                )
+            )
         if search_index == "postgres":  # the hot path does not touch either index
             return rate, svc_recall, 0.0, build_s
-        hot = vecs[:200]
+        hot_idx = hot_rows[:200]
+        hot = vecs[hot_idx]
         hot_payloads = [
             encode(RecallRequest(vector=v.tolist(), k=K))  # type: ignore[arg-type]
             for v in hot
@@ -224,7 +285,7 @@ def run_service(
         ] * max(1, args.queries // len(hot))
         hot_rate, raw = rate_over_bus(session, key, hot_q, args.clients)
         got = hit_ids(raw)
-        own = np.mean([bool(g) and g[0] == ids[i % len(hot)] for i, g in enumerate(got)])
+        own = np.mean([bool(g) and g[0] == ids[hot_idx[i % len(hot)]] for i, g in enumerate(got)])
         rows.append(
             rate_row(
                 f"service scope=hot (L0), {args.clients} clients",
@@ -263,7 +324,10 @@ def main() -> None:
     cfg = MemoryConfig(
         hnsw_m=16, hnsw_ef_construction=64, pool_max=args.clients + 1, storage=args.storage
     )
-    store, vecs, recs, build_s = load_store(dsn, cfg, args.n)
+    store, vecs, recs, build_s, reloaded = load_store(dsn, cfg, args.n)
+    # a saved service index from another data set holds the same ids (seeded) with other
+    # vectors: it must not be reused when the rows were reloaded
+    args.rebuild_index = args.rebuild_index or reloaded
     ids = [r.id for r in recs]
     with store.connection() as conn:  # against shared_buffers (memory_common.SETTINGS)
         index_size = conn.execute(
@@ -271,6 +335,26 @@ def main() -> None:
         ).fetchone()[0]  # type: ignore[index]
     queries, _ = Mixture().draw(args.queries, seed=12)
     truth = np.argsort(-(queries @ vecs.T), axis=1)[:, :K]
+    users = np.array([r.user for r in recs])
+    said = np.array([r.act != "question" for r in recs])
+
+    def exact_within(mask: np.ndarray) -> np.ndarray:
+        allowed = np.flatnonzero(mask)
+        return allowed[np.argsort(-(queries @ vecs[allowed].T), axis=1)[:, :K]]
+
+    mine = users == "default"
+    said_filter = RecallFilters(acts=["statement", "answer"])
+    cases = [
+        (f"user {SOLO} ({np.mean(users == SOLO):.0%})", {"user": SOLO}, users == SOLO),
+        (
+            f"user {SOLO}, statements+answers",
+            {"user": SOLO, "filters": said_filter},
+            (users == SOLO) & said,
+        ),
+        ("user default (99%), statements+answers", {"filters": said_filter}, mine & said),
+    ]
+    cases = [(n, f, exact_within(m), {ids[i] for i in np.flatnonzero(m)}) for n, f, m in cases]
+    srows: list = []
     rows = []
 
     n_exact = min(40, len(queries))
@@ -324,7 +408,19 @@ def main() -> None:
     for search_index in ("postgres", "hnswlib"):
         ef = chosen if search_index == "postgres" else chosen_hnsw
         svc[search_index] = run_service(
-            dsn, args, ef, search_index, queries, vecs, truth, ids, exact_qps, rows
+            dsn,
+            args,
+            ef,
+            search_index,
+            queries,
+            vecs,
+            exact_within(mine),  # every recall names a user: the default one here
+            ids,
+            exact_qps,
+            rows,
+            cases,
+            srows,
+            np.flatnonzero(mine),
         )
     svc_rate, svc_recall, hot_rate, index_build = svc["hnswlib"]
 
@@ -364,6 +460,17 @@ def main() -> None:
         f"max_scan_tuples={cfg.max_scan_tuples})"
     )
     print(table(("selectivity", "full k returned", "recall@10", "recalls/s", "load 1m"), frows))
+    print(
+        f"\nscoped recall through the service ({args.clients} clients): every recall names a "
+        f"user; 'vs unscoped' divides by the same service's rate for the default user (99% of "
+        f"the episodes, no filter); 'outside' counts hits from outside the scope"
+    )
+    print(
+        table(
+            ("path", "scope", "recall@10", "recalls/s", "vs unscoped", "outside", "load 1m"),
+            srows,
+        )
+    )
     print(
         f"\nservice: recall@10 {svc_recall:.3f} at {svc_rate:,.0f} recalls/s = "
         f"{svc_rate / exact_qps:.0f}x the exact scan, "
