@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import numpy as np
 import pytest
 import zenoh
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from emily.bus.endpoints import CONSOLIDATE, CORRECT, EVENTS, EXPORT, FACTS, FORGET
 from emily.bus.rpc import RequestFailed, wait_for_server
@@ -21,6 +24,7 @@ from emily.bus.schemas.memory import EpisodeIn
 from emily.embed import Embedder
 from emily.ids import uuid7
 from emily.memory.record import Record, normalize
+from tests.fuzz import SHORT, answered, count, payloads
 from tests.memory.conftest import KEYS, Running, start
 from tests.memory.test_service import recall, store
 
@@ -197,3 +201,37 @@ def test_export_pages_through_one_users_episodes_and_facts(running: Running) -> 
     assert [(f.subject, f.value) for f in pages[0].facts] == [("dog", "Rex")]
     assert pages[1].facts == []
     assert EpisodeIn.model_validate(got[0].model_dump(include=set(EpisodeIn.model_fields)))
+
+
+def test_1000_fuzzed_corrections_are_answered_and_memory_stays_consistent(
+    running: Running,
+) -> None:
+    """Hostile payloads and valid corrections of stored episodes (of their user, of
+    another one, with odd texts): every one answered, never ``internal``."""
+    memory = running.service.memory
+    ids = [str(k) for k in store(running.client, TEXTS).ids]
+    valid = st.fixed_dictionaries(
+        {"id": st.sampled_from(ids), "text": st.text(min_size=1, max_size=SHORT)},
+        optional={"user": st.sampled_from(["default", "bob"])},
+    ).map(lambda obj: json.dumps(obj).encode())
+    key = CORRECT.key(KEYS)
+    outcomes: list[bool] = []
+
+    @settings(
+        max_examples=1000,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(st.one_of(payloads(CorrectRequest), valid))
+    def fuzz(payload: bytes) -> None:
+        outcomes.append(answered(running.client, key, payload))
+
+    fuzz()
+    served, refused = count(outcomes)
+    assert served > 0 and refused > 0, (served, refused)
+    memory.tiers.check()
+    assert memory.store.existing([uuid.UUID(k) for k in ids]) == {uuid.UUID(k) for k in ids}
+    fixed = CORRECT.call(
+        running.client, KEYS, CorrectRequest(id=ids[0], text="My dog is called Ace"), timeout_s=30
+    )
+    assert [f.value for f in fixed.facts] == ["Ace"]
