@@ -111,6 +111,18 @@ def test_a_damaged_state_file_is_a_clear_error(tmp_path: Path) -> None:
         Learner(path)
 
 
+def test_one_vote_per_answer_however_often_it_is_repeated() -> None:
+    learner = Learner()
+    cid = answered(learner, "recall")
+    first = learner.feedback(ObserveRequest(feedback="bad", feedback_for=cid))
+    after_one = learner.success()
+    for _ in range(20):
+        again = learner.feedback(ObserveRequest(feedback="bad", feedback_for=cid))
+        assert again is not None and again.weight == 0.0
+    assert first is not None and first.weight == 1.0
+    assert learner.success() == after_one and learner.snapshot()["updates"] == 1
+
+
 def test_feedback_about_an_unknown_cycle_is_refused() -> None:
     learner = Learner()
     with pytest.raises(UnknownCycleError, match="feedback_for"):

@@ -92,7 +92,11 @@ def test_feedback_over_the_bus_is_learned_traced_and_kept_across_a_restart(
             reply = observe(running, ask)
             fb = observe(running, ObserveRequest(feedback="bad", feedback_for=reply.trace.cycle_id))
             assert fb.action == "acknowledge" and fb.trace.policy == reply.trace.policy
+        # a second vote about the same answer is acknowledged, not counted
+        again = observe(running, ObserveRequest(feedback="bad", feedback_for=reply.trace.cycle_id))
+        assert again.response == "Already noted."
         # no feedback_for: the session's last answer
+        observe(running, ask)
         observe(running, ObserveRequest(feedback="bad", session="s"))
         learned = running.service.cognition.learner.snapshot()
         assert learned["updates"] == 5

@@ -18,9 +18,10 @@ deterministic, and counts only go where ``B`` is non-zero, so its normalised
 probabilities stay as designed; its counts record how often each act was credited.
 
 Outcomes: explicit feedback ``good``/``bad`` (about ``feedback_for``, else the session's
-last answer), weight 1; a turn that starts as a correction ("no, ...", "that's wrong")
-is a failure of the answer before it, and a turn after a clarifying question that is not
-the same question again is a success of asking, weight 0.5 each.
+last answer), weight 1, counted once per answer; a turn that starts as a correction
+("no, ...", "that's wrong") is a failure of the answer before it, and a turn after a
+clarifying question that is not the same question again is a success of asking, weight
+0.5 each.
 
 Bounds: each ``(need, act)`` column holds at most :attr:`LearningConfig.max_count`
 counts (older evidence is scaled down when it would exceed it, a decay that keeps the
@@ -37,7 +38,7 @@ import re
 import threading
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -94,12 +95,14 @@ class LearningConfig:
 
 @dataclass(frozen=True)
 class Credit:
-    """What a cycle can be credited for: its policy and need posterior ``[4]``, and for a
-    clarifying question a digest of the turn it asked about (never the text itself)."""
+    """What a cycle can be credited for: its policy and need posterior ``[4]``, for a
+    clarifying question a digest of the turn it asked about (never the text itself), and
+    whether explicit feedback about it has been counted."""
 
     policy: str
     need: tuple[float, ...]
     asked: str = ""
+    rated: bool = False
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,9 @@ class Learner:
                     "give feedback_for the trace's cycle_id of a recent answer"
                 )
             good = request.feedback == "good"
+            if credit.rated:  # one vote per answer: repeating it cannot push further
+                return Learned(cid, credit.policy, good, 0.0, "feedback already counted")
+            self._recent[cid] = replace(credit, rated=True)
             return self._apply(cid, credit, good, self.config.explicit_lr, "feedback")
 
     def implicit(self, request: ObserveRequest) -> Learned | None:
@@ -262,7 +268,9 @@ class Learner:
             "updates": self.updates,
             "pA": self.pA.tolist(),
             "pB": [b.tolist() for b in self.pB],
-            "recent": [[str(k), c.policy, list(c.need), c.asked] for k, c in self._recent.items()],
+            "recent": [
+                [str(k), c.policy, list(c.need), c.asked, c.rated] for k, c in self._recent.items()
+            ],
             "last": [[k, str(v)] for k, v in self._last.items()],
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -285,8 +293,8 @@ class Learner:
             if not (np.isfinite(pA).all() and (pA >= 0).all()):
                 raise ValueError("counts must be finite and non-negative")
             recent = OrderedDict(
-                (uuid.UUID(k), Credit(str(p), tuple(float(v) for v in n), str(a)))
-                for k, p, n, a in state["recent"]
+                (uuid.UUID(k), Credit(str(p), tuple(float(v) for v in n), str(a), bool(r)))
+                for k, p, n, a, r in state["recent"]
             )
             if any(c.policy not in agent.POLICIES for c in recent.values()):
                 raise ValueError("a remembered cycle names an unknown policy")
@@ -344,5 +352,8 @@ def feedback_reply(
             "learning": learner.snapshot(),
         }
     )
-    response = "Thanks, noted." if learned.success else "Sorry. Noted; I will weigh that."
+    if not learned.weight:
+        response = "Already noted."
+    else:
+        response = "Thanks, noted." if learned.success else "Sorry. Noted; I will weigh that."
     return ObserveReply(action="acknowledge", response=response, trace=trace)
