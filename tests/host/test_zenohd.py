@@ -237,6 +237,16 @@ def test_perception_hears_memory_operations_only(sessions: dict[str, zenoh.Sessi
         sub.undeclare()
 
 
+def test_perception_reads_memory_events_only(sessions: dict[str, zenoh.Session]) -> None:
+    # a forget's media hash is in the event log: perception reads it, and nothing else
+    events = serve(sessions["memory"], "emily/n9/memory/events", b"log")
+    forget = serve(sessions["memory"], "emily/n9/memory/forget", b"forgotten")
+    assert until_answered(sessions["perception"], "emily/n9/memory/events") == [b"log"]
+    assert answers(sessions["perception"], "emily/n9/memory/forget") == []
+    events.undeclare()
+    forget.undeclare()
+
+
 def test_liveliness_tokens_only_under_the_own_name(sessions: dict[str, zenoh.Session]) -> None:
     own = sessions["memory"].liveliness().declare_token("emily/n5/health/memory")
     posing = sessions["memory"].liveliness().declare_token("emily/n5/health/inference")
