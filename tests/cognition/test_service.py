@@ -92,6 +92,30 @@ def test_http_observe_metrics_and_health(cognition: RunningCognition) -> None:
         assert json.loads(resp.read()) == {"status": "ok"}
 
 
+def test_http_observe_takes_user_and_session_and_recall_reads_only_their_statements(
+    cognition: RunningCognition, injected_slow_memory: list[RecallRequest]
+) -> None:
+    http = cognition.service.http
+    assert http is not None
+    with urllib.request.urlopen(f"{http.url}/openapi.json", timeout=10) as resp:
+        doc = json.loads(resp.read())
+    body_schema = doc["paths"]["/v1/observe"]["post"]["requestBody"]["content"]
+    props = body_schema["application/json"]["schema"]["properties"]
+    assert {"user", "session", "feedback", "feedback_for"} <= set(props)
+    question = {"text": "What is my dog called", "user": "ann", "session": "s-1"}
+    status, body = post(
+        f"{http.url}/v1/observe", json.dumps(question | {"allow_llm": False}).encode()
+    )
+    assert status == 200, body
+    t = decode(ObserveReply, json.dumps(body).encode()).trace
+    assert t.act == "question" and t.episode_id == t.cycle_id and t.answer_id != t.cycle_id
+    sent = injected_slow_memory[-1]  # what cognition asked memory for
+    assert sent.user == "ann" and sent.search == "hybrid" and sent.vector is not None
+    assert sent.filters.roles == ["user"] and sent.filters.acts == ["statement"]
+    status, body = post(f"{http.url}/v1/observe", b'{"text": "hi", "user": "not a name"}')
+    assert status == 400 and "user" in str(body)
+
+
 def test_workspace_broadcasts_reach_a_zenoh_subscriber(cognition: RunningCognition) -> None:
     got: list[WorkspaceBroadcast] = []
     arrived = threading.Event()
