@@ -1,12 +1,13 @@
 """Memory ingest: binary COPY vs ``executemany``, and ingest with MiniLM embedding.
 
 All in one run against the embedded Postgres (pgserver, data in ``bench/out/``), each
-figure the median of ``--repeat`` runs, rows 1, 2, 3 and 6 taken round-robin so that
-they share the machine's load:
+figure the median of ``--repeat`` runs, rows 1 (both), 2, 3 and 6 taken round-robin so
+that they share the machine's load:
 
 1. ``PgStore.insert``, the service's ingest path: binary COPY straight into ``episodes``,
    encoded with NumPy (``emily.memory.pgcopy``) and split over 2 pooled connections
-   that commit together: rows/s (the target row);
+   that commit together, each row logged as a ``store`` event: rows/s (the target row);
+   the same with the event log's trigger off follows it (the log's share);
 2. the same over 1 connection;
 3. psycopg's own COPY encoder (``write_row``) over 1 connection, against NumPy's;
 4. ``PgStore.insert`` without the ``ts`` and ``context`` indexes (the indexes' share);
@@ -71,7 +72,7 @@ class Timer:
     def once(self, fn: Insert, records: list[Record]) -> tuple[float, float, float]:
         """One timed insert: (rows/s, client CPU µs/row, server CPU µs/row)."""
         with self.store.connection() as conn:
-            conn.execute("TRUNCATE episodes")
+            conn.execute("TRUNCATE episodes, memory_events")
         cpu0, srv0 = time.process_time(), server_cpu_s(self.pg)
         start = time.perf_counter()
         fn(records)
@@ -142,11 +143,21 @@ def main() -> None:
                 f"INSERT INTO episodes ({cols}) VALUES ({marks})", [_row(r) for r in recs]
             )
 
+    def no_log(recs: Sequence[Record]) -> None:
+        with store.connection() as conn:
+            conn.execute("ALTER TABLE episodes DISABLE TRIGGER episodes_log_stores")
+        try:
+            store.insert(recs)
+        finally:
+            with store.connection() as conn:
+                conn.execute("ALTER TABLE episodes ENABLE TRIGGER episodes_log_stores")
+
     timer = Timer(store, pg)
     many_rows = records[: max(1000, args.rows // 10)]  # the slow baseline on fewer rows
     results = timer.rounds(
         [
             ("PgStore.insert, 2 connections", store.insert, records),
+            ("PgStore.insert, 2 conn., no event log", no_log, records),
             ("PgStore.insert, 1 connection", one.insert, records),
             ("psycopg write_row COPY, 1 connection", write_row_copy, records),
             ("executemany INSERT (baseline)", executemany, many_rows),
@@ -158,11 +169,11 @@ def main() -> None:
         conn.execute("DROP INDEX episodes_ts_idx")
         conn.execute("DROP INDEX episodes_context_idx")
     no_idx = ("PgStore.insert, 2 conn., primary key only", store.insert, records)
-    results[3:3] = timer.rounds([no_idx], args.repeat)
+    results[4:4] = timer.rounds([no_idx], args.repeat)
     # the service's steady state: every row also goes into the HNSW graph
     store.ensure_index()
     few = records[: max(500, args.rows // 25)]
-    results[4:4] = timer.rounds([("PgStore.insert, HNSW index maintained", store.insert, few)], 1)
+    results[5:5] = timer.rounds([("PgStore.insert, HNSW index maintained", store.insert, few)], 1)
     base = results[-1][2]
     rows = [
         (name, n, f"{rate:,.0f}", f"{rate / base:.1f}x", f"{cli:.2f}", f"{srv:.2f}", ld)
@@ -208,7 +219,11 @@ def main() -> None:
     print(load_line("at end"))
     print(
         f"\nCOPY / executemany = {results[0][2] / base:.1f}x (service path, 2 connections), "
-        f"{results[1][2] / base:.1f}x (1 connection); MiniLM-bound ingest {rate:,.0f} texts/s"
+        f"{results[2][2] / base:.1f}x (1 connection); MiniLM-bound ingest {rate:,.0f} texts/s"
+    )
+    print(
+        f"event log: with / without = {results[0][2] / results[1][2]:.2f}x rows/s "
+        f"({results[0][4] - results[1][4]:+.2f} server µs/row)"
     )
     print("(executemany is psycopg 3's, which pipelines the INSERTs: a strong baseline)")
     print("CPU µs/row: this process (client) and every process of the Postgres server")
