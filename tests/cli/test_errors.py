@@ -3,6 +3,7 @@ stderr, no traceback, and exits 2, before it tries to reach any service."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,10 +11,13 @@ from pathlib import Path
 import pytest
 
 
-def emily(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def emily(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "emily", *args],
         input=stdin,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=120,
@@ -61,10 +65,14 @@ def test_a_bad_option_value_is_argparse_usage_exit_2() -> None:
 
 
 def test_a_bad_log_level_is_one_line_and_exit_2() -> None:
+    said = "emily: unknown log level 'LOUD'; use DEBUG, INFO, WARNING or ERROR"
     out = emily("--log-level", "LOUD", "config", "show")
-    assert out.returncode == 2 and out.stderr.strip() == (
-        "emily: unknown log level 'LOUD'; use DEBUG, INFO, WARNING or ERROR"
-    )
+    assert out.returncode == 2 and out.stderr.strip() == said
+    out = emily("config", "show", env={"EMILY_LOG_LEVEL": "loud"})
+    assert out.returncode == 2 and out.stderr.strip() == said
+    out = emily("serve", "memory", env={"EMILY_LOG__MAX_BYTES": "1"})
+    assert out.returncode == 1 and len(out.stderr.splitlines()) == 1
+    assert "max_bytes must be at least 4096" in out.stderr
 
 
 def test_help_shows_the_defaults() -> None:

@@ -74,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"emily: {exc}", file=sys.stderr)
         return 2
+    except EmilyError as exc:  # the [log] settings are wrong
+        print(f"emily: {exc}", file=sys.stderr)
+        return 1
     try:
         return int(args.func(args))
     except UsageError as exc:
