@@ -27,6 +27,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,6 +146,7 @@ class Cognition:
         )
         self._last_broadcast: dict[int, uuid.UUID] = {}
         self.acts = acts or LazyActs(reflex.embedder)
+        self._lookups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="facts")
         self.learner = learner or learning.Learner()
         self.spikes = ReflexSpikes(self.metrics.neural)
 
@@ -330,14 +332,19 @@ class Cognition:
 
     def _recall(self, cyc: Cycle) -> None:
         """The user's statements (the assistant's answers for "what did you tell me"),
-        and for a question the user's current facts."""
-        if self.memory is None:
+        and for a question the user's current facts, looked up at the same time."""
+        memory = self.memory
+        if memory is None:
             cyc.missing.append("memory")
             return
         t = time.perf_counter()
         req, cfg = cyc.request, self.config
+        facts: Future[list[Fact]] | None = None
+        if cyc.act == "question" and not cyc.told and memory.available():
+            args = (req.text, req.user, cfg.facts_k, cfg.recall_timeout_s)
+            facts = self._lookups.submit(memory.facts, *args)
         try:
-            hits = self.memory.recall(
+            hits = memory.recall(
                 req.text,
                 cyc.embedding,
                 cfg.recall_k,
@@ -350,10 +357,9 @@ class Cognition:
         except PeerUnavailable as exc:
             cyc.missing.append("memory")
             cyc.notes.append(str(exc))
-        if cyc.act == "question" and not cyc.told and "memory" not in cyc.missing:
+        if facts is not None:
             try:
-                facts = self.memory.facts(req.text, req.user, cfg.facts_k, cfg.recall_timeout_s)
-                cyc.facts = answer.current(facts)
+                cyc.facts = answer.current(facts.result())
             except PeerUnavailable as exc:
                 cyc.notes.append(str(exc))
         cyc.timed("recall", t)
@@ -549,6 +555,7 @@ class Cognition:
     def close(self) -> None:
         """Flush pending episodes and spike counts, and stop background work."""
         self.spikes.flush()
+        self._lookups.shutdown(wait=True)
         self.episodes.close()
 
 
