@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -206,3 +211,40 @@ def test_every_route_answers_1000_fuzzed_requests_without_a_server_error(api: Ap
             assert 400 in statuses, (path, sorted(set(statuses)))
     status, raw = http_status(api.url, "GET", "/v1/stats", b"")
     assert status == 200 and json.loads(raw)["episodes"] >= 0
+
+
+def test_emily_serve_memory_serves_the_api_on_its_port(tmp_path: Path) -> None:
+    port = free_port()
+    key = tmp_path / "token"
+    key.write_text(TOKEN)
+    env = dict(
+        os.environ,
+        EMILY_STATE_DIR=str(tmp_path / "state"),
+        EMILY_BUS__NODE="httpproc",
+        EMILY_BUS__LISTEN=json.dumps([f"tcp/127.0.0.1:{free_port()}"]),
+        EMILY_BUS__CONNECT="[]",
+        EMILY_MEMORY__METRICS_PORT="0",
+        EMILY_MEMORY__HTTP_PORT=str(port),
+        EMILY_MEMORY__API_KEY_FILE=str(key),
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "emily", "serve", "memory"], env=env)
+    url, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        deadline = time.monotonic() + 300  # the embedded Postgres starts first
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "no HTTP API"
+            time.sleep(0.5)
+        body = {"episodes": [{"text": "The lighthouse keeper fed the gulls."}]}
+        r = httpx.post(url + "/v1/memories", json=body, headers=auth, timeout=60)
+        assert r.status_code == 201, r.text
+        r = httpx.post(url + "/v1/memories/search", json={"text": "seabirds"}, headers=auth)
+        assert r.json()["hits"][0]["episode"]["text"] == "The lighthouse keeper fed the gulls."
+        assert httpx.get(url + "/v1/stats", timeout=30).status_code == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(120) == 0
