@@ -1,9 +1,11 @@
 """Reflex: a mixture of spiking experts against the dense spiking reflex it would replace.
 
 Both read the fast stage's hashed n-grams (2,048 binary inputs, the running reflex's
-features) held over T = 8 steps, and train with the running reflex's settings
-(``TrainConfig``: Adam 2e-3, 60 epochs, batches of 32, cross-entropy of the
-time-averaged readout) on the data set's train split, calibration quarter included:
+features; ``--features minilm``: the embedding stage's 768 real-valued MiniLM ON/OFF
+features, whose input layers are priced as MACs) held over T = 8 steps, and train with
+the running reflex's settings (``TrainConfig``: Adam 2e-3, 60 epochs, batches of 32,
+cross-entropy of the time-averaged readout) on the data set's train split, calibration
+quarter included:
 
 - **dense**: the running reflex's network, F -> 128 LIF -> C, trained by
   ``emily.cognition.reflex.train.fit`` and run by its NumPy runtime.
@@ -17,14 +19,15 @@ time-averaged readout) on the data set's train split, calibration quarter includ
 Reported on the held-out split (in-scope and out-of-scope rows, out-of-scope as its own
 class, as the reflex is trained): accuracy, in-scope accuracy, and the modelled energy
 per decision (Horowitz 45 nm, fp32) from the counts ``SpikingClassifier`` makes (input
-spikes x fan-out and hidden spikes x C accumulates), plus the router's active inputs x E
-accumulates for the MoE; mean ± half the range over the seeds (each changes the
-initialisation and batch order), with the ratio to dense. The last lines say whether a
-setting meets both conditions for running in the reflex: accuracy at least dense's and
-no more modelled energy.
+spikes x fan-out and hidden spikes x C accumulates, real-valued inputs x fan-out MACs
+per step), plus the router's (active inputs x E accumulates, or F x E MACs) for the
+MoE; mean ± half the range over the seeds (each changes the initialisation and batch
+order), with the ratio to dense. The last lines say whether a setting meets both
+conditions for running in the reflex: accuracy at least dense's and no more modelled
+energy.
 
     .venv/bin/python bench/cognition_reflex_moe.py [--seeds 0 1 2] [--experts 4]
-        [--hidden 32 64 128] [--epochs 60]
+        [--hidden 32 64 128] [--epochs 60] [--features ngrams|minilm]
 """
 
 from __future__ import annotations
@@ -41,9 +44,10 @@ from neural_common import machine
 from torch import nn
 
 from emily.cognition.neural import OpCounts, Router, SpikingClassifier
+from emily.cognition.neural.energy import input_layer_counts
 from emily.cognition.neural.routing import load_balancing_loss, router_z_loss
 from emily.cognition.reflex import data as rdata
-from emily.cognition.reflex.features import HashedNgrams, torch_threads
+from emily.cognition.reflex.features import HashedNgrams, MiniLMFeatures, torch_threads
 from emily.cognition.reflex.runtime import softmax_rows
 from emily.cognition.reflex.train import TrainConfig, fit
 
@@ -60,10 +64,12 @@ class Data:
     classes: int
 
 
-def load_data() -> Data:
+def load_data(features: str) -> Data:
     rows = rdata.load_intents()
     intents = sorted({r.intent for r in rows if r.split == "train"})
-    feats = HashedNgrams()
+    feats: HashedNgrams | MiniLMFeatures = (
+        HashedNgrams() if features == "ngrams" else MiniLMFeatures()
+    )
 
     def xy(split: str) -> tuple[np.ndarray, np.ndarray]:
         part = [r for r in rows if r.split == split]
@@ -98,7 +104,8 @@ def dense(ds: Data, cfg: TrainConfig) -> Result:
     logits, spikes = rt.run(rt.current_dense(ds.x_test))
     counts = OpCounts()
     for i, x in enumerate(ds.x_test):
-        counts = counts + rt.counts(spikes[:, i], int(x.sum()))
+        binary = bool(np.isin(x, (0.0, 1.0)).all())
+        counts = counts + rt.counts(spikes[:, i], int(x.sum()) if binary else None)
     return score(softmax_rows(logits).argmax(axis=1), ds, counts)
 
 
@@ -138,8 +145,8 @@ class SpikingMoE(nn.Module):
         probs = torch.softmax(self.router(x), dim=1)
         idx = probs.argmax(dim=1)
         pred = torch.zeros(len(x), dtype=torch.long)
-        active = int(x.sum().item())
-        counts = OpCounts(samples=len(x), sop=active * len(self.experts))  # the router
+        router = input_layer_counts(x.unsqueeze(0), len(self.experts))
+        counts = OpCounts(samples=len(x), sop=router.sop, mac=router.mac)
         for e, expert in enumerate(self.experts):
             sel = (idx == e).nonzero().flatten()
             if not len(sel):
@@ -181,12 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--experts", type=int, default=4)
     ap.add_argument("--hidden", type=int, nargs="+", default=[32, 64, 128])
     ap.add_argument("--epochs", type=int, default=TrainConfig().epochs)
+    ap.add_argument("--features", choices=["ngrams", "minilm"], default="ngrams")
     args = ap.parse_args(argv)
     print(load_line("start"))
-    ds = load_data()
+    ds = load_data(args.features)
     print(
-        f"intents: {len(ds.y_train)} train, {len(ds.y_test)} held-out, {ds.classes} classes; "
-        f"{machine()}"
+        f"intents ({args.features} features, {ds.x_train.shape[1]} inputs): "
+        f"{len(ds.y_train)} train, {len(ds.y_test)} held-out, {ds.classes} classes; {machine()}"
     )
     runs: dict[str, list[Result]] = {"dense h=128 (running reflex)": []}
     names = [f"MoE top-1 E={args.experts} h={h}" for h in args.hidden]
