@@ -3,6 +3,7 @@ top-k within the same scope, and never a label from outside it."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import numpy as np
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from emily.memory import index as index_module
 from emily.memory.index import AnnIndex, HnswParams
-from emily.memory.scopes import ACTS, EXACT_MAX, ROLES, Scope, exact_top
+from emily.memory.scopes import ACTS, ROLES, Scope, exact_top
 from tests.memory.helpers import clustered
 
 USERS = ("ana", "bob", "default")
@@ -151,19 +152,52 @@ def test_a_large_scope_uses_the_graph_with_over_fetch_and_stays_in_scope(monkeyp
             assert recall(user, acts) >= unscoped - 0.05, (user, acts, unscoped)
 
 
-def test_a_small_share_too_large_for_exact_search_is_left_to_postgres(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(index_module, "MIN_SHARE", 0.9)
-    n = 2 * (EXACT_MAX + 10)
+def test_a_small_share_too_large_for_exact_search_gets_a_graph_of_its_own(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import emily.memory.scopes as scopes_module
+
+    for module in (scopes_module, index_module):
+        monkeypatch.setattr(module, "EXACT_MAX", 300)
+    monkeypatch.setattr(index_module, "MIN_SHARE", 0.5)
+    n = 3000
     vecs = clustered(n, seed=2)
     keys = [uuid.UUID(int=i + 1) for i in range(n)]
-    scopes: list[Scope] = [("ab"[i % 2], None, "user", "statement", None) for i in range(n)]
-    index = AnnIndex(HnswParams(m=8, ef_construction=32))
-    index.add(keys, vecs, threads=-1, scopes=scopes)
-    assert index.search_scoped(vecs[0], 5, user="a") is None  # half the index: Postgres
-    assert index.search_scoped(vecs[0], 5, user="a", roles=["assistant"]) == [[]]
-    index.remove(keys[1::2])  # b forgotten: a is the whole index again
-    got = index.search_scoped(vecs[0], 5, user="a")
-    assert got is not None and got[0][0][0] == keys[0]
+    scopes: list[Scope] = [("abcd"[i % 4], None, "user", "statement", None) for i in range(n)]
+    index = AnnIndex(HnswParams(m=16, ef_construction=64), ef_search=80)
+    index.add(keys, vecs, scopes=scopes)
+    queries = clustered(30, seed=5)
+    assert index.search_scoped(queries[0], 10, user="a") is None  # Postgres, while it builds
+    part = index.scopes.part("a")
+    assert part is not None
+    for _ in range(600):
+        if part.graph is not None:
+            break
+        threading.Event().wait(0.1)
+    assert part.graph is not None
+    rows_a = [i for i in range(n) if i % 4 == 0]
+    hits = 0
+    for q in queries:
+        got = index.search_scoped(q, 10, user="a")
+        assert got is not None and len(got[0]) == 10
+        assert all(keys.index(key) % 4 == 0 for key, _ in got[0])
+        hits += len(
+            {key for key, _ in got[0]} & {keys[r] for r in _truth(vecs, scopes, q, 10, {0: "a"})}
+        )
+    unscoped = sum(
+        len({k for k, _ in index.search(q, 10)} & {keys[r] for r in np.argsort(-(vecs @ q))[:10]})
+        for q in queries
+    )
+    assert hits >= unscoped - 0.05 * 10 * len(queries)
+    assert len(rows_a) == part.n
+    # stores and removals after the build reach the part's graph
+    fresh = uuid.uuid4()
+    index.add([fresh], queries[:1], scopes=[("a", None, "user", "statement", None)])
+    got = index.search_scoped(queries[0], 1, user="a")
+    assert got is not None and got[0][0][0] == fresh
+    index.remove([fresh])
+    got = index.search_scoped(queries[0], 10, user="a")
+    assert got is not None and fresh not in {key for key, _ in got[0]}
+    index.remove(keys[1::4])  # b forgotten: exact search is not needed for it any more
+    assert index.scopes.part("b") is None
 
 
 def test_scopes_move_with_set_scopes_after_a_reload(tmp_path) -> None:  # type: ignore[no-untyped-def]

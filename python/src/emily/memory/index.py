@@ -38,14 +38,14 @@ import numpy.typing as npt
 
 from emily.bus.schemas.memory import EMBED_DIM
 from emily.memory.errors import MemoryServiceError
-from emily.memory.scopes import DEFAULT_SCOPE, EXACT_MAX, Scope, ScopeTable, exact_top
+from emily.memory.scopes import DEFAULT_SCOPE, EXACT_MAX, Part, Scope, ScopeTable, exact_top
 
 Vector = npt.NDArray[np.float32]
 INDEX_FILE = "hnsw.bin"
 IDS_FILE = "ids.bin"
 META_FILE = "meta.json"
 #: Least share of the index a scope must hold for the shared graph to answer it by
-#: over-fetch (below that, and too large for exact search, Postgres answers).
+#: over-fetch (below that, and too large for exact search, it gets a graph of its own).
 MIN_SHARE = 0.1
 
 
@@ -308,7 +308,8 @@ class AnnIndex:
         A small scope is searched exactly; a large one through the shared graph,
         fetching ``max(1.5 k, ef) / share`` candidates (then four times that) so that
         ``k`` of the scope survive with the recall of an unscoped search; a scope too
-        large for exact search and too small a share of the index is left to Postgres.
+        large for exact search and too small a share of the index is searched in a graph
+        of its own, which its first recall starts building (Postgres answers until then).
         """
         q = np.asarray(queries, dtype=np.float32).reshape(-1, self.params.dim)
         ef = ef_search or self.ef_search
@@ -332,18 +333,24 @@ class AnnIndex:
                 ]
             total = len(self.label_of)
             share = len(chosen) / total
+            graph = self._index
             if share < MIN_SHARE:
-                return None
+                if part.graph is None:
+                    self._build_part(user, part)
+                    return None
+                graph, total, share = part.graph, part.n, len(chosen) / part.n
+            elif ef != self.ef_search:
+                self._index.set_ef(ef)
             want = min(k, len(chosen))
             # a search of breadth ef / share meets about ef of the scope's episodes, as
             # an unscoped search of breadth ef would (hnswlib searches max(ef, k) wide)
             fetch = k if share == 1.0 else math.ceil(max(1.5 * k, ef) / share)
-            if ef != self.ef_search:
-                self._index.set_ef(ef)
+            if graph is not self._index:
+                fetch = max(fetch, ef)  # a part's graph keeps the default breadth
             try:
                 for _ in range(2):
                     fetch = min(fetch, total)
-                    labs, dists = self._index.knn_query(q, k=fetch, num_threads=1)
+                    labs, dists = graph.knn_query(q, k=fetch, num_threads=1)
                     out = []
                     for row_l, row_d in zip(labs, dists, strict=True):
                         ok = self.scopes.in_scope(row_l, user, agent, roles, acts, session)
@@ -359,9 +366,42 @@ class AnnIndex:
             except RuntimeError:
                 return None
             finally:
-                if ef != self.ef_search:
+                if graph is self._index and ef != self.ef_search:
                     self._index.set_ef(self.ef_search)
             return None
+
+    def _build_part(self, user: str, part: Part) -> None:
+        """Build ``part``'s own graph on a background thread (once at a time)."""
+        if part.building:
+            return
+        part.building = True
+
+        def build() -> None:
+            try:
+                with self.lock.read():
+                    labels = part.live().copy()
+                    vecs = self._index.get_items(labels, return_type="numpy")
+                graph = self._new(2 * len(labels))
+                graph.add_items(vecs, labels, num_threads=-1)
+                with self.lock.write():
+                    if self.scopes.part(user) is not part:
+                        return
+                    now = set(part.live().tolist())
+                    built = set(labels.tolist())
+                    for label in built - now:
+                        graph.mark_deleted(label)
+                    late = sorted(now - built)
+                    if late:
+                        if len(built) + len(late) > graph.get_max_elements():
+                            graph.resize_index(2 * (len(built) + len(late)))
+                        graph.add_items(
+                            self._index.get_items(late, return_type="numpy"), np.array(late)
+                        )
+                    part.graph = graph
+            finally:
+                part.building = False
+
+        threading.Thread(target=build, name="memory-part-index", daemon=True).start()
 
     # ------------------------------------------------------------- files
     def save(self, root: Path) -> None:

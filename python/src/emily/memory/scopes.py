@@ -9,7 +9,10 @@ partition of labels:
 - a small partition (at most :data:`EXACT_MAX` episodes) keeps its vectors in RAM and is
   answered by exact search, a masked matrix product (recall 1.0);
 - a large one is answered by the shared graph with over-fetch in proportion to its share
-  of the index (the single-user laptop is the extreme, a share of 1).
+  of the index (the single-user laptop is the extreme, a share of 1);
+- a large one with a small share gets a graph of its own, built in the background on
+  its first recall (Postgres answers until it is there) and kept in step with stores
+  and removals; it is not saved, so a restart builds it again when first needed.
 
 Each label also carries its agent, role, act and session as small integer codes, so
 the dialogue filters of a recall are NumPy masks, not per-record Python.
@@ -20,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import get_args
 
+import hnswlib
 import numpy as np
 import numpy.typing as npt
 
@@ -48,6 +52,9 @@ class Part:
     vecs: npt.NDArray[np.float32] | None = field(
         default_factory=lambda: np.empty((16, EMBED_DIM), np.float32)
     )
+    #: the part's own HNSW graph (labels are the shared index's), once built
+    graph: hnswlib.Index | None = None
+    building: bool = False
 
     def live(self) -> Labels:
         """The labels, shape ``(n,)``."""
@@ -58,6 +65,13 @@ class Part:
             self.labels = np.resize(self.labels, 2 * self.n)
         self.labels[self.n] = label
         self.pos[label] = self.n
+        if self.graph is not None:
+            if vec is None:
+                self.graph = None  # out of step: built again when next needed
+            else:
+                if self.graph.get_current_count() >= self.graph.get_max_elements():
+                    self.graph.resize_index(2 * self.graph.get_max_elements())
+                self.graph.add_items(vec.reshape(1, -1), np.array([label]))
         if self.vecs is not None:
             if vec is None or self.n >= EXACT_MAX:
                 self.vecs = None  # too large (or no vector known): the shared graph answers
@@ -72,6 +86,8 @@ class Part:
     def remove(self, label: int) -> None:
         """Swap-remove ``label`` (the last label takes its row)."""
         i = self.pos.pop(label)
+        if self.graph is not None:
+            self.graph.mark_deleted(label)
         last = self.n - 1
         if i != last:
             moved = int(self.labels[last])
