@@ -90,3 +90,22 @@ def test_reflex_adapts_with_stdp_only_near_its_threshold(private_reflex: Reflex)
     c.observe(ObserveRequest(text=near))
     c.close()
     assert not (fast.runtime.w_in == before).all()
+
+
+def test_turns_are_classified_statements_acknowledged_and_questions_never_quoted_back(
+    private_reflex: Reflex,
+) -> None:
+    c = Cognition(private_reflex)
+    said = c.observe(ObserveRequest(text="My dog is called Rex", user="ann", session="s1"))
+    assert (said.trace.act, said.action) == ("statement", "acknowledge")
+    assert said.trace.policy != "deliberate" and "Rex" not in said.response
+    question = "What is my dog called"
+    asked = c.observe(ObserveRequest(text=question, user="ann", session="s1", allow_llm=False))
+    assert asked.trace.act == "question" and question.lower() not in asked.response.lower()
+    assert "don't know" in asked.response and "memory" in asked.trace.missing
+    told = c.observe(ObserveRequest(text="Set a timer for five minutes", allow_llm=False))
+    assert told.trace.act == "command" and told.action != "acknowledge"
+    t = asked.trace
+    assert t.episode_id == t.cycle_id and t.answer_id is not None and t.answer_id != t.cycle_id
+    assert t.answer_id.version == 7 and t.cycle_id.version == 7
+    c.close()

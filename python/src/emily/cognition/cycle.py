@@ -455,6 +455,8 @@ class Cognition:
             if text is not None:
                 return actions.Outcome("deliberate", text)
             return actions.no_llm_answer()
+        if cyc.act == "question":  # nothing to answer from: say so, do not quote it back
+            return actions.Outcome("clarify", answer.template_answer([], [], cyc.told).text)
         return actions.clarify_answer(cyc.request.text)
 
     def _answer(self, cyc: Cycle, policy: str) -> actions.Outcome:
