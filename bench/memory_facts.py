@@ -182,6 +182,7 @@ def query_table() -> str:
                 passes.append((time.perf_counter() - start) * 1000)
     methods = ("facts (hybrid)", "facts (vector only)", "nearest statement (baseline)")
     tally = {m: Tally() for m in methods}
+    misses: list[str] = []
     asked = 0
     for (user, i), (new, old) in expect.items():
         for question in slots[i]["questions"]:
@@ -211,6 +212,8 @@ def query_table() -> str:
                 t.leaks += who != user
                 t.right += has_new
                 t.stale += has_old and not has_new
+                if not has_new and method == methods[0]:
+                    misses.append(f"  {user}: {question!r} -> {text!r} (current: {new!r})")
     memory.close()
     rows = [
         [m, asked, f"{t.right / asked:.3f}", f"{t.stale / asked:.3f}", t.leaks, pcts(t.ms, 1)]
@@ -220,7 +223,8 @@ def query_table() -> str:
     out = table(["method", "questions", "current", "stale", "leaks", "latency"], rows)
     return (
         f"{out}\nratio hybrid/baseline current-value accuracy: {ratio:.2f}\n"
-        f"consolidation pass per statement: {pcts(passes, 1)}"
+        f"consolidation pass per statement: {pcts(passes, 1)}\n"
+        f"hybrid answers without the current value ({len(misses)}):\n" + "\n".join(misses)
     )
 
 

@@ -132,3 +132,16 @@ def test_cli_consolidate_and_facts(
     assert {f["value"] for f in got} == {"Lisbon", "Porto"}
     assert main(["memory", "facts"]) == 1  # nothing to match
     assert "give text, subject or relation" in capsys.readouterr().err
+
+
+def test_a_close_statement_with_news_is_not_merged(running: Running) -> None:
+    memory = running.service.memory
+    loose = Consolidator(memory, merge_threshold=0.5)  # every pair here is that close
+    store(running, "My dog is called Rex.")
+    loose.run()
+    store(running, "My dog is called Max.", hours=1)
+    store(running, "my dog is called max", hours=2)
+    reply = loose.run()
+    assert (reply.merged, reply.facts_superseded, reply.facts_reinforced) == (1, 1, 1)
+    (fact,) = ask(running, "what is my dog called")
+    assert (fact.value, fact.count) == ("Max", 2)

@@ -2,9 +2,10 @@
 
 A pass reads the user statements (``role = user``, ``act = statement``) no pass has read
 yet, oldest first. A statement whose embedding is within ``merge_threshold`` cosine of
-an earlier consolidated statement of the same user and agent is merged into it (the
-earlier one gets ``repeats + 1`` and ``last_seen``; the newer row is deleted), so saying
-the same thing twice does not fill memory. The facts of every statement (the
+an earlier consolidated statement of the same user and agent, and stating no fact the
+earlier one does not, is merged into it (the earlier one gets ``repeats + 1`` and
+``last_seen``; the newer row is deleted), so saying the same thing twice does not fill
+memory. The facts of every statement (the
 deterministic extractor's, and the language model's when one is configured) are applied
 to the fact store (:func:`emily.memory.facts.apply`): added, reinforced or superseding.
 The model is asked before the pass's transaction opens, so a slow model never holds
@@ -47,7 +48,7 @@ _PENDING = (
 # exact, not the HNSW index: the candidates are one user's consolidated statements, and
 # an approximate scan under that filter could miss the one duplicate
 _NEAREST = (
-    "SELECT e.id, 1 - (e.embedding <=> o.embedding) FROM episodes e "
+    "SELECT e.id, 1 - (e.embedding <=> o.embedding), e.text FROM episodes e "
     "JOIN consolidated c ON c.episode_id = e.id, episodes o "
     "WHERE o.id = %(id)s AND e.id <> o.id AND e.user_name = o.user_name "
     "AND e.agent_name IS NOT DISTINCT FROM o.agent_name "
@@ -146,7 +147,7 @@ class Consolidator:
             done += 1
             source = st.id
             near = conn.execute(_NEAREST, {"id": st.id}).fetchone()
-            if near is not None and float(near[1]) >= self.merge_threshold:
+            if near is not None and _repeats(st, float(near[1]), near[2], self.merge_threshold):
                 source = near[0]
                 conn.execute(
                     "UPDATE episodes SET repeats = repeats + (SELECT repeats FROM episodes "
@@ -211,6 +212,16 @@ class Consolidator:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=60)
+
+
+def _repeats(st: _Statement, cosine: float, earlier: str, threshold: float) -> bool:
+    """Whether ``st`` repeats the earlier statement ``earlier``: as close as
+    ``threshold`` and stating no fact the earlier one does not ("my dog is called Max"
+    is close to "my dog is called Rex", and is news)."""
+    if cosine < threshold:
+        return False
+    said = {t.key() for t in extract(earlier)}
+    return all(t.key() in said for t, how in st.triples if how == "patterns")
 
 
 def _embed(memory: Memory, triples: Sequence[Triple]) -> dict[str, np.ndarray]:

@@ -53,7 +53,23 @@ GLOSS = {
 }
 #: Words every ``favourite_<thing>`` relation is also found by.
 FAVOURITE = "favourite favorite like best most prefer love"
-_AMERICAN = {"colour": "color", "favourite": "favorite"}
+#: Other words for subjects and favourite things ("dish" finds the favourite food).
+SYNONYMS = {
+    "colour": "color",
+    "food": "dish meal eat cuisine",
+    "drink": "beverage",
+    "film": "movie",
+    "movie": "film",
+    "book": "novel read",
+    "team": "club support",
+    "neighbour": "neighbor next door",
+    "neighbor": "neighbour next door",
+    "boss": "manager",
+    "partner": "spouse",
+    "mother": "mom mum",
+    "father": "dad",
+    "doctor": "gp physician",
+}
 _COLS = (
     "f.id, f.user_name, f.agent_name, f.subject, f.relation, f.value, f.valid_from, "
     "f.valid_to, f.count, f.last_seen, f.extractor, "
@@ -69,9 +85,10 @@ def fact_text(subject: str, relation: str, value: str) -> str:
 
 def _doc(subject: str, relation: str, value: str) -> str:
     words = [fact_text(subject, relation, value), GLOSS.get(relation, "")]
+    words += [SYNONYMS.get(w, "") for w in subject.split()]
     if relation.startswith("favourite_"):
-        thing = relation.removeprefix("favourite_").replace("_", " ")
-        words += [FAVOURITE, " ".join(_AMERICAN.get(w, w) for w in thing.split())]
+        thing = relation.removeprefix("favourite_").split("_")
+        words += [FAVOURITE, *(SYNONYMS.get(w, "") for w in thing)]
     return " ".join(w for w in words if w)
 
 
@@ -199,7 +216,8 @@ def query(conn: Conn, req: FactsRequest, embedding: Vector | None) -> list[Fact]
     With ``req.text``: three rankings of the user's facts (cosine to ``embedding``, the
     unit ``(384,)`` vector of the text; full-text match; hops in the entity graph from
     the entities the text names) fused by reciprocal rank; facts whose value the text
-    names come after the others. Without text: the exact
+    names come after the others, and the values of one subject and relation are
+    together, current and newest first. Without text: the exact
     ``subject``/``relation`` matches, newest first.
     """
     params: dict[str, Any] = {
@@ -246,6 +264,7 @@ def query(conn: Conn, req: FactsRequest, embedding: Vector | None) -> list[Fact]
     # rarely what it asks for: it ranks after the others, keeping its score
     named = set(graph.names_in(req.text))
     best.sort(key=lambda f: f in found and graph.entity_name(found[f].value) in named)
+    best = _latest_first(best, found)
     # the graph walk is not filtered by subject/relation: keep only what the scope allows
     out = [found[f].model_copy(update={"score": fused[f]}) for f in best if f in found]
     if req.subject is not None:
@@ -272,6 +291,20 @@ def answer(store: PgStore, embedder: Embedder | None, req: FactsRequest) -> Fact
     with store.connection() as conn:
         found = query(conn, req, vector)
     return FactsReply(facts=found, took_ms=(time.perf_counter() - start) * 1000)
+
+
+def _latest_first(ranked: list[uuid.UUID], found: dict[uuid.UUID, Fact]) -> list[uuid.UUID]:
+    """``ranked`` with the facts of one subject and relation together, where the first
+    of them ranks, newest first: of two current allergies the one said last leads."""
+    groups: dict[tuple[str, str], list[Fact]] = {}
+    for f in ranked:
+        if f in found:
+            groups.setdefault((found[f].subject, found[f].relation), []).append(found[f])
+    out: list[uuid.UUID] = []
+    for members in groups.values():
+        members.sort(key=lambda fact: (fact.valid_to is not None, -fact.valid_from.timestamp()))
+        out += [fact.id for fact in members]
+    return out
 
 
 def drop_sources(conn: Conn, episode_ids: list[uuid.UUID]) -> int:
