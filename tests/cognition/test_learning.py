@@ -125,6 +125,10 @@ def test_one_vote_per_answer_however_often_it_is_repeated() -> None:
 
 def test_feedback_about_an_unknown_cycle_is_refused() -> None:
     learner = Learner()
+    cid = answered(learner, "recall")  # the default user's answer
+    with pytest.raises(UnknownCycleError):
+        learner.feedback(ObserveRequest(feedback="bad", feedback_for=cid, user="mallory"))
+    assert learner.snapshot()["updates"] == 0
     with pytest.raises(UnknownCycleError, match="feedback_for"):
         learner.feedback(ObserveRequest(feedback="good", feedback_for=uuid.uuid4()))
     with pytest.raises(UnknownCycleError, match="this session"):

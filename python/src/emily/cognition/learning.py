@@ -97,12 +97,13 @@ class LearningConfig:
 class Credit:
     """What a cycle can be credited for: its policy and need posterior ``[4]``, for a
     clarifying question a digest of the turn it asked about (never the text itself), and
-    whether explicit feedback about it has been counted."""
+    whether explicit feedback about it has been counted; ``user`` is whose turn it was."""
 
     policy: str
     need: tuple[float, ...]
     asked: str = ""
     rated: bool = False
+    user: str = ""
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class Learner:
     def credit(self, cycle_id: uuid.UUID, request: ObserveRequest, decision: Credit) -> None:
         """Remember an answered cycle so a later outcome can be credited to it."""
         with self._lock:
-            self._recent[cycle_id] = decision
+            self._recent[cycle_id] = replace(decision, user=request.user)
             key = _session_key(request)
             self._last[key] = cycle_id
             self._last.move_to_end(key)
@@ -194,6 +195,8 @@ class Learner:
         with self._lock:
             cid = request.feedback_for or self._last.get(_session_key(request))
             credit = self._recent.get(cid) if cid is not None else None
+            if credit is not None and credit.user != request.user:
+                credit = None  # another user's answer is not this user's to rate
             if cid is None or credit is None:
                 what = f"cycle {cid}" if cid is not None else "an answer in this session"
                 raise UnknownCycleError(
@@ -269,7 +272,8 @@ class Learner:
             "pA": self.pA.tolist(),
             "pB": [b.tolist() for b in self.pB],
             "recent": [
-                [str(k), c.policy, list(c.need), c.asked, c.rated] for k, c in self._recent.items()
+                [str(k), c.policy, list(c.need), c.asked, c.rated, c.user]
+                for k, c in self._recent.items()
             ],
             "last": [[k, str(v)] for k, v in self._last.items()],
         }
@@ -293,8 +297,8 @@ class Learner:
             if not (np.isfinite(pA).all() and (pA >= 0).all()):
                 raise ValueError("counts must be finite and non-negative")
             recent = OrderedDict(
-                (uuid.UUID(k), Credit(str(p), tuple(float(v) for v in n), str(a), bool(r)))
-                for k, p, n, a, r in state["recent"]
+                (uuid.UUID(k), Credit(str(p), tuple(float(v) for v in n), str(a), bool(r), str(u)))
+                for k, p, n, a, r, u in state["recent"]
             )
             if any(c.policy not in agent.POLICIES for c in recent.values()):
                 raise ValueError("a remembered cycle names an unknown policy")
