@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
 import time
@@ -153,3 +155,54 @@ def test_model_use_restarts_only_inference(stack: Stack) -> None:
             break
         time.sleep(1.0)
     assert now == str(copy)
+
+
+def test_chat_on_a_terminal_edits_the_line_and_keeps_its_history(stack: Stack) -> None:
+    """On a terminal (a pty), ``emily chat`` prompts, readline edits the line (Ctrl-A
+    goes to its start) and the history file under the state dir keeps the turn."""
+    main, side = pty.openpty()
+    env = {
+        **os.environ,
+        **stack.env,
+        "EMILY_BUS__NODE": "stack",
+        "EMILY_BUS__CONNECT": json.dumps([stack.up.endpoint]),
+        "EMILY_BUS__LISTEN": "[]",
+        "TERM": "xterm",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emily", "chat", "--no-llm"],
+        stdin=side,
+        stdout=side,
+        stderr=side,
+        env=env,
+        close_fds=True,
+    )
+    os.close(side)
+    seen = b""
+
+    def read_until(marker: bytes, wait_s: float = 120.0) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + wait_s
+        while marker not in seen:
+            assert time.monotonic() < deadline, seen.decode(errors="replace")
+            ready, _, _ = select.select([main], [], [], 1.0)
+            if ready:
+                try:
+                    seen += os.read(main, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+        assert marker in seen, seen.decode(errors="replace")
+
+    try:
+        read_until(b"you> ")
+        os.write(main, b"ello\x01h\r")  # typed "ello", Ctrl-A, "h": the line is "hello"
+        read_until(b"emily> ")
+        read_until(b"you> ")
+        os.write(main, b"/quit\r")
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main)
+    history = (stack.state / "chat_history").read_text().splitlines()
+    assert "hello" in history and "/quit" in history
