@@ -251,3 +251,22 @@ def test_hybrid_respects_filters(memory: Memory) -> None:
         RecallRequest(text="what is my dog called", k=10, user="ana", search="hybrid", filters=said)
     )
     assert {h.episode.id for h in reply.hits} == set(ids["ana"][:4])
+
+
+def test_hybrid_fuses_the_fact_graph_within_the_scope(memory: Memory) -> None:
+    from emily.memory.consolidate import Consolidator
+    from emily.memory.hybrid import graph_candidates
+
+    said = "My sister Ana lives in Paris"
+    fillers = [f"{n} is my {j}" for n, j in zip(NAMES, JOBS, strict=True)]
+    ids = {}
+    for user in ("ana", "bob"):
+        eps = [EpisodeIn(text=t, user=user) for t in [said, *fillers]]
+        ids[user] = memory.store_episodes(StoreRequest(episodes=eps)).ids[0]
+    Consolidator(memory).run()
+    query = "where does my sister live"
+    assert graph_candidates(memory.store, "ana", query, 10) == [ids["ana"]]
+    top = memory.recall(RecallRequest(text=query, k=5, user="ana", search="hybrid")).hits[0]
+    assert top.episode.id == ids["ana"]
+    # two sources can give at most 2/61: the graph's vote is in the fused score
+    assert top.fused is not None and top.fused > 2 / 61
