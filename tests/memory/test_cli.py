@@ -94,8 +94,10 @@ def test_ingest_reads_standard_input_for_a_dash(
     lines = [{"text": "Planted basil on the balcony"}, {"text": "The kettle is descaled"}]
     piped = io.StringIO("\n".join(json.dumps(line) for line in lines) + "\n")
     monkeypatch.setattr("sys.stdin", piped)
-    assert main(["memory", "ingest", "-", "--quiet", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"stored": 2, "queued": 0}
+    assert main(["memory", "ingest", "-", "--json"]) == 0  # no --quiet, not a terminal
+    out = capsys.readouterr()
+    assert json.loads(out.out) == {"stored": 2, "queued": 0}
+    assert out.err == ""  # no progress bar where stderr is not a terminal
     assert cli_env.service.memory.store.count() == 2
 
 
