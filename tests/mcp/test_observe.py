@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import zenoh
-from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from emily.bus import BusConfig
@@ -32,7 +31,7 @@ from tests.cognition.conftest import (  # noqa: F401  (fixtures, used by name)
     reflex_cache,
     start_cognition,
 )
-from tests.mcp.test_server import data
+from tests.mcp.test_server import connected, data
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +66,7 @@ async def conversation(env: dict[str, str], errlog: Path) -> list[dict[str, Any]
     params = StdioServerParameters(command=sys.executable, args=["-m", "emily", "mcp"], env=env)
     fact = "My sister Ana's birthday is on the fourteenth of March"
     with errlog.open("w") as err:
-        async with Client(stdio_client(params, errlog=err)) as client:
+        async with connected(stdio_client(params, errlog=err)) as client:
             told = data(await client.call_tool("observe", {"text": fact, "allow_llm": False}))
             for _ in range(100):  # the cycle's episode reaches memory in the background
                 found = data(await client.call_tool("recall", {"query": fact, "k": 1}))

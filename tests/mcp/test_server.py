@@ -9,15 +9,17 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import zenoh
-from mcp import Client
+from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
 
 from emily.bus import BusConfig
 from emily.bus.endpoints import served_by
@@ -59,28 +61,38 @@ def memory(
     service.close()
 
 
+@asynccontextmanager
+async def connected(
+    transport: AbstractAsyncContextManager[tuple[Any, ...]],
+) -> AsyncIterator[ClientSession]:
+    """An initialized SDK client session over ``transport`` (stdio or streamable HTTP)."""
+    async with transport as streams, ClientSession(streams[0], streams[1]) as client:
+        await client.initialize()
+        yield client
+
+
 def data(result: Any) -> dict[str, Any]:
-    assert not result.is_error, result.content
-    out: dict[str, Any] = result.structured_content
+    assert not result.isError, result.content
+    out: dict[str, Any] = result.structuredContent
     return out
 
 
 def error_text(result: Any) -> str:
-    assert result.is_error
+    assert result.isError
     return " ".join(c.text for c in result.content)
 
 
 async def session_over_stdio(env: dict[str, str], errlog: Path) -> None:
     params = StdioServerParameters(command=sys.executable, args=["-m", "emily", "mcp"], env=env)
     with errlog.open("w") as err:
-        async with Client(stdio_client(params, errlog=err)) as client:
+        async with connected(stdio_client(params, errlog=err)) as client:
             await exercise(client)
 
 
-async def exercise(client: Client) -> None:
+async def exercise(client: ClientSession) -> None:
     tools = {t.name: t for t in (await client.list_tools()).tools}
     assert set(tools) == {"remember", "recall", "forget", "observe"}
-    assert "user" in tools["recall"].input_schema["properties"]
+    assert "user" in tools["recall"].inputSchema["properties"]
 
     rex = data(await client.call_tool("remember", {"text": "My dog is called Rex.", "user": "ann"}))
     assert rex["durable"]
@@ -117,8 +129,6 @@ def test_the_sdk_client_remembers_recalls_and_forgets_over_stdio(
 
 
 def test_streamable_http_with_a_bearer_token(memory: dict[str, str], tmp_path: Path) -> None:
-    import httpx2
-
     key = tmp_path / "mcp.token"
     key.write_text(TOKEN)
     port = free_port()
@@ -143,11 +153,9 @@ def test_streamable_http_with_a_bearer_token(memory: dict[str, str], tmp_path: P
 
         async def over_http() -> None:
             headers = {"Authorization": f"Bearer {TOKEN}"}
-            async with httpx2.AsyncClient(headers=headers, timeout=60) as http:
-                from mcp.client.streamable_http import streamable_http_client
-
+            async with httpx.AsyncClient(headers=headers, timeout=60) as http:
                 transport = streamable_http_client(url, http_client=http)
-                async with Client(transport) as client:
+                async with connected(transport) as client:
                     await exercise(client)
 
         asyncio.run(over_http())

@@ -17,11 +17,11 @@ def run(args: argparse.Namespace) -> int:
     bus_cfg = BusConfig.load()
     session = open_session(bus_cfg)
     try:
-        server = build_server(Bus(session, bus_cfg.keys, args.timeout))
+        server = build_server(Bus(session, bus_cfg.keys, args.timeout), args.host, args.port)
         if args.transport == "stdio":
             server.run("stdio")
         else:
-            serve_http(server, args.host, args.port, token)
+            serve_http(server, token)
     finally:
         session.close()  # type: ignore[no-untyped-call]
     return 0

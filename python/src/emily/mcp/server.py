@@ -11,17 +11,21 @@ why, so the calling model can correct itself):
 Transports: ``stdio`` (the default: an MCP client starts ``emily mcp`` as a subprocess)
 and ``http`` (streamable HTTP at ``http://HOST:PORT/mcp``; with ``--api-key-file``
 every request must carry ``Authorization: Bearer <token>``). Built on the ``mcp``
-Python SDK's :class:`~mcp.server.mcpserver.MCPServer`, which runs these synchronous
-tools on worker threads, so a slow cycle never blocks the protocol.
+Python SDK's 1.x :class:`~mcp.server.fastmcp.FastMCP` (the series nixpkgs packages).
+FastMCP would run a synchronous tool on its event loop, so each tool is a coroutine that
+makes its bus call on a worker thread: a slow cycle never blocks the protocol.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any, Literal
 
+import anyio.to_thread
 import zenoh
-from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.fastmcp import FastMCP
+from mcp.server.fastmcp.exceptions import ToolError
 from pydantic import ValidationError
 
 from emily.bus import Keys
@@ -73,13 +77,20 @@ class Bus:
         except BusError as exc:  # RequestFailed included: "bad_request: ..."
             raise ToolError(f"{endpoint.name} failed: {exc}") from exc
 
+    async def acall(self, endpoint: Endpoint[Any, Any], build: Any, **fields: Any) -> Any:
+        """:meth:`call` on a worker thread, so the protocol's event loop keeps serving."""
+        call: Callable[[], Any] = partial(self.call, endpoint, build, **fields)
+        return await anyio.to_thread.run_sync(call)
 
-def build_server(bus: Bus) -> MCPServer:
-    """The MCP server with the four tools over ``bus``."""
-    server: MCPServer = MCPServer("emily", instructions=INSTRUCTIONS)
+
+def build_server(bus: Bus, host: str = "127.0.0.1", port: int = 8464) -> FastMCP:
+    """The MCP server with the four tools over ``bus``. ``host`` and ``port`` matter only
+    to streamable HTTP: on a loopback ``host`` the SDK also refuses requests whose
+    ``Host`` or ``Origin`` header names another machine (DNS rebinding)."""
+    server = FastMCP("emily", instructions=INSTRUCTIONS, host=host, port=port)
 
     @server.tool()
-    def remember(
+    async def remember(
         text: str,
         user: str = DEFAULT_USER,
         session: str | None = None,
@@ -91,11 +102,11 @@ def build_server(bus: Bus) -> MCPServer:
         episode = _valid(
             EpisodeIn, text=text, user=user, session=session, role=role, act=act, source="mcp"
         )
-        reply = bus.call(STORE, StoreRequest, episodes=[episode])
+        reply = await bus.acall(STORE, StoreRequest, episodes=[episode])
         return {"id": str(reply.ids[0]), "durable": reply.durable}
 
     @server.tool()
-    def recall(
+    async def recall(
         query: str,
         k: int = 5,
         user: str = DEFAULT_USER,
@@ -103,7 +114,7 @@ def build_server(bus: Bus) -> MCPServer:
     ) -> dict[str, Any]:
         """The ``k`` (1..100) episodes of ``user`` nearest in meaning to ``query``, best
         first, with their cosine similarity."""
-        reply = bus.call(RECALL, RecallRequest, text=query, k=k, user=user, search=search)
+        reply = await bus.acall(RECALL, RecallRequest, text=query, k=k, user=user, search=search)
         return {
             "memories": [
                 {
@@ -120,7 +131,7 @@ def build_server(bus: Bus) -> MCPServer:
         }
 
     @server.tool()
-    def forget(
+    async def forget(
         ids: list[str] | None = None,
         match: str | None = None,
         user: str = DEFAULT_USER,
@@ -129,7 +140,9 @@ def build_server(bus: Bus) -> MCPServer:
         """Forget ``user``'s episodes given by ``ids`` or containing ``match``
         (case-insensitive; exactly one of the two) from every tier, with the facts drawn
         only from them; ``dry_run`` only reports what would go."""
-        reply = bus.call(FORGET, ForgetRequest, ids=ids, match=match, user=user, dry_run=dry_run)
+        reply = await bus.acall(
+            FORGET, ForgetRequest, ids=ids, match=match, user=user, dry_run=dry_run
+        )
         return {
             "forgotten": [str(i) for i in reply.forgotten],
             "missing": [str(i) for i in reply.missing],
@@ -138,7 +151,7 @@ def build_server(bus: Bus) -> MCPServer:
         }
 
     @server.tool()
-    def observe(
+    async def observe(
         text: str,
         user: str = DEFAULT_USER,
         session: str | None = None,
@@ -147,7 +160,7 @@ def build_server(bus: Bus) -> MCPServer:
     ) -> dict[str, Any]:
         """Run one cognitive cycle on what ``user`` said: Emily answers (from a reflex,
         her memory or the language model) and remembers the turn."""
-        reply = bus.call(
+        reply = await bus.acall(
             OBSERVE,
             ObserveRequest,
             text=text,
@@ -201,11 +214,13 @@ class BearerGuard:
         await self.app(scope, receive, send)
 
 
-def serve_http(server: MCPServer, host: str, port: int, token: str | None) -> None:
-    """Serve streamable HTTP at ``http://host:port/mcp`` until interrupted."""
+def serve_http(server: FastMCP, token: str | None) -> None:
+    """Serve streamable HTTP at ``http://host:port/mcp`` (the server's settings) until
+    interrupted."""
     import uvicorn
 
-    app: Any = server.streamable_http_app(host=host)
+    host, port = server.settings.host, server.settings.port
+    app: Any = server.streamable_http_app()
     if token is not None:
         app = BearerGuard(app, token)
     uvicorn.run(app, host=host, port=port, log_level="warning")
