@@ -17,7 +17,9 @@ service, a store kept in memory's outbox rather than Postgres, a recall without 
 and who answered (the cycle's tier, the tier of a recall's best hit). After the load
 it waits until memory has stored every episode, then counts in Postgres, by id, the
 episodes the clients stored and the cycles' own episodes: **lost** (an acknowledged id
-Postgres lacks) and **duplicated** (one client request stored under more than one id).
+Postgres lacks, unless consolidation merged it into an earlier episode that it still
+holds, as it does with repeated statements) and **duplicated** (one client request
+stored under more than one id).
 Every second it samples the resident memory of each service (RSS; Postgres as the PSS
 sum of its processes, so that shared buffers count once) and prints each one's growth
 per stored episode next to the in-process HNSW index's own bytes per episode.
@@ -250,13 +252,33 @@ def index_bytes_per_episode(cfg: MemoryConfig, n: int = 4000) -> float:
     return float(idx.index_file_size()) / n + 16
 
 
-def stored_rows(dsn: str, run: str) -> list[tuple[uuid.UUID, str]]:
-    """(id, seq) of every episode in Postgres stored by run ``run``."""
+def stored_rows(dsn: str, run: str) -> tuple[list[tuple[uuid.UUID, str]], dict[uuid.UUID, bool]]:
+    """(id, seq) of every episode in Postgres stored by run ``run``, and every episode
+    consolidation merged into an earlier one (its row deleted, logged as a ``merge``
+    event): whether the episode it went into, followed to the end, is still there."""
     with psycopg.connect(dsn) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ  # one snapshot
         rows = conn.execute(
             "SELECT id, context->>'seq' FROM episodes WHERE context->>'load' = %s", (run,)
         ).fetchall()
-    return [(r[0], r[1]) for r in rows]
+        into: dict[uuid.UUID, uuid.UUID] = {}
+        if conn.execute("SELECT to_regclass('memory_events')").fetchone() != (None,):
+            merges = conn.execute(
+                "SELECT episode_id, detail->>'into' FROM memory_events WHERE op = 'merge'"
+            ).fetchall()
+            into = {m[0]: uuid.UUID(m[1]) for m in merges}
+        targets = list({t for t in into.values() if t not in into})
+        have = {
+            r[0] for r in conn.execute("SELECT id FROM episodes WHERE id = ANY(%s)", (targets,))
+        }
+    merged = {}
+    for src, dst in into.items():
+        seen = {src}
+        while dst in into and dst not in seen:  # a chain of merges ends at a kept row
+            seen.add(dst)
+            dst = into[dst]
+        merged[src] = dst in have
+    return [(r[0], r[1]) for r in rows], merged
 
 
 def settle(client: zenoh.Session, key: str, quiet_s: float = 3.0) -> int:
@@ -378,12 +400,12 @@ def run(
             wall = drive(driver, clients, duration_s, seed, out)
             settle(client, stats_key)
             sampler.sample()
-        rows = stored_rows(dsn, run_id)
+        rows, merged = stored_rows(dsn, run_id)
         index = decode(StatsReply, raw_call(client, stats_key, encode(StatsRequest()))).index
     acked = {**base.acked, **out.acked}
     in_pg = Counter(i for i, _ in rows)
     per_seq = Counter(s for _, s in rows)
-    lost = [str(i) for i in acked.values() if i not in in_pg]
+    lost = [str(i) for i in acked.values() if i not in in_pg and not merged.get(i, False)]
     dup = sorted(s for s, c in per_seq.items() if c > 1)
     load_rows = [r for r in sampler.rows if r[0] <= wall + 1e-9] or sampler.rows
     mem = {
@@ -418,6 +440,7 @@ def run(
         "errors": sum(out.errors.values()) + sum(base.errors.values()),
         "acked_episodes": len(acked),
         "episodes_in_postgres": len(rows),
+        "merged": sum(1 for i in acked.values() if i not in in_pg and merged.get(i, False)),
         "lost": len(lost),
         "lost_ids": lost[:20],
         "duplicated": len(dup),
@@ -474,7 +497,8 @@ def report(r: dict[str, Any]) -> None:
             print(f"  first {p} error: {s['first_error']}")
     print(
         f"\nall paths {r['requests'] / r['duration_s']:.1f} req/s; errors {r['errors']}; "
-        f"episodes acknowledged {r['acked_episodes']}, in Postgres {r['episodes_in_postgres']}: "
+        f"episodes acknowledged {r['acked_episodes']}, in Postgres {r['episodes_in_postgres']}, "
+        f"merged by consolidation into a kept one {r['merged']}: "
         f"lost {r['lost']}, duplicated {r['duplicated']}, "
         f"in Postgres but never acknowledged {r['unacked_in_postgres']}; indexed {r['indexed']}"
     )
