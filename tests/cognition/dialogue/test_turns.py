@@ -32,6 +32,8 @@ def test_a_turn_recalls_statements_or_the_assistants_answers_never_questions() -
     plain, told = turns.recall_filters(False), turns.recall_filters(True)
     assert (plain.roles, plain.acts) == (["user"], ["statement"])
     assert (told.roles, told.acts) == (["assistant"], ["answer"])
+    other = turns.recall_filters(False, "statement")
+    assert (other.roles, other.acts) == (["user"], ["statement", "command"])
 
 
 def test_feedback_alone_is_not_a_turn() -> None:

@@ -350,10 +350,13 @@ class Cognition:
                 cfg.recall_k,
                 cfg.recall_timeout_s,
                 user=req.user,
-                filters=turns.recall_filters(cyc.told),
+                filters=turns.recall_filters(cyc.told, cyc.act),
                 search=cfg.recall_search,
             )
-            cyc.hits = answer.usable(hits, self._asking, "assistant" if cyc.told else "user")
+            if cyc.act == "question":  # hits it may be answered from
+                cyc.hits = answer.usable(hits, self._asking, "assistant" if cyc.told else "user")
+            else:  # context for the workspace and the LLM
+                cyc.hits = [h for h in hits if h.episode.act != "question"]
         except PeerUnavailable as exc:
             cyc.missing.append("memory")
             cyc.notes.append(str(exc))

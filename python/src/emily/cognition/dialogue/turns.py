@@ -24,9 +24,13 @@ def feedback_only(request: ObserveRequest) -> bool:
     return request.feedback is not None and request.modality == "text" and not request.text.strip()
 
 
-def recall_filters(told: bool) -> RecallFilters:
-    """What a turn recalls: the user's statements, or for "what did you tell me about
-    X" the assistant's answers. Never a question or a command."""
+def recall_filters(told: bool, act: str = "question") -> RecallFilters:
+    """What a turn recalls. A question: the user's statements, or for "what did you tell
+    me about X" the assistant's answers. Another turn recalls the user's statements and
+    commands as context (a note "please water the tomatoes" is recalled by its twin).
+    Never a question."""
+    if act != "question":
+        return RecallFilters(roles=["user"], acts=["statement", "command"])
     if told:
         return RecallFilters(roles=["assistant"], acts=["answer"])
     return RecallFilters(roles=["user"], acts=["statement"])
