@@ -2,9 +2,10 @@
 # (builtins only): only the services enabled on this host, so that no availability alert
 # fires for one that does not run here. Tested in tests/nix/targets_test.nix.
 #
-# services: { memory = { enable; metricsPort; }; inference = { enable; port; };
+# services: { memory = { enable; metricsPort; port; }; inference = { enable; port; };
 #             cognition = { enable; port; }; perception = { enable; metricsPort; }; }
-# (the services.emily.* options; a service missing from the set counts as disabled)
+# (the services.emily.* options; a service missing from the set counts as disabled;
+# memory's HTTP API is probed at /healthz, its /metrics when the API is off: port 0)
 services:
 let
   local = port: path: "http://127.0.0.1:${toString port}${path}";
@@ -37,6 +38,11 @@ in
   probes =
     when (on "inference") (local services.inference.port "/healthz")
     ++ when (on "cognition") (local services.cognition.port "/healthz")
-    ++ when (on "memory") (local services.memory.metricsPort "/metrics")
+    ++ when (on "memory") (
+      if (services.memory.port or 0) != 0 then
+        local services.memory.port "/healthz"
+      else
+        local services.memory.metricsPort "/metrics"
+    )
     ++ when (on "perception") (local services.perception.metricsPort "/metrics");
 }

@@ -1,11 +1,13 @@
 # emily-memory: the tiered memory service (`emily serve memory`). Postgres over the unix
 # socket with peer auth (the unit runs as the `emily` user, which is the database role of
 # modules/database.nix), Zenoh as a client of the host's zenohd, tier files and access
-# statistics under emily.stateDir, /metrics on localhost. The unit itself comes from
-# ./unit.nix.
+# statistics under emily.stateDir, /metrics on localhost. The HTTP API (/v1/memories,
+# /healthz) listens on localhost:8463; its optional bearer token is a file, on the host a
+# sops secret (`apiKeySecret`). The unit itself comes from ./unit.nix.
 {
   config,
   lib,
+  options,
   pkgs,
   ...
 }:
@@ -16,6 +18,11 @@ let
   db = config.emily.database;
   database = lib.optional db.enable "emily-postgres-setup.service";
   onGpu = (cfg.settings.device or "cpu") == "cuda";
+  tokenFile =
+    if cfg.apiKeySecret != null && options ? sops then
+      config.sops.secrets.${cfg.apiKeySecret}.path
+    else
+      cfg.apiKeyFile;
 in
 {
   options.services.emily.memory = unit.options {
@@ -60,28 +67,93 @@ in
       default = "127.0.0.1";
       description = "Address /metrics listens on.";
     };
+
+    port = lib.mkOption {
+      type = lib.types.port;
+      default = 8463;
+      description = "Port of the HTTP API (/v1/memories, /healthz); 0 turns it off.";
+    };
+
+    listenAddress = lib.mkOption {
+      type = lib.types.str;
+      default = "127.0.0.1";
+      description = "Address the HTTP API listens on.";
+    };
+
+    maxBodyBytes = lib.mkOption {
+      type = lib.types.ints.positive;
+      default = 8388608;
+      description = "Largest HTTP request body in bytes; a larger one gets 413.";
+    };
+
+    apiKeyFile = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      description = ''
+        A file holding the bearer token that /v1/* requires, outside the Nix store.
+        Null: no token. Ignored when `apiKeySecret` is set.
+      '';
+    };
+
+    apiKeySecret = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "memory/api-key";
+      description = ''
+        Name of a sops secret holding the bearer token (needs sops-nix). The module
+        declares it readable by the unit's user and restarts the unit when it changes.
+      '';
+    };
   };
 
-  config = lib.mkIf cfg.enable (
-    unit.config {
-      service = "memory";
-      inherit cfg;
-      description = "Emily memory service";
-      settings = {
-        dsn = "postgresql:///${cfg.database}?host=${cfg.socketDir}";
-        metrics_port = cfg.metricsPort;
-        metrics_addr = cfg.metricsAddress;
-      };
-      extraEnvironment = {
-        # the MiniLM model ships in the package; never reach for the Hub
-        HF_HUB_OFFLINE = "1";
-        TRANSFORMERS_OFFLINE = "1";
-        HF_HOME = "/var/cache/emily-memory";
-      };
-      after = [ "postgresql.service" ] ++ database;
-      requires = [ "postgresql.service" ] ++ database;
-      gpu = onGpu;
-      serviceConfig.CacheDirectory = "emily-memory";
-    }
-  );
+  config = lib.mkMerge [
+    (lib.mkIf cfg.enable (
+      lib.mkMerge [
+        (unit.config {
+          service = "memory";
+          inherit cfg;
+          description = "Emily memory service";
+          settings = {
+            dsn = "postgresql:///${cfg.database}?host=${cfg.socketDir}";
+            metrics_port = cfg.metricsPort;
+            metrics_addr = cfg.metricsAddress;
+            http_port = cfg.port;
+            http_addr = cfg.listenAddress;
+            http_max_body_bytes = cfg.maxBodyBytes;
+          }
+          // lib.optionalAttrs (tokenFile != null) { api_key_file = tokenFile; };
+          extraEnvironment = {
+            # the MiniLM model ships in the package; never reach for the Hub
+            HF_HUB_OFFLINE = "1";
+            TRANSFORMERS_OFFLINE = "1";
+            HF_HOME = "/var/cache/emily-memory";
+          };
+          after = [ "postgresql.service" ] ++ database;
+          requires = [ "postgresql.service" ] ++ database;
+          gpu = onGpu;
+          serviceConfig.CacheDirectory = "emily-memory";
+        })
+        {
+          assertions = [
+            {
+              assertion = cfg.apiKeySecret == null || options ? sops;
+              message = "services.emily.memory.apiKeySecret needs sops-nix: add sops-nix.nixosModules.sops.";
+            }
+            {
+              assertion = cfg.port == 0 || cfg.port != cfg.metricsPort;
+              message = "services.emily.memory.port and metricsPort must differ.";
+            }
+          ];
+        }
+      ]
+    ))
+    (lib.optionalAttrs (options ? sops) (
+      lib.mkIf (cfg.enable && cfg.apiKeySecret != null) {
+        sops.secrets.${cfg.apiKeySecret} = {
+          owner = cfg.user;
+          restartUnits = [ "emily-memory.service" ];
+        };
+      }
+    ))
+  ];
 }

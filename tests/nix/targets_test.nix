@@ -4,6 +4,7 @@ let
     memory = {
       inherit enable;
       metricsPort = 9461;
+      port = 8463;
     };
     inference = {
       inherit enable;
@@ -39,7 +40,7 @@ in
       probes = [
         "http://127.0.0.1:8461/healthz"
         "http://127.0.0.1:8462/healthz"
-        "http://127.0.0.1:9461/metrics"
+        "http://127.0.0.1:8463/healthz"
         "http://127.0.0.1:9463/metrics"
       ];
     };
@@ -66,7 +67,7 @@ in
       probes = [
         "http://127.0.0.1:8461/healthz"
         "http://127.0.0.1:8462/healthz"
-        "http://127.0.0.1:9461/metrics"
+        "http://127.0.0.1:8463/healthz"
       ];
     };
   }
@@ -77,5 +78,20 @@ in
       scrape = { };
       probes = [ ];
     };
+  }
+  {
+    name = "memory with its HTTP API off: its /metrics is probed instead";
+    expr =
+      (targets (
+        all false
+        // {
+          memory = {
+            enable = true;
+            metricsPort = 9461;
+            port = 0;
+          };
+        }
+      )).probes;
+    expected = [ "http://127.0.0.1:9461/metrics" ];
   }
 ]
