@@ -57,7 +57,7 @@ FIRST_PERSON = frozenset(_WORDS["first_person"])
 PRONOUNS = FIRST_PERSON | {"you", "he", "she", "it", "they", "we", ""}
 _TOKEN = re.compile(r"[a-z0-9']+")
 #: Bumped whenever :func:`cues` changes, so a cached model of older cues is not loaded.
-CUES_VERSION = 5
+CUES_VERSION = 6
 N_CUES = 12
 #: Weight penalties: 384 embedding dimensions on a few hundred utterances overfit
 #: unless held much tighter than the twelve cues.
@@ -126,7 +126,7 @@ def cues(text: str) -> F32:
             first in IMPERATIVE,
             first == "please" or "please" in toks[:3],
             first in FIRST_PERSON,
-            bool(re.search(r"(tell|remind|show) me (what|where|who|when|which|how|if)", head)),
+            bool(re.search(r"(tell|remind|show) me (what|where|who|when|which|how|if|my)", head)),
             bool(re.match(r"(do|did|would) you (know|remember|recall)|any idea", head)),
             first in {"don't", "let's", "be", "never"},
             first in WH and second not in PRONOUNS,
