@@ -92,6 +92,7 @@ class Score:
     leaks: int = 0
     questioned: int = 0
     examples: list[str] = field(default_factory=list)
+    leaked: list[str] = field(default_factory=list)
 
     def add(self, probe: Probe, answer: str, cited: Sequence[str], asked: set[str]) -> None:
         """Score ``answer`` (and the values of its cited facts, best first)."""
@@ -103,6 +104,7 @@ class Score:
             self.stale += 1
         if any(_holds(said, v) for v in probe.other):
             self.leaks += 1
+            self.leaked.append(f"{probe.user}: {probe.text!r} -> {said[:120]!r}")
         if any(q.lower() in answer.lower() for q in asked) or answer.strip().endswith("?"):
             self.questioned += 1
         if not ok and len(self.examples) < 5:
@@ -324,6 +326,8 @@ def main() -> None:
     for sc in system:
         for ex in sc.examples:
             print(f"  missed: {ex}")
+        for ex in sc.leaked[:5]:
+            print(f"  leaked: {ex}")
     if args.json:
         print(
             json.dumps(
