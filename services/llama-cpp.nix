@@ -6,27 +6,54 @@
 #
 # The package passes its CMake options as `cmakeFlags`, which scikit-build-core's setup
 # hook appends to SKBUILD_CMAKE_ARGS; the architectures go there the same way.
+#
+# The `server` extra (llama_cpp.server, which bench/inference_throughput runs) is declared
+# here when nixpkgs' package does not declare it, from the requirements of the package's
+# own metadata, so that pyproject's `llama-cpp-python[server]` resolves under Nix too.
 {
   lib,
   config,
   llama-cpp-python,
   cudaPackages,
+  fastapi,
+  pydantic-settings,
+  pyyaml,
+  sse-starlette,
+  starlette-context,
+  uvicorn,
 }:
 
 let
   cudaSupport = config.cudaSupport or false;
   cuda = import ../modules/lib/cuda.nix;
   architectures = cuda.cmakeArchitectures (config.cudaCapabilities or [ "6.1" ]);
+  withServer =
+    pkg:
+    pkg.overridePythonAttrs (old: {
+      optional-dependencies = {
+        server = [
+          fastapi
+          pydantic-settings
+          pyyaml
+          sse-starlette
+          starlette-context
+          uvicorn
+        ];
+      }
+      // (old.optional-dependencies or { });
+    });
 in
-if cudaSupport then
-  (llama-cpp-python.override {
-    cudaSupport = true;
-    inherit cudaPackages;
-  }).overridePythonAttrs
-    (old: {
-      cmakeFlags = (old.cmakeFlags or [ ]) ++ [
-        (lib.cmakeFeature "CMAKE_CUDA_ARCHITECTURES" architectures)
-      ];
-    })
-else
-  llama-cpp-python.override { cudaSupport = false; }
+withServer (
+  if cudaSupport then
+    (llama-cpp-python.override {
+      cudaSupport = true;
+      inherit cudaPackages;
+    }).overridePythonAttrs
+      (old: {
+        cmakeFlags = (old.cmakeFlags or [ ]) ++ [
+          (lib.cmakeFeature "CMAKE_CUDA_ARCHITECTURES" architectures)
+        ];
+      })
+  else
+    llama-cpp-python.override { cudaSupport = false; }
+)
