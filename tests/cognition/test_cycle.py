@@ -109,3 +109,15 @@ def test_turns_are_classified_statements_acknowledged_and_questions_never_quoted
     assert t.episode_id == t.cycle_id and t.answer_id is not None and t.answer_id != t.cycle_id
     assert t.answer_id.version == 7 and t.cycle_id.version == 7
     c.close()
+
+
+def test_a_question_about_the_users_own_things_is_not_a_canned_reflex_reply(
+    private_reflex: Reflex,
+) -> None:
+    c = Cognition(private_reflex)
+    who = c.observe(ObserveRequest(text="who are you", allow_llm=False))
+    assert who.trace.reflex.fired and who.trace.reflex.intent == "identity"
+    mine = c.observe(ObserveRequest(text="Who is my employer?", allow_llm=False))
+    assert not mine.trace.reflex.fired and mine.trace.tier != "reflex", mine.trace
+    assert mine.trace.act == "question" and "don't know" in mine.response
+    c.close()

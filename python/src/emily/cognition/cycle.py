@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -71,6 +71,8 @@ TIER_OF_POLICY = {
 GOALS = (("goal:answer", "answer the user helpfully", 1.0), ("goal:safe", "stay safe", 0.5))
 NEUTRAL = Modulation(gamma=16.0, alpha_gain=1.0, reflex_shift=0.0, temperature=1.0)
 NO_REFLEX = ReflexResult("oos", 0.0, 1.0, False, None, None, 0.0, 0)
+#: Reflex intents that answer even a question about the user's own things.
+REFLEX_KEEPS = frozenset({"time", "date", "help"})
 #: Memory evidence a current fact matching the question counts as (a cosine-like score).
 FACT_EVIDENCE = 0.8
 
@@ -227,9 +229,10 @@ class Cognition:
     def complete(self, cyc: Cycle) -> ObserveReply:
         """Every stage after the n-gram reflex (see the module docstring)."""
         request, mod = cyc.request, cyc.mod
-        result, stage = cyc.result, "ngrams"
+        result, stage = self._veto(cyc, cyc.result), "ngrams"
         if not result.fired:
             result, stage = self._embedding_stage(cyc, result, mod.reflex_shift)
+            result = self._veto(cyc, result)
         self._classify(cyc)
         if not result.fired:
             self._recall(cyc)
@@ -319,6 +322,24 @@ class Cognition:
         cyc.timed("reflex", t)
         merged = Reflex.merge(fast, deep)
         return merged, ("minilm" if deep is not None and merged is not fast else "ngrams")
+
+    def _veto(self, cyc: Cycle, result: ReflexResult) -> ReflexResult:
+        """A question about the user's own things ("who is my employer?") is memory's to
+        answer, not a canned reflex reply's (identity, compliment...); safety, time,
+        date and help replies stand."""
+        text = cyc.request.text
+        if (
+            not result.fired
+            or result.intent.startswith("safety")
+            or result.intent in REFLEX_KEEPS
+            or not answer.about_the_user(text)
+            or self.acts.get().classify(text).act != "question"
+        ):
+            return result
+        cyc.notes.append(
+            f"a question about the user: memory answers it, not the {result.intent} reflex"
+        )
+        return replace(result, intent="oos", fired=False, action=None, response=None)
 
     def _classify(self, cyc: Cycle) -> None:
         t = time.perf_counter()

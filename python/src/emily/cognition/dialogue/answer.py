@@ -46,6 +46,11 @@ def asks_what_i_said(text: str) -> bool:
     return bool(_TOLD_ME.search(text))
 
 
+def about_the_user(text: str) -> bool:
+    """Whether ``text`` speaks of the user's own things ("my", "mine")."""
+    return bool(re.search(r"\b(my|mine)\b", text, re.IGNORECASE))
+
+
 def usable(hits: Sequence[Hit], is_asking: IsAsking, role: str = "user") -> list[Hit]:
     """The hits an answer may draw on: spoken by ``role``, a statement (``user``) or an
     answer (``assistant``), and not a question or command by their text either."""
