@@ -115,9 +115,15 @@ async def exercise(client: ClientSession) -> None:
     assert "k" in error_text(bad)
     both = await client.call_tool("forget", {"user": "ann"})
     assert "exactly one of ids or match" in error_text(both)
-    # cognition is really absent here: the tool says which service to start
-    absent = await client.call_tool("observe", {"text": "hello", "allow_llm": False})
-    said = error_text(absent)
+    # cognition is really absent here: the tool waits for it (mcp.server.ABSENT_S), then
+    # says which service to start; meanwhile another tool call is answered
+    absent = asyncio.ensure_future(
+        client.call_tool("observe", {"text": "hello", "allow_llm": False})
+    )
+    await asyncio.sleep(0.5)  # the observe request is out first, its wait begun
+    meanwhile = data(await client.call_tool("recall", {"query": "bakery", "user": "ann"}))
+    assert meanwhile["memories"] and not absent.done()
+    said = error_text(await absent)
     assert "no cognition service answers" in said and "emily serve cognition" in said
 
 
