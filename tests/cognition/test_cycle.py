@@ -120,4 +120,7 @@ def test_a_question_about_the_users_own_things_is_not_a_canned_reflex_reply(
     mine = c.observe(ObserveRequest(text="Who is my employer?", allow_llm=False))
     assert not mine.trace.reflex.fired and mine.trace.tier != "reflex", mine.trace
     assert mine.trace.act == "question" and "don't know" in mine.response
+    for text in ("When is my birthday?", "Which team do I support?"):
+        reply = c.observe(ObserveRequest(text=text, allow_llm=False))
+        assert reply.trace.tier != "reflex" and "don't know" in reply.response, reply
     c.close()

@@ -72,7 +72,7 @@ GOALS = (("goal:answer", "answer the user helpfully", 1.0), ("goal:safe", "stay 
 NEUTRAL = Modulation(gamma=16.0, alpha_gain=1.0, reflex_shift=0.0, temperature=1.0)
 NO_REFLEX = ReflexResult("oos", 0.0, 1.0, False, None, None, 0.0, 0)
 #: Reflex intents that answer even a question about the user's own things.
-REFLEX_KEEPS = frozenset({"time", "date", "help"})
+REFLEX_KEEPS = frozenset({"time", "help"})
 #: Memory evidence a current fact matching the question counts as (a cosine-like score).
 FACT_EVIDENCE = 0.8
 
@@ -325,8 +325,8 @@ class Cognition:
 
     def _veto(self, cyc: Cycle, result: ReflexResult) -> ReflexResult:
         """A question about the user's own things ("who is my employer?") is memory's to
-        answer, not a canned reflex reply's (identity, compliment...); safety, time,
-        date and help replies stand."""
+        answer, not a canned reflex reply's (identity, compliment, today's date for
+        "when is my birthday?"); safety, time and help replies stand."""
         text = cyc.request.text
         if (
             not result.fired

@@ -47,8 +47,8 @@ def asks_what_i_said(text: str) -> bool:
 
 
 def about_the_user(text: str) -> bool:
-    """Whether ``text`` speaks of the user's own things ("my", "mine")."""
-    return bool(re.search(r"\b(my|mine)\b", text, re.IGNORECASE))
+    """Whether ``text`` speaks of the user's own things ("my", "mine", "do I ...")."""
+    return bool(re.search(r"\b(my|mine|(do|did|have|was) i)\b", text, re.IGNORECASE))
 
 
 def usable(hits: Sequence[Hit], is_asking: IsAsking, role: str = "user") -> list[Hit]:
