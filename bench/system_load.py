@@ -183,7 +183,7 @@ def drive(driver: Driver, clients: int, duration_s: float, seed: int, out: Outco
         i = 0
         while time.perf_counter() < stop:
             path = rng.choices(PATHS, WEIGHTS)[0]
-            driver.once(path, f"{seed}-{c}-{i}", rng, out, t0)
+            driver.once(path, f"{path}-{seed}-{c}-{i}", rng, out, t0)
             i += 1
 
     threads = [threading.Thread(target=client, args=(c,), name=f"load-{c}") for c in range(clients)]
@@ -281,12 +281,14 @@ def stored_rows(dsn: str, run: str) -> tuple[list[tuple[uuid.UUID, str]], dict[u
     return [(r[0], r[1]) for r in rows], merged
 
 
-def settle(client: zenoh.Session, key: str, quiet_s: float = 3.0) -> int:
-    """Wait until memory's episode count holds still for ``quiet_s``; returns it."""
+def settle(client: zenoh.Session, key: str, quiet_s: float = 10.0) -> int:
+    """Wait until memory's outbox is empty and its episode count holds still for
+    ``quiet_s`` (cognition's own outbox drains into it meanwhile); returns the count."""
     payload, last, since = encode(StatsRequest()), -1, time.monotonic()
     while True:
-        n = decode(StatsReply, raw_call(client, key, payload, timeout_s=60)).episodes
-        if n != last:
+        stats = decode(StatsReply, raw_call(client, key, payload, timeout_s=60))
+        n = stats.episodes
+        if n != last or stats.outbox_pending:
             last, since = n, time.monotonic()
         elif time.monotonic() - since >= quiet_s:
             return last
@@ -406,6 +408,7 @@ def run(
     in_pg = Counter(i for i, _ in rows)
     per_seq = Counter(s for _, s in rows)
     lost = [str(i) for i in acked.values() if i not in in_pg and not merged.get(i, False)]
+    lost_set = set(lost)
     dup = sorted(s for s, c in per_seq.items() if c > 1)
     load_rows = [r for r in sampler.rows if r[0] <= wall + 1e-9] or sampler.rows
     mem = {
@@ -443,6 +446,9 @@ def run(
         "merged": sum(1 for i in acked.values() if i not in in_pg and merged.get(i, False)),
         "lost": len(lost),
         "lost_ids": lost[:20],
+        "lost_by_path": dict(
+            Counter(t.split("-")[0] for t, i in acked.items() if str(i) in lost_set)
+        ),
         "duplicated": len(dup),
         "duplicated_seqs": dup[:20],
         "unacked_in_postgres": len(set(in_pg) - set(acked.values())),
@@ -499,7 +505,7 @@ def report(r: dict[str, Any]) -> None:
         f"\nall paths {r['requests'] / r['duration_s']:.1f} req/s; errors {r['errors']}; "
         f"episodes acknowledged {r['acked_episodes']}, in Postgres {r['episodes_in_postgres']}, "
         f"merged by consolidation into a kept one {r['merged']}: "
-        f"lost {r['lost']}, duplicated {r['duplicated']}, "
+        f"lost {r['lost']} {r['lost_by_path']}, duplicated {r['duplicated']}, "
         f"in Postgres but never acknowledged {r['unacked_in_postgres']}; indexed {r['indexed']}"
     )
     mrows = [
