@@ -56,6 +56,8 @@ JOBS = {
     "emily-cognition": ("cognition", "EMILY_COGNITION__HTTP_PORT"),
     "emily-perception": ("perception", "EMILY_PERCEPTION__METRICS_PORT"),
 }
+#: metric-name prefixes of the services themselves (not the host's exporters and scripts)
+SERVICE_PREFIXES = tuple(f"emily_{s}_" for s in SERVICE_DASHBOARDS)
 _NAME = re.compile(r"\b(emily_[a-z0-9_]+|up|process_[a-z_]+)\b")
 
 

@@ -10,10 +10,11 @@ same registry (:mod:`emily.cognition.spikes`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from emily.bus.schemas.cognition import Missing
 from emily.cognition.neural.metrics import NeuralMetrics
 from emily.observe.metrics import service_registry
 
@@ -69,6 +70,9 @@ class CognitionMetrics:
             ["missing"],
             registry=r,
         )
+        # every dependency a cycle can miss is exported at 0 from the start
+        for missing in get_args(Missing):
+            self.missing.labels(missing=missing)
         self.episodes = Counter(
             "emily_cognition_episodes_total",
             "Episodes handed to memory, by outcome",

@@ -11,6 +11,10 @@ from emily.observe.metrics import service_registry
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
+#: Why a request is refused (the ``reason`` label of ``emily_inference_rejections_total``).
+REJECTION_REASONS = ("busy", "timeout", "bad_request", "not_found")
+
+
 class InferenceMetrics:
     """Every collector of the service.
 
@@ -55,6 +59,9 @@ class InferenceMetrics:
             f"{p}requests", "Finished requests", ["api", "finish_reason"], registry=r
         )
         self.backend = Info(f"{p}backend", "Backend that really runs the model", registry=r)
+        # exported at 0 from the start, so the rejections panel has a series before any
+        for reason in REJECTION_REASONS:
+            self.rejections.labels(reason=reason)
 
     def set_backend(self, info: BackendInfo, model: str, n_gpu_layers: int) -> None:
         """Publish the backend once the model is loaded."""

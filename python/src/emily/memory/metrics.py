@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -56,6 +57,11 @@ class MemoryMetrics:
         )
         for tier in TIERS:
             self.hits.labels(tier=tier)
+        # every move between neighbouring tiers is exported from the start (at 0), so a
+        # dashboard or alert reads a series before the first move happens
+        for upper, lower in pairwise(TIERS):
+            self.promotions.labels(**{"from": lower, "to": upper})
+            self.demotions.labels(**{"from": upper, "to": lower})
         self._pool: dict[str, Gauge] = {}
 
     def watch_pool(self, stats: Callable[[], PoolStats]) -> None:
