@@ -246,5 +246,9 @@ def test_a_configured_bearer_token_guards_v1_and_leaves_health_open(
 def test_an_empty_token_file_is_a_clear_error(private_reflex: Reflex, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.write_text("\n")
+    before = {t.ident for t in threading.enumerate()}
     with pytest.raises(ConfigError, match=r"api_key_file .* is empty"):
         start_cognition(private_reflex, http=True, api_key_file=empty)
+    # found before a session was opened: no Zenoh callback thread is left behind
+    left = [t.name for t in threading.enumerate() if t.ident not in before and t.is_alive()]
+    assert [name for name in left if "pyo3" in name] == []

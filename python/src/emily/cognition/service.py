@@ -55,6 +55,9 @@ class CognitionService:
     ) -> None:
         self.config = config
         self.bus = bus
+        # a bad token file is a configuration error: found before any session is opened,
+        # so failing here leaves no Zenoh session (and its callback threads) behind
+        api_key = read_token(config.api_key_file, "cognition") if http else None
         if reflex is None:
             reflex = Reflex.load_or_build(state_dir() / "cognition", embeddings=config.embeddings)
         self.session = open_session(bus)
@@ -93,7 +96,7 @@ class CognitionService:
                 self.observe,
                 self.metrics.registry,
                 self.metrics.bad.inc,
-                api_key=read_token(config.api_key_file, "cognition"),
+                api_key=api_key,
             )
             limits = HTTPLimits(max_body_bytes=config.http_max_body_bytes)
             self.http = HTTPServer(
