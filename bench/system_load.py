@@ -15,7 +15,11 @@ It prints requests/s and p50/p99 per path with the ratio to the baseline's p50,
 errors (error replies and timeouts), degraded answers (a cycle that named a missing
 service, a store kept in memory's outbox rather than Postgres, a recall without hits)
 and who answered (the cycle's tier, the tier of a recall's best hit). After the load
-it waits until memory has stored every episode, then counts in Postgres, by id, the
+it waits until cognition's episode outbox is empty (its ``emily_cognition_pending_episodes``
+gauge; how long that and memory's own outbox took to drain is printed, with what was
+still pending if it had not drained within ``--drain-limit`` seconds, and the episodes
+cognition dropped or memory refused) and memory has stored every episode, then counts
+in Postgres, by id, the
 episodes the clients stored and the cycles' own episodes: **lost** (an acknowledged id
 Postgres lacks, unless consolidation merged it into an earlier episode that it still
 holds, as it does with repeated statements) and **duplicated** (one client request
@@ -25,6 +29,7 @@ sum of its processes, so that shared buffers count once) and prints each one's g
 per stored episode next to the in-process HNSW index's own bytes per episode.
 
     .venv/bin/python bench/system_load.py [--clients 50] [--duration 300] [--json F] [--plot]
+        [--drain-limit 600]
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import random
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -295,16 +301,43 @@ def settle(client: zenoh.Session, key: str, quiet_s: float = 10.0) -> int:
         time.sleep(0.5)
 
 
+def cognition_outbox(metrics_url: str) -> tuple[int, dict[str, float]]:
+    """Cognition's pending episodes and its episodes by outcome, read from ``/metrics``."""
+    with urllib.request.urlopen(metrics_url, timeout=30) as resp:
+        text = resp.read().decode()
+    pending, outcomes = -1, {}
+    for line in text.splitlines():
+        if line.startswith("emily_cognition_pending_episodes "):
+            pending = int(float(line.split()[-1]))
+        elif line.startswith("emily_cognition_episodes_total{"):
+            label = line.split('outcome="', 1)[1].split('"', 1)[0]
+            outcomes[label] = float(line.split()[-1])
+    if pending < 0:
+        raise RuntimeError(f"{metrics_url} has no emily_cognition_pending_episodes")
+    return pending, outcomes
+
+
+def drain(metrics_url: str, limit_s: float) -> tuple[float, int]:
+    """Wait until cognition's episode outbox is empty or ``limit_s`` has passed; returns
+    the seconds waited and what is still pending."""
+    t0 = time.monotonic()
+    while (pending := cognition_outbox(metrics_url)[0]) and time.monotonic() - t0 < limit_s:
+        time.sleep(0.5)
+    return time.monotonic() - t0, pending
+
+
 @contextmanager
-def stack(root: Path) -> Iterator[tuple[zenoh.Session, Keys, dict[str, int], str]]:
+def stack(root: Path) -> Iterator[tuple[zenoh.Session, Keys, dict[str, int], str, str]]:
     """Postgres, memory, inference and cognition in their own processes; yields the
-    client session, the keys, the pids by service and Postgres' DSN."""
+    client session, the keys, the pids by service, Postgres' DSN and the URL of
+    cognition's ``/metrics``."""
     state, node = root / "state", "load"
     mem_ep, inf_ep, cog_ep = (f"tcp/127.0.0.1:{free_port()}" for _ in range(3))
     Reflex.load_or_build(state / "cognition")  # trained once here, loaded by the service
     pg = EmbeddedPostgres(root / "pg", stop_on_exit=False)
     client = open_session(BusConfig(node=node, listen=(), connect=(mem_ep, inf_ep, cog_ep)))
     keys = Keys(node)
+    cog_http = free_port()
     envs = {
         "memory": bus_env(mem_ep, node, state, EMILY_MEMORY__DSN=pg.dsn),
         "inference": bus_env(
@@ -319,7 +352,7 @@ def stack(root: Path) -> Iterator[tuple[zenoh.Session, Keys, dict[str, int], str
             EMILY_INFERENCE__HTTP_PORT=str(free_port()),
         ),
         "cognition": bus_env(
-            cog_ep, node, state, (mem_ep, inf_ep), EMILY_COGNITION__HTTP_PORT=str(free_port())
+            cog_ep, node, state, (mem_ep, inf_ep), EMILY_COGNITION__HTTP_PORT=str(cog_http)
         ),
     }
     envs["memory"]["EMILY_MEMORY__METRICS_PORT"] = "0"
@@ -336,7 +369,7 @@ def stack(root: Path) -> Iterator[tuple[zenoh.Session, Keys, dict[str, int], str
                 pids[name] = procs.enter_context(
                     process(serve_cmd(name), envs[name], client, key)
                 ).pid
-            yield client, keys, pids, pg.dsn
+            yield client, keys, pids, pg.dsn, f"http://127.0.0.1:{cog_http}/metrics"
     finally:
         client.close()  # type: ignore[no-untyped-call]
         pg.stop()
@@ -369,17 +402,22 @@ def growth(rows: list[tuple[float, int, dict[str, int]]], name: str) -> tuple[fl
 
 
 def run(
-    clients: int, duration_s: float, n_base: int = 30, seed: int = 1, root: Path | None = None
+    clients: int,
+    duration_s: float,
+    n_base: int = 30,
+    seed: int = 1,
+    root: Path | None = None,
+    drain_limit_s: float = 600.0,
 ) -> dict[str, Any]:
     """Start the stack under ``root`` (a fresh temporary dir, removed afterwards, when
     ``None``), measure the baseline and the load; returns every figure (see the module
     docstring) as plain JSON-able values."""
     if root is None:
         with tempfile.TemporaryDirectory(prefix="system-load-") as tmp:
-            return run(clients, duration_s, n_base, seed, Path(tmp))
+            return run(clients, duration_s, n_base, seed, Path(tmp), drain_limit_s)
     run_id = f"load-{uuid.uuid4().hex[:8]}"
     per_index = index_bytes_per_episode(MemoryConfig())
-    with stack(root) as (client, keys, pids, dsn):
+    with stack(root) as (client, keys, pids, dsn, cog_metrics):
         until_cognition_sees_memory(client, keys)
         reflex = Reflex.load_or_build(root / "state" / "cognition", embeddings=False)
         fired = [
@@ -400,8 +438,13 @@ def run(
         out = Outcome()
         with Sampler(pids, episodes) as sampler:
             wall = drive(driver, clients, duration_s, seed, out)
+            ended = time.monotonic()
+            pending_at_end = cognition_outbox(cog_metrics)[0]
+            drain_s, still_pending = drain(cog_metrics, drain_limit_s)
             settle(client, stats_key)
+            settled_s = time.monotonic() - ended
             sampler.sample()
+        outcomes = cognition_outbox(cog_metrics)[1]
         rows, merged = stored_rows(dsn, run_id)
         index = decode(StatsReply, raw_call(client, stats_key, encode(StatsRequest()))).index
     acked = {**base.acked, **out.acked}
@@ -451,6 +494,11 @@ def run(
         ),
         "duplicated": len(dup),
         "duplicated_seqs": dup[:20],
+        "cognition_pending_at_end_of_load": pending_at_end,
+        "cognition_drain_s": drain_s,
+        "cognition_pending_at_count": still_pending,
+        "drained_and_settled_s": settled_s,
+        "cognition_episodes": outcomes,
         "unacked_in_postgres": len(set(in_pg) - set(acked.values())),
         "indexed": index.indexed,
         "index_bytes_per_episode": per_index,
@@ -508,6 +556,14 @@ def report(r: dict[str, Any]) -> None:
         f"lost {r['lost']} {r['lost_by_path']}, duplicated {r['duplicated']}, "
         f"in Postgres but never acknowledged {r['unacked_in_postgres']}; indexed {r['indexed']}"
     )
+    out = r["cognition_episodes"]
+    print(
+        f"cognition's episode outbox: {r['cognition_pending_at_end_of_load']} pending when the "
+        f"load ended, drained in {r['cognition_drain_s']:.1f} s "
+        f"({r['cognition_pending_at_count']} still pending when counted; memory settled "
+        f"{r['drained_and_settled_s']:.1f} s after the load); its episodes by outcome "
+        f"{ {k: int(v) for k, v in sorted(out.items())} }"
+    )
     mrows = [
         (
             name,
@@ -551,11 +607,20 @@ def main() -> None:
     ap.add_argument("--baseline", type=int, default=30, help="1-client requests per path")
     ap.add_argument("--json", type=Path, help="also write every figure to this file")
     ap.add_argument("--plot", action="store_true")
+    ap.add_argument(
+        "--drain-limit",
+        type=float,
+        default=600.0,
+        help="most seconds to wait for cognition's episode outbox to empty after the load",
+    )
     args = ap.parse_args()
-    if args.clients < 1 or args.duration <= 0 or args.baseline < 1:
-        raise SystemExit("--clients and --baseline must be at least 1, --duration above 0")
+    if args.clients < 1 or args.duration <= 0 or args.baseline < 1 or args.drain_limit < 0:
+        raise SystemExit(
+            "--clients and --baseline must be at least 1, --duration above 0,"
+            " --drain-limit at least 0"
+        )
     print(load_line("at start"), flush=True)
-    r = run(args.clients, args.duration, args.baseline)
+    r = run(args.clients, args.duration, args.baseline, drain_limit_s=args.drain_limit)
     report(r)
     print(load_line("at end"))
     if args.json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 import time
@@ -15,7 +16,7 @@ from emily.bus.health import Peers, announce
 from emily.bus.messages import ErrorReply
 from emily.bus.rpc import RequestFailed
 from emily.bus.schemas.memory import EpisodeIn, StoreReply, StoreRequest
-from emily.cognition.clients import MemoryClient
+from emily.cognition.clients import MemoryClient, PeerUnavailable
 from emily.cognition.episodes import EpisodeWriter
 from emily.cognition.metrics import CognitionMetrics
 from emily.cognition.outbox import EpisodeOutbox
@@ -94,6 +95,90 @@ def test_injected_refusing_memory_drops_only_the_refused_episode(
         assert sorted(stored) == ["a", "b", "c", "d"]
         assert writer.refused == 1 and len(writer.pending) == 0
         assert metrics.episodes.labels("refused")._value.get() == 1
+    finally:
+        writer.close()
+        peers.close()
+        token.undeclare()
+        server.close()
+
+
+class _TimedMemory(MemoryClient):
+    """The real bus client, noting when each store left and with which deadline."""
+
+    def __init__(self, *args: object, **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.sent: list[tuple[float, float, int, bool]] = []  # (at, deadline, size, ok)
+
+    def store(self, episodes: list[EpisodeIn], timeout_s: float) -> StoreReply:
+        at = time.monotonic()
+        try:
+            reply = super().store(episodes, timeout_s)
+        except PeerUnavailable:
+            self.sent.append((at, timeout_s, len(episodes), False))
+            raise
+        self.sent.append((at, timeout_s, len(episodes), True))
+        return reply
+
+
+def test_a_store_past_its_deadline_is_resent_only_after_a_backoff_and_delivered_on_recovery(
+    zenoh_pair: tuple[zenoh.Session, zenoh.Session],
+) -> None:
+    """A memory stand-in that is slow on purpose (it stores each batch a second after
+    the writer's 0.2 s deadline, as memory does under load): the writer waits its
+    backoff before sending again instead of resending on every new episode, lengthens
+    the deadline, sends at most ``batch`` at a time, and once memory is fast again
+    delivers everything pending with no further episode to wake it."""
+    server_side, client_side = zenoh_pair
+    keys = Keys("slow-memory")
+    slow = threading.Event()
+    slow.set()
+    stored: set[str] = set()
+    lock = threading.Lock()
+
+    def store(req: StoreRequest) -> StoreReply:
+        if slow.is_set():
+            time.sleep(1.0)
+        with lock:
+            stored.update(ep.text for ep in req.episodes)
+        return StoreReply(ids=[ep.id for ep in req.episodes if ep.id], durable=True, queued=0)
+
+    server = STORE.serve(server_side, keys, store, workers=4)
+    token = announce(server_side, keys, "memory")
+    peers = Peers(client_side, keys)
+    memory = _TimedMemory(client_side, keys, peers)
+    writer = EpisodeWriter(
+        memory,
+        CognitionMetrics(),
+        timeout_s=0.2,
+        timeout_max_s=5.0,
+        batch=10,
+        backoff_s=0.4,
+        backoff_max_s=1.0,
+    )
+    try:
+        assert peers.wait("memory", 10)
+        texts = [f"turn {i}" for i in range(25)]
+        for text in texts:  # a steady stream of cycles while memory is slow
+            writer.submit(episode(text))
+            time.sleep(0.05)
+        while writer.failures < 2:  # the timer resends with no further submit
+            time.sleep(0.05)
+        assert writer.deadline_s() > 0.2  # a longer deadline after each failure
+        slow.clear()  # memory recovers; no cycle follows
+        deadline = time.monotonic() + 60
+        while len(writer.pending) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(writer.pending) == 0 and stored == set(texts)
+        assert writer.failures == 0 and writer.dropped == 0
+        sent = list(memory.sent)
+        assert not sent[0][3] and not sent[1][3], sent  # the slow ones missed the deadline
+        # 25 submits while memory was slow, but a failed store is resent only after
+        # its deadline and then the backoff (0.4 s at least)
+        for (t0, dl, _, ok), (t1, *_) in itertools.pairwise(sent):
+            assert ok or t1 - t0 >= dl + 0.39, sent
+        assert len(sent) < len(texts), sent
+        assert max(n for _, _, n, _ in sent) <= 10, sent
+        assert [dl for _, dl, _, _ in sent][:2] == [0.2, 0.4], sent
     finally:
         writer.close()
         peers.close()

@@ -26,7 +26,12 @@ class CognitionConfig:
     facts_k : facts looked up per question.
     recall_timeout_s : deadline of the memory recall stage (s).
     deliberate_timeout_s : deadline of the LLM stage (s).
-    store_timeout_s : deadline of storing the cycle's episode (s).
+    store_timeout_s : deadline of storing a batch of episodes (s); doubled after each
+        failed store in a row, up to ``store_timeout_max_s``.
+    store_timeout_max_s : longest store deadline (s).
+    store_batch : most episodes sent in one store (1 to 1000).
+    store_backoff_s, store_backoff_max_s : wait before resending after a failed store
+        (s), doubled after each further failure up to ``store_backoff_max_s``.
     reflex_budget_ms : a reflex slower than this counts as a latency event (ms).
     pending_max : episodes kept for retry while memory is unreachable.
     stochastic : sample the policy instead of taking the most probable one.
@@ -50,6 +55,10 @@ class CognitionConfig:
     recall_timeout_s: float = 0.5
     deliberate_timeout_s: float = 60.0
     store_timeout_s: float = 2.0
+    store_timeout_max_s: float = 60.0
+    store_batch: int = 100
+    store_backoff_s: float = 0.5
+    store_backoff_max_s: float = 30.0
     reflex_budget_ms: float = 2.0
     pending_max: int = 10_000
     stochastic: bool = False

@@ -145,6 +145,10 @@ class Cognition:
             self.config.store_timeout_s,
             self.config.pending_max,
             outbox,
+            timeout_max_s=self.config.store_timeout_max_s,
+            batch=self.config.store_batch,
+            backoff_s=self.config.store_backoff_s,
+            backoff_max_s=self.config.store_backoff_max_s,
         )
         self._last_broadcast: dict[int, uuid.UUID] = {}
         self.acts = acts or LazyActs(reflex.embedder)

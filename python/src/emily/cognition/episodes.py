@@ -7,6 +7,13 @@ only then is the oldest dropped, and counted. While memory's liveliness token is
 absent, a submit does not wake the worker (a store would fail at once); the first
 submit after memory is back flushes everything pending, and so does start-up.
 
+A store that fails while memory is there (it missed its deadline, most often because
+memory is busy storing what was sent before) is not resent at once nor on the next
+submit: the writer waits ``backoff_s``, doubling on each failure up to ``backoff_max_s``,
+and sends again with a deadline that doubles too, up to ``timeout_max_s``, so a slow
+memory gets each batch once at a time rather than over and over. The retry runs on a
+timer, so what is pending is delivered after memory recovers even if no cycle follows.
+
 An episode memory refuses as malformed (``bad_request``) is never retried: a batch that
 is refused is sent again one episode at a time, so only the bad one is dropped (with a
 log line and the ``refused`` counter) and the good ones behind it are stored.
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,9 +43,13 @@ class EpisodeWriter:
     ----------
     memory : the memory client, or ``None`` without a bus (episodes are skipped).
     metrics : where stored, deferred, dropped and refused episodes are counted.
-    timeout_s : deadline of one store (s).
+    timeout_s : deadline of one store (s), doubled after each failed store up to
+        ``timeout_max_s``.
     pending_max : most episodes kept while memory is away.
     outbox : the outbox file; ``None`` keeps the queue in memory only.
+    batch : most episodes per store (at most :data:`MAX_BATCH`).
+    backoff_s, backoff_max_s : wait before the first retry after a failed store (s),
+        doubled after each further failure up to ``backoff_max_s``.
     """
 
     def __init__(
@@ -47,10 +59,34 @@ class EpisodeWriter:
         timeout_s: float = 2.0,
         pending_max: int = 10_000,
         outbox: Path | None = None,
+        *,
+        timeout_max_s: float = 60.0,
+        batch: int = 100,
+        backoff_s: float = 0.5,
+        backoff_max_s: float = 30.0,
     ) -> None:
+        if not 1 <= batch <= MAX_BATCH:
+            raise ValueError(f"batch must be in 1..{MAX_BATCH}, got {batch}")
+        if not 0 < timeout_s <= timeout_max_s:
+            raise ValueError(
+                f"need 0 < timeout_s <= timeout_max_s, got {timeout_s}, {timeout_max_s}"
+            )
+        if not 0 < backoff_s <= backoff_max_s:
+            raise ValueError(
+                f"need 0 < backoff_s <= backoff_max_s, got {backoff_s}, {backoff_max_s}"
+            )
         self.memory = memory
         self.metrics = metrics
         self.timeout_s = timeout_s
+        self.timeout_max_s = timeout_max_s
+        self.batch = batch
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.failures = 0  # stores failed in a row
+        self.sends = 0  # store calls made, retries included
+        self._retry_at = 0.0  # monotonic time before which a submit does not resend
+        self._timer: threading.Timer | None = None
+        self._closed = False
         self.pending = EpisodeOutbox(outbox if memory is not None else None)
         self.pending_max = pending_max
         self.dropped = 0
@@ -76,61 +112,101 @@ class EpisodeWriter:
             self.dropped += dropped
             self.metrics.episodes.labels("dropped").inc(dropped)
         self.metrics.pending.set(len(self.pending))
-        if self.memory.available():
+        if self.memory.available() and time.monotonic() >= self._retry_at:
             self._wake()
         return "queued"
 
+    def deadline_s(self) -> float:
+        """The deadline of the next store: ``timeout_s`` doubled per failure in a row."""
+        return min(self.timeout_max_s, self.timeout_s * 2.0 ** min(self.failures, 30))
+
     def _wake(self) -> None:
         with self._lock:
-            if self._scheduled:
+            if self._scheduled or self._closed:
                 return  # one flush at a time picks up everything pending
             self._scheduled = True
         self._pool.submit(self.flush)
+
+    def _retry_later(self) -> float:
+        """After a failed store: count it and return how long to back off (s)."""
+        self.failures += 1
+        delay = min(self.backoff_max_s, self.backoff_s * 2.0 ** min(self.failures - 1, 30))
+        assert self.memory is not None
+        # memory absent: its return (the next submit that sees it) may flush at once
+        self._retry_at = time.monotonic() + delay if self.memory.available() else 0.0
+        return delay
+
+    def _arm(self, delay: float) -> None:
+        """Flush again in ``delay`` s, so nothing waits for a submit that may not come."""
+        with self._lock:
+            if self._closed:
+                return
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(delay, self._wake)
+            self._timer.daemon = True
+            self._timer.start()
 
     def flush(self) -> int:
         """Send what is pending, oldest first; returns how many were stored."""
         if self.memory is None:
             return 0
-        stored = 0
+        stored, retry = 0, None
         try:
             with self._flushing:  # one sender at a time, so no episode goes out twice
-                while items := self.pending.peek(MAX_BATCH):
-                    done, reachable = self._send(items)
+                while items := self.pending.peek(self.batch):
+                    done, retry = self._send(items)
                     stored += done
-                    if not reachable:  # the rest waits for memory
+                    if retry is not None:  # the rest waits for memory
                         break
         finally:
             with self._lock:
                 self._scheduled = False
             self.metrics.pending.set(len(self.pending))
+        if retry is not None:  # armed only now, so its wake is not lost to this flush
+            self._arm(retry)
         return stored
 
-    def _send(self, items: list[tuple[int, EpisodeIn]]) -> tuple[int, bool]:
-        """Store ``items``: how many were stored, and whether memory is still reachable."""
+    def _send(self, items: list[tuple[int, EpisodeIn]]) -> tuple[int, float | None]:
+        """Store ``items``: how many were stored, and ``None`` if memory answered, or how
+        long to wait before the next try if it did not."""
         assert self.memory is not None
+        deadline = self.deadline_s()
+        self.sends += 1
         try:
-            self.memory.store([ep for _, ep in items], self.timeout_s)
+            self.memory.store([ep for _, ep in items], deadline)
         except PeerUnavailable as exc:
-            log.info("episodes wait for memory (%d pending): %s", len(self.pending), exc)
+            delay = self._retry_later()
+            log.info(
+                "episodes wait for memory (%d pending, %d failed stores in a row, next in"
+                " %.1f s with a %.1f s deadline): %s",
+                len(self.pending),
+                self.failures,
+                max(0.0, self._retry_at - time.monotonic()),
+                self.deadline_s(),
+                exc,
+            )
             self.metrics.episodes.labels("deferred").inc()
-            return 0, False
+            return 0, delay
         except EpisodeRefused as exc:
+            self.failures, self._retry_at = 0, 0.0  # an answer: memory keeps up
             if len(items) > 1:  # find the bad one; the others are stored
                 stored = 0
                 for item in items:
-                    done, reachable = self._send([item])
+                    done, retry = self._send([item])
                     stored += done
-                    if not reachable:
-                        return stored, False
-                return stored, True
+                    if retry is not None:
+                        return stored, retry
+                return stored, None
             log.warning("memory refused episode %s, dropped: %s", items[0][1].id, exc)
             self.refused += 1
             self.metrics.episodes.labels("refused").inc()
             self.pending.remove([items[0][0]])
-            return 0, True
+            return 0, None
+        self.failures, self._retry_at = 0, 0.0
         self.pending.remove([seq for seq, _ in items])
         self.metrics.episodes.labels("stored").inc(len(items))
-        return len(items), True
+        return len(items), None
 
     def background(self, fn: Callable[..., object], *args: object) -> None:
         """Run ``fn(*args)`` on the writer's thread (STDP adaptation, off the hot path)."""
@@ -138,6 +214,10 @@ class EpisodeWriter:
 
     def close(self) -> None:
         """Try a last flush, stop the worker, close the outbox (what is left stays)."""
+        with self._lock:
+            self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
         self._pool.submit(self.flush)
         self._pool.shutdown(wait=True)
         self.pending.close()
