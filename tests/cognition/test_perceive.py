@@ -68,10 +68,9 @@ def observe(c: RunningCognition, **fields: object) -> ObserveReply:
     return call(c.client, OBSERVE.key(KEYS), req, ObserveReply, timeout_s=120)
 
 
-def recall(c: RunningCognition, text: str) -> RecallReply:
-    return call(
-        c.client, RECALL.key(KEYS), RecallRequest(text=text, k=5), RecallReply, timeout_s=30
-    )
+def recall(c: RunningCognition, text: str, user: str = "default") -> RecallReply:
+    req = RecallRequest(text=text, k=5, user=user)
+    return call(c.client, RECALL.key(KEYS), req, RecallReply, timeout_s=30)
 
 
 def post(url: str, payload: dict[str, object]) -> tuple[int, object]:
@@ -85,10 +84,10 @@ def post(url: str, payload: dict[str, object]) -> tuple[int, object]:
         return exc.code, json.loads(exc.read())
 
 
-def stored(c: RunningCognition, text: str, exact: str | None = None) -> None:
+def stored(c: RunningCognition, text: str, exact: str | None = None, user: str = "default") -> None:
     """Wait until a recall of ``text`` finds an episode (the one whose text is ``exact``)."""
     deadline = time.monotonic() + 60
-    while not [h for h in recall(c, text).hits if exact is None or h.episode.text == exact]:
+    while not [h for h in recall(c, text, user).hits if exact is None or h.episode.text == exact]:
         assert time.monotonic() < deadline, "the episode never reached memory"
         time.sleep(0.2)
 
@@ -192,6 +191,39 @@ def test_media_over_http(stack: RunningCognition) -> None:
     assert episode.text == "Water the ferns on Sunday." and episode.context["modality"] == "image"
     status, body = post(f"{http.url}/v1/observe", {"audio": b64_media(image)})
     assert status == 400 and "image, not audio" in str(body)
+
+
+def test_media_as_a_multipart_form_over_http(stack: RunningCognition) -> None:
+    import httpx
+
+    http = stack.service.http
+    assert http is not None
+    url = f"{http.url}/v1/observe"
+    image = note(["Return the library books on Tuesday."])
+    form = {
+        "allow_llm": "false",
+        "session": "desk",
+        "user": "ines",
+        "context": '{"from": "scanner"}',
+    }
+    reply = httpx.post(url, files={"image": ("note.png", image, "image/png")}, data=form)
+    assert reply.status_code == 200, reply.text
+    stored(stack, "library books", user="ines")
+    default_hits = recall(stack, "library books").hits
+    assert all("library" not in h.episode.text for h in default_hits)
+    episode = recall(stack, "When are the library books due?", user="ines").hits[0].episode
+    assert episode.text == "Return the library books on Tuesday."
+    assert episode.user == "ines"  # a picture's text twin is the sender's, not the default's
+    assert episode.context["modality"] == "image" and episode.context["from"] == "scanner"
+    assert episode.session == "desk"
+    # a bad field is one clear 400 naming it; media given as text is refused too
+    bad = httpx.post(url, files={"image": ("n.png", image, "image/png")}, data={"max_tokens": "x"})
+    assert bad.status_code == 400 and "max_tokens" in bad.text
+    not_file = httpx.post(url, data={"image": "aGVsbG8="}, files={"x": ("x", b"", "text/plain")})
+    assert not_file.status_code == 400
+    doc = httpx.get(f"{http.url}/openapi.json").json()
+    content = doc["paths"]["/v1/observe"]["post"]["requestBody"]["content"]
+    assert content["multipart/form-data"]["schema"]["properties"]["image"]["format"] == "binary"
 
 
 def test_media_without_a_perception_service_is_unavailable(private_reflex: Reflex) -> None:

@@ -2,12 +2,17 @@
 
 ``/v1/observe`` takes the bus's :class:`~emily.bus.schemas.cognition.ObserveRequest` as
 JSON: ``{"text": ...}``, or ``{"audio": <base64>}`` / ``{"image": <base64>}`` for a
-clip or a picture. Media that perception refuses is a 400, a missing perception
-service a 503; either way nothing is stored.
+clip or a picture. It also takes the same fields as a ``multipart/form-data`` form,
+with the clip or picture as a file part named ``audio`` or ``image`` (``curl -F
+image=@note.png``); ``context`` is then a JSON object in a text field. Media that
+perception refuses is a 400, a missing perception service a 503; either way nothing is
+stored.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -15,12 +20,52 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
 
 from emily.bus.messages import decode
 from emily.bus.rpc import RequestFailed
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
 from emily.errors import PayloadError
 from emily.observe.http import bearer_ok
+
+#: form fields whose text is JSON (a bool, a number or an object), not a plain string
+_JSON_FIELDS = ("allow_llm", "max_tokens", "context")
+_FILE_FIELDS = ("audio", "image")
+
+
+def _form_body(form: FormData) -> bytes:
+    """The JSON body equivalent to a multipart ``/v1/observe`` form (see the module
+    docstring); :class:`PayloadError` names a field that cannot be read."""
+    fields: dict[str, object] = {}
+    for name, value in form.multi_items():
+        if name in fields:
+            raise PayloadError(f"{name}: given more than once")
+        if isinstance(value, UploadFile):
+            if name not in _FILE_FIELDS:
+                raise PayloadError(f"{name}: only audio and image may be files")
+            raw = value.file.read()
+            fields[name] = base64.b64encode(raw).decode("ascii")
+        elif name in _FILE_FIELDS:
+            raise PayloadError(f"{name}: must be a file part (curl -F {name}=@FILE)")
+        elif name in _JSON_FIELDS:
+            try:
+                fields[name] = json.loads(value)
+            except ValueError:
+                raise PayloadError(f"{name}: {value[:40]!r} is not JSON") from None
+        else:
+            fields[name] = value
+    return json.dumps(fields).encode()
+
+
+def _form_schema() -> dict[str, Any]:
+    """The multipart form's OpenAPI schema: the JSON body's fields, media as files."""
+    schema = ObserveRequest.model_json_schema()
+    props = dict(schema.get("properties", {}))
+    for name in _FILE_FIELDS:
+        props[name] = {"type": "string", "format": "binary"}
+    props["context"] = {"type": "string", "description": "a JSON object"}
+    return {"type": "object", "properties": props}
+
 
 # error reply code -> HTTP status
 _STATUS = {"bad_request": 400, "busy": 429, "unavailable": 503, "timeout": 504, "not_found": 404}
@@ -56,7 +101,10 @@ def build_app(
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": ObserveRequest.model_json_schema()}},
+                "content": {
+                    "application/json": {"schema": ObserveRequest.model_json_schema()},
+                    "multipart/form-data": {"schema": _form_schema()},
+                },
             }
         },
         responses={
@@ -67,8 +115,15 @@ def build_app(
         },
     )
     async def post_observe(request: Request) -> Response:
-        body = await request.body()
         try:
+            if request.headers.get("content-type", "").startswith("multipart/form-data"):
+                try:
+                    form = await request.form(max_files=2, max_fields=32)
+                except Exception as exc:  # python-multipart's parse errors vary by version
+                    raise PayloadError(f"the multipart form cannot be read: {exc}") from exc
+                body = _form_body(form)
+            else:
+                body = await request.body()
             req = decode(ObserveRequest, body)
         except PayloadError as exc:
             if on_bad is not None:

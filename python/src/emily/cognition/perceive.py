@@ -142,6 +142,9 @@ class Perceiver:
                 context=context,
                 allow_llm=request.allow_llm,
                 max_tokens=request.max_tokens,
+                # the text twin belongs to the same user and conversation as the media
+                user=request.user,
+                session=request.session,
             )
         except ValueError as exc:  # the provenance keys took the context over its bound
             raise RequestFailed(ErrorReply(code="bad_request", message=str(exc))) from exc
