@@ -167,7 +167,8 @@ def test_cli_pull_and_list(site: Site, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["model", "pull", url, "--sha256", sha(data), "--name", "mine.gguf"]) == 0
     out = capsys.readouterr()
     assert str(models_dir() / "mine.gguf") in out.out
-    assert "mine.gguf" in out.err  # the tqdm progress bar
+    assert "use it with: emily model use mine" in out.out
+    assert out.err == ""  # no progress bar where stderr is not a terminal
     assert main(["model", "list"]) == 0
     listing = capsys.readouterr().out
     assert "mine" in listing and "embedded" in listing
