@@ -128,6 +128,17 @@ def test_full_cycle_against_real_memory_and_inference(
     assert min(g, key=g.__getitem__) == "deliberate"
 
 
+def pending_reaches(cognition: RunningCognition, n: int, wait_s: float = 10.0) -> bool:
+    """Whether cognition's outbox holds ``n`` episodes within ``wait_s`` s (episodes are
+    queued just after the reply goes out)."""
+    deadline = time.monotonic() + wait_s
+    while len(cognition.service.cognition.episodes.pending) != n:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def test_episodes_wait_for_memory_and_arrive_when_it_comes_back(
     private_reflex: Reflex, pg_dsn: str, memory_embedder: Embedder, tmp_path: Path
 ) -> None:
@@ -135,7 +146,8 @@ def test_episodes_wait_for_memory_and_arrive_when_it_comes_back(
     try:
         first = observe(cognition, "The spare key is under the blue flowerpot", allow_llm=False)
         assert "memory" in first.trace.missing and first.trace.episode == "queued"
-        assert len(cognition.service.cognition.episodes.pending) == 2  # the turn, the answer
+        # the turn and the answer enter the outbox right after the reply is sent
+        assert pending_reaches(cognition, 2)
         memory = MemoryProcess(pg_dsn, tmp_path / "memory", memory_embedder, cognition.endpoint)
         try:
             assert cognition.service.peers.wait("memory", 20)
@@ -159,7 +171,7 @@ def test_queued_episodes_survive_a_cognition_restart_and_are_stored_once(
     try:
         reply = observe(first, text, allow_llm=False)
         assert reply.trace.episode == "queued"
-        assert len(first.service.cognition.episodes.pending) == 2  # the turn, the answer
+        assert pending_reaches(first, 2)  # the turn, the answer
     finally:
         first.close()
     second = start_cognition(private_reflex)
