@@ -25,6 +25,8 @@ same query vectors:
   entity, a seed current into the entities the question names, spikes spreading over
   the edges (the speaker's spikes not propagated, as the walk does not walk through it);
   facts ranked by the earliest first spike of their entities, then by spike count;
+- ``walk depth 1``: the same walk stopped one hop from the named entities (the
+  control for a spread too short to reach a second hop);
 - ``none``: no graph step (vector and full text only).
 
 Each is scored alone (the graph ranking itself) and as the third ranking inside
@@ -42,12 +44,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +61,7 @@ from common import OUT, load_line, pcts, table
 from memory_common import T0, embedded_postgres, fresh_db
 
 from emily.bus.schemas.facts import FactsRequest
-from emily.bus.schemas.memory import EpisodeIn, StoreRequest
+from emily.bus.schemas.memory import EpisodeIn, RecallRequest, StoreRequest
 from emily.cognition.neural.energy import OpCounts
 from emily.cognition.neural.spiking_graph import spread_activation
 from emily.embed import Embedder
@@ -213,6 +217,15 @@ def graph_step(fn: GraphFn) -> Iterator[None]:
         graph.neighbourhood = served  # type: ignore[assignment]
 
 
+def said(q: Question, texts: list[str]) -> int | None:
+    """Rank (from 1) of the first episode that states ``q``'s answer (kin and value)."""
+    for rank, text in enumerate(texts, start=1):
+        words = set(re.findall(r"[\w']+", text.casefold()))
+        if q.subject in words and set(q.value.split()) <= words:
+            return rank
+    return None
+
+
 def right(found: list[tuple[str, str, str]], q: Question) -> int | None:
     """Rank (from 1) of the right fact in ``found``, or None."""
     want = (q.subject, q.relation, q.value)
@@ -260,11 +273,17 @@ def build(memory: Memory) -> tuple[list[Question], list[float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=8, help="LIF time steps (1 ms each)")
+    parser.add_argument(
+        "--steps", default="4,8", help="LIF time steps (1 ms each), comma-separated"
+    )
     parser.add_argument("--gain", type=float, default=1.0, help="current per incoming spike")
     parser.add_argument("--seed-current", type=float, default=1.5, help="current into seeds")
     args = parser.parse_args()
-    if args.steps < 1 or args.gain <= 0 or args.seed_current <= 0:
+    try:
+        step_list = [int(x) for x in args.steps.split(",")]
+    except ValueError:
+        parser.error(f"--steps must be comma-separated integers, got {args.steps!r}")
+    if min(step_list) < 1 or args.gain <= 0 or args.seed_current <= 0:
         parser.error("--steps must be ≥ 1 and --gain, --seed-current > 0")
     print(load_line("start"))
     pg = embedded_postgres("memory_spreading")
@@ -281,16 +300,22 @@ def main() -> None:
         f"{n_edges[0] if n_edges else 0} edges (two users); {len(questions)} questions; "
         f"consolidation pass per statement: {pcts(passes, 1)}"
     )
-    spiking = SpikingGraph(args.steps, args.gain, args.seed_current)
-    spiking_recent = SpikingGraph(args.steps, args.gain, args.seed_current, recency=True)
+    spiking = {
+        f"spiking T={t}{' +recency' if recency else ''}": SpikingGraph(
+            t, args.gain, args.seed_current, recency=recency
+        )
+        for t in step_list
+        for recency in (False, True)
+    }
     steps: dict[str, GraphFn] = {
         "walk": graph.neighbourhood,
-        "spiking": spiking,
-        "spiking+recency": spiking_recent,
+        "walk depth 1": partial(graph.neighbourhood, depth=1),
+        **spiking,
         "none": no_graph,
     }
     alone = {name: Score() for name in steps}
     fused = {name: Score() for name in steps}
+    episodes = {name: Score() for name in steps}
     by_kind = {
         (label, name, kind): Score()
         for label in ("alone", "fused")
@@ -318,10 +343,20 @@ def main() -> None:
                 rank = right([(f.subject, f.relation, f.value) for f in found], q)
                 fused[name].add(rank)
                 by_kind[("fused", name, q.kind)].add(rank)
+                recall = RecallRequest(text=q.text, vector=vec, user=q.user, search="hybrid")
+                start = time.perf_counter()
+                with graph_step(fn):
+                    hits = memory.recall(recall).hits
+                episodes[name].ms.append((time.perf_counter() - start) * 1000)
+                episodes[name].add(said(q, [h.episode.text for h in hits]))
     memory.close()
     n = len(questions)
     rows = []
-    for label, scores in (("graph step alone", alone), ("facts.query (fused)", fused)):
+    for label, scores in (
+        ("graph step alone", alone),
+        ("facts.query (fused)", fused),
+        ("episode recall (hybrid)", episodes),
+    ):
         for name, s in scores.items():
             rows.append([label, name, n, f"{s.at1 / n:.3f}", f"{s.at5 / n:.3f}", pcts(s.ms, 2)])
     print(table(["ranking", "graph step", "questions", "recall@1", "recall@5", "latency"], rows))
@@ -339,9 +374,9 @@ def main() -> None:
         for (label, name, kind), s in by_kind.items()
     ]
     print(table(["ranking", "graph step", "question", "n", "recall@1", "recall@5"], rows))
-    for label, scores in (("alone", alone), ("fused", fused)):
+    for label, scores in (("alone", alone), ("fused", fused), ("episodes", episodes)):
         walk = scores["walk"]
-        for name in ("spiking", "spiking+recency"):
+        for name in [*spiking, "walk depth 1"]:
             spk = scores[name]
             r1 = f"{spk.at1 / walk.at1:.2f}" if walk.at1 else "walk 0"
             r5 = f"{spk.at5 / walk.at5:.2f}" if walk.at5 else "walk 0"
@@ -349,16 +384,20 @@ def main() -> None:
             print(
                 f"ratio {name}/walk ({label}): recall@1 {r1}, recall@5 {r5}, p50 latency {lat:.2f}"
             )
-    print(f"spread_activation alone (of the spiking step's time): {pcts(spiking.spread_ms, 2)}")
-    total = sum(spiking.counts, OpCounts())
-    runs = max(1, total.samples)
-    print(
-        f"spiking per query (steps {args.steps}, gain {args.gain}, seed current "
-        f"{args.seed_current}; {total.samples} runs): {total.spikes / runs:.1f} spikes, "
-        f"{total.sop / runs:.1f} synaptic ops, {total.state_updates / runs:.0f} state updates, "
-        f"modelled {total.energy_pj('fp32') / runs:.1f} pJ (fp32 AC, 45 nm; modelled, "
-        "not measured; the walk runs on the CPU and has no such model)"
-    )
+    for name, sg in spiking.items():
+        if name.endswith("+recency"):
+            continue
+        total = sum(sg.counts, OpCounts())
+        runs = max(1, total.samples)
+        print(
+            f"{name} per run (gain {args.gain}, seed current {args.seed_current}; "
+            f"{total.samples} runs): {total.spikes / runs:.1f} spikes, "
+            f"{total.sop / runs:.1f} synaptic ops, {total.state_updates / runs:.0f} state "
+            f"updates, modelled {total.energy_pj('fp32') / runs:.1f} pJ (fp32 AC, 45 nm; "
+            "modelled, not measured); spread_activation itself "
+            f"{pcts(sg.spread_ms, 2)}"
+        )
+    print("the walk is a Postgres query on the CPU: no operation-count energy model")
     print(load_line("end"))
 
 
