@@ -34,6 +34,8 @@ def test_ten_clients_for_thirty_seconds_lose_nothing(tmp_path: Path) -> None:
     assert r["acked_episodes"] > 0
     assert r["lost"] == 0, r["lost_ids"]
     assert r["duplicated"] == 0, r["duplicated_seqs"]
+    # cognition's episode outbox drained: nothing acknowledged is still waiting there
+    assert r["cognition_pending_at_count"] == 0, r["cognition_episodes"]
     # repeated statements merge into the first one (consolidation); nothing else is gone
     assert r["episodes_in_postgres"] + r["merged"] == r["acked_episodes"]
     # memory's search index follows every kept episode
