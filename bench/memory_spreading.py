@@ -21,23 +21,26 @@ Graph steps compared in the same run, on the same graph, the same questions and 
 same query vectors:
 
 - ``walk``: ``neighbourhood`` as memory runs it (hops ≤ 2, the speaker not walked through);
-- ``spiking``: the user's entities and edges read from Postgres, one LIF neuron per
-  entity, a seed current into the entities the question names, spikes spreading over
-  the edges (the speaker's spikes not propagated, as the walk does not walk through it);
-  facts ranked by the earliest first spike of their entities, then by spike count;
 - ``walk depth 1``: the same walk stopped one hop from the named entities (the
   control for a spread too short to reach a second hop);
+- ``spiking T=n``: the user's entities and edges read from Postgres, one LIF neuron per
+  entity, a seed current into the entities the question names, spikes spreading over
+  the edges for ``n`` steps (the speaker's spikes not propagated, as the walk does not
+  walk through it); facts ranked by the earliest first spike of their entities, then by
+  spike count; ``+recency`` breaks the remaining ties by last seen, as the walk does;
 - ``none``: no graph step (vector and full text only).
 
-Each is scored alone (the graph ranking itself) and as the third ranking inside
-``facts.query`` (the served fusion, the graph function swapped for the run). Reported:
-recall@1 and @5 of the right fact, the graph step's latency per query (p50/p99), and for
-``spiking`` spikes, synaptic operations and modelled energy per query (Horowitz 45 nm,
-fp32 AC; modelled, not measured), with ratios to ``walk``.
+Each is scored alone (the graph ranking itself), as the third ranking inside
+``facts.query`` (the served fusion), and inside hybrid episode recall
+(``Memory.recall`` with ``search="hybrid"``, whose graph source calls the same
+function); the graph function is swapped for each run. Reported: recall@1 and @5 of the
+right fact (or of an episode that states it), per question kind too; latency per query
+(p50/p95/p99); ratios to ``walk``; and for ``spiking`` spikes, synaptic operations and
+modelled energy per run (Horowitz 45 nm, fp32 AC; modelled, not measured).
 
 Usage::
 
-    .venv/bin/python bench/memory_spreading.py [--steps 8] [--gain 1.0] [--seed-current 1.5]
+    .venv/bin/python bench/memory_spreading.py [--steps 4,8] [--gain 1.0] [--seed-current 1.5]
 """
 
 from __future__ import annotations
