@@ -213,11 +213,11 @@ def no_graph(conn: Any, user: str, text: str, **_: Any) -> Ranking:
 def graph_step(fn: GraphFn) -> Iterator[None]:
     """``facts.query`` with ``fn`` as its graph ranking for the duration."""
     served = graph.neighbourhood
-    graph.neighbourhood = fn  # type: ignore[assignment]
+    graph.neighbourhood = fn
     try:
         yield
     finally:
-        graph.neighbourhood = served  # type: ignore[assignment]
+        graph.neighbourhood = served
 
 
 def said(q: Question, texts: list[str]) -> int | None:
