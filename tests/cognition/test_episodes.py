@@ -184,3 +184,42 @@ def test_a_store_past_its_deadline_is_resent_only_after_a_backoff_and_delivered_
         peers.close()
         token.undeclare()
         server.close()
+
+
+def test_a_memory_slower_than_the_cycles_holds_them_back_instead_of_dropping(
+    zenoh_pair: tuple[zenoh.Session, zenoh.Session],
+) -> None:
+    """Memory stand-in slow on purpose (0.2 s per batch of 5) and a burst of 60 episodes
+    with room for 10: past four fifths of the bound each submit waits for the sender,
+    so nothing is dropped and all 60 arrive, where the bound alone would drop most."""
+    server_side, client_side = zenoh_pair
+    keys = Keys("behind-memory")
+    stored: list[str] = []
+    lock = threading.Lock()
+
+    def store(req: StoreRequest) -> StoreReply:
+        time.sleep(0.2)
+        with lock:
+            stored.extend(ep.text for ep in req.episodes)
+        return StoreReply(ids=[ep.id for ep in req.episodes if ep.id], durable=True, queued=0)
+
+    server = STORE.serve(server_side, keys, store, workers=2)
+    token = announce(server_side, keys, "memory")
+    peers = Peers(client_side, keys)
+    memory = MemoryClient(client_side, keys, peers)
+    writer = EpisodeWriter(memory, CognitionMetrics(), timeout_s=5.0, pending_max=10, batch=5)
+    try:
+        assert peers.wait("memory", 10)
+        texts = [f"burst {i}" for i in range(60)]
+        for text in texts:
+            writer.submit(episode(text))
+        deadline = time.monotonic() + 60
+        while len(writer.pending) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert writer.dropped == 0 and writer.held > 0
+        assert sorted(stored) == sorted(texts)
+    finally:
+        writer.close()
+        peers.close()
+        token.undeclare()
+        server.close()

@@ -17,6 +17,11 @@ timer, so what is pending is delivered after memory recovers even if no cycle fo
 An episode memory refuses as malformed (``bad_request``) is never retried: a batch that
 is refused is sent again one episode at a time, so only the bad one is dropped (with a
 log line and the ``refused`` counter) and the good ones behind it are stored.
+
+When memory is there but slower than the cycles, the outbox does not fill up to its
+bound and drop: past four fifths of ``pending_max`` a submit waits (up to
+``hold_max_s``, counted as ``held``) until the sender has made room, so cognition runs at
+the pace memory can store. Only while memory is away does the bound drop the oldest.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class EpisodeWriter:
     batch : most episodes per store (at most :data:`MAX_BATCH`).
     backoff_s, backoff_max_s : wait before the first retry after a failed store (s),
         doubled after each further failure up to ``backoff_max_s``.
+    hold_max_s : longest a submit waits for room while memory is behind (s).
     """
 
     def __init__(
@@ -64,6 +70,7 @@ class EpisodeWriter:
         batch: int = 100,
         backoff_s: float = 0.5,
         backoff_max_s: float = 30.0,
+        hold_max_s: float = 30.0,
     ) -> None:
         if not 1 <= batch <= MAX_BATCH:
             raise ValueError(f"batch must be in 1..{MAX_BATCH}, got {batch}")
@@ -89,6 +96,12 @@ class EpisodeWriter:
         self._closed = False
         self.pending = EpisodeOutbox(outbox if memory is not None else None)
         self.pending_max = pending_max
+        # backpressure: past this many pending, a submit waits (up to hold_max_s) while
+        # memory is reachable but behind, instead of letting the bound drop the oldest
+        self.pending_high = max(1, (pending_max * 4) // 5)
+        self.hold_max_s = hold_max_s
+        self.held = 0  # submits that waited for room
+        self._room = threading.Condition()
         self.dropped = 0
         self.refused = 0
         self._lock = threading.Lock()
@@ -107,6 +120,7 @@ class EpisodeWriter:
         """Queue ``episode`` durably; returns ``"queued"`` (or ``"skipped"`` without a bus)."""
         if self.memory is None:
             return "skipped"
+        self._wait_for_room()
         dropped = self.pending.put(episode, self.pending_max)
         if dropped:
             self.dropped += dropped
@@ -115,6 +129,28 @@ class EpisodeWriter:
         if self.memory.available() and time.monotonic() >= self._retry_at:
             self._wake()
         return "queued"
+
+    def _wait_for_room(self) -> None:
+        """Hold the caller while the outbox is past :attr:`pending_high` and memory is
+        there but behind, so the cycles slow to memory's pace rather than the bound
+        dropping episodes. The caller is a cycle's after-reply step: its own reply is
+        already out; the wait delays the next cycle that worker runs. Memory absent (or
+        ``hold_max_s`` passed): no wait, the bound decides."""
+        assert self.memory is not None
+        if len(self.pending) < self.pending_high or not self.memory.available():
+            return
+        self.held += 1
+        self.metrics.episodes.labels("held").inc()
+        self._wake()
+        until = time.monotonic() + self.hold_max_s
+        with self._room:
+            while (
+                len(self.pending) >= self.pending_high
+                and not self._closed
+                and self.memory.available()
+                and (left := until - time.monotonic()) > 0
+            ):
+                self._room.wait(min(left, 0.5))
 
     def deadline_s(self) -> float:
         """The deadline of the next store: ``timeout_s`` doubled per failure in a row."""
@@ -206,6 +242,8 @@ class EpisodeWriter:
         self.failures, self._retry_at = 0, 0.0
         self.pending.remove([seq for seq, _ in items])
         self.metrics.episodes.labels("stored").inc(len(items))
+        with self._room:
+            self._room.notify_all()
         return len(items), None
 
     def background(self, fn: Callable[..., object], *args: object) -> None:
@@ -218,6 +256,8 @@ class EpisodeWriter:
             self._closed = True
             if self._timer is not None:
                 self._timer.cancel()
+        with self._room:
+            self._room.notify_all()
         self._pool.submit(self.flush)
         self._pool.shutdown(wait=True)
         self.pending.close()
