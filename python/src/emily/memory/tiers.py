@@ -156,10 +156,22 @@ class TieredMemory:
         if src != "L3":  # only L3 keeps it
             self._moved(rec.id, src, "L3")
 
-    def _from_l2(self, key: uuid.UUID) -> None:
+    def _from_l2(self, key: uuid.UUID, *, wipe: bool = False) -> None:
         self.l2_order.pop(key, None)
-        self.l2.discard(key)
+        self.l2.discard(key, wipe=wipe)
         self._l2_reconcile()
+
+    def _take_out(self, key: uuid.UUID, tier: Tier | None, *, wipe: bool = False) -> None:
+        """Take ``key`` out of cache tier ``tier``'s own structures (the tier map is the
+        caller's); ``wipe`` zeroes its L2 slot."""
+        if tier == "L0":
+            self.l0.pop(key)
+            self._floor = None
+        elif tier == "L1":
+            self.l1.discard(key)
+            self.l1_data.pop(key)
+        elif tier == "L2":
+            self._from_l2(key, wipe=wipe)
 
     def _l2_reconcile(self) -> None:
         """Bring the tier map in line with L2 after it went offline (what it held is
@@ -398,14 +410,7 @@ class TieredMemory:
                 if key in keep:
                     continue
                 tier = self.tier_of.pop(key, None)  # None: L2 went offline meanwhile
-                if tier == "L0":
-                    self.l0.pop(key)
-                    self._floor = None
-                elif tier == "L1":
-                    self.l1.discard(key)
-                    self.l1_data.pop(key)
-                elif tier == "L2":
-                    self._from_l2(key)
+                self._take_out(key, tier)
                 self.stats.entries.pop(key, None)
                 dropped += 1
         self.update_gauges()
@@ -419,15 +424,7 @@ class TieredMemory:
         with self.lock:
             for key in keys:
                 tier = self.tier_of.pop(key, None)
-                if tier == "L0":
-                    self.l0.pop(key)
-                    self._floor = None
-                elif tier == "L1":
-                    self.l1.discard(key)
-                    self.l1_data.pop(key)
-                elif tier == "L2":
-                    self.l2_order.pop(key, None)
-                    self.l2.discard(key, wipe=True)
+                self._take_out(key, tier, wipe=True)
                 self.stats.entries.pop(key, None)
                 held += tier is not None
         self.update_gauges()
@@ -440,16 +437,9 @@ class TieredMemory:
         with self.lock:
             for key in keys:
                 tier = self.tier_of.get(key)
-                if tier == "L0":
-                    self.l0.pop(key)
-                    self._floor = None
-                elif tier == "L1":
-                    self.l1.discard(key)
-                    self.l1_data.pop(key)
-                elif tier == "L2":
-                    self._from_l2(key)
-                else:
+                if tier not in ("L0", "L1", "L2"):
                     continue
+                self._take_out(key, tier)
                 self._moved(key, tier, "L3")
                 moved += 1
             self._flush()
