@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import zenoh
@@ -86,6 +86,26 @@ def open_store(cfg: MemoryConfig) -> tuple[PgStore, EmbeddedPostgres | None]:
     return PgStore(dsn, cfg), embedded
 
 
+def unavailable(exc: StoreUnavailable) -> RequestFailed:
+    """The error reply for Postgres being down: ``unavailable``, retry in a second."""
+    return RequestFailed(ErrorReply(code="unavailable", message=str(exc), retry_after_s=1.0))
+
+
+@contextmanager
+def replies() -> Iterator[None]:
+    """Turn memory's own errors into the error replies every verb gives: a record
+    Postgres would refuse is ``bad_request``, an id the user does not have
+    ``not_found``, Postgres down ``unavailable``."""
+    try:
+        yield
+    except InvalidRecord as exc:
+        raise RequestFailed(ErrorReply(code="bad_request", message=str(exc))) from exc
+    except NotFound as exc:
+        raise RequestFailed(ErrorReply(code="not_found", message=str(exc))) from exc
+    except StoreUnavailable as exc:
+        raise unavailable(exc) from exc
+
+
 @dataclass
 class MemoryService:
     """The memory served on an open Zenoh session (see :func:`serve`)."""
@@ -97,25 +117,16 @@ class MemoryService:
     token: zenoh.LivelinessToken | None = None
     consolidator: Consolidator | None = None
 
-    def _unavailable(self, exc: StoreUnavailable) -> RequestFailed:
-        return RequestFailed(ErrorReply(code="unavailable", message=str(exc), retry_after_s=1.0))
-
     def handle_store(self, req: StoreRequest) -> StoreReply:
         """``memory/store``; a record Postgres would refuse is a ``bad_request`` naming it,
         and Postgres down with no room in the outbox is ``unavailable``."""
-        try:
+        with replies():
             return self.memory.store_episodes(req)
-        except InvalidRecord as exc:
-            raise RequestFailed(ErrorReply(code="bad_request", message=str(exc))) from exc
-        except StoreUnavailable as exc:
-            raise self._unavailable(exc) from exc
 
     def handle_recall(self, req: RecallRequest) -> RecallReply:
         """``memory/recall``; Postgres down gives an ``unavailable`` error reply."""
-        try:
+        with replies():
             return self.memory.recall(req)
-        except StoreUnavailable as exc:
-            raise self._unavailable(exc) from exc
 
     def handle_recalls(self, reqs: list[RecallRequest]) -> list[Message]:
         """``memory/recall`` under load: the requests waiting together, one pass for those
@@ -124,12 +135,12 @@ class MemoryService:
         fast = [i for i, r in enumerate(reqs) if self.memory.batchable(r)]
         if fast:
             try:
-                replies = self.memory.recall_many([reqs[i] for i in fast])
-                for i, reply in zip(fast, replies, strict=True):
+                answered = self.memory.recall_many([reqs[i] for i in fast])
+                for i, reply in zip(fast, answered, strict=True):
                     out[i] = reply
             except StoreUnavailable as exc:
                 for i in fast:
-                    out[i] = self._unavailable(exc).reply
+                    out[i] = unavailable(exc).reply
         for i, req in enumerate(reqs):
             if out[i] is None:
                 try:
@@ -145,65 +156,44 @@ class MemoryService:
 
     def handle_stats(self, _req: StatsRequest) -> StatsReply:
         """``memory/stats``."""
-        try:
+        with replies():
             return self.memory.stats()
-        except StoreUnavailable as exc:
-            raise self._unavailable(exc) from exc
 
     def handle_facts(self, req: FactsRequest) -> FactsReply:
         """``memory/facts``; Postgres down gives an ``unavailable`` error reply."""
-        try:
+        with replies():
             return facts.answer(self.memory.store, self.memory.embedder, req)
-        except StoreUnavailable as exc:
-            raise self._unavailable(exc) from exc
 
     def handle_consolidate(self, req: ConsolidateRequest) -> ConsolidateReply:
         """``memory/consolidate``: one pass now; Postgres down is ``unavailable``."""
         assert self.consolidator is not None  # set by serve()
-        try:
+        with replies():
             return self.consolidator.run(req.user, req.limit)
-        except StoreUnavailable as exc:
-            raise self._unavailable(exc) from exc
 
     def handle_forget(self, req: ForgetRequest) -> ForgetReply:
         """``memory/forget``; Postgres down is ``unavailable`` (nothing is forgotten)."""
-        try:
+        with replies():
             return lifecycle.forget(self.memory, req)
-        except StoreUnavailable as exc:
-            raise self._unavailable(exc) from exc
 
     def handle_correct(self, req: CorrectRequest) -> CorrectReply:
         """``memory/correct``; an id the user does not have is ``not_found``."""
-        try:
+        with replies():
             return lifecycle.correct(self.memory, req)
-        except NotFound as exc:
-            raise RequestFailed(ErrorReply(code="not_found", message=str(exc))) from exc
-        except InvalidRecord as exc:
-            raise RequestFailed(ErrorReply(code="bad_request", message=str(exc))) from exc
-        except StoreUnavailable as exc:
-            raise self._unavailable(exc) from exc
 
     def handle_export(self, req: ExportRequest) -> ExportReply:
         """``memory/export``: one page of the user's episodes (and facts on the first)."""
-        try:
+        with replies():
             return lifecycle.export(self.memory, req)
-        except StoreUnavailable as exc:
-            raise self._unavailable(exc) from exc
 
     def handle_events(self, req: EventsRequest) -> EventsReply:
         """``memory/events``: the log after ``since``."""
-        try:
-            with self.memory.store.connection() as conn:
-                return events.read(conn, req.since, req.limit)
-        except StoreUnavailable as exc:
-            raise self._unavailable(exc) from exc
+        with replies(), self.memory.store.connection() as conn:
+            return events.read(conn, req.since, req.limit)
 
     def handle_rebuild(self, _req: RebuildRequest) -> RebuildReply:
         """``memory/rebuild``: rebuild the index and tier map, compare with the running ones."""
-        try:
+        with replies():
             return rebuild(self.memory)
-        except StoreUnavailable as exc:
-            raise self._unavailable(exc) from exc
 
     def close(self) -> None:
         """Stop serving; then close the memory (persisting tier statistics)."""
