@@ -58,7 +58,7 @@ from emily.bus.schemas.memory import (
     StoreRequest,
 )
 from emily.embed import Embedder
-from emily.memory import events, facts, lifecycle
+from emily.memory import events, facts, heapdump, lifecycle
 from emily.memory.config import MemoryConfig
 from emily.memory.consolidate import Consolidator
 from emily.memory.core import Memory
@@ -263,6 +263,9 @@ def main(args: argparse.Namespace) -> int:
         store, embedded = open_store(cfg)
         metrics = MemoryMetrics()
         memory = Memory(cfg, store, Embedder(), metrics=metrics)
+        dumper = heapdump.install(memory)  # None unless EMILY_MEMORY_DIAG is set
+        if dumper is not None:
+            stack.callback(dumper.stop)
         if embedded is not None:  # a dead embedded Postgres is restarted, not left down
             stack.callback(embedded.watch().stop)
         http = start_metrics_server(metrics.registry, cfg.metrics_port, cfg.metrics_addr)

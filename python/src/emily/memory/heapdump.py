@@ -1,0 +1,245 @@
+"""Opt-in attribution of the memory service's resident memory, for ``bench/memory_rss.py``.
+
+Off unless asked for, so the served path is unchanged:
+
+- ``EMILY_MEMORY_DIAG=1``: on ``SIGUSR1`` the service writes ``<memory state>/heap.json``
+  (replaced atomically; ``seq`` counts the dumps): the kernel's view (``VmRSS``,
+  ``RssAnon``, ``RssFile``), glibc's (:func:`mallinfo2`: bytes in use and bytes free but
+  kept, and how many malloc arenas there are), the sizes of memory's own structures
+  (index, scope partitions, tiers, access statistics) and, with tracemalloc on, the
+  Python allocations made since start-up by file. ``SIGUSR2`` does the same, then calls
+  ``malloc_trim(0)`` and adds the ``VmRSS`` after it (what glibc gave back).
+- ``EMILY_MEMORY_TRACEMALLOC=N`` (with the above): trace Python allocations, ``N``
+  frames each, from start-up on. Tracing costs time and memory of its own.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import logging
+import math
+import os
+import re
+import signal
+import tempfile
+import threading
+import time
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from emily.memory.core import Memory
+
+log = logging.getLogger(__name__)
+DIAG_ENV = "EMILY_MEMORY_DIAG"
+TRACE_ENV = "EMILY_MEMORY_TRACEMALLOC"
+DUMP_FILE = "heap.json"
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def _libc() -> Any:
+    return ctypes.CDLL(None)
+
+
+def mallinfo2() -> dict[str, int]:
+    """glibc's heap totals over every arena (bytes): ``in_use`` (small blocks in use plus
+    mmapped blocks), ``free`` (freed, kept in the arenas), ``mmapped``, ``arena``
+    (bytes the arenas hold from the kernel), ``arenas`` (how many); ``{}`` without glibc."""
+    try:
+        libc = _libc()
+        fn = libc.mallinfo2
+    except (OSError, AttributeError):
+        return {}
+    fn.restype = _MallInfo2
+    m = fn()
+    return {
+        "in_use": int(m.uordblks + m.hblkhd),
+        "free": int(m.fordblks),
+        "mmapped": int(m.hblkhd),
+        "arena": int(m.arena),
+        "arenas": _arena_count(libc),
+    }
+
+
+def _arena_count(libc: Any) -> int:
+    """Heaps ``malloc_info`` lists (one per arena), or -1 when it cannot be read."""
+    with tempfile.NamedTemporaryFile("rb", suffix=".xml") as tmp:
+        fopen, fclose = libc.fopen, libc.fclose
+        fopen.restype = ctypes.c_void_p
+        fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+        fclose.argtypes = [ctypes.c_void_p]
+        fh = fopen(tmp.name.encode(), b"w")
+        if not fh:
+            return -1
+        libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+        libc.malloc_info(0, fh)
+        fclose(fh)
+        return len(re.findall(rb'<heap nr="\d+">', tmp.read()))
+
+
+def proc_status() -> dict[str, int]:
+    """``VmRSS``, ``RssAnon``, ``RssFile``, ``RssShmem`` (bytes) and ``Threads``."""
+    out: dict[str, int] = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+            out[key] = int(value.split()[0]) * 1024
+        elif key == "Threads":
+            out[key] = int(value)
+    return out
+
+
+def hnsw_bytes(count: int, capacity: int, m: int, dim: int) -> int:
+    """Bytes hnswlib holds for ``count`` elements in an index of ``capacity`` slots:
+    the base layer (``2m`` links, the vector and the label per element), the label map
+    (about 48 B an element), upper-layer links (a ``1/ln m`` share of elements), and per
+    slot a lock (40 B), a level (4 B) and a link-list pointer (8 B)."""
+    per = 2 * m * 4 + 4 + dim * 4 + 8
+    upper = int(count / max(1.0, math.log(m))) * (m * 4 + 4)
+    return count * (per + 48) + upper + capacity * 52
+
+
+def structures(memory: Memory) -> dict[str, Any]:
+    """Sizes of memory's own structures (entries, and bytes where they are arrays)."""
+    tiers = memory.tiers
+    out: dict[str, Any] = {
+        "l0": len(tiers.l0),
+        "l1": len(tiers.l1_data),
+        "l2": len(tiers.l2),
+        "l2_mapped_bytes": tiers.l2.size * (tiers.l2.slot_bytes + 384 * 4),
+        "tier_of": len(tiers.tier_of),
+        "access_stats": len(tiers.stats.entries),
+        "outbox_pending": memory.outbox.pending(),
+        "pending_moves": memory.events.pending_moves(),
+    }
+    if memory.indexer is not None:
+        index = memory.indexer.index
+        scopes = index.scopes
+        parts = list(scopes.parts.values())
+        out.update(
+            indexed=len(index),
+            labels=len(index.ids),
+            deleted=len(index.deleted),
+            capacity=index.capacity,
+            hnsw_bytes=hnsw_bytes(len(index.ids), index.capacity, index.params.m, index.params.dim),
+            parts=len(parts),
+            part_vec_bytes=sum(0 if p.vecs is None else p.vecs.nbytes for p in parts),
+            part_graphs=sum(p.graph is not None for p in parts),
+            scope_array_bytes=sum(
+                a.nbytes
+                for a in (scopes.user, scopes.agent, scopes.session, scopes.role, scopes.act)
+            )
+            + sum(p.labels.nbytes for p in parts),
+        )
+    return out
+
+
+def python_heap(top: int = 25) -> dict[str, Any]:
+    """Python allocations traced since start-up, by file (top ``top``), and the gc-tracked
+    objects made since start-up by type (the start-up heap is frozen, so not counted)."""
+    out: dict[str, Any] = {}
+    if tracemalloc.is_tracing():
+        snap = tracemalloc.take_snapshot()
+        stats = snap.statistics("filename")
+        out["traced_bytes"] = sum(s.size for s in stats)
+        out["by_file"] = [
+            {"file": str(s.traceback[0].filename), "bytes": s.size, "blocks": s.count}
+            for s in stats[:top]
+        ]
+        out["by_line"] = [
+            {"line": str(s.traceback[0]), "bytes": s.size, "blocks": s.count}
+            for s in snap.statistics("lineno")[:top]
+        ]
+    kinds = Counter(type(o).__name__ for o in gc.get_objects())
+    out["objects"] = dict(kinds.most_common(top))
+    return out
+
+
+def snapshot(memory: Memory, seq: int) -> dict[str, Any]:
+    """One dump (see the module docstring)."""
+    return {
+        "seq": seq,
+        "at": time.time(),
+        "proc": proc_status(),
+        "malloc": mallinfo2(),
+        "structures": structures(memory),
+        "python": python_heap(),
+    }
+
+
+class HeapDumper:
+    """Writes :func:`snapshot` to ``<memory state>/heap.json`` on ``SIGUSR1``/``SIGUSR2``.
+
+    The signal handler only records the signal (it runs between any two bytecodes of
+    the main thread); a daemon thread does the work.
+    """
+
+    def __init__(self, memory: Memory) -> None:
+        self.memory = memory
+        self.path = memory.cfg.root / DUMP_FILE
+        self.seq = 0
+        self._asked: list[int] = []
+        self._stop = threading.Event()
+        for sig in (signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(sig, lambda signum, _frame: self._asked.append(signum))
+        self._thread = threading.Thread(target=self._loop, name="memory-heapdump", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.1):
+            while self._asked:
+                self.dump(trim=self._asked.pop(0) == signal.SIGUSR2)
+
+    def dump(self, *, trim: bool = False) -> dict[str, Any]:
+        """Write one dump; ``trim``: then ``malloc_trim(0)`` and record ``VmRSS`` after."""
+        self.seq += 1
+        data = snapshot(self.memory, self.seq)
+        if trim:
+            _libc().malloc_trim(0)
+            data["rss_after_trim"] = proc_status()["VmRSS"]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.path)
+        return data
+
+    def stop(self) -> None:
+        """Stop the thread; the signals go back to their defaults."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for sig in (signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(sig, signal.SIG_DFL)
+
+
+def install(memory: Memory) -> HeapDumper | None:
+    """A :class:`HeapDumper` when ``EMILY_MEMORY_DIAG`` is set (tracemalloc started first
+    when ``EMILY_MEMORY_TRACEMALLOC`` is), else ``None``: nothing is changed."""
+    if os.environ.get(DIAG_ENV, "") in ("", "0"):
+        return None
+    frames = os.environ.get(TRACE_ENV, "")
+    if frames not in ("", "0"):
+        if not frames.isdigit():
+            raise ValueError(f"{TRACE_ENV} is a number of frames (1 or more), not {frames!r}")
+        tracemalloc.start(int(frames))
+    log.warning("memory diagnostics on: SIGUSR1 writes %s", memory.cfg.root / DUMP_FILE)
+    return HeapDumper(memory)

@@ -1,0 +1,62 @@
+"""bench/memory_rss.py at tiny sizes: it drives the real service, reads its heap dumps
+at every checkpoint and prints its tables."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+pytestmark = pytest.mark.slow
+
+
+def _load() -> ModuleType:
+    # bench/ is a folder of scripts importing each other by bare name
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    return importlib.import_module("memory_rss")
+
+
+def test_tiny_run_dumps_at_every_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mr = _load()
+    args = mr.parser().parse_args(
+        [
+            "--episodes",
+            "60",
+            "--every",
+            "20",
+            "--warmup",
+            "10",
+            "--clients",
+            "2",
+            "--tracemalloc",
+            "1",
+            "--variants",
+            "default;MALLOC_ARENA_MAX=2",
+        ]
+    )
+    variants = mr.run(args, tmp_path)
+    assert [v.name for v in variants] == ["default", "MALLOC_ARENA_MAX=2"]
+    for v in variants:
+        assert v.errors == 0
+        assert len(v.dumps) == 4 and [d["seq"] for d in v.dumps] == [1, 2, 3, 4]
+        assert v.episodes == sorted(v.episodes) and v.episodes[-1] >= 70
+        # the service's index followed the stores it acknowledged
+        assert v.dumps[-1]["structures"]["indexed"] >= v.episodes[-1]
+        assert v.dumps[-1]["python"]["traced_bytes"] > 0
+        assert v.trimmed is not None and v.trimmed["rss_after_trim"] > 0
+        mr.report(v)
+    # glibc honours the variant's environment: at most two arenas
+    assert (
+        variants[1].dumps[-1]["malloc"]["arenas"] <= 2 < variants[0].dumps[-1]["malloc"]["arenas"]
+    )
+    mr.compare(variants)
+    out = capsys.readouterr().out
+    assert "RSS B/episode, 2nd half" in out and "glibc malloc free, kept" in out
