@@ -4,7 +4,8 @@
 # after the memory and inference units when they run here and works without them (the
 # cycle degrades: the reflex still answers). Memory and inference may live on another
 # node of the router mesh (`memoryNode`, `inferenceNode`). The reflex is trained on first
-# start and cached in the state directory. The unit itself comes from ./unit.nix.
+# start and cached in the state directory. The unit itself comes from ./unit.nix, the
+# HTTP API's options from ./lib/http-api.nix.
 {
   config,
   lib,
@@ -15,6 +16,7 @@
 let
   cfg = config.services.emily.cognition;
   unit = import ./unit.nix { inherit config lib pkgs; };
+  http = import ./lib/http-api.nix { inherit lib; };
   local = name: config.services.emily.${name}.enable or false;
   peers =
     lib.optional (local "memory" && cfg.memoryNode == null) "emily-memory.service"
@@ -49,19 +51,13 @@ in
       stochastic = false;
     };
   }
+  // http.options {
+    service = "cognition";
+    port = 8462;
+    portDescription = "Port of /v1/observe, /metrics and /healthz.";
+    token = false;
+  }
   // {
-    port = lib.mkOption {
-      type = lib.types.port;
-      default = 8462;
-      description = "Port of /v1/observe, /metrics and /healthz.";
-    };
-
-    listenAddress = lib.mkOption {
-      type = lib.types.str;
-      default = "127.0.0.1";
-      description = "Address the HTTP API listens on.";
-    };
-
     workspaceCapacity = lib.mkOption {
       type = lib.types.ints.positive;
       default = 7;

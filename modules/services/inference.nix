@@ -2,7 +2,8 @@
 # (`emily serve inference`). A client of the host's zenohd; HTTP, /healthz and /metrics
 # on localhost:8461. With `gpuLayers` != 0 the unit may open the NVIDIA device nodes and
 # nothing else; on the CPU it gets no devices at all. The optional bearer token is a
-# file, on the host a sops secret (`apiKeySecret`). The unit itself comes from ./unit.nix.
+# file, on the host a sops secret (`apiKeySecret`). The unit itself comes from ./unit.nix,
+# the HTTP API's options from ./lib/http-api.nix.
 {
   config,
   lib,
@@ -14,12 +15,9 @@
 let
   cfg = config.services.emily.inference;
   unit = import ./unit.nix { inherit config lib pkgs; };
+  http = import ./lib/http-api.nix { inherit lib; };
   gpu = cfg.gpuLayers != 0;
-  tokenFile =
-    if cfg.apiKeySecret != null && options ? sops then
-      config.sops.secrets.${cfg.apiKeySecret}.path
-    else
-      cfg.apiKeyFile;
+  tokenFile = http.tokenFile { inherit cfg config options; };
 in
 {
   options.services.emily.inference = unit.options {
@@ -37,6 +35,11 @@ in
       max_tokens = 512;
       temperature = 0.7;
     };
+  }
+  // http.options {
+    service = "inference";
+    port = 8461;
+    portDescription = "Port of the OpenAI-compatible API, /healthz and /metrics.";
   }
   // {
     modelPath = lib.mkOption {
@@ -74,37 +77,6 @@ in
       default = 0;
       description = "CPU threads; 0 uses every core the unit may run on.";
     };
-
-    port = lib.mkOption {
-      type = lib.types.port;
-      default = 8461;
-      description = "Port of the OpenAI-compatible API, /healthz and /metrics.";
-    };
-
-    listenAddress = lib.mkOption {
-      type = lib.types.str;
-      default = "127.0.0.1";
-      description = "Address the HTTP API listens on.";
-    };
-
-    apiKeyFile = lib.mkOption {
-      type = lib.types.nullOr lib.types.str;
-      default = null;
-      description = ''
-        A file holding the bearer token that /v1/* requires, outside the Nix store.
-        Null: no token. Ignored when `apiKeySecret` is set.
-      '';
-    };
-
-    apiKeySecret = lib.mkOption {
-      type = lib.types.nullOr lib.types.str;
-      default = null;
-      example = "inference/api-key";
-      description = ''
-        Name of a sops secret holding the bearer token (needs sops-nix). The module
-        declares it readable by the unit's user and restarts the unit when it changes.
-      '';
-    };
   };
 
   config = lib.mkMerge [
@@ -126,22 +98,16 @@ in
           after = lib.optional gpu "nvidia-persistenced.service";
         })
         {
-          assertions = [
-            {
-              assertion = cfg.apiKeySecret == null || options ? sops;
-              message = "services.emily.inference.apiKeySecret needs sops-nix: add sops-nix.nixosModules.sops.";
-            }
-          ];
+          assertions = http.assertions {
+            service = "inference";
+            inherit cfg options;
+          };
         }
       ]
     ))
-    (lib.optionalAttrs (options ? sops) (
-      lib.mkIf (cfg.enable && cfg.apiKeySecret != null) {
-        sops.secrets.${cfg.apiKeySecret} = {
-          owner = cfg.user;
-          restartUnits = [ "emily-inference.service" ];
-        };
-      }
-    ))
+    (http.secret {
+      service = "inference";
+      inherit cfg options;
+    })
   ];
 }

@@ -3,7 +3,8 @@
 # modules/database.nix), Zenoh as a client of the host's zenohd, tier files and access
 # statistics under emily.stateDir, /metrics on localhost. The HTTP API (/v1/memories,
 # /healthz) listens on localhost:8463; its optional bearer token is a file, on the host a
-# sops secret (`apiKeySecret`). The unit itself comes from ./unit.nix.
+# sops secret (`apiKeySecret`). The unit itself comes from ./unit.nix, the HTTP API's
+# options from ./lib/http-api.nix.
 {
   config,
   lib,
@@ -15,14 +16,11 @@
 let
   cfg = config.services.emily.memory;
   unit = import ./unit.nix { inherit config lib pkgs; };
+  http = import ./lib/http-api.nix { inherit lib; };
   db = config.emily.database;
   database = lib.optional db.enable "emily-postgres-setup.service";
   onGpu = (cfg.settings.device or "cpu") == "cuda";
-  tokenFile =
-    if cfg.apiKeySecret != null && options ? sops then
-      config.sops.secrets.${cfg.apiKeySecret}.path
-    else
-      cfg.apiKeyFile;
+  tokenFile = http.tokenFile { inherit cfg config options; };
 in
 {
   options.services.emily.memory = unit.options {
@@ -42,6 +40,12 @@ in
       device = "cuda";
     };
   }
+  // http.options {
+    service = "memory";
+    port = 8463;
+    portDescription = "Port of the HTTP API (/v1/memories, /healthz); 0 turns it off.";
+  }
+  // http.metrics { port = 9461; }
   // {
     database = lib.mkOption {
       type = lib.types.str;
@@ -56,53 +60,10 @@ in
       description = "Directory of Postgres's unix socket.";
     };
 
-    metricsPort = lib.mkOption {
-      type = lib.types.port;
-      default = 9461;
-      description = "Port of /metrics (Prometheus).";
-    };
-
-    metricsAddress = lib.mkOption {
-      type = lib.types.str;
-      default = "127.0.0.1";
-      description = "Address /metrics listens on.";
-    };
-
-    port = lib.mkOption {
-      type = lib.types.port;
-      default = 8463;
-      description = "Port of the HTTP API (/v1/memories, /healthz); 0 turns it off.";
-    };
-
-    listenAddress = lib.mkOption {
-      type = lib.types.str;
-      default = "127.0.0.1";
-      description = "Address the HTTP API listens on.";
-    };
-
     maxBodyBytes = lib.mkOption {
       type = lib.types.ints.positive;
       default = 8388608;
       description = "Largest HTTP request body in bytes; a larger one gets 413.";
-    };
-
-    apiKeyFile = lib.mkOption {
-      type = lib.types.nullOr lib.types.str;
-      default = null;
-      description = ''
-        A file holding the bearer token that /v1/* requires, outside the Nix store.
-        Null: no token. Ignored when `apiKeySecret` is set.
-      '';
-    };
-
-    apiKeySecret = lib.mkOption {
-      type = lib.types.nullOr lib.types.str;
-      default = null;
-      example = "memory/api-key";
-      description = ''
-        Name of a sops secret holding the bearer token (needs sops-nix). The module
-        declares it readable by the unit's user and restarts the unit when it changes.
-      '';
     };
   };
 
@@ -134,26 +95,23 @@ in
           serviceConfig.CacheDirectory = "emily-memory";
         })
         {
-          assertions = [
-            {
-              assertion = cfg.apiKeySecret == null || options ? sops;
-              message = "services.emily.memory.apiKeySecret needs sops-nix: add sops-nix.nixosModules.sops.";
+          assertions =
+            http.assertions {
+              service = "memory";
+              inherit cfg options;
             }
-            {
-              assertion = cfg.port == 0 || cfg.port != cfg.metricsPort;
-              message = "services.emily.memory.port and metricsPort must differ.";
-            }
-          ];
+            ++ [
+              {
+                assertion = cfg.port == 0 || cfg.port != cfg.metricsPort;
+                message = "services.emily.memory.port and metricsPort must differ.";
+              }
+            ];
         }
       ]
     ))
-    (lib.optionalAttrs (options ? sops) (
-      lib.mkIf (cfg.enable && cfg.apiKeySecret != null) {
-        sops.secrets.${cfg.apiKeySecret} = {
-          owner = cfg.user;
-          restartUnits = [ "emily-memory.service" ];
-        };
-      }
-    ))
+    (http.secret {
+      service = "memory";
+      inherit cfg options;
+    })
   ];
 }

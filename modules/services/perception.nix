@@ -5,7 +5,8 @@
 # directory: the embedded tiny.en by default, base or small on the host (int8 on the P4,
 # which lacks fast fp16). With `caption.model` and `caption.projector` (a vision GGUF and
 # its mmproj, pulled by SHA-256) it also describes images through llama.cpp
-# (perception/caption). The unit itself comes from ./unit.nix.
+# (perception/caption). The unit itself comes from ./unit.nix, the /metrics options from
+# ./lib/http-api.nix.
 {
   config,
   lib,
@@ -16,6 +17,7 @@
 let
   cfg = config.services.emily.perception;
   unit = import ./unit.nix { inherit config lib pkgs; };
+  http = import ./lib/http-api.nix { inherit lib; };
   gpu = cfg.device == "cuda";
   tesseract = pkgs.tesseract.override { enableLanguages = cfg.ocrLanguages; };
 in
@@ -102,19 +104,8 @@ in
         description = "Layers of the vision model offloaded to the GPU.";
       };
     };
-
-    metricsPort = lib.mkOption {
-      type = lib.types.port;
-      default = 9463;
-      description = "Port of /metrics (Prometheus).";
-    };
-
-    metricsAddress = lib.mkOption {
-      type = lib.types.str;
-      default = "127.0.0.1";
-      description = "Address /metrics listens on.";
-    };
-  };
+  }
+  // http.metrics { port = 9463; };
 
   config = lib.mkIf cfg.enable (
     lib.mkMerge [

@@ -1,0 +1,114 @@
+# The HTTP options the Emily services share, one copy: the API's port and listen
+# address (memory, inference, cognition) and, where /v1/* takes a bearer token (memory,
+# inference), the token as a file or a sops secret, with what follows from it: the file
+# the unit reads, the assertion that a secret needs sops-nix, and the secret itself; and
+# the port and address of a /metrics server of its own (memory, perception).
+# Pure: it takes lib and each call's arguments. Tested in tests/nix/http_api_test.nix
+# and, against a nixpkgs lib, tests/nix/test_http_api.py.
+{ lib }:
+
+{
+  # Options of services.emily.<service>: `port` is the API's default port; `token`
+  # adds apiKeyFile and apiKeySecret.
+  options =
+    {
+      service,
+      port,
+      portDescription,
+      token ? true,
+    }:
+    {
+      port = lib.mkOption {
+        type = lib.types.port;
+        default = port;
+        description = portDescription;
+      };
+
+      listenAddress = lib.mkOption {
+        type = lib.types.str;
+        default = "127.0.0.1";
+        description = "Address the HTTP API listens on.";
+      };
+    }
+    // lib.optionalAttrs token {
+      apiKeyFile = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        description = ''
+          A file holding the bearer token that /v1/* requires, outside the Nix store.
+          Null: no token. Ignored when `apiKeySecret` is set.
+        '';
+      };
+
+      apiKeySecret = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "${service}/api-key";
+        description = ''
+          Name of a sops secret holding the bearer token (needs sops-nix). The module
+          declares it readable by the unit's user and restarts the unit when it changes.
+        '';
+      };
+    };
+
+  # metricsPort and metricsAddress of a service's own /metrics server
+  metrics =
+    { port }:
+    {
+      metricsPort = lib.mkOption {
+        type = lib.types.port;
+        default = port;
+        description = "Port of /metrics (Prometheus).";
+      };
+
+      metricsAddress = lib.mkOption {
+        type = lib.types.str;
+        default = "127.0.0.1";
+        description = "Address /metrics listens on.";
+      };
+    };
+
+  # The token file the unit is given as api_key_file, or null: the sops secret's path
+  # when `apiKeySecret` is set and sops-nix is imported (the module's `options` has
+  # `sops`), else `apiKeyFile`. Without sops-nix a secret is an assertion failure.
+  tokenFile =
+    {
+      cfg,
+      config,
+      options,
+    }:
+    if cfg.apiKeySecret != null && options ? sops then
+      config.sops.secrets.${cfg.apiKeySecret}.path
+    else
+      cfg.apiKeyFile;
+
+  assertions =
+    {
+      service,
+      cfg,
+      options,
+    }:
+    [
+      {
+        assertion = cfg.apiKeySecret == null || options ? sops;
+        message = "services.emily.${service}.apiKeySecret needs sops-nix: add sops-nix.nixosModules.sops.";
+      }
+    ];
+
+  # The secret, readable by the unit's user, restarting the unit when it changes; `sops`
+  # is set only where sops-nix declares it, so a host without sops-nix still evaluates.
+  secret =
+    {
+      service,
+      cfg,
+      options,
+    }:
+    lib.optionalAttrs (options ? sops) (
+      lib.mkIf (cfg.enable && cfg.apiKeySecret != null) {
+        sops.secrets.${cfg.apiKeySecret} = {
+          owner = cfg.user;
+          restartUnits = [ "emily-${service}.service" ];
+        };
+      }
+    );
+}
