@@ -25,9 +25,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import zenoh
+from common import free_port
 
 from emily.bus import BusConfig, Keys, open_session
 from emily.bus.rpc import wait_for_server
+from emily.inference.store import embedded_model
 
 ECHO = "bench/echo"
 
@@ -60,6 +62,31 @@ def bus_env(
     )
     env.update(extra)
     return env
+
+
+def inference_env(
+    endpoint: str,
+    node: str,
+    state: Path,
+    models: Path,
+    connect: tuple[str, ...] = (),
+    n_ctx: int = 1024,
+    max_tokens: int = 16,
+) -> dict[str, str]:
+    """:func:`bus_env` of ``emily serve inference`` with the bundled Gemma 3 270M (copied
+    into ``models``) on 2 threads, a context of ``n_ctx`` tokens, replies of at most
+    ``max_tokens`` tokens, and its HTTP API on a free port rather than the default one."""
+    return bus_env(
+        endpoint,
+        node,
+        state,
+        connect,
+        EMILY_INFERENCE__MODEL_PATH=str(embedded_model(models)),
+        EMILY_INFERENCE__N_CTX=str(n_ctx),
+        EMILY_INFERENCE__N_THREADS="2",
+        EMILY_INFERENCE__MAX_TOKENS=str(max_tokens),
+        EMILY_INFERENCE__HTTP_PORT=str(free_port()),
+    )
 
 
 def serve_cmd(name: str) -> list[str]:

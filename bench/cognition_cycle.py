@@ -32,7 +32,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from cognition_common import bus_env, process, raw_call, serve_cmd
+from cognition_common import bus_env, inference_env, process, raw_call, serve_cmd
 from common import free_port, load, load_line, pcts, percentile, pyplot, save_plot
 
 from emily.bus import BusConfig, Keys, open_session
@@ -42,7 +42,6 @@ from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
 from emily.bus.schemas.memory import StatsReply, StatsRequest
 from emily.cognition.reflex import Reflex
 from emily.cognition.reflex import data as rdata
-from emily.inference.store import embedded_model
 from emily.memory.embedded import EmbeddedPostgres
 
 FACTS = [
@@ -140,24 +139,14 @@ def main() -> None:
         EMILY_MEMORY__METRICS_PORT="0",
         EMILY_MEMORY__WORKERS="2",
     )
-    inference_env = bus_env(
-        inf_ep,
-        node,
-        state,
-        (mem_ep,),
-        EMILY_INFERENCE__MODEL_PATH=str(embedded_model(root / "models")),
-        EMILY_INFERENCE__N_CTX="1024",
-        EMILY_INFERENCE__N_THREADS="2",
-        EMILY_INFERENCE__MAX_TOKENS="16",
-        EMILY_INFERENCE__HTTP_PORT=str(free_port()),
-    )
+    infer_env = inference_env(inf_ep, node, state, root / "models", (mem_ep,))
     cognition_env = bus_env(
         cog_ep, node, state, (mem_ep, inf_ep), EMILY_COGNITION__HTTP_PORT=str(free_port())
     )
     try:
         with (
             process(serve_cmd("memory"), memory_env, client, RECALL.key(keys)),
-            process(serve_cmd("inference"), inference_env, client, CHAT.key(keys)),
+            process(serve_cmd("inference"), infer_env, client, CHAT.key(keys)),
             process(serve_cmd("cognition"), cognition_env, client, key),
         ):
             stats = STATS.key(keys)

@@ -42,7 +42,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
-from cognition_common import bus_env, process, serve_cmd
+from cognition_common import bus_env, inference_env, process, serve_cmd
 from common import free_port, load_line, pcts, table
 
 from emily.bus import BusConfig, Keys, open_session
@@ -52,7 +52,6 @@ from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
 from emily.bus.schemas.facts import ConsolidateRequest
 from emily.bus.schemas.memory import StatsRequest
 from emily.embed import Embedder
-from emily.inference.store import embedded_model
 from emily.memory.embedded import EmbeddedPostgres
 
 DATA = Path(__file__).resolve().parent / "data" / "memory_dialogue.json"
@@ -222,16 +221,8 @@ def main() -> None:
     cognition_env = bus_env(
         cog_ep, node, state, (mem_ep, inf_ep), EMILY_COGNITION__HTTP_PORT=str(free_port())
     )
-    inference_env = bus_env(
-        inf_ep,
-        node,
-        state,
-        (mem_ep,),
-        EMILY_INFERENCE__MODEL_PATH=str(embedded_model(root / "models")),
-        EMILY_INFERENCE__N_CTX="2048",
-        EMILY_INFERENCE__N_THREADS="2",
-        EMILY_INFERENCE__MAX_TOKENS="48",
-        EMILY_INFERENCE__HTTP_PORT=str(free_port()),
+    infer_env = inference_env(
+        inf_ep, node, state, root / "models", (mem_ep,), n_ctx=2048, max_tokens=48
     )
     naive = Naive(Embedder())
     system = [Score(), Score()]
@@ -247,7 +238,7 @@ def main() -> None:
             stack.enter_context(process(serve_cmd("memory"), memory_env, client, RECALL.key(keys)))
             if args.llm:
                 stack.enter_context(
-                    process(serve_cmd("inference"), inference_env, client, CHAT.key(keys))
+                    process(serve_cmd("inference"), infer_env, client, CHAT.key(keys))
                 )
             stack.enter_context(
                 process(serve_cmd("cognition"), cognition_env, client, OBSERVE.key(keys))

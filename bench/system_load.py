@@ -56,7 +56,7 @@ import hnswlib
 import numpy as np
 import psycopg
 import zenoh
-from cognition_common import bus_env, process, raw_call, serve_cmd
+from cognition_common import bus_env, inference_env, process, raw_call, serve_cmd
 from common import (
     free_port,
     load_line,
@@ -84,7 +84,6 @@ from emily.bus.schemas.memory import (
 from emily.cognition.reflex import Reflex
 from emily.cognition.reflex import data as rdata
 from emily.ids import uuid7
-from emily.inference.store import embedded_model
 from emily.memory.config import MemoryConfig
 from emily.memory.embedded import EmbeddedPostgres
 
@@ -340,17 +339,7 @@ def stack(root: Path) -> Iterator[tuple[zenoh.Session, Keys, dict[str, int], str
     cog_http = free_port()
     envs = {
         "memory": bus_env(mem_ep, node, state, EMILY_MEMORY__DSN=pg.dsn),
-        "inference": bus_env(
-            inf_ep,
-            node,
-            state,
-            (mem_ep,),
-            EMILY_INFERENCE__MODEL_PATH=str(embedded_model(root / "models")),
-            EMILY_INFERENCE__N_CTX="1024",
-            EMILY_INFERENCE__N_THREADS="2",
-            EMILY_INFERENCE__MAX_TOKENS="16",
-            EMILY_INFERENCE__HTTP_PORT=str(free_port()),
-        ),
+        "inference": inference_env(inf_ep, node, state, root / "models", (mem_ep,)),
         "cognition": bus_env(
             cog_ep, node, state, (mem_ep, inf_ep), EMILY_COGNITION__HTTP_PORT=str(cog_http)
         ),
