@@ -1,4 +1,5 @@
-"""``emily model pull | list | use | rm``: GGUF files in the state dir, and which one runs."""
+"""``emily model pull | list | use | rm | catalog``: GGUF files in the state dir, which one
+runs, and the pinned models a short name pulls."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from emily.cli.common import add_output
 from emily.cli.supervise import PidFile, alive
 from emily.config import state_dir
 from emily.errors import EmilyError
+from emily.inference.catalog import load_catalog
 from emily.inference.config import InferenceConfig
 from emily.inference.models import pull_any, read_record, remove, select, selected
 from emily.inference.store import MODEL_ENV, list_models, models_dir
@@ -37,6 +40,20 @@ def run_pull(args: argparse.Namespace) -> int:
     print(f"sha256 {sha or '?'}")
     if not args.quiet:
         print(f"use it with: emily model use {path.stem}")
+    return 0
+
+
+def run_catalog(args: argparse.Namespace) -> int:
+    """Print the catalog: the names ``emily model pull`` accepts, with what each pins."""
+    entries = load_catalog()
+    if args.json:
+        print(json.dumps([asdict(e) | {"spec": e.spec} for e in entries], indent=2))
+        return 0
+    for e in entries:
+        print(f"{e.name}  {e.size_bytes / 1e9:.2f} GB  {e.license}")
+        print(f"    {e.summary}")
+        print(f"    {e.spec}")
+        print(f"    sha256 {e.sha256}")
     return 0
 
 
@@ -193,7 +210,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     pl = actions.add_parser("pull", help="download a GGUF into the state dir and verify it")
     pl.add_argument(
-        "source", help="http(s) URL of a .gguf file, or a Hugging Face ORG/REPO/FILE.gguf[@REV]"
+        "source",
+        help="a name from `emily model catalog`, an http(s) URL of a .gguf file, or a "
+        "Hugging Face ORG/REPO/FILE.gguf[@REV]",
     )
     pl.add_argument("--sha256", default=None, help="expected SHA-256 (64 hex digits)")
     pl.add_argument("--name", default=None, help="local file name (default: from the source)")
@@ -211,6 +230,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "inference service is always restarted",
     )
     use.set_defaults(func=run_use)
+    cat = actions.add_parser("catalog", help="the pinned models `emily model pull NAME` knows")
+    add_output(cat, quiet=False)
+    cat.set_defaults(func=run_catalog)
     rm = actions.add_parser("rm", help="delete a pulled model")
     rm.add_argument("name", help="a model name from `emily model list`")
     rm.set_defaults(func=run_rm)

@@ -5,7 +5,9 @@ Hugging Face file spelled ``org/repo/file.gguf`` (``org/repo/dir/file.gguf`` for
 in a folder, ``...@revision`` for a branch, tag or commit), fetched with
 ``huggingface_hub`` into its own cache (resumable, shared with other tools; ``HF_TOKEN``
 is used for gated repositories) and linked into ``<state dir>/models``. A SHA-256 is
-checked whenever one is given, and recorded either way in ``models/models.json``.
+checked whenever one is given, and recorded either way in ``models/models.json``. A
+name from the catalog (:mod:`emily.inference.catalog`, e.g. ``qwen2.5-1.5b-instruct``)
+stands for its pinned file, and its size and SHA-256 are always checked.
 
 ``emily model use NAME`` writes the selection to ``models/selected``; the inference
 service loads it on its next start when ``[inference] model_path`` is not set.
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emily.inference.catalog import CatalogEntry, check_size, lookup
 from emily.inference.errors import DownloadError, ModelLoadError
 from emily.inference.store import file_name, models_dir, pull
 
@@ -103,11 +106,13 @@ def pull_hub(
     cache_dir: Path | None = None,
     endpoint: str | None = None,
     name: str | None = None,
+    pinned: CatalogEntry | None = None,
 ) -> tuple[Path, str]:
     """Fetch ``hub`` through ``huggingface_hub`` and link it into the models directory.
 
     Returns the linked path and the file's SHA-256. ``endpoint`` is the hub's address
     (``HF_ENDPOINT`` when ``None``); ``cache_dir`` its cache (``HF_HUB_CACHE`` when ``None``).
+    ``pinned``: the catalog entry ``hub`` came from; its size is checked before hashing.
     """
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
@@ -134,6 +139,8 @@ def pull_hub(
         raise DownloadError(
             f"{hub.spec}: {exc}; check the name, your network, and HF_TOKEN for gated repositories"
         ) from exc
+    if pinned is not None:
+        check_size(pinned, cached)
     got = sha256_file(cached)
     if sha256 is not None and got != sha256:
         raise DownloadError(
@@ -160,17 +167,33 @@ def pull_any(
     progress: bool = True,
     cache_dir: Path | None = None,
     endpoint: str | None = None,
+    catalog: tuple[CatalogEntry, ...] | None = None,
 ) -> Path:
-    """Pull a URL or a Hugging Face file (see the module docstring) and record it."""
+    """Pull a catalog name, a URL or a Hugging Face file (see the module docstring) and
+    record it. ``catalog`` replaces the packaged catalog (tests)."""
     expected = sha256.strip().lower() if sha256 else None
     if expected is not None and not re.fullmatch(r"[0-9a-f]{64}", expected):
         raise DownloadError(f"--sha256 must be 64 hex digits, got {sha256!r}")
     root = directory or models_dir()
     root.mkdir(parents=True, exist_ok=True)
+    pinned = lookup(spec, catalog) if "/" not in spec else None
+    if pinned is not None:
+        if expected is not None and expected != pinned.sha256:
+            raise DownloadError(
+                f"--sha256 {expected} differs from the catalog's {pinned.sha256} for "
+                f"{pinned.name}; drop --sha256, or pull {pinned.spec} to use your own"
+            )
+        expected, spec = pinned.sha256, pinned.spec
     source = parse_spec(spec)
     if isinstance(source, HubFile):
         path, got = pull_hub(
-            source, expected, directory=root, cache_dir=cache_dir, endpoint=endpoint, name=name
+            source,
+            expected,
+            directory=root,
+            cache_dir=cache_dir,
+            endpoint=endpoint,
+            name=name,
+            pinned=pinned,
         )
     else:
         path = pull(source, expected, name=name, directory=root, progress=progress)
@@ -183,8 +206,12 @@ def pull_any(
 
 
 def find(name: str, directory: Path | None = None) -> Path:
-    """The model file called ``name`` (with or without ``.gguf``) in the models directory."""
+    """The model file called ``name`` (with or without ``.gguf``, or a catalog name) in the
+    models directory."""
     root = directory or models_dir()
+    pinned = lookup(name) if "/" not in name else None
+    if pinned is not None and not (root / file_name(f"{name}.gguf")).is_file():
+        name = pinned.stem
     file = name if name.endswith(".gguf") else f"{name}.gguf"
     path = root / file_name(file)
     if not path.is_file():
