@@ -13,6 +13,9 @@ import argparse
 import sys
 from typing import Any
 
+from emily.bus import BusConfig
+from emily.bus.client import Client
+from emily.bus.endpoints import Endpoint
 from emily.errors import EmilyError
 
 #: Largest text read from standard input (characters); the services' own limits are lower.
@@ -96,3 +99,8 @@ def add_output(p: argparse.ArgumentParser, quiet: bool = True) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     if quiet:
         p.add_argument("-q", "--quiet", action="store_true", help="print only the answer")
+
+
+def bus_client(args: argparse.Namespace, endpoint: Endpoint[Any, Any]) -> Client:
+    """A client of ``endpoint`` that waits ``args.wait`` seconds for the service."""
+    return Client.connect(BusConfig.load(), endpoint, wait_s=args.wait)
