@@ -172,7 +172,7 @@ def main() -> None:
             llm = run(client, key, DELIBERATE, args.llm, llm=True)
             report("3. full cycle with the LLM (deliberation, max 16 tokens)", *llm)
     finally:
-        client.close()  # type: ignore[attr-defined]
+        client.close()  # type: ignore[no-untyped-call]
     ttft = [r.trace.ttft_ms for r in llm[1] if r.trace.ttft_ms is not None]
     if ttft:
         print(f"  time to first token (chat request to first chunk) {pcts(ttft, 2)}")

@@ -287,7 +287,7 @@ def main() -> None:
                         probe_round(0)
             probe_round(1)
     finally:
-        client.close()  # type: ignore[attr-defined]
+        client.close()  # type: ignore[no-untyped-call]
         pg.stop()
     rows = [system[0].row("memory, halfway"), base[0].row("naive, halfway")]
     rows += [system[1].row("memory, at the end"), base[1].row("naive, at the end")]
