@@ -3,29 +3,20 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
-from types import ModuleType
 
 from emily.bus import BusConfig
 from emily.config import load_section
 from emily.inference.config import InferenceConfig
+from tests.bench.helpers import bench_module
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-def _load() -> ModuleType:
-    # bench/ is a folder of scripts importing each other by bare name
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    return importlib.import_module("cognition_common")
+cc = bench_module("cognition_common")
 
 
 def test_the_inference_env_is_the_bundled_model_on_two_threads_and_a_free_port(
     tmp_path: Path, llm_model_path: Path
 ) -> None:
-    env = _load().inference_env(
+    env = cc.inference_env(
         "tcp/127.0.0.1:17447",
         "bench",
         tmp_path / "state",
@@ -50,7 +41,7 @@ def test_the_inference_env_is_the_bundled_model_on_two_threads_and_a_free_port(
 def test_the_defaults_are_a_short_context_and_short_replies(
     tmp_path: Path, llm_model_path: Path
 ) -> None:
-    env = _load().inference_env("tcp/127.0.0.1:17447", "bench", tmp_path, llm_model_path.parent)
+    env = cc.inference_env("tcp/127.0.0.1:17447", "bench", tmp_path, llm_model_path.parent)
     cfg = load_section(InferenceConfig, "inference", data={}, environ=env)
     assert (cfg.n_ctx, cfg.max_tokens) == (1024, 16)
     assert load_section(BusConfig, "bus", data={}, environ=env).connect == ()

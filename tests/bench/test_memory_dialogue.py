@@ -2,22 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-from types import ModuleType
+from tests.bench.helpers import bench_module
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-def _load() -> ModuleType:
-    # bench/ is a folder of scripts importing each other by bare name
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    return importlib.import_module("memory_dialogue")
-
-
-md = _load()
+md = bench_module("memory_dialogue")
 
 
 def test_the_set_has_300_statements_across_two_users_that_change_over_sessions() -> None:

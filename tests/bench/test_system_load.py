@@ -7,27 +7,17 @@ the test only reads them, so it holds no time limit of its own.
 
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from tests.bench.helpers import bench_module
 
 pytestmark = pytest.mark.slow
 
 
-def _load() -> ModuleType:
-    # bench/ is a folder of scripts importing each other by bare name
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    return importlib.import_module("system_load")
-
-
 def test_ten_clients_for_thirty_seconds_lose_nothing(tmp_path: Path) -> None:
-    r = _load().run(clients=10, duration_s=30.0, n_base=5, root=tmp_path)
+    r = bench_module("system_load").run(clients=10, duration_s=30.0, n_base=5, root=tmp_path)
     paths = r["paths"]
     assert {p: s["errors"] for p, s in paths.items()} == dict.fromkeys(paths, 0), paths
     assert all(s["n"] > 0 for s in paths.values()), paths  # every path was driven
