@@ -4,11 +4,13 @@
 # after the memory and inference units when they run here and works without them (the
 # cycle degrades: the reflex still answers). Memory and inference may live on another
 # node of the router mesh (`memoryNode`, `inferenceNode`). The reflex is trained on first
-# start and cached in the state directory. The unit itself comes from ./unit.nix, the
+# start and cached in the state directory. The optional bearer token of /v1/* is a file,
+# on the host a sops secret (`apiKeySecret`). The unit itself comes from ./unit.nix, the
 # HTTP API's options from ./lib/http-api.nix.
 {
   config,
   lib,
+  options,
   pkgs,
   ...
 }:
@@ -17,6 +19,7 @@ let
   cfg = config.services.emily.cognition;
   unit = import ./unit.nix { inherit config lib pkgs; };
   http = import ./lib/http-api.nix { inherit lib; };
+  tokenFile = http.tokenFile { inherit cfg config options; };
   local = name: config.services.emily.${name}.enable or false;
   peers =
     lib.optional (local "memory" && cfg.memoryNode == null) "emily-memory.service"
@@ -55,7 +58,6 @@ in
     service = "cognition";
     port = 8462;
     portDescription = "Port of /v1/observe, /metrics and /healthz.";
-    token = false;
   }
   // {
     workspaceCapacity = lib.mkOption {
@@ -77,22 +79,37 @@ in
     inferenceNode = nodeOption "inference";
   };
 
-  config = lib.mkIf cfg.enable (
-    unit.config {
+  config = lib.mkMerge [
+    (lib.mkIf cfg.enable (
+      lib.mkMerge [
+        (unit.config {
+          service = "cognition";
+          inherit cfg;
+          description = "Emily cognition service (reflex, workspace, active inference)";
+          settings = {
+            http_addr = cfg.listenAddress;
+            http_port = cfg.port;
+            capacity = cfg.workspaceCapacity;
+            inherit (cfg) embeddings;
+            memory_node = if cfg.memoryNode == null then "" else cfg.memoryNode;
+            inference_node = if cfg.inferenceNode == null then "" else cfg.inferenceNode;
+          }
+          // lib.optionalAttrs (tokenFile != null) { api_key_file = tokenFile; };
+          extraEnvironment.HF_HUB_OFFLINE = "1";
+          after = peers;
+          wants = peers;
+        })
+        {
+          assertions = http.assertions {
+            service = "cognition";
+            inherit cfg options;
+          };
+        }
+      ]
+    ))
+    (http.secret {
       service = "cognition";
-      inherit cfg;
-      description = "Emily cognition service (reflex, workspace, active inference)";
-      settings = {
-        http_addr = cfg.listenAddress;
-        http_port = cfg.port;
-        capacity = cfg.workspaceCapacity;
-        inherit (cfg) embeddings;
-        memory_node = if cfg.memoryNode == null then "" else cfg.memoryNode;
-        inference_node = if cfg.inferenceNode == null then "" else cfg.inferenceNode;
-      };
-      extraEnvironment.HF_HUB_OFFLINE = "1";
-      after = peers;
-      wants = peers;
-    }
-  );
+      inherit cfg options;
+    })
+  ];
 }

@@ -37,11 +37,11 @@ class Service:
 MEMORY = Service("memory", 8463, "emily", MemoryConfig, "http_addr")
 INFERENCE = Service("inference", 8461, "emily-inference", InferenceConfig, "http_host")
 COGNITION = Service("cognition", 8462, "emily-cognition", CognitionConfig, "http_addr")
-WITH_TOKEN = [MEMORY, INFERENCE]
-by_name = pytest.mark.parametrize("svc", WITH_TOKEN, ids=lambda s: s.name)
+SERVICES = [MEMORY, INFERENCE, COGNITION]
+by_name = pytest.mark.parametrize("svc", SERVICES, ids=lambda s: s.name)
 
 
-def helper_options(token: bool) -> dict[str, Any]:
+def helper_options() -> dict[str, Any]:
     """The helper's options for a service `probe` on port 1234, alone in evalModules:
     their values with no definitions and the apiKeySecret example; with the metrics
     options for port 4321."""
@@ -52,7 +52,6 @@ def helper_options(token: bool) -> dict[str, Any]:
         eval = lib.evalModules {{
           modules = [ {{ options = http.options {{
             service = "probe"; port = 1234; portDescription = "Port of probe.";
-            token = {"true" if token else "false"};
           }}; }} ];
         }};
         metrics = lib.evalModules {{
@@ -71,7 +70,7 @@ def helper_options(token: bool) -> dict[str, Any]:
 
 @needs_lib
 def test_the_helper_declares_port_address_and_token_options() -> None:
-    got = helper_options(token=True)
+    got = helper_options()
     assert got["config"] == {
         "port": 1234,
         "listenAddress": "127.0.0.1",
@@ -83,13 +82,8 @@ def test_the_helper_declares_port_address_and_token_options() -> None:
 
 
 @needs_lib
-def test_without_a_token_the_helper_declares_port_and_address_only() -> None:
-    assert helper_options(token=False)["config"] == {"port": 1234, "listenAddress": "127.0.0.1"}
-
-
-@needs_lib
 def test_the_helper_declares_a_metrics_port_and_address() -> None:
-    assert helper_options(token=False)["metrics"] == {
+    assert helper_options()["metrics"] == {
         "metricsPort": 4321,
         "metricsAddress": "127.0.0.1",
     }
@@ -115,7 +109,7 @@ def test_the_metrics_server_defaults_to_loopback_and_moves_with_its_options(
 
 
 @needs_lib
-@pytest.mark.parametrize("svc", [*WITH_TOKEN, COGNITION], ids=lambda s: s.name)
+@by_name
 def test_defaults_serve_loopback_on_the_services_port_without_a_token(svc: Service) -> None:
     got = evaluate_service(svc.name)
     assert got["failed"] == []
@@ -146,7 +140,7 @@ def test_a_secret_without_sops_nix_is_an_assertion_failure(svc: Service) -> None
 
 
 @needs_lib
-@pytest.mark.parametrize("svc", [*WITH_TOKEN, COGNITION], ids=lambda s: s.name)
+@by_name
 def test_a_port_out_of_range_is_a_type_error(svc: Service) -> None:
     with pytest.raises(RuntimeError, match=rf"services\.emily\.{svc.name}\.port' is not of type"):
         evaluate_service(svc.name, "{ port = 70000; }")

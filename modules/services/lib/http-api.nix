@@ -1,21 +1,19 @@
 # The HTTP options the Emily services share, one copy: the API's port and listen
-# address (memory, inference, cognition) and, where /v1/* takes a bearer token (memory,
-# inference), the token as a file or a sops secret, with what follows from it: the file
-# the unit reads, the assertion that a secret needs sops-nix, and the secret itself; and
-# the port and address of a /metrics server of its own (memory, perception).
+# address and the bearer token /v1/* may require (memory, inference, cognition), the
+# token as a file or a sops secret, with what follows from it: the file the unit reads,
+# the assertion that a secret needs sops-nix, and the secret itself; and the port and
+# address of a /metrics server of its own (memory, perception).
 # Pure: it takes lib and each call's arguments. Tested in tests/nix/http_api_test.nix
 # and, against a nixpkgs lib, tests/nix/test_http_api.py.
 { lib }:
 
 {
-  # Options of services.emily.<service>: `port` is the API's default port; `token`
-  # adds apiKeyFile and apiKeySecret.
+  # Options of services.emily.<service>: `port` is the API's default port.
   options =
     {
       service,
       port,
       portDescription,
-      token ? true,
     }:
     {
       port = lib.mkOption {
@@ -29,8 +27,7 @@
         default = "127.0.0.1";
         description = "Address the HTTP API listens on.";
       };
-    }
-    // lib.optionalAttrs token {
+
       apiKeyFile = lib.mkOption {
         type = lib.types.nullOr lib.types.str;
         default = null;
