@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import zenoh
 
 from emily.bus import Keys
@@ -19,7 +20,7 @@ from emily.bus.schemas.memory import EpisodeIn, StoreReply, StoreRequest
 from emily.cognition.clients import MemoryClient, PeerUnavailable
 from emily.cognition.episodes import EpisodeWriter
 from emily.cognition.metrics import CognitionMetrics
-from emily.cognition.outbox import EpisodeOutbox
+from emily.cognition.outbox import CHECKPOINT_EVERY, EpisodeOutbox
 from emily.ids import uuid7
 
 
@@ -43,6 +44,42 @@ def test_the_outbox_keeps_episodes_across_a_reopen_once_per_id_and_bounded(
     again.remove([seq for seq, _ in again.peek(1)])
     assert len(again) == 2
     again.close()
+
+
+def test_put_many_keeps_a_cycles_episodes_in_order_in_one_commit(tmp_path: Path) -> None:
+    path = tmp_path / "episodes.sqlite"
+    box = EpisodeOutbox(path, sync="full")
+    turn, answer = episode("the turn"), episode("the answer")
+    assert box.put_many([turn, answer, turn], keep=10) == 0  # the same id twice: once
+    box.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    again = EpisodeOutbox(path)
+    assert [e.id for _, e in again.peek(10)] == [turn.id, answer.id]
+    assert again.put_many([episode(t) for t in "abc"], keep=3) == 2  # the oldest two go
+    assert [e.text for _, e in again.peek(10)] == ["a", "b", "c"]
+    again.close()
+    with pytest.raises(ValueError, match="'normal' or 'full'"):
+        EpisodeOutbox(tmp_path / "other.sqlite", sync="off")  # type: ignore[arg-type]
+
+
+def test_commits_never_merge_the_wal_a_checkpoint_does(tmp_path: Path) -> None:
+    """A cycle's commit must not run SQLite's automatic checkpoint (its disk flushes
+    would land in that cycle's reply): the database file stays as created however much
+    is written, until :meth:`EpisodeOutbox.checkpoint` merges the WAL into it."""
+    path = tmp_path / "episodes.sqlite"
+    box = EpisodeOutbox(path)
+    created = path.stat().st_size
+    vector = [0.05] * 384
+    for i in range(CHECKPOINT_EVERY + 300):  # well past SQLite's 1000-page default
+        box.put(EpisodeIn(id=uuid7(), text=f"turn {i}", embedding=vector), keep=10_000)
+    assert box.checkpoint_due()
+    assert path.stat().st_size == created
+    assert Path(f"{path}-wal").stat().st_size > 1000 * 4096
+    box.checkpoint()
+    assert not box.checkpoint_due() and path.stat().st_size > 100 * created
+    assert len(box) == CHECKPOINT_EVERY + 300
+    box.close()
 
 
 def test_an_outbox_row_that_no_longer_decodes_is_removed_not_blocking(tmp_path: Path) -> None:
@@ -95,6 +132,40 @@ def test_injected_refusing_memory_drops_only_the_refused_episode(
         assert sorted(stored) == ["a", "b", "c", "d"]
         assert writer.refused == 1 and len(writer.pending) == 0
         assert metrics.episodes.labels("refused")._value.get() == 1
+    finally:
+        writer.close()
+        peers.close()
+        token.undeclare()
+        server.close()
+
+
+def test_keep_only_writes_the_outbox_and_deliver_sends_it(
+    zenoh_pair: tuple[zenoh.Session, zenoh.Session], tmp_path: Path
+) -> None:
+    """What a cycle does before its reply (``keep``) sends nothing to memory, even with
+    memory up; what it does after (``deliver``) sends what was kept, in order."""
+    server_side, client_side = zenoh_pair
+    keys = Keys("kept")
+    stored: list[str] = []
+
+    def store(req: StoreRequest) -> StoreReply:
+        stored.extend(ep.text for ep in req.episodes)
+        return StoreReply(ids=[ep.id for ep in req.episodes if ep.id], durable=True, queued=0)
+
+    server = STORE.serve(server_side, keys, store, workers=1)
+    token = announce(server_side, keys, "memory")
+    peers = Peers(client_side, keys)
+    memory = MemoryClient(client_side, keys, peers)
+    writer = EpisodeWriter(memory, CognitionMetrics(), outbox=tmp_path / "episodes.sqlite")
+    try:
+        assert peers.wait("memory", 10)
+        assert writer.keep([episode("turn"), episode("answer")]) == "queued"
+        assert len(writer.pending) == 2 and writer.sends == 0 and stored == []
+        writer.deliver()
+        deadline = time.monotonic() + 30
+        while len(writer.pending) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert stored == ["turn", "answer"] and len(writer.pending) == 0
     finally:
         writer.close()
         peers.close()

@@ -3,6 +3,11 @@ real inference service (llama.cpp, Gemma 3 270M), all over Zenoh on loopback."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +31,7 @@ from emily.memory.metrics import MemoryMetrics
 from emily.memory.service import MemoryService, serve
 from emily.memory.store import PgStore
 from tests.cognition.conftest import RunningCognition, start_cognition
+from tests.conftest import REPO, free_port
 from tests.fixtures.llm import RunningInference
 
 pytestmark = pytest.mark.slow
@@ -40,10 +46,18 @@ def memory_embedder(minilm: Embedder) -> Embedder:
 
 
 class MemoryProcess:
-    """The real memory service on its own Zenoh session (as its own process would be)."""
+    """The real memory service on its own Zenoh session (as its own process would be),
+    connected to ``connect`` or listening on ``listen``."""
 
-    def __init__(self, dsn: str, root: Path, embedder: Embedder, connect: str) -> None:
-        self.session = open_session(BusConfig(node="test", listen=(), connect=(connect,)))
+    def __init__(
+        self, dsn: str, root: Path, embedder: Embedder, connect: str = "", listen: str = ""
+    ) -> None:
+        bus = BusConfig(
+            node="test",
+            listen=(listen,) if listen else (),
+            connect=(connect,) if connect else (),
+        )
+        self.session = open_session(bus)
         cfg = MemoryConfig(state=root, hnsw_m=8, hnsw_ef_construction=32, pool_timeout_s=2.0)
         memory = Memory(cfg, PgStore(dsn, cfg), embedder, metrics=MemoryMetrics())
         self.service: MemoryService = serve(memory, self.session, KEYS, workers=2)
@@ -128,17 +142,6 @@ def test_full_cycle_against_real_memory_and_inference(
     assert min(g, key=g.__getitem__) == "deliberate"
 
 
-def pending_reaches(cognition: RunningCognition, n: int, wait_s: float = 10.0) -> bool:
-    """Whether cognition's outbox holds ``n`` episodes within ``wait_s`` s (episodes are
-    queued just after the reply goes out)."""
-    deadline = time.monotonic() + wait_s
-    while len(cognition.service.cognition.episodes.pending) != n:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def test_episodes_wait_for_memory_and_arrive_when_it_comes_back(
     private_reflex: Reflex, pg_dsn: str, memory_embedder: Embedder, tmp_path: Path
 ) -> None:
@@ -146,8 +149,8 @@ def test_episodes_wait_for_memory_and_arrive_when_it_comes_back(
     try:
         first = observe(cognition, "The spare key is under the blue flowerpot", allow_llm=False)
         assert "memory" in first.trace.missing and first.trace.episode == "queued"
-        # the turn and the answer enter the outbox right after the reply is sent
-        assert pending_reaches(cognition, 2)
+        # the turn and the answer are in the outbox before the reply is sent
+        assert len(cognition.service.cognition.episodes.pending) == 2
         memory = MemoryProcess(pg_dsn, tmp_path / "memory", memory_embedder, cognition.endpoint)
         try:
             assert cognition.service.peers.wait("memory", 20)
@@ -171,7 +174,7 @@ def test_queued_episodes_survive_a_cognition_restart_and_are_stored_once(
     try:
         reply = observe(first, text, allow_llm=False)
         assert reply.trace.episode == "queued"
-        assert pending_reaches(first, 2)  # the turn, the answer
+        assert len(first.service.cognition.episodes.pending) == 2  # the turn, the answer
     finally:
         first.close()
     second = start_cognition(private_reflex)
@@ -190,6 +193,85 @@ def test_queued_episodes_survive_a_cognition_restart_and_are_stored_once(
     with psycopg.connect(pg_dsn) as conn:
         rows = conn.execute("SELECT id FROM episodes WHERE text = %s", (text,)).fetchall()
     assert len(rows) == 1 and rows[0][0].version == 7
+
+
+def stored_ids(dsn: str, ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """Which of ``ids`` have a row in Postgres's episodes, one entry per row."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT id FROM episodes WHERE id = ANY(%s)", (ids,)).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_a_turn_answered_just_before_cognition_is_killed_reaches_memory_once(
+    cascade: Reflex,
+    reflex_cache: Path,
+    private_reflex: Reflex,
+    pg_dsn: str,
+    memory_embedder: Embedder,
+    tmp_path: Path,
+) -> None:
+    """The fault: cognition is killed with SIGKILL right after it replied, before any
+    step that follows a reply ran (:mod:`tests.cognition.stalled_after_reply` holds it
+    there). The user saw both turns answered, one served by a worker and one inline by
+    the reflex; cognition restarted on the same state dir delivers all four episodes
+    (two turns, two answers) to the real memory service: one row each in Postgres."""
+    assert cascade.deep is not None  # the models the stalled process loads are cached
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    memory = MemoryProcess(pg_dsn, tmp_path / "memory", memory_embedder, listen=endpoint)
+    env = {
+        **os.environ,
+        "EMILY_BUS__NODE": KEYS.node,
+        "EMILY_BUS__LISTEN": "[]",
+        "EMILY_BUS__CONNECT": json.dumps([endpoint]),
+        "HF_HUB_OFFLINE": "1",
+    }
+    cmd = [sys.executable, "-m", "tests.cognition.stalled_after_reply", str(reflex_cache)]
+    stalled = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    second: RunningCognition | None = None
+    text = f"My locker number at the pool is {uuid.uuid4().hex[:6]}"
+    try:
+        assert stalled.stdout is not None and stalled.stdout.readline().strip() == "ready"
+        assert wait_for_server(memory.session, OBSERVE_KEY, timeout_s=60)
+        said = call(
+            memory.session,
+            OBSERVE_KEY,
+            ObserveRequest(text=text, allow_llm=False),
+            ObserveReply,
+            timeout_s=180,
+        )
+        hello = call(
+            memory.session, OBSERVE_KEY, ObserveRequest(text="hello"), ObserveReply, timeout_s=180
+        )
+        assert said.trace.tier != "reflex" and hello.trace.tier == "reflex"
+        ids = [
+            i
+            for r in (said, hello)
+            for i in (r.trace.episode_id, r.trace.answer_id)
+            if i is not None
+        ]
+        assert len(ids) == 4 and said.trace.episode == hello.trace.episode == "queued"
+        stalled.kill()  # SIGKILL, the replies out and nothing after them run
+        assert stalled.wait() == -signal.SIGKILL
+        assert stored_ids(pg_dsn, ids) == []  # the crash came before any delivery
+        second = start_cognition(private_reflex, connect=(endpoint,))
+        deadline = time.monotonic() + 120
+        while len(stored_ids(pg_dsn, ids)) < len(ids):
+            assert time.monotonic() < deadline, f"stored {stored_ids(pg_dsn, ids)} of {ids}"
+            time.sleep(0.2)
+        while len(second.service.cognition.episodes.pending):  # the outbox lets them go
+            assert time.monotonic() < deadline, "the delivered episodes stayed in the outbox"
+            time.sleep(0.05)
+    finally:
+        if stalled.poll() is None:
+            stalled.kill()
+            stalled.wait()
+        if second is not None:
+            second.close()
+        memory.close()
+    assert sorted(stored_ids(pg_dsn, ids)) == sorted(ids)
+    with psycopg.connect(pg_dsn) as conn:
+        rows = conn.execute("SELECT count(*) FROM episodes WHERE text = %s", (text,)).fetchone()
+    assert rows == (1,)
 
 
 def consolidate(session: zenoh.Session, user: str) -> None:

@@ -34,6 +34,9 @@ class CognitionConfig:
         (s), doubled after each further failure up to ``store_backoff_max_s``.
     reflex_budget_ms : a reflex slower than this counts as a latency event (ms).
     pending_max : episodes kept for retry while memory is unreachable.
+    outbox_sync : durability of the episode outbox, which every cycle writes before its
+        reply is sent: ``normal`` (the default) survives cognition being killed or
+        crashing; ``full`` also survives a power loss, for one fsync per cycle.
     stochastic : sample the policy instead of taking the most probable one.
     memory_node, inference_node : the node (``emily/<node>/``) whose memory and inference
         services cognition uses; empty means cognition's own ``[bus] node``. Set them when
@@ -61,6 +64,7 @@ class CognitionConfig:
     store_backoff_max_s: float = 30.0
     reflex_budget_ms: float = 2.0
     pending_max: int = 10_000
+    outbox_sync: Literal["normal", "full"] = "normal"
     stochastic: bool = False
     memory_node: str = ""
     inference_node: str = ""

@@ -17,8 +17,9 @@ The user's turn is classified as a statement, question or command
 is acknowledged; a question is answered from the user's current facts and statements
 only (:mod:`emily.cognition.dialogue.answer`), never with a remembered question; a
 command goes to the reflex, the LLM or a clarifying question. Every cycle stores two
-episodes in the background, the user's turn and the assistant's answer linked to it,
-both in the request's user scope and session, and returns a full trace.
+episodes, the user's turn and the assistant's answer linked to it, both in the request's
+user scope and session: they are written to the durable outbox before the reply is
+returned, and sent to memory in the background after it. It returns a full trace.
 """
 
 from __future__ import annotations
@@ -149,6 +150,7 @@ class Cognition:
             batch=self.config.store_batch,
             backoff_s=self.config.store_backoff_s,
             backoff_max_s=self.config.store_backoff_max_s,
+            sync=self.config.outbox_sync,
         )
         self._last_broadcast: dict[int, uuid.UUID] = {}
         self.acts = acts or LazyActs(reflex.embedder)
@@ -206,11 +208,11 @@ class Cognition:
                 cyc.after.append((self.episodes.background, (self.learner.save,)))
 
     def finish(self, cyc: Cycle) -> None:
-        """Hand the cycle's episode (and any STDP) to the background writer.
+        """Have the cycle's episodes (already in the outbox) sent to memory, and run its
+        other deferred work (STDP, spike counts, saving what was learned).
 
-        A server calls this after it has sent the reply, so that the writer's work
-        (validating and encoding the episode, the store request) does not compete with
-        the reply for the interpreter.
+        A server calls this after it has sent the reply, so that this work (the store
+        request, waiting for room while memory is behind) does not delay the reply.
         """
         for fn, args in cyc.after:
             fn(*args)
@@ -248,9 +250,9 @@ class Cognition:
         outcome = self._act(cyc, policy, result)
         if outcome.action == "clarify" and policy != "clarify":
             policy = "clarify"
+        episode = self._store(cyc, policy, outcome.response)
         cyc.latencies["total"] = (time.perf_counter() - cyc.t0) * 1e3
         self._regulate(cyc, cyc.reflex_ms, result)
-        episode = self._store(cyc, policy, outcome.response)
         if result.fired and stage == "ngrams" and self.reflex.wants_adaptation(result):
             cyc.after.append((self.episodes.background, (self.reflex.adapt, request.text, result)))
         self._record(cyc, policy, decision)
@@ -540,21 +542,25 @@ class Cognition:
             self.allostasis.event("reward", 0.5)
 
     def _store(self, cyc: Cycle, policy: str, response: str) -> str:
-        """Queue the user's turn and the assistant's answer (in that order)."""
+        """Keep the user's turn and the assistant's answer (in that order) in the outbox
+        now, before the reply leaves, so a turn the user saw answered survives cognition
+        dying right after; memory gets them in the background once the reply is out."""
+        if self.episodes.status() == "skipped":
+            return "skipped"
         user = turns.user_turn(cyc.id, cyc.request, cyc.act, cyc.embedding, policy, response)
         reply = turns.assistant_turn(cyc.answer_id, cyc.id, cyc.request, response, policy)
-        cyc.after.append((self._submit_episode, (user,)))
-        cyc.after.append((self._submit_episode, (reply,)))
-        return self.episodes.status()
+        kept = [e for e in (self._storable(user), self._storable(reply)) if e is not None]
+        status = self.episodes.keep(kept)
+        cyc.after.append((self.episodes.deliver, ()))
+        return status
 
-    def _submit_episode(self, fields: dict[str, object]) -> None:
+    def _storable(self, fields: dict[str, object]) -> EpisodeIn | None:
         try:
-            episode = EpisodeIn.model_validate(fields)
+            return EpisodeIn.model_validate(fields)
         except ValidationError as exc:  # the observation passed its own schema: log, go on
             log.error("cycle %s: its episode is not storable, dropped: %s", fields["id"], exc)
             self.metrics.episodes.labels("refused").inc()
-            return
-        self.episodes.submit(episode)
+            return None
 
     def _record(self, cyc: Cycle, policy: str, decision: agent.Decision) -> None:
         m = self.metrics

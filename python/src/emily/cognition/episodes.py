@@ -1,7 +1,10 @@
-"""Storing one episode per cycle in memory, off the critical path, without losing any.
+"""Storing each cycle's episodes in memory, off the critical path, without losing any.
 
-Episodes go to a durable outbox (:class:`~emily.cognition.outbox.EpisodeOutbox`) and a
-single background worker sends them, oldest first, in batches. While memory is
+A cycle's episodes go to a durable outbox (:class:`~emily.cognition.outbox.EpisodeOutbox`)
+before its reply is sent (:meth:`EpisodeWriter.keep`: a local SQLite commit, no network),
+so a turn the user saw answered survives cognition dying the moment after; a single
+background worker sends them to memory, oldest first, in batches, once the reply is out
+(:meth:`EpisodeWriter.deliver`). While memory is
 unreachable they wait there, across restarts of cognition too, up to ``pending_max``;
 only then is the oldest dropped, and counted. While memory's liveliness token is
 absent, a submit does not wake the worker (a store would fail at once); the first
@@ -21,7 +24,9 @@ log line and the ``refused`` counter) and the good ones behind it are stored.
 When memory is there but slower than the cycles, the outbox does not fill up to its
 bound and drop: past four fifths of ``pending_max`` a submit waits (up to
 ``hold_max_s``, counted as ``held``) until the sender has made room, so cognition runs at
-the pace memory can store. Only while memory is away does the bound drop the oldest.
+the pace memory can store. That wait is part of :meth:`~EpisodeWriter.deliver`, after
+the reply: a reply never waits for memory. Only while memory is away does the bound drop
+the oldest.
 """
 
 from __future__ import annotations
@@ -29,14 +34,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from emily.bus.schemas.memory import MAX_BATCH, EpisodeIn
 from emily.cognition.clients import EpisodeRefused, MemoryClient, PeerUnavailable
 from emily.cognition.metrics import CognitionMetrics
-from emily.cognition.outbox import EpisodeOutbox
+from emily.cognition.outbox import EpisodeOutbox, Sync
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,8 @@ class EpisodeWriter:
     backoff_s, backoff_max_s : wait before the first retry after a failed store (s),
         doubled after each further failure up to ``backoff_max_s``.
     hold_max_s : longest a submit waits for room while memory is behind (s).
+    sync : the outbox's durability, ``"normal"`` or ``"full"``
+        (:class:`~emily.cognition.outbox.EpisodeOutbox`).
     """
 
     def __init__(
@@ -71,6 +78,7 @@ class EpisodeWriter:
         backoff_s: float = 0.5,
         backoff_max_s: float = 30.0,
         hold_max_s: float = 30.0,
+        sync: Sync = "normal",
     ) -> None:
         if not 1 <= batch <= MAX_BATCH:
             raise ValueError(f"batch must be in 1..{MAX_BATCH}, got {batch}")
@@ -94,7 +102,7 @@ class EpisodeWriter:
         self._retry_at = 0.0  # monotonic time before which a submit does not resend
         self._timer: threading.Timer | None = None
         self._closed = False
-        self.pending = EpisodeOutbox(outbox if memory is not None else None)
+        self.pending = EpisodeOutbox(outbox if memory is not None else None, sync)
         self.pending_max = pending_max
         # backpressure: past this many pending, a submit waits (up to hold_max_s) while
         # memory is reachable but behind, instead of letting the bound drop the oldest
@@ -117,25 +125,44 @@ class EpisodeWriter:
         return "skipped" if self.memory is None else "queued"
 
     def submit(self, episode: EpisodeIn) -> str:
-        """Queue ``episode`` durably; returns ``"queued"`` (or ``"skipped"`` without a bus)."""
+        """:meth:`keep` ``episode``, then :meth:`deliver`; returns what :meth:`keep` does."""
+        status = self.keep([episode])
+        self.deliver()
+        return status
+
+    def keep(self, episodes: Sequence[EpisodeIn]) -> str:
+        """Write ``episodes`` to the outbox in one commit, and nothing else: no wait for
+        room, no store request (a cycle calls this before its reply leaves). Returns
+        ``"queued"`` (or ``"skipped"`` without a bus)."""
         if self.memory is None:
             return "skipped"
-        self._wait_for_room()
-        dropped = self.pending.put(episode, self.pending_max)
+        dropped = self.pending.put_many(episodes, self.pending_max)
         if dropped:
             self.dropped += dropped
             self.metrics.episodes.labels("dropped").inc(dropped)
+        return "queued"
+
+    def deliver(self) -> None:
+        """Have what :meth:`keep` wrote sent to memory in the background (a cycle calls
+        this once its reply is out): waits for room while memory is behind (see
+        :meth:`_wait_for_room`), then wakes the sender unless a failed store is backing
+        off."""
+        if self.memory is None:
+            return
+        self._wait_for_room()
         self.metrics.pending.set(len(self.pending))
         if self.memory.available() and time.monotonic() >= self._retry_at:
             self._wake()
-        return "queued"
+        if self.pending.checkpoint_due() and not self._closed:
+            self.background(self.pending.checkpoint)
 
     def _wait_for_room(self) -> None:
         """Hold the caller while the outbox is past :attr:`pending_high` and memory is
         there but behind, so the cycles slow to memory's pace rather than the bound
         dropping episodes. The caller is a cycle's after-reply step: its own reply is
-        already out; the wait delays the next cycle that worker runs. Memory absent (or
-        ``hold_max_s`` passed): no wait, the bound decides."""
+        already out (its episodes already kept); the wait delays the next cycle that
+        worker runs. Memory absent (or ``hold_max_s`` passed): no wait, the bound
+        decides."""
         assert self.memory is not None
         if len(self.pending) < self.pending_high or not self.memory.available():
             return
@@ -247,7 +274,8 @@ class EpisodeWriter:
         return len(items), None
 
     def background(self, fn: Callable[..., object], *args: object) -> None:
-        """Run ``fn(*args)`` on the writer's thread (STDP adaptation, off the hot path)."""
+        """Run ``fn(*args)`` on the writer's thread (STDP adaptation, the outbox's
+        checkpoint: off the hot path)."""
         self._pool.submit(fn, *args)
 
     def close(self) -> None:

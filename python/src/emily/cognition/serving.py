@@ -5,8 +5,8 @@ well under a millisecond. It is answered on the Zenoh thread that delivered the 
 no hand-off to a worker thread, no wait behind slow cycles (deliberations can take
 seconds). Whether a cycle is that kind is known only once the reflex has run, so the
 reflex is :class:`~emily.bus.rpc.Server`'s ``first`` step; a cycle that needs more
-continues on the server's bounded worker pool. The episode goes to the writer after the
-reply is out, wherever the cycle finished.
+continues on the server's bounded worker pool. Wherever the cycle ran, its episodes are
+in the durable outbox before the reply is sent, and go to memory after it is out.
 
 An observation of audio or an image is never answered inline: its first step is a call
 to the perception service (:mod:`emily.cognition.perceive`), which can take seconds, so
