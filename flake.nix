@@ -49,7 +49,7 @@
 
       devShells.${system}.default = import ./services/devshell.nix { inherit pkgs; };
 
-      checks.${system} = import ./checks { inherit pkgs sops-nix; };
+      checks.${system} = import ./checks { inherit pkgs nixpkgs sops-nix; };
 
       formatter.${system} = pkgs.nixfmt;
     };

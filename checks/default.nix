@@ -1,8 +1,10 @@
 # `nix flake check`: lints, the pure-helper tests and the Python test suite, each in
 # the build sandbox. VM tests of the modules are added beside them as modules land.
-# sops-nix: the flake input, for the VM tests that decrypt secrets/test.yaml.
+# sops-nix: the flake input, for the VM tests that decrypt secrets/test.yaml; it and
+# nixpkgs (the flake input) are also the sources pytest evaluates the modules against.
 {
   pkgs,
+  nixpkgs ? null,
   sops-nix ? null,
 }:
 
@@ -31,7 +33,7 @@ let
     ];
   };
 
-  testEnv = import ../services/test-env.nix { inherit pkgs; };
+  testEnv = import ../services/test-env.nix { inherit pkgs nixpkgs sops-nix; };
 
   helperFailures = import ../tests/nix/run.nix;
 in

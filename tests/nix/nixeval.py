@@ -15,15 +15,18 @@ import pytest
 
 from tests.conftest import REPO
 
-LIB = os.environ.get("EMILY_NIXPKGS_LIB", "")
-SOPS = os.environ.get("EMILY_SOPS_NIX", "")
+# the variables services/test-env.nix sets from the flake's inputs
+LIB_ENV = "EMILY_NIXPKGS_LIB"
+SOPS_ENV = "EMILY_SOPS_NIX"
+LIB = os.environ.get(LIB_ENV, "")
+SOPS = os.environ.get(SOPS_ENV, "")
 needs_lib = pytest.mark.skipif(
     not (LIB and (Path(LIB) / "default.nix").is_file()),
-    reason="set EMILY_NIXPKGS_LIB to a nixpkgs lib/ directory to evaluate the module",
+    reason=f"set {LIB_ENV} to a nixpkgs lib/ directory to evaluate the module",
 )
 needs_sops = pytest.mark.skipif(
     not (SOPS and (Path(SOPS) / "modules" / "sops").is_dir()),
-    reason="set EMILY_SOPS_NIX to a sops-nix checkout to evaluate the sops secret",
+    reason=f"set {SOPS_ENV} to a sops-nix checkout to evaluate the sops secret",
 )
 
 
