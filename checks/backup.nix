@@ -7,17 +7,9 @@
 let
   testSecrets = import ./lib/test-secrets.nix sops-nix.nixosModules.sops;
   layout = import ../modules/storage/layout.nix;
+  vm = import ./lib/pool-vm.nix;
   createPool = import ./lib/pool.nix {
-    hdds = [
-      "/dev/vdb"
-      "/dev/vdc"
-      "/dev/vdd"
-      "/dev/vde"
-    ];
-    nvmes = [
-      "/dev/vdf"
-      "/dev/vdg"
-    ];
+    inherit (vm) hdds nvmes;
     mountRoot = "";
     only = [
       "emily"
@@ -33,23 +25,8 @@ pkgs.testers.runNixOSTest {
     imports = [
       ../modules
       testSecrets
+      vm.module
     ];
-    virtualisation = {
-      memorySize = 2048;
-      emptyDiskImages = [
-        512
-        512
-        512
-        512
-        256
-        256
-      ];
-    };
-    emily.storage = {
-      enable = true;
-      hostId = "deadbeef";
-      ramGiB = 2;
-    };
     emily.database = {
       enable = true;
       ramGiB = 2;

@@ -6,40 +6,18 @@
 let
   layout = import ../modules/storage/layout.nix;
   arc = import ../modules/lib/arc.nix;
-  hdds = [
-    "/dev/vdb"
-    "/dev/vdc"
-    "/dev/vdd"
-    "/dev/vde"
-  ];
-  nvmes = [
-    "/dev/vdf"
-    "/dev/vdg"
-  ];
-  createPool = import ./lib/pool.nix { inherit hdds nvmes; };
+  vm = import ./lib/pool-vm.nix;
+  createPool = import ./lib/pool.nix { inherit (vm) hdds nvmes; };
   props = builtins.toJSON (builtins.mapAttrs (_: d: d.options) layout.datasets);
 in
 pkgs.testers.runNixOSTest {
   name = "emily-zfs";
 
   nodes.machine = {
-    imports = [ ../modules ];
-    virtualisation = {
-      memorySize = 2048;
-      emptyDiskImages = [
-        512
-        512
-        512
-        512
-        256
-        256
-      ];
-    };
-    emily.storage = {
-      enable = true;
-      hostId = "deadbeef";
-      ramGiB = 2;
-    };
+    imports = [
+      ../modules
+      vm.module
+    ];
     environment.systemPackages = [ pkgs.sanoid ];
   };
 
