@@ -13,12 +13,12 @@ import pytest
 from emily.bus.schemas.dialogue import DEFAULT_USER
 from emily.bus.schemas.facts import FactsRequest
 from emily.embed import Embedder
-from emily.ids import uuid7
 from emily.memory import facts
 from emily.memory.config import MemoryConfig
-from emily.memory.extract import ME, Triple, extract
+from emily.memory.extract import ME, Triple
 from emily.memory.store import PgStore
 from tests.memory.helpers import T0
+from tests.memory.said import apply_said
 
 
 @pytest.fixture
@@ -31,21 +31,15 @@ def store(pg_dsn: str, tmp_path: Path) -> Iterator[PgStore]:
 def say(
     store: PgStore, embedder: Embedder, text: str, *, user: str = DEFAULT_USER, hours: int = 0
 ) -> uuid.UUID:
-    """Apply the facts of ``text`` as said by ``user`` at ``T0 + hours``; its episode id."""
-    episode = uuid7()
-    with store.connection() as conn, conn.transaction():
-        for t in extract(text):
-            vec = embedder.embed([facts.fact_text(t.subject, t.relation, t.value)])[0]
-            facts.apply(
-                conn,
-                user=user,
-                agent=None,
-                triple=t,
-                episode_id=episode,
-                at=T0 + timedelta(hours=hours),
-                embedding=vec,
-            )
-    return episode
+    """Apply the facts of ``text`` as said by ``user`` at ``T0 + hours``, each with the
+    MiniLM vector of its fact text; its episode id."""
+    return apply_said(
+        store,
+        text,
+        user=user,
+        hours=hours,
+        embed=lambda t: embedder.embed([facts.fact_text(t.subject, t.relation, t.value)])[0],
+    )
 
 
 def ask(store: PgStore, embedder: Embedder, text: str, **kw: object) -> list[facts.Fact]:

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from emily.bus.schemas.memory import EMBED_DIM
-from emily.ids import uuid7
 from emily.memory import facts, graph
 from emily.memory.config import MemoryConfig
-from emily.memory.extract import extract
 from emily.memory.store import PgStore
-from tests.memory.helpers import T0
+from tests.memory.said import apply_said
 
 
 @pytest.fixture
@@ -28,21 +25,9 @@ def store(pg_dsn: str, tmp_path: Path) -> Iterator[PgStore]:
 
 
 def say(store: PgStore, text: str, *, user: str = "ana", hours: int = 0) -> uuid.UUID:
-    episode = uuid7()
     vec = np.zeros(EMBED_DIM, np.float32)
     vec[0] = 1.0  # the graph never reads embeddings
-    with store.connection() as conn, conn.transaction():
-        for t in extract(text):
-            facts.apply(
-                conn,
-                user=user,
-                agent=None,
-                triple=t,
-                episode_id=episode,
-                at=T0 + timedelta(hours=hours),
-                embedding=vec,
-            )
-    return episode
+    return apply_said(store, text, user=user, hours=hours, embed=lambda _: vec)
 
 
 def values(store: PgStore, text: str, **kw: object) -> dict[str, int]:
