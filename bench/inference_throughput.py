@@ -135,18 +135,24 @@ def over_zenoh(session: Any, key: str, prompt: str, n: int) -> Run:
     return Run(final.usage.prompt_tokens, final.usage.completion_tokens, first, last)
 
 
-def over_http(port: int, prompt: str, n: int, bias: dict[int, float]) -> Run:
-    """One streamed ``/v1/completions`` request (the same body for every server)."""
-    body = json.dumps(
+def completion_body(prompt: str, n: int, bias: dict[int, float], *, stream: bool) -> str:
+    """The JSON body of a ``/v1/completions`` request, the same for every server: ``n``
+    tokens at temperature 0 under the logit bias ``bias``, streamed or not."""
+    return json.dumps(
         {
             "prompt": prompt,
             "max_tokens": n,
             "temperature": 0,
             "repeat_penalty": 1.0,
             "logit_bias": {str(t): v for t, v in bias.items()},
-            "stream": True,
         }
+        | ({"stream": True} if stream else {})
     )
+
+
+def over_http(port: int, prompt: str, n: int, bias: dict[int, float]) -> Run:
+    """One streamed ``/v1/completions`` request (the same body for every server)."""
+    body = completion_body(prompt, n, bias, stream=True)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     t0 = time.perf_counter()
     conn.request("POST", "/v1/completions", body=body, headers={"Content-Type": "application/json"})
@@ -168,15 +174,7 @@ def over_http(port: int, prompt: str, n: int, bias: dict[int, float]) -> Run:
 
 def whole_http(port: int, prompt: str, n: int, bias: dict[int, float]) -> int:
     """One non-streamed ``/v1/completions`` request; returns the tokens it generated."""
-    body = json.dumps(
-        {
-            "prompt": prompt,
-            "max_tokens": n,
-            "temperature": 0,
-            "repeat_penalty": 1.0,
-            "logit_bias": {str(t): v for t, v in bias.items()},
-        }
-    )
+    body = completion_body(prompt, n, bias, stream=False)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     conn.request("POST", "/v1/completions", body=body, headers={"Content-Type": "application/json"})
     resp = conn.getresponse()
