@@ -1,9 +1,10 @@
 # VM test of modules/services/cognition.nix: zenohd, emily-memory, emily-inference (CPU,
 # Gemma 3 270M) and emily-cognition. It checks the unit's ordering after memory and
-# inference, answers a reflex observation and a deliberation over the bus with the CLI
-# and over HTTP, rejects a bad observation, reads /metrics (the reflex SLO histogram),
-# and checks the hardening. Then it stops memory and inference and shows the cycle
-# degrading: the reflex still answers and the trace names what is missing.
+# inference, answers a reflex observation over the bus with the CLI and a deliberation
+# over HTTP behind the bearer token, rejects a bad observation, reads /metrics (the
+# reflex SLO histogram) and checks the hardening. Then it stops memory and inference
+# and shows the cycle degrading: the reflex still answers and the trace names what is
+# missing.
 # `pkgs` carries the emily overlay (runNixOSTest hands it to the node as node.pkgs).
 { pkgs }:
 
@@ -28,7 +29,10 @@ pkgs.testers.runNixOSTest {
     services.emily.cognition = {
       enable = true;
       node = "vmtest";
+      # a test-only token in the store; on the host it is the sops secret `apiKeySecret`
+      apiKeyFile = "/etc/emily-test/token";
     };
+    environment.etc."emily-test/token".text = "vm-test-token";
     environment.systemPackages = [
       pkgs.emily
       pkgs.curl
@@ -39,6 +43,7 @@ pkgs.testers.runNixOSTest {
     import json
 
     client = "EMILY_BUS__NODE=vmtest EMILY_BUS__MODE=client EMILY_BUS__CONNECT='[\"tcp/127.0.0.1:7447\"]'"
+    auth = "-H 'Authorization: Bearer vm-test-token'"
 
     machine.wait_for_unit("zenohd.service")
     machine.wait_for_unit("emily-cognition.service")
@@ -52,16 +57,17 @@ pkgs.testers.runNixOSTest {
         out = json.loads(machine.succeed(f"{client} emily observe --json --wait 120 hello"))
         assert out["trace"]["tier"] == "reflex", out
 
-    with subtest("a deliberation uses the language model, over HTTP"):
+    with subtest("a deliberation uses the language model, over HTTP behind the token"):
         machine.wait_for_unit("emily-inference.service")
         machine.wait_for_unit("emily-memory.service")
         body = json.dumps({"text": "Why is the sky blue?", "max_tokens": 16})
-        reply = json.loads(machine.succeed(
-            f"curl -sf -H 'Content-Type: application/json' -d '{body}' http://127.0.0.1:8462/v1/observe"
-        ))
+        post = f"-H 'Content-Type: application/json' -d '{body}' http://127.0.0.1:8462/v1/observe"
+        code = machine.succeed(f"curl -s -o /dev/null -w '%{{http_code}}' {post}")
+        assert code == "401", code
+        reply = json.loads(machine.succeed(f"curl -sf {auth} {post}"))
         assert reply["response"], reply
         code = machine.succeed(
-            "curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' "
+            f"curl -s -o /dev/null -w '%{{http_code}}' {auth} -H 'Content-Type: application/json' "
             "-d '{\"text\": \"\"}' http://127.0.0.1:8462/v1/observe"
         )
         assert code == "400", code
