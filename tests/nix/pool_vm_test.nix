@@ -14,6 +14,7 @@ let
     "h"
     "i"
   ];
+  named = builtins.genList (i: "/dev/vd${builtins.elemAt letters i}") (builtins.length nodes);
   pool = import ../../checks/lib/pool.nix { inherit (vm) hdds nvmes; };
   has = needle: builtins.match ".*${needle}.*" pool != null;
 in
@@ -26,9 +27,7 @@ in
     };
     expected = {
       disks = builtins.length nodes;
-      nodes = map (l: "/dev/vd${l}") (
-        builtins.genList (builtins.elemAt letters) (builtins.length nodes)
-      );
+      nodes = named;
     };
   }
   {
