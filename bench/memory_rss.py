@@ -6,8 +6,9 @@ list of ``KEY=VALUE`` environment settings of the service joined by ``,``, such 
 pgvector, data in ``bench/out/pg-rss``) and a fresh state dir:
 
 1. ``emily serve memory`` is started in its own process with ``EMILY_MEMORY_DIAG=1``
-   (and ``EMILY_MEMORY_TRACEMALLOC`` with ``--tracemalloc N``), background consolidation
-   off, and waited for until its in-process index is ready;
+   (and ``EMILY_MEMORY_TRACEMALLOC`` with ``--tracemalloc N``), consolidation every
+   ``--consolidate-s`` (30 s, the default of the service), and waited for until its
+   in-process index is ready;
 2. ``--clients`` threads over loopback Zenoh send, until ``--episodes`` are stored,
    stores of 1 to ``--max-batch`` texts of 3 to 60 words (embedded by the service with
    MiniLM: the real path, with inputs of many lengths) and, for ``--recall-share`` of
@@ -196,7 +197,7 @@ def measure(v: Variant, dsn: str, args: argparse.Namespace, state: Path) -> None
         "EMILY_MEMORY__DSN": dsn,
         "EMILY_MEMORY__METRICS_PORT": "0",
         "EMILY_MEMORY__HTTP_PORT": "0",
-        "EMILY_MEMORY__CONSOLIDATE_INTERVAL_S": "0",
+        "EMILY_MEMORY__CONSOLIDATE_INTERVAL_S": str(args.consolidate_s),
         "EMILY_MEMORY_DIAG": "1",
         **({"EMILY_MEMORY_TRACEMALLOC": str(args.tracemalloc)} if args.tracemalloc else {}),
         **v.env,
@@ -359,9 +360,46 @@ def compare(variants: list[Variant]) -> None:
     print("\n" + table(head, rows))
 
 
-def run(args: argparse.Namespace, root: Path | None = None) -> list[Variant]:
+def embed_rates(calls: int, rounds: int = 3) -> None:
+    """In this process: texts/s of the embedder with and without shape buckets, on
+    batches of 1 to 8 texts of 3 to 60 words (a warm-up list, then ``calls`` batches
+    of a fresh draw per round, the two settings taking turns), and glibc's bytes in
+    use after both. The caches get their library default (1,024 entries) unless the
+    environment sets them, so the unbucketed embedder is not starved of entries."""
+    for var in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
+        os.environ.setdefault(var, "1024")
+    from emily.embed import Embedder
+    from emily.memory.heapdump import mallinfo2
+
+    def batches(seed: int, n: int) -> list[list[str]]:
+        rng = random.Random(seed)
+        return [[text(rng, 3, 60) for _ in range(rng.randint(1, 8))] for _ in range(n)]
+
+    kinds = {k: Embedder(device="cpu", shape_buckets=k) for k in (False, True)}
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    for e in kinds.values():
+        for b in batches(0, calls):
+            e.embed(b)
+    for r in range(rounds):
+        work = batches(r + 1, calls)
+        for bucketed, e in kinds.items():
+            t = time.perf_counter()
+            for b in work:
+                e.embed(b)
+            rates[bucketed].append(sum(map(len, work)) / (time.perf_counter() - t))
+    base = float(np.median(rates[False]))
+    rows = [
+        (name, f"{np.median(rates[k]):,.1f}", f"{np.median(rates[k]) / base:.2f}x", load())
+        for name, k in (("exact shapes (before)", False), ("shape buckets", True))
+    ]
+    print(table(("embedder", "texts/s (median)", "vs exact", "load 1m"), rows))
+    print(f"glibc in use after both: {mib(mallinfo2().get('in_use', 0))} MiB")
+
+
+def run(args: argparse.Namespace, root: Path | None = None, done: Any = None) -> list[Variant]:
     """Measure every variant of ``args.variants``; Postgres and state under ``root``
-    (``bench/out``, Postgres' data kept between runs, when ``None``)."""
+    (``bench/out``, Postgres' data kept between runs, when ``None``); ``done(variant)``
+    is called as each one is measured."""
     variants = parse_variants(args.variants)
     if root is None:
         pg, state = embedded_postgres("pg-rss"), OUT / "state-rss"
@@ -370,6 +408,8 @@ def run(args: argparse.Namespace, root: Path | None = None) -> list[Variant]:
     try:
         for v in variants:
             measure(v, fresh_db(pg.dsn, "rss"), args, state)
+            if done is not None:
+                done(v)
     finally:
         if root is not None:
             pg.stop()
@@ -386,8 +426,14 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-batch", type=int, default=8, help="most texts per store")
     ap.add_argument("--recall-share", type=float, default=0.3, help="share of requests")
     ap.add_argument("--variants", default="default", help="'default;KEY=VALUE,...;...'")
+    ap.add_argument(
+        "--consolidate-s", type=float, default=30.0, help="consolidation period (0: off)"
+    )
     ap.add_argument("--tracemalloc", type=int, default=0, help="frames traced (0: off)")
     ap.add_argument("--json", type=Path, help="also write every dump to this file")
+    ap.add_argument(
+        "--embed-rate", type=int, default=0, help="only compare embed rates over N batches"
+    )
     return ap
 
 
@@ -399,9 +445,11 @@ def main() -> None:
         raise SystemExit("--clients and --max-batch must be >= 1, --recall-share in [0, 1)")
     parse_variants(args.variants)  # a bad one fails before anything starts
     print(load_line("at start"), flush=True)
-    variants = run(args)
-    for v in variants:
-        report(v)
+    if args.embed_rate:
+        embed_rates(args.embed_rate)
+        print(load_line("at end"))
+        return
+    variants = run(args, done=report)
     if len(variants) > 1:
         compare(variants)
     print(load_line("at end"))

@@ -3,13 +3,26 @@ direct pipeline (in either precision) against SentenceTransformer's own ``encode
 
 from __future__ import annotations
 
+import os
+import random
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from emily.cognition.reflex import data as rdata
-from emily.embed import EmbedConfig, Embedder, native_bf16, resolve_precision
+from emily.embed import (
+    CACHE_ENTRIES,
+    CACHE_VARS,
+    LENGTH_STEP,
+    EmbedConfig,
+    Embedder,
+    native_bf16,
+    resolve_precision,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -86,3 +99,58 @@ def test_precision_setting_and_auto(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert native_bf16(tmp_path / "missing") is False
     monkeypatch.setenv("EMILY_EMBED__PRECISION", "float32")
     assert EmbedConfig.load().precision == "float32"
+
+
+def test_bucketed_batches_reach_the_model_in_few_shapes(minilm: Embedder) -> None:
+    assert minilm.shape_buckets  # the default
+    seen: set[tuple[int, int]] = set()
+    encoder = minilm._encoder
+
+    def spy(ids: Any, mask: Any, types: Any) -> Any:
+        seen.add((int(ids.shape[0]), int(ids.shape[1])))
+        return encoder(ids, mask, types)
+
+    rng = random.Random(0)
+    minilm._encoder = spy  # type: ignore[assignment]
+    try:
+        for n in (1, 2, 3, 5, 9, 17, 33, 37):
+            minilm.embed([" ".join(["word"] * rng.randint(1, 60)) for _ in range(n)])
+    finally:
+        minilm._encoder = encoder
+    assert all(b & (b - 1) == 0 for b, _ in seen), seen  # 37 texts: 32, 4 and 1
+    assert all(t % LENGTH_STEP == 0 for _, t in seen), seen
+    # and the same vectors as without the padding
+    texts = [" ".join(["word"] * k) + " end" for k in (1, 7, 30)]
+    plain = Embedder(device="cpu", precision=minilm.precision, shape_buckets=False)
+    got, ref = minilm.embed(texts), plain.embed(texts)
+    assert float((got * ref).sum(axis=1).min()) > 0.9999
+
+
+# held kernels grow with every new input shape; bucketed, the shapes are few
+_HELD = """
+import random, sys
+from emily.embed import Embedder
+from emily.memory.heapdump import mallinfo2
+e = Embedder(device="cpu", shape_buckets=sys.argv[1] == "1")
+rng = random.Random(0)
+e.embed(["warm up"])
+before = mallinfo2()["in_use"]
+for _ in range(120):
+    e.embed([" ".join(["word"] * rng.randint(3, 30)) for _ in range(rng.randint(1, 4))])
+print(mallinfo2()["in_use"] - before)
+"""
+
+
+def test_kernels_held_for_input_shapes_stay_bounded() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in CACHE_VARS}
+    out = subprocess.run(
+        [sys.executable, "-c", _HELD, "1"], env=env, capture_output=True, text=True, check=True
+    )
+    grew = int(out.stdout.split()[-1])
+    assert grew < 60 * 2**20, f"in use grew {grew / 2**20:.0f} MiB over 120 embeddings"
+    # the caps are set on import when the environment does not set them
+    probe = "import os, emily.embed; print(*(os.environ[v] for v in emily.embed.CACHE_VARS))"
+    caps = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert caps.stdout.split() == [CACHE_ENTRIES, CACHE_ENTRIES]

@@ -20,6 +20,16 @@ as plain tensor calls (:class:`Encoder`) on the model's own weights instead of t
 ``BertModel.forward``, whose per-layer Python (signature inspection, output capture) is
 a sizeable share of a short sentence's embedding. ``tests/test_embed.py`` checks both
 precisions against ``SentenceTransformer.encode``.
+
+**Input shapes.** On the CPU, every distinct number of token rows a linear layer sees
+(batch size x padded length) makes oneDNN (under torch) build and keep kernels for it:
+about 2.3 MB per shape in oneDNN's primitive cache and ideep's LRU cache together, up
+to 1,024 entries each by default, so a service embedding texts of every length keeps
+growing until both are full. With ``[embed] shape_buckets`` (default on) a
+batch is padded to a multiple of :data:`LENGTH_STEP` tokens and split into power-of-two
+sizes, so the model sees at most 64 shapes; both caches are also capped at
+:data:`CACHE_ENTRIES` (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``, ``LRU_CACHE_CAPACITY``,
+unless set in the environment), which holds every one of them.
 """
 
 from __future__ import annotations
@@ -40,6 +50,15 @@ from emily.config import load_section
 from emily.errors import EmbedderError
 
 Precision = Literal["auto", "float32", "bfloat16"]
+#: Padded lengths are multiples of this many tokens (with ``shape_buckets``).
+LENGTH_STEP = 16
+#: Entries oneDNN's primitive cache and ideep's LRU cache keep: four linear shapes for
+#: each of the 64 bucketed input shapes. Read when torch first builds a kernel, so set
+#: on import, before any embedding.
+CACHE_ENTRIES = "256"
+CACHE_VARS = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
+for _var in CACHE_VARS:
+    os.environ.setdefault(_var, CACHE_ENTRIES)
 
 
 @dataclass(frozen=True)
@@ -47,9 +66,13 @@ class EmbedConfig:
     """Settings of the ``[embed]`` section, shared by every service that embeds.
 
     precision : ``auto``, ``float32`` or ``bfloat16`` (see the module docstring).
+    shape_buckets : pad each batch to a multiple of 16 tokens and split batches into
+        power-of-two sizes, so that the kernels kept per input shape (oneDNN, on the
+        CPU) stay few; off, a batch is padded to its longest text only.
     """
 
     precision: Precision = "auto"
+    shape_buckets: bool = True
 
     @classmethod
     def load(cls) -> EmbedConfig:
@@ -143,14 +166,20 @@ class Embedder:
     Parameters
     ----------
     device : ``cpu``, ``cuda`` or ``None`` (CUDA when present).
-    batch_size : texts per forward pass (texts are grouped by length, as ``encode`` does).
+    batch_size : most texts per forward pass (texts are grouped by length, as ``encode``
+        does).
     precision : ``None`` reads ``[embed] precision``.
+    shape_buckets : ``None`` reads ``[embed] shape_buckets``.
     """
 
     dim = EMBED_DIM
 
     def __init__(
-        self, device: str | None = None, batch_size: int = 64, precision: Precision | None = None
+        self,
+        device: str | None = None,
+        batch_size: int = 64,
+        precision: Precision | None = None,
+        shape_buckets: bool | None = None,
     ) -> None:
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -166,8 +195,10 @@ class Embedder:
 
         self.batch_size = batch_size
         self.device = str(model.device)
-        chosen = precision if precision is not None else EmbedConfig.load().precision
+        cfg = EmbedConfig.load() if precision is None or shape_buckets is None else EmbedConfig()
+        chosen = precision if precision is not None else cfg.precision
         self.precision = resolve_precision(chosen, self.device.split(":")[0])
+        self.shape_buckets = cfg.shape_buckets if shape_buckets is None else shape_buckets
         self._tokenizer = model.tokenizer
         self._max_tokens = int(model.max_seq_length)
         bert = model[0].auto_model.eval()
@@ -181,9 +212,20 @@ class Embedder:
         out = np.zeros((len(texts), EMBED_DIM), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         with self._lock:
-            for start in range(0, len(order), self.batch_size):
-                rows = order[start : start + self.batch_size]
+            for rows in self._batches(order):
                 out[rows] = self._forward([texts[i] for i in rows])
+        return out
+
+    def _batches(self, order: list[int]) -> list[list[int]]:
+        """``order`` cut into forward passes: up to :attr:`batch_size` texts each, and
+        with :attr:`shape_buckets` a power of two each (37 texts: 32, 4 and 1)."""
+        out, start = [], 0
+        while start < len(order):
+            n = min(self.batch_size, len(order) - start)
+            if self.shape_buckets:
+                n = 1 << (n.bit_length() - 1)
+            out.append(order[start : start + n])
+            start += n
         return out
 
     def _forward(self, texts: list[str]) -> npt.NDArray[np.float32]:
@@ -195,6 +237,7 @@ class Embedder:
                 padding=True,
                 truncation=True,
                 max_length=self._max_tokens,
+                pad_to_multiple_of=LENGTH_STEP if self.shape_buckets else None,
                 return_tensors="pt",
             ).to(self.device)
             hidden = self._encoder(
