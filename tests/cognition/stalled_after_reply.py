@@ -21,7 +21,8 @@ from pathlib import Path
 
 from emily.bus import BusConfig
 from emily.cognition.config import CognitionConfig
-from emily.cognition.cycle import Cognition, Cycle
+from emily.cognition.cycle import Cognition
+from emily.cognition.record import Cycle
 from emily.cognition.reflex import MiniLMFeatures, Reflex, ReflexModel
 from emily.cognition.reflex.cascade import DEEP_CONFIG
 from emily.cognition.reflex.features import HashedNgrams

@@ -19,7 +19,7 @@ from emily.bus.keys import Keys
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest, WorkspaceBroadcast
 from emily.cognition.clients import InferenceClient, MemoryClient
 from emily.cognition.config import CognitionConfig
-from emily.cognition.cycle import Cognition, workspace_items
+from emily.cognition.cycle import Cognition
 from emily.cognition.dialogue.acts import LazyActs
 from emily.cognition.http import build_app
 from emily.cognition.learning import Learner
@@ -27,6 +27,7 @@ from emily.cognition.metrics import CognitionMetrics
 from emily.cognition.perceive import Perceiver
 from emily.cognition.reflex import Reflex
 from emily.cognition.serving import serve_observe
+from emily.cognition.trace import workspace_items
 from emily.cognition.workspace import Broadcast
 from emily.config import state_dir
 from emily.errors import BusError

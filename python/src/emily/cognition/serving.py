@@ -24,8 +24,9 @@ from emily.bus.keys import Keys
 from emily.bus.messages import ErrorReply
 from emily.bus.rpc import Continuation, RequestFailed, Server
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
-from emily.cognition.cycle import Cognition, Cycle
+from emily.cognition.cycle import Cognition
 from emily.cognition.dialogue.turns import feedback_only
+from emily.cognition.record import Cycle
 
 Perceive = Callable[[ObserveRequest], ObserveRequest]
 
