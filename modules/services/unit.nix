@@ -185,6 +185,8 @@ in
             inherit (cfg) node router;
             settings = settings // cfg.settings;
           }
+          # two glibc malloc arenas, not up to 8 per core that each keep what their thread freed
+          // { MALLOC_ARENA_MAX = "2"; }
           // extraEnvironment;
         unitConfig.RequiresMountsFor = [ stateDir ];
         serviceConfig = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import queue
@@ -212,3 +213,17 @@ def test_inference_killed_mid_answer_degrades_then_is_restarted_and_deliberates_
             time.sleep(1.0)
     assert again.trace.tier == "deliberation" and "inference" not in again.trace.missing
     assert up.stop() == 130
+
+
+def test_services_get_two_malloc_arenas_unless_the_environment_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from emily.cli.up import service_env
+
+    args = argparse.Namespace(node="n", endpoint="tcp/127.0.0.1:7447", log_level=None)
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    env = service_env(args)
+    assert env["MALLOC_ARENA_MAX"] == "2"
+    assert env["EMILY_BUS__CONNECT"] == '["tcp/127.0.0.1:7447"]'
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert service_env(args)["MALLOC_ARENA_MAX"] == "4"

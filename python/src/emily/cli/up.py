@@ -130,6 +130,26 @@ class RestartRequests:
         return names
 
 
+#: glibc malloc arenas per service process (unless the environment sets it): by default
+#: each of a service's ~50 threads may get its own, up to 8 per core, and each keeps
+#: the memory its thread freed, which ``bench/memory_rss.py`` saw grow with the load.
+MALLOC_ARENA_MAX = "2"
+
+
+def service_env(args: argparse.Namespace) -> dict[str, str]:
+    """The environment of every supervised service: this one, the bus settings of the
+    rendezvous, the log level if given, and ``MALLOC_ARENA_MAX`` unless already set."""
+    env = dict(os.environ)
+    env["EMILY_BUS__NODE"] = args.node
+    env["EMILY_BUS__MODE"] = "peer"
+    env["EMILY_BUS__LISTEN"] = "[]"
+    env["EMILY_BUS__CONNECT"] = json.dumps([args.endpoint])
+    env.setdefault("MALLOC_ARENA_MAX", MALLOC_ARENA_MAX)
+    if getattr(args, "log_level", None):
+        env["EMILY_LOG_LEVEL"] = check_level(args.log_level)
+    return env
+
+
 def run(args: argparse.Namespace) -> int:
     """Start and supervise the services, demo if asked, serve until Ctrl-C, stop all."""
     wanted = [n.strip() for n in args.services.split(",") if n.strip()]
@@ -143,13 +163,7 @@ def run(args: argparse.Namespace) -> int:
     pidfile.claim(say)
     rendezvous = BusConfig(node=args.node, mode="peer", listen=(args.endpoint,), connect=())
     session = open_session(rendezvous)
-    env = dict(os.environ)
-    env["EMILY_BUS__NODE"] = args.node
-    env["EMILY_BUS__MODE"] = "peer"
-    env["EMILY_BUS__LISTEN"] = "[]"
-    env["EMILY_BUS__CONNECT"] = json.dumps([args.endpoint])
-    if getattr(args, "log_level", None):
-        env["EMILY_LOG_LEVEL"] = check_level(args.log_level)
+    env = service_env(args)
     policy = RestartPolicy(backoff_s=args.backoff, restart_limit=args.restart_limit)
     sup = Supervisor(names, env, state_dir() / "logs", policy, say, LogConfig.load())
     requests = RestartRequests(state_dir() / "run" / "restart")
