@@ -23,8 +23,9 @@ def _load() -> ModuleType:
 
 
 def test_tiny_run_dumps_at_every_checkpoint(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)  # glibc's default in the first
     mr = _load()
     args = mr.parser().parse_args(
         [
