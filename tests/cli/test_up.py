@@ -20,6 +20,7 @@ from emily.bus import BusConfig
 from emily.bus.client import Client
 from emily.bus.endpoints import OBSERVE
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
+from emily.cli.status import services
 from emily.cli.supervise import PidFile, RestartPolicy, alive
 from emily.errors import EmilyError
 from tests.conftest import free_port
@@ -100,6 +101,10 @@ def test_a_service_killed_with_sigkill_is_restarted_and_the_other_keeps_running(
     os.kill(before["perception"], signal.SIGKILL)  # the fault: a service dies
     assert "restarting in 0.2 s" in up.expect("perception exited with code -9")
     up.expect("perception up again")
+    # and `emily status` (a new session, as the command opens) sees it up again too
+    bus = BusConfig(node="local", connect=(up.endpoint,), listen=())
+    seen = services(bus, timeout_s=10.0, expected=("inference", "perception"))
+    assert seen["down"] == [] and {"inference", "perception"} <= set(seen["alive"]), seen
     after = up.services()
     assert after["inference"] == before["inference"] and alive(after["inference"])
     assert after["perception"] != before["perception"] and alive(after["perception"])
