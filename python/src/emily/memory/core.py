@@ -27,6 +27,7 @@ from emily.bus.schemas.memory import (
 )
 from emily.embed import Embedder
 from emily.ids import uuid7
+from emily.memory import malloc
 from emily.memory.config import MemoryConfig
 from emily.memory.errors import StoreUnavailable
 from emily.memory.events import LOGGED, EventLog
@@ -98,6 +99,7 @@ class Memory:
         self._stop = threading.Event()
         self._draining = threading.Lock()
         self._worker: threading.Thread | None = None
+        self.trims = 0  # background malloc_trim calls that released memory
         try:
             restored = self.tiers.warm_up(store.fetch)
             stale = self.tiers.drop_missing(store.existing)
@@ -407,7 +409,8 @@ class Memory:
 
     # ---------------------------------------------------------------- life
     def start_background(self, period_s: float | None = None) -> None:
-        """Start the thread that drains the outbox, demotes idle episodes and saves stats."""
+        """Start the thread that drains the outbox, demotes idle episodes, saves stats and
+        returns freed heap memory to the kernel (:mod:`emily.memory.malloc`)."""
         period = period_s if period_s is not None else self.cfg.outbox_retry_s
 
         # a demotion pass walks every cached episode: run it at a tenth of the idle time
@@ -415,9 +418,12 @@ class Memory:
         maintain_every = min(60.0, self.cfg.idle_s / 10)
 
         def loop() -> None:
-            last_save = last_maintain = time.monotonic()
+            last_save = last_maintain = last_trim = time.monotonic()
             while not self._stop.wait(period):
                 try:
+                    if time.monotonic() - last_trim >= malloc.TRIM_EVERY_S:
+                        self.trims += malloc.trim()  # freed heap back to the kernel
+                        last_trim = time.monotonic()
                     self.drain_outbox()
                     if time.monotonic() - last_maintain >= maintain_every:
                         self.tiers.maintain()
