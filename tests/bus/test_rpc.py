@@ -389,6 +389,34 @@ def test_a_second_replier_cannot_splice_text_into_an_answer(
         rogue_side.close()
 
 
+def test_a_reply_just_before_the_deadline_is_the_answer_and_the_timeout_is_no_rogue(
+    zenoh_pair: tuple[zenoh.Session, zenoh.Session],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server that replies but keeps its query open (a fault injected on purpose: the
+    final message is late) makes the querier's own timeout marker, with no replier id,
+    arrive after the answer; that is neither a second answer nor a rogue replier."""
+    server_side, client_side = zenoh_pair
+    key = KEYS.query("late-final", "echo")
+    held: list[zenoh.Query] = []
+
+    def answer(query: zenoh.Query) -> None:
+        query.reply(query.key_expr, Chunk(text="on time", index=0).model_dump_json().encode())
+        held.append(query)  # no final until the query is dropped
+
+    queryable = server_side.declare_queryable(key, answer)
+    try:
+        assert wait_for_server(client_side, key, timeout_s=5)
+        with caplog.at_level(logging.DEBUG, logger="emily.bus.rpc"):
+            got = call(client_side, key, Echo(text="x"), Chunk, timeout_s=1.0)
+        assert got.text == "on time"
+        assert "second replier" not in caplog.text
+        assert "late reply" in caplog.text  # the timeout marker did arrive, and was dropped
+    finally:
+        held.clear()
+        queryable.undeclare()
+
+
 def test_a_restarted_rendezvous_peer_is_found_again_and_no_query_outlives_its_deadline() -> None:
     """The rendezvous peer (what ``emily up`` holds) goes away and comes back on the same
     endpoint: a server and a client that met through it keep answering each other, the

@@ -267,6 +267,11 @@ def wait_for_server(session: zenoh.Session, key: str, *, timeout_s: float = 10.0
         querier.undeclare()
 
 
+def _zid(replier: object) -> str | None:
+    """The session (process) part of a replier's id, ``None`` when the reply has none."""
+    return None if replier is None else str(getattr(replier, "zid", replier))
+
+
 def stream(
     session: zenoh.Session,
     key: str,
@@ -294,19 +299,27 @@ def stream(
         consolidation=zenoh.ConsolidationMode.NONE,
     )
     replier: str | None = None
+    first_zid: str | None = None
     for reply in replies:
         who = str(reply.replier_id) if reply.replier_id is not None else ""
         if replier is None:
-            replier = who
+            replier, first_zid = who, _zid(reply.replier_id)
         elif who != replier:
             # one answer comes from one server: a second replier's text is never spliced
             # into it (a rogue peer declaring the same key gets nothing through)
-            log.error(
-                "%s: ignored a reply from a second replier %s (answering: %s)",
-                key,
-                who or "?",
-                replier or "?",
-            )
+            other = _zid(reply.replier_id)
+            anonymous_data = other is None and reply.ok is not None
+            if anonymous_data or (other is not None and other != first_zid):
+                log.error(
+                    "%s: ignored a reply from a second replier %s (answering: %s)",
+                    key,
+                    who,
+                    replier or "?",
+                )
+            else:
+                # the answering session's own late reply (entity 0), or the querier's
+                # own timeout marker (no replier id) after a reply that came just in time
+                log.debug("%s: ignored a late reply from %s after the answer", key, who or "?")
             continue
         if reply.ok is not None:
             yield decode(response_model, reply.ok.payload.to_bytes())
