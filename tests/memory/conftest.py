@@ -29,6 +29,16 @@ def embedder(minilm: Embedder) -> Embedder:
     return minilm
 
 
+@pytest.fixture
+def memory(pg_dsn: str, tmp_path: Path) -> Iterator[Memory]:
+    """A Memory on real Postgres without an embedder, and no bus (a test file may
+    define its own ``memory`` instead)."""
+    cfg = MemoryConfig(state=tmp_path / "memory", hnsw_m=8, hnsw_ef_construction=32)
+    mem = Memory(cfg, PgStore(pg_dsn, cfg), None, metrics=MemoryMetrics())
+    yield mem
+    mem.close()
+
+
 @dataclass
 class Running:
     service: MemoryService

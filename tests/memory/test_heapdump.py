@@ -6,25 +6,12 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from emily.memory import heapdump
-from emily.memory.config import MemoryConfig
 from emily.memory.core import Memory
-from emily.memory.metrics import MemoryMetrics
-from emily.memory.store import PgStore
 from tests.memory.helpers import records
-
-
-@pytest.fixture
-def memory(pg_dsn: str, tmp_path: Path) -> Iterator[Memory]:
-    cfg = MemoryConfig(state=tmp_path / "memory", hnsw_m=8, hnsw_ef_construction=32)
-    mem = Memory(cfg, PgStore(pg_dsn, cfg), None, metrics=MemoryMetrics())
-    yield mem
-    mem.close()
 
 
 def test_without_the_variable_nothing_is_installed(

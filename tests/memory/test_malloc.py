@@ -6,16 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from emily.memory import malloc
-from emily.memory.config import MemoryConfig
 from emily.memory.core import Memory
-from emily.memory.metrics import MemoryMetrics
-from emily.memory.store import PgStore
 
 # 200 MiB in 64 KiB blocks (below glibc's mmap threshold: on the heap), every block
 # freed but the last, which pins the heap's top so free() alone cannot shrink it
@@ -43,14 +38,6 @@ def test_trim_gives_freed_heap_pages_back() -> None:
     ).stdout.split()
     assert out[0] == "1"
     assert int(out[1]) > 150 * 2**20, f"RSS fell by {int(out[1]) / 2**20:.0f} MiB only"
-
-
-@pytest.fixture
-def memory(pg_dsn: str, tmp_path: Path) -> Iterator[Memory]:
-    cfg = MemoryConfig(state=tmp_path / "memory", hnsw_m=8, hnsw_ef_construction=32)
-    mem = Memory(cfg, PgStore(pg_dsn, cfg), None, metrics=MemoryMetrics())
-    yield mem
-    mem.close()
 
 
 def test_the_background_loop_trims_the_heap(
