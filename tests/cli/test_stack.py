@@ -123,10 +123,19 @@ def test_every_service_serves_process_metrics(stack: Stack) -> None:
         assert values["process_open_fds"] >= 3, name
 
 
+def logged(path: Path, text: str, wait_s: float = 60.0) -> str:
+    """The log's text once it holds ``text``: a service announces itself on the bus
+    before it logs its start-up line, and ``emily up`` copies output as it comes."""
+    deadline = time.monotonic() + wait_s
+    while text not in (body := path.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return body
+
+
 def test_each_service_logs_its_start_up_line_with_its_address(stack: Stack) -> None:
     logs = stack.state / "logs"
-    inference = (logs / "inference.log").read_text()
-    cognition = (logs / "cognition.log").read_text()
+    inference = logged(logs / "inference.log", "inference serving")
+    cognition = logged(logs / "cognition.log", "cognition serving")
     assert f"http://127.0.0.1:{stack.ports['inference']}" in inference
     assert "inference serving" in inference and "emily/stack/inference/*" in inference
     assert "cognition serving on emily/stack/cognition/observe" in cognition

@@ -67,9 +67,15 @@ class Up:
         return {str(k): int(v) for k, v in data["services"].items()}
 
     def stop(self) -> int:
+        """SIGTERM, then the exit code; the output so far is printed for a failing test."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=120)
+        code = self.proc.wait(timeout=120)
+        time.sleep(0.2)  # let the reader thread take the last lines
+        while not self.lines.empty():
+            self.seen.append(self.lines.get_nowait())
+        print("emily up said:\n" + "\n".join(self.seen))
+        return code
 
 
 def gone(pid: int, wait_s: float = 60.0) -> bool:
@@ -131,6 +137,32 @@ def test_a_crash_looping_service_is_given_up_while_the_other_runs(up_stack: list
     assert up.expect("up: ") == "up: perception"
     assert alive(up.services()["perception"])
     assert up.stop() == 130
+
+
+#: A child run with ``-m`` (as ``emily`` is): SIGTERM lands while ``exec`` runs a string,
+#: as a lazy import of a module with dataclasses does, and the loop looks afterwards.
+SIGNAL_IN_EXEC = """
+import os, signal, sys
+from emily.cli.up import StopRequest
+stop = StopRequest()
+exec("import os, signal\\nos.kill(os.getpid(), signal.SIGTERM)\\nx = [i for i in range(1000)]")
+try:
+    stop.check()
+except KeyboardInterrupt:
+    sys.exit(130)
+sys.exit(1)
+"""
+
+
+def test_a_stop_signal_inside_generated_code_still_exits_with_130(tmp_path: Path) -> None:
+    """A handler that raised KeyboardInterrupt inside ``exec`` of a string made Python
+    exit by SIGINT (-2) once ``emily up`` had stopped, whatever it returned."""
+    (tmp_path / "stopper.py").write_text(SIGNAL_IN_EXEC)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    done = subprocess.run(
+        [sys.executable, "-m", "stopper"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 130, done.stderr
 
 
 def test_kill_9_of_emily_up_takes_its_services_with_it(up_stack: list[Up]) -> None:

@@ -61,13 +61,20 @@ def say(line: str) -> None:
 
 
 def wait_healthy(
-    sup: Supervisor, session: zenoh.Session, bus: BusConfig, timeout_s: float
+    sup: Supervisor,
+    session: zenoh.Session,
+    bus: BusConfig,
+    timeout_s: float,
+    stop: StopRequest | None = None,
 ) -> list[str]:
     """Block until every service that is not given up has a liveliness token; returns
-    the services that are up. Restarts what exits meanwhile."""
+    the services that are up. Restarts what exits meanwhile; raises KeyboardInterrupt
+    once ``stop`` was asked for."""
     deadline = time.monotonic() + timeout_s
     seen: set[str] = set()
     while True:
+        if stop is not None:
+            stop.check()
         sup.check()
         wanted = set(sup.running())
         up = set(alive(session, bus.keys, timeout_s=0.5)) & wanted
@@ -86,16 +93,19 @@ def wait_healthy(
         time.sleep(0.5)
 
 
-def demo(bus: BusConfig, trace: bool = False) -> list[str]:
+def demo(bus: BusConfig, trace: bool = False, stop: StopRequest | None = None) -> list[str]:
     """Send the demo observations in a new session; print each answer (and its trace).
 
-    Returns the answers, in order.
+    Returns the answers, in order; raises KeyboardInterrupt between two observations
+    once ``stop`` was asked for.
     """
     session = f"demo-{uuid.uuid4().hex[:12]}"
     say(f"\ndemo (session {session}):")
     answers = []
     with Client.connect(bus, OBSERVE, wait_s=30) as client:
         for text in DEMO:
+            if stop is not None:
+                stop.check()
             request = ObserveRequest(text=text, allow_llm=False, session=session)
             reply = client.call(OBSERVE, request, 180)
             answers.append(reply.response)
@@ -104,6 +114,31 @@ def demo(bus: BusConfig, trace: bool = False) -> list[str]:
                 say(format_trace(reply.trace))
             time.sleep(0.5)  # let the episode reach memory before the next question
     return answers
+
+
+class StopRequest:
+    """SIGTERM and SIGINT as a flag that ``emily up``'s loops look at.
+
+    The handler only records the signal; the loops raise KeyboardInterrupt from their
+    own code. A handler that raised could fire inside any bytecode, and one that fired
+    while a lazy import ran a dataclass's generated code (``exec`` of a string) marks
+    the interpreter as killed by an unhandled KeyboardInterrupt: it then exits by SIGINT
+    after ``emily up`` stopped everything, instead of with 130. Recording only also
+    means that a second Ctrl-C cannot cut short the clean-up that stops the services.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.signum = signum
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt once a stop was asked for."""
+        if self.signum is not None:
+            raise KeyboardInterrupt
 
 
 class RestartRequests:
@@ -169,27 +204,25 @@ def run(args: argparse.Namespace) -> int:
     requests = RestartRequests(state_dir() / "run" / "restart")
     client = BusConfig(node=args.node, mode="peer", connect=(args.endpoint,), listen=())
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = StopRequest()
     say(f"starting {', '.join(names)} on {args.endpoint} (logs in {sup.logs})")
     try:
         for name in names:
+            stop.check()
             sup.start(name)
         pidfile.write(sup.pids())
-        up = wait_healthy(sup, session, rendezvous, args.timeout)
+        up = wait_healthy(sup, session, rendezvous, args.timeout, stop)
         pidfile.write(sup.pids())
         say("all services are up" if set(up) == set(names) else f"up: {', '.join(up)}")
         for name, url in urls().items():
             if name in up:
                 say(f"  {name:<11} {url}")
         if args.demo and "cognition" in up:
-            demo(client, trace=args.trace)
+            demo(client, trace=args.trace, stop=stop)
         if args.stop_after_demo:
             return 0
         say("next: `emily chat`, `emily observe TEXT`, `emily status`; Ctrl-C stops")
-        return supervise(sup, session, rendezvous, pidfile, requests)
+        return supervise(sup, session, rendezvous, pidfile, requests, stop)
     except KeyboardInterrupt:
         say("\nstopping")
         return 130
@@ -206,14 +239,18 @@ def supervise(
     bus: BusConfig,
     pidfile: PidFile,
     requests: RestartRequests,
+    stop: StopRequest | None = None,
 ) -> int:
     """Keep restarting what exits, and what ``requests`` names; say when a service goes
     down or comes back.
 
-    Returns 1 when no service is left running (every one was given up).
+    Returns 1 when no service is left running (every one was given up); raises
+    KeyboardInterrupt once ``stop`` was asked for.
     """
     shown = set(sup.running())
     while sup.running():
+        if stop is not None:
+            stop.check()
         for name in requests.take():
             if name in sup.services:
                 say(f"  {name:<10} restarting, as asked")
