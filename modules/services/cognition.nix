@@ -19,7 +19,10 @@ let
   cfg = config.services.emily.cognition;
   unit = import ./unit.nix { inherit config lib pkgs; };
   http = import ./lib/http-api.nix { inherit lib; };
-  tokenFile = http.tokenFile { inherit cfg config options; };
+  token = http.token {
+    service = "cognition";
+    inherit cfg config options;
+  };
   local = name: config.services.emily.${name}.enable or false;
   peers =
     lib.optional (local "memory" && cfg.memoryNode == null) "emily-memory.service"
@@ -94,22 +97,16 @@ in
             memory_node = if cfg.memoryNode == null then "" else cfg.memoryNode;
             inference_node = if cfg.inferenceNode == null then "" else cfg.inferenceNode;
           }
-          // lib.optionalAttrs (tokenFile != null) { api_key_file = tokenFile; };
+          // token.settings;
           extraEnvironment.HF_HUB_OFFLINE = "1";
           after = peers;
           wants = peers;
         })
         {
-          assertions = http.assertions {
-            service = "cognition";
-            inherit cfg options;
-          };
+          assertions = token.assertions;
         }
       ]
     ))
-    (http.secret {
-      service = "cognition";
-      inherit cfg options;
-    })
+    token.secrets
   ];
 }

@@ -17,7 +17,10 @@ let
   unit = import ./unit.nix { inherit config lib pkgs; };
   http = import ./lib/http-api.nix { inherit lib; };
   gpu = cfg.gpuLayers != 0;
-  tokenFile = http.tokenFile { inherit cfg config options; };
+  token = http.token {
+    service = "inference";
+    inherit cfg config options;
+  };
 in
 {
   options.services.emily.inference = unit.options {
@@ -94,20 +97,14 @@ in
             http_host = cfg.listenAddress;
             http_port = cfg.port;
           }
-          // lib.optionalAttrs (tokenFile != null) { api_key_file = tokenFile; };
+          // token.settings;
           after = lib.optional gpu "nvidia-persistenced.service";
         })
         {
-          assertions = http.assertions {
-            service = "inference";
-            inherit cfg options;
-          };
+          assertions = token.assertions;
         }
       ]
     ))
-    (http.secret {
-      service = "inference";
-      inherit cfg options;
-    })
+    token.secrets
   ];
 }

@@ -20,7 +20,10 @@ let
   db = config.emily.database;
   database = lib.optional db.enable "emily-postgres-setup.service";
   onGpu = (cfg.settings.device or "cpu") == "cuda";
-  tokenFile = http.tokenFile { inherit cfg config options; };
+  token = http.token {
+    service = "memory";
+    inherit cfg config options;
+  };
 in
 {
   options.services.emily.memory = unit.options {
@@ -82,7 +85,7 @@ in
             http_addr = cfg.listenAddress;
             http_max_body_bytes = cfg.maxBodyBytes;
           }
-          // lib.optionalAttrs (tokenFile != null) { api_key_file = tokenFile; };
+          // token.settings;
           extraEnvironment = {
             # the MiniLM model ships in the package; never reach for the Hub
             HF_HUB_OFFLINE = "1";
@@ -95,23 +98,15 @@ in
           serviceConfig.CacheDirectory = "emily-memory";
         })
         {
-          assertions =
-            http.assertions {
-              service = "memory";
-              inherit cfg options;
+          assertions = token.assertions ++ [
+            {
+              assertion = cfg.port == 0 || cfg.port != cfg.metricsPort;
+              message = "services.emily.memory.port and metricsPort must differ.";
             }
-            ++ [
-              {
-                assertion = cfg.port == 0 || cfg.port != cfg.metricsPort;
-                message = "services.emily.memory.port and metricsPort must differ.";
-              }
-            ];
+          ];
         }
       ]
     ))
-    (http.secret {
-      service = "memory";
-      inherit cfg options;
-    })
+    token.secrets
   ];
 }

@@ -1,8 +1,8 @@
 # The HTTP options the Emily services share, one copy: the API's port and listen
 # address and the bearer token /v1/* may require (memory, inference, cognition), the
-# token as a file or a sops secret, with what follows from it: the file the unit reads,
-# the assertion that a secret needs sops-nix, and the secret itself; and the port and
-# address of a /metrics server of its own (memory, perception).
+# token as a file or a sops secret, with what follows from it (`token`: the file the
+# unit reads, the assertion that a secret needs sops-nix, and the secret itself); and the
+# port and address of a /metrics server of its own (memory, perception).
 # Pure: it takes lib and each call's arguments. Tested in tests/nix/http_api_test.nix
 # and, against a nixpkgs lib, tests/nix/test_http_api.py.
 { lib }:
@@ -65,47 +65,48 @@
       };
     };
 
-  # The token file the unit is given as api_key_file, or null: the sops secret's path
-  # when `apiKeySecret` is set and sops-nix is imported (the module's `options` has
-  # `sops`), else `apiKeyFile`. Without sops-nix a secret is an assertion failure.
-  tokenFile =
+  # The bearer token's wiring of one service, from its options: `file`, the token file
+  # the unit reads, or null (the sops secret's path when `apiKeySecret` is set and
+  # sops-nix is imported, i.e. the module's `options` has `sops`, else `apiKeyFile`);
+  # `settings`, the unit's `api_key_file` setting when there is a file; `assertions`, that
+  # a secret needs sops-nix; `secrets`, a config fragment declaring the secret readable by
+  # the unit's user and restarting the unit when it changes. `sops` is set only where
+  # sops-nix declares it, so a host without sops-nix still evaluates. `file`, `settings`
+  # and `assertions` need no lib.
+  token =
     {
+      service,
       cfg,
       config,
       options,
     }:
-    if cfg.apiKeySecret != null && options ? sops then
-      config.sops.secrets.${cfg.apiKeySecret}.path
-    else
-      cfg.apiKeyFile;
-
-  assertions =
+    let
+      withSops = options ? sops;
+      file =
+        if cfg.apiKeySecret != null && withSops then
+          config.sops.secrets.${cfg.apiKeySecret}.path
+        else
+          cfg.apiKeyFile;
+    in
     {
-      service,
-      cfg,
-      options,
-    }:
-    [
-      {
-        assertion = cfg.apiKeySecret == null || options ? sops;
-        message = "services.emily.${service}.apiKeySecret needs sops-nix: add sops-nix.nixosModules.sops.";
-      }
-    ];
+      inherit file;
 
-  # The secret, readable by the unit's user, restarting the unit when it changes; `sops`
-  # is set only where sops-nix declares it, so a host without sops-nix still evaluates.
-  secret =
-    {
-      service,
-      cfg,
-      options,
-    }:
-    lib.optionalAttrs (options ? sops) (
-      lib.mkIf (cfg.enable && cfg.apiKeySecret != null) {
-        sops.secrets.${cfg.apiKeySecret} = {
-          owner = cfg.user;
-          restartUnits = [ "emily-${service}.service" ];
-        };
-      }
-    );
+      settings = if file == null then { } else { api_key_file = file; };
+
+      assertions = [
+        {
+          assertion = cfg.apiKeySecret == null || withSops;
+          message = "services.emily.${service}.apiKeySecret needs sops-nix: add sops-nix.nixosModules.sops.";
+        }
+      ];
+
+      secrets = lib.optionalAttrs withSops (
+        lib.mkIf (cfg.enable && cfg.apiKeySecret != null) {
+          sops.secrets.${cfg.apiKeySecret} = {
+            owner = cfg.user;
+            restartUnits = [ "emily-${service}.service" ];
+          };
+        }
+      );
+    };
 }
