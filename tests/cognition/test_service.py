@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zenoh
@@ -90,6 +91,36 @@ def test_http_observe_metrics_and_health(cognition: RunningCognition) -> None:
     assert "emily_cognition_bad_requests_total 2.0" in text
     with urllib.request.urlopen(f"{http.url}/healthz", timeout=10) as resp:
         assert json.loads(resp.read()) == {"status": "ok"}
+
+
+def test_http_replies_while_its_cycle_s_deferred_work_is_stalled(
+    cognition: RunningCognition, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fault: every cycle's after-reply work (delivering its episodes, which waits
+    while memory is behind) blocks until released. The HTTP reply still comes, and the
+    work then runs, once, for that cycle."""
+    http = cognition.service.http
+    assert http is not None
+    release = threading.Event()
+    finished: list[str] = []
+    real_finish = cognition.service.cognition.finish
+
+    def stalled_finish(cyc: Any) -> None:
+        release.wait()
+        real_finish(cyc)
+        finished.append(cyc.request.text)
+
+    monkeypatch.setattr(cognition.service.cognition, "finish", stalled_finish)
+    try:
+        status, body = post(f"{http.url}/v1/observe", b'{"text": "who are you"}')
+        assert status == 200 and decode(ObserveReply, body).trace.reflex.intent == "identity"
+        assert finished == []
+    finally:
+        release.set()
+    deadline = time.monotonic() + 30
+    while not finished and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert finished == ["who are you"]
 
 
 def test_http_observe_takes_user_and_session_and_recall_reads_only_their_statements(

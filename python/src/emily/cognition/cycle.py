@@ -120,12 +120,19 @@ class Cognition:
         """Run one cycle on ``request`` and return the action, response and trace.
 
         An observation with feedback and no text goes to :meth:`feedback` instead."""
+        reply, after = self.answer(request)
+        after()
+        return reply
+
+    def answer(self, request: ObserveRequest) -> tuple[ObserveReply, Callable[[], None]]:
+        """Run one cycle up to its reply: ``(reply, after)``, where ``after`` runs the
+        cycle's deferred work (:meth:`finish`). A server sends the reply, then calls it.
+        """
         if turns.feedback_only(request):
-            return self.feedback(request)
+            return self.feedback(request), lambda: None
         cyc = self.start(request)
         reply = self.complete(cyc)
-        self.finish(cyc)
-        return reply
+        return reply, lambda: self.finish(cyc)
 
     def feedback(self, request: ObserveRequest) -> ObserveReply:
         """Learn from a feedback-only observation (``feedback`` set, no text); no cycle

@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
@@ -72,12 +73,15 @@ _STATUS = {"bad_request": 400, "busy": 429, "unavailable": 503, "timeout": 504, 
 
 
 def build_app(
-    observe: Callable[[ObserveRequest], ObserveReply],
+    answer: Callable[[ObserveRequest], tuple[ObserveReply, Callable[[], None]]],
     registry: CollectorRegistry,
     on_bad: Callable[[], None] | None = None,
     api_key: str | None = None,
 ) -> FastAPI:
-    """The FastAPI app; ``observe`` runs one cycle (in FastAPI's thread pool).
+    """The FastAPI app; ``answer`` runs one cycle up to its reply (in FastAPI's thread
+    pool) and returns it with the cycle's deferred work, which runs once the response is
+    sent (a background task), so delivering its episodes to a memory that is behind
+    never delays the reply.
 
     With ``api_key``, every ``/v1/*`` request must carry ``Authorization: Bearer <key>``
     (401 otherwise); ``/metrics`` and ``/healthz`` stay open for monitoring.
@@ -130,14 +134,16 @@ def build_app(
                 on_bad()
             return JSONResponse({"error": {"code": "bad_request", "message": str(exc)}}, 400)
         try:
-            reply = await run_in_threadpool(observe, req)
+            reply, after = await run_in_threadpool(answer, req)
         except RequestFailed as exc:
             status = _STATUS.get(exc.reply.code, 500)
             if status == 400 and on_bad is not None:
                 on_bad()
             error = {"code": exc.reply.code, "message": exc.reply.message}
             return JSONResponse({"error": error}, status)
-        return Response(reply.model_dump_json(), media_type="application/json")
+        return Response(
+            reply.model_dump_json(), media_type="application/json", background=BackgroundTask(after)
+        )
 
     @app.get("/metrics")
     def metrics() -> Response:

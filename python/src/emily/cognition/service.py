@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from contextlib import ExitStack
 
 from emily.bus import BusConfig, encode, open_session
@@ -94,7 +95,7 @@ class CognitionService:
         self.http: HTTPServer | None = None
         if http:
             app = build_app(
-                self.observe,
+                self.answer,
                 self.metrics.registry,
                 self.metrics.bad.inc,
                 api_key=api_key,
@@ -111,9 +112,10 @@ class CognitionService:
                 )
         self.token = announce(self.session, self.keys, "cognition")
 
-    def observe(self, request: ObserveRequest) -> ObserveReply:
-        """Run one cycle (HTTP's handler); audio and images go through perception first."""
-        return self.cognition.observe(self.perceiver.to_text(request))
+    def answer(self, request: ObserveRequest) -> tuple[ObserveReply, Callable[[], None]]:
+        """One cycle up to its reply, and its deferred work (HTTP's handler: it sends the
+        reply first); audio and images go through perception first."""
+        return self.cognition.answer(self.perceiver.to_text(request))
 
     def _publish(self, cast: Broadcast) -> None:
         msg = WorkspaceBroadcast(
