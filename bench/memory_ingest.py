@@ -41,7 +41,8 @@ from emily.ids import uuid7
 from emily.memory.config import MemoryConfig
 from emily.memory.embedded import EmbeddedPostgres
 from emily.memory.record import Record
-from emily.memory.store import COLUMNS, TYPES, PgStore, _row
+from emily.memory.rows import COLUMNS, TYPES, to_row
+from emily.memory.store import PgStore
 
 Insert = Callable[[Sequence[Record]], object]
 
@@ -134,13 +135,13 @@ def main() -> None:
         ):
             copy.set_types(list(TYPES))
             for r in recs:
-                copy.write_row(_row(r))
+                copy.write_row(to_row(r))
 
     def executemany(recs: Sequence[Record]) -> None:
         marks = ", ".join(["%s"] * len(COLUMNS))
         with store.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.executemany(
-                f"INSERT INTO episodes ({cols}) VALUES ({marks})", [_row(r) for r in recs]
+                f"INSERT INTO episodes ({cols}) VALUES ({marks})", [to_row(r) for r in recs]
             )
 
     def no_log(recs: Sequence[Record]) -> None:
