@@ -47,7 +47,9 @@
         default = pkgs.emily;
       };
 
-      devShells.${system}.default = import ./services/devshell.nix { inherit pkgs; };
+      devShells.${system}.default = import ./services/devshell.nix {
+        inherit pkgs nixpkgs sops-nix;
+      };
 
       checks.${system} = import ./checks { inherit pkgs nixpkgs sops-nix; };
 
