@@ -34,7 +34,9 @@ let
     };
   failed =
     apiKeySecret: options:
-    map (a: a.message) (builtins.filter (a: !a.assertion) (token null apiKeySecret options).assertions);
+    map (a: a.message) (
+      builtins.filter (a: !a.assertion) (token null apiKeySecret options).assertions
+    );
   secrets =
     cfg: options:
     (httpWithLib.token {
