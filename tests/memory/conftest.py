@@ -30,6 +30,14 @@ def embedder(minilm: Embedder) -> Embedder:
 
 
 @pytest.fixture
+def store(pg_dsn: str) -> Iterator[PgStore]:
+    """L3 alone on a fresh database, with a small HNSW graph (m=8)."""
+    s = PgStore(pg_dsn, MemoryConfig(hnsw_m=8, hnsw_ef_construction=32))
+    yield s
+    s.close()
+
+
+@pytest.fixture
 def memory(pg_dsn: str, tmp_path: Path) -> Iterator[Memory]:
     """A Memory on real Postgres without an embedder, and no bus (a test file may
     define its own ``memory`` instead)."""
