@@ -302,14 +302,15 @@ class L2:
         slot = self.slot_of[key]
         return Record.from_json(json.loads(self._body(slot)), self.vectors[slot].copy())
 
-    def discard(self, key: uuid.UUID, *, wipe: bool = False) -> None:
-        """Free ``key``'s slot without reading it; ``wipe`` zeroes its text and vector
-        too (a forgotten episode leaves nothing on the disk), not only its header."""
+    def discard(self, key: uuid.UUID, *, wipe: bool = True) -> None:
+        """Free ``key``'s slot without reading it, zeroing its text and vector, not only
+        its header: an episode promoted out of L2 (or evicted) and forgotten later
+        must leave nothing on the disk, and a freed slot no longer knows whose it was.
+        Every discard wipes; ``wipe`` is accepted from callers that name it."""
+        del wipe
         slot = self.slot_of.pop(key)
-        if wipe:
-            self._pwrite(0, bytes(_VEC), slot * _VEC)
-        size = self.slot_bytes if wipe else _HEAD.size
-        if self._pwrite(1, bytes(size), slot * self.slot_bytes):
+        self._pwrite(0, bytes(_VEC), slot * _VEC)
+        if self._pwrite(1, bytes(self.slot_bytes), slot * self.slot_bytes):
             self.free.append(slot)
 
     def pop(self, key: uuid.UUID) -> Record:
