@@ -26,15 +26,8 @@ log = logging.getLogger(__name__)
 
 
 def insert(pool: PgPool, cfg: MemoryConfig, records: Sequence[Record]) -> int:
-    """Store ``records`` durably; ids already present are skipped. Returns rows added.
-
-    Raises
-    ------
-    InvalidRecord
-        A record Postgres would refuse; nothing of the batch is stored.
-    StoreUnavailable
-        Postgres is unreachable; retry the batch (it is stored exactly once).
-    """
+    """Store ``records`` over ``pool``, each id once; the rows added (the errors are
+    :meth:`emily.memory.store.PgStore.insert`'s)."""
     if not records:
         return 0
     with pool.connection() as conn:

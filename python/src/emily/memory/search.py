@@ -1,4 +1,4 @@
-"""The ranked reads of L3: k nearest episodes by HNSW, and full-text candidates.
+"""The ranked reads of L3: k nearest episodes by HNSW, and the full-text query.
 
 A k-NN search is one prepared statement that can return the bodies too, with a
 per-query ``hnsw.ef_search``; filtered searches switch on
@@ -10,7 +10,6 @@ differ from what that connection last had, so a search is usually one round trip
 from __future__ import annotations
 
 import re
-import uuid
 import weakref
 from typing import Any
 
@@ -106,18 +105,13 @@ class NearestSearch:
                 raise
 
 
-def text_search(
-    conn: Conn,
-    text: str,
-    k: int,
-    filters: RecallFilters | None = None,
-    *,
-    user: str,
-    agent: str | None = None,
-) -> list[tuple[uuid.UUID, float]]:
-    """Full-text candidates of hybrid recall: the ``k`` episodes of the scope whose
-    ``tsv`` matches ``websearch_to_tsquery('english', text)``, best ``ts_rank_cd``
-    first: ``[(id, rank)]``. A text with no searchable word matches nothing.
+def text_query(
+    text: str, k: int, filters: RecallFilters | None, user: str, agent: str | None
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """The full-text search for ``text`` in the scope and its parameters: the ``k``
+    episodes whose ``tsv`` matches ``websearch_to_tsquery('english', text)``, best
+    ``ts_rank_cd`` first, as rows ``(id, rank)``. A text with no searchable word matches
+    nothing.
 
     A plain text (no quotes, ``-`` or ``or``) matches episodes holding any of its
     words, not only all of them: "who told me about Wojciechowski" must find the
@@ -132,5 +126,4 @@ def text_search(
         "SELECT id, ts_rank_cd(tsv, q) AS r FROM episodes, (SELECT {query} AS q) AS s "
         "{where} AND tsv @@ q ORDER BY r DESC, id LIMIT %(k)s"
     ).format(query=sql.SQL(query), where=where)
-    rows = conn.execute(stmt, params).fetchall()
-    return [(row[0], float(row[1])) for row in rows]
+    return stmt, params

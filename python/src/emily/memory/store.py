@@ -80,7 +80,7 @@ class PgStore:
 
         One record is one ``INSERT``, a batch a binary ``COPY``, split over pooled
         connections when large; a retried batch is deduplicated
-        (:mod:`emily.memory.ingest`).
+        (:func:`emily.memory.ingest.insert`).
 
         Raises
         ------
@@ -148,10 +148,15 @@ class PgStore:
         user: str,
         agent: str | None = None,
     ) -> list[tuple[uuid.UUID, float]]:
-        """Full-text candidates of hybrid recall, best first: ``[(id, rank)]``
-        (:func:`emily.memory.search.text_search`)."""
+        """Full-text candidates of hybrid recall, best ``ts_rank_cd`` first: ``[(id, rank)]``.
+
+        A plain text matches episodes holding any of its words; one with quotes, ``-``
+        or ``or`` is web-search syntax (:func:`emily.memory.search.text_query`).
+        """
+        stmt, params = search.text_query(text, k, filters, user, agent)
         with self.connection() as conn:
-            return search.text_search(conn, text, k, filters, user=user, agent=agent)
+            rows = conn.execute(stmt, params).fetchall()
+        return [(row[0], float(row[1])) for row in rows]
 
     def scopes(self) -> dict[uuid.UUID, tuple[str, str | None, str, str, str | None]]:
         """``(user, agent, role, act, session)`` of every stored episode (the in-process
