@@ -1,10 +1,12 @@
 """The embedded Postgres is watched: killed with SIGKILL mid-ingest, it is restarted by the
-memory service's watcher, and nothing of the ingest is lost or stored twice."""
+memory service's watcher, and nothing of the ingest is lost or stored twice. A zombie
+postmaster counts as dead."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 
@@ -24,10 +26,10 @@ from emily.bus.schemas.memory import (
     StoreRequest,
 )
 from emily.memory.embedded import EmbeddedPostgres
+from emily.memory.postgres_watch import process_alive
 from tests.memory.conftest import KEYS, Running
 from tests.memory.helpers import clustered
 
-pytestmark = pytest.mark.slow
 STORE, RECALL, STATS = (e.key(KEYS) for e in (endpoints.STORE, endpoints.RECALL, endpoints.STATS))
 N, BATCH = 10_000, 200
 
@@ -40,6 +42,18 @@ def error_code(fn: object) -> str | None:
     return None
 
 
+def test_a_zombie_is_not_alive() -> None:
+    """An exited child not yet reaped (what pgserver once took for a running postmaster)."""
+    child = subprocess.Popen(["sleep", "60"])
+    assert process_alive(child.pid)
+    child.kill()
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, still unreaped
+    assert not process_alive(child.pid)
+    child.wait()
+    assert not process_alive(child.pid)
+
+
+@pytest.mark.slow
 def test_injected_sigkill_of_postmaster_during_ingest_is_restarted_exactly_once(
     pg_server: EmbeddedPostgres, running: Running
 ) -> None:
