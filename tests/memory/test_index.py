@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 import uuid
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from emily.ids import uuid7
 from emily.memory.index import META_FILE, AnnIndex, HnswParams
 
 from .helpers import clustered
@@ -95,6 +97,24 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
         assert back.search(q, 5) == index.search(q, 5)
     back.add(_ids(1), vecs[:1])  # a loaded index keeps growing
     assert len(back) == 391
+
+
+def test_a_label_keeps_a_few_dozen_bytes_of_python_heap_beside_the_graph() -> None:
+    # hnswlib's own memory is not traced; its ids, scope columns and partition are
+    vecs = clustered(12_000, seed=11)
+    index = AnnIndex(HnswParams(m=8, ef_construction=16))
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for i in range(0, len(vecs), 500):  # ids made here, as stores make them
+            index.add([uuid7() for _ in range(500)], vecs[i : i + 500], threads=-1)
+        per = (tracemalloc.get_traced_memory()[0] - base) / len(index)
+    finally:
+        tracemalloc.stop()
+    # about 40 B of id map and 30 B of scope columns and partition rows, with the
+    # arrays' doubling slack; a UUID in a list and a dict, and a dict of rows, take 300
+    assert per < 160, f"{per:.0f} B per label"
+    assert len(index) == 12_000
 
 
 def test_load_refuses_other_parameters_and_damaged_files(tmp_path: Path) -> None:

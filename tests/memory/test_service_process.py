@@ -69,7 +69,7 @@ def test_embedded_postgres_survives_a_restart_of_the_service(
             call(session, RECALL.key(KEYS), RecallRequest(text="gulls"), RecallReply)
         assert stop(proc) == 0
         assert (tmp_path / "state" / "pg" / "PG_VERSION").is_file()
-        assert (tmp_path / "state" / "memory" / "access.json").is_file()
+        assert (tmp_path / "state" / "memory" / "access.npy").is_file()
 
         proc = start(env)
         assert wait_for_server(session, RECALL.key(KEYS), timeout_s=300)

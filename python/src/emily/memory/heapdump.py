@@ -129,7 +129,7 @@ def structures(memory: Memory) -> dict[str, Any]:
         "l2": len(tiers.l2),
         "l2_mapped_bytes": tiers.l2.size * (tiers.l2.slot_bytes + 384 * 4),
         "tier_of": len(tiers.tier_of),
-        "access_stats": len(tiers.stats.entries),
+        "access_stats": len(tiers.stats),
         "outbox_pending": memory.outbox.pending(),
         "pending_moves": memory.events.pending_moves(),
     }
@@ -139,16 +139,26 @@ def structures(memory: Memory) -> dict[str, Any]:
         parts = list(scopes.parts.values())
         out.update(
             indexed=len(index),
-            labels=len(index.ids),
-            deleted=len(index.deleted),
+            labels=index.label_of.used,
+            deleted=index.label_of.used - len(index),
+            id_map_bytes=index.label_of.nbytes(),
             capacity=index.capacity,
-            hnsw_bytes=hnsw_bytes(len(index.ids), index.capacity, index.params.m, index.params.dim),
+            hnsw_bytes=hnsw_bytes(
+                index.label_of.used, index.capacity, index.params.m, index.params.dim
+            ),
             parts=len(parts),
             part_vec_bytes=sum(0 if p.vecs is None else p.vecs.nbytes for p in parts),
             part_graphs=sum(p.graph is not None for p in parts),
             scope_array_bytes=sum(
                 a.nbytes
-                for a in (scopes.user, scopes.agent, scopes.session, scopes.role, scopes.act)
+                for a in (
+                    scopes.user,
+                    scopes.agent,
+                    scopes.session,
+                    scopes.role,
+                    scopes.act,
+                    scopes.row,
+                )
             )
             + sum(p.labels.nbytes for p in parts),
         )

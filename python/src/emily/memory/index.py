@@ -15,7 +15,8 @@ The index is a cache of L3, so it can always be rebuilt from it:
 - :meth:`AnnIndex.save` writes the graph and its id table under the state dir;
   :meth:`AnnIndex.load` reads them back if their parameters still match.
 
-Labels are dense integers (hnswlib's ids); ``ids[label]`` maps back to the episode.
+Labels are dense integers (hnswlib's ids); :class:`~emily.memory.idmap.IdMap` maps
+them to episode ids and back in about 37 bytes per label.
 Each label also belongs to a user's partition (:mod:`emily.memory.scopes`), which
 :meth:`AnnIndex.search_scoped` searches.
 """
@@ -38,6 +39,7 @@ import numpy.typing as npt
 
 from emily.bus.schemas.memory import EMBED_DIM
 from emily.memory.errors import MemoryServiceError
+from emily.memory.idmap import IdMap
 from emily.memory.scopes import DEFAULT_SCOPE, EXACT_MAX, Part, Scope, ScopeTable, exact_top
 
 Vector = npt.NDArray[np.float32]
@@ -112,9 +114,7 @@ class AnnIndex:
         self.params = params or HnswParams()
         self.ef_search = ef_search
         self._index = self._new(max(capacity, 16))
-        self.ids: list[uuid.UUID] = []
-        self.label_of: dict[uuid.UUID, int] = {}
-        self.deleted: set[int] = set()
+        self.label_of = IdMap()
         self.lock = RWLock()
         self.dirty = False
         self.scopes = ScopeTable()
@@ -135,7 +135,8 @@ class AnnIndex:
         return len(self.label_of)
 
     def __contains__(self, key: object) -> bool:
-        return key in self.label_of
+        with self.lock.read():
+            return key in self.label_of
 
     @property
     def capacity(self) -> int:
@@ -172,21 +173,19 @@ class AnnIndex:
         vecs = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.params.dim)
         with self.lock.write():
             first: dict[uuid.UUID, int] = {}
-            for i, key in enumerate(ids):
-                if key not in self.label_of:
-                    first.setdefault(key, i)
+            for i in np.flatnonzero(self.label_of.find(ids) < 0).tolist():
+                first.setdefault(ids[i], i)
             fresh = list(first.values())
             if not fresh:
                 return 0
-            need = len(self.ids) + len(fresh)
+            used = self.label_of.used
+            need = used + len(fresh)
             if need > self.capacity:
                 self._index.resize_index(max(need, 2 * self.capacity))
-            labels = np.arange(len(self.ids), need, dtype=np.int64)
             self.scopes.reserve(need)
-            self._index.add_items(vecs[fresh], labels, num_threads=threads)
+            self._index.add_items(vecs[fresh], np.arange(used, need), num_threads=threads)
+            labels = self.label_of.append(list(first))
             for i, label in zip(fresh, labels.tolist(), strict=True):
-                self.label_of[ids[i]] = label
-                self.ids.append(ids[i])
                 if assign:
                     self.scopes.assign(label, scopes[i] if scopes else DEFAULT_SCOPE, vecs[i])
             self.dirty = True
@@ -197,11 +196,10 @@ class AnnIndex:
         done = 0
         with self.lock.write():
             for key in ids:
-                label = self.label_of.pop(key, None)
+                label = self.label_of.pop(key)
                 if label is None:
                     continue
                 self._index.mark_deleted(label)
-                self.deleted.add(label)
                 self.scopes.drop(label)
                 done += 1
             self.dirty = self.dirty or done > 0
@@ -218,7 +216,10 @@ class AnnIndex:
         from L3 in batches, so a first build does not hold every row at once).
         """
         removed = self.remove([k for k in list(self.label_of) if k not in wanted])
-        missing = [k for k in wanted if k not in self.label_of]
+        want = list(wanted)
+        with self.lock.read():
+            found = self.label_of.find(want)
+        missing = [want[i] for i in np.flatnonzero(found < 0).tolist()]
         added = 0
         for chunk_ids, chunk_vecs in vectors_of(missing) if missing else ():
             # their scopes follow in set_scopes (a build reads them for every episode)
@@ -232,10 +233,12 @@ class AnnIndex:
         Small users' vectors are read back from the graph once, for exact search.
         """
         with self.lock.write():
+            labels = self.label_of.labels()
+            labels = labels[~self.scopes.assigned_mask(labels)]
             todo = [
                 (label, scope_of[key])
-                for key, label in self.label_of.items()
-                if key in scope_of and not self.scopes.assigned(label)
+                for key, label in zip(self.label_of.uuids(labels), labels.tolist(), strict=True)
+                if key in scope_of
             ]
             sizes: dict[str, int] = {}
             for _, scope in todo:
@@ -284,11 +287,8 @@ class AnnIndex:
             finally:
                 if ef != self.ef_search:
                     self._index.set_ef(self.ef_search)
-            ids = self.ids
-            return [
-                [(ids[label], 1.0 - dist) for label, dist in zip(row_l, row_d, strict=True)]
-                for row_l, row_d in zip(labels.tolist(), dists.tolist(), strict=True)
-            ]
+            found = iter(self.label_of.uuids(labels))
+            return [[(next(found), 1.0 - dist) for dist in row_d] for row_d in dists.tolist()]
 
     def search_scoped(
         self,
@@ -323,14 +323,11 @@ class AnnIndex:
             chosen = labels if keep is None else labels[keep]
             if not len(chosen):
                 return empty
-            ids = self.ids
             if part.vecs is not None:
                 vecs = part.vecs[: part.n]
                 rows, scores = exact_top(q, vecs if keep is None else vecs[keep], k)
-                return [
-                    [(ids[chosen[i]], float(s)) for i, s in zip(r, c, strict=True)]
-                    for r, c in zip(rows.tolist(), scores.tolist(), strict=True)
-                ]
+                found = iter(self.label_of.uuids(chosen[rows]))
+                return [[(next(found), float(s)) for s in c] for c in scores.tolist()]
             total = len(self.label_of)
             share = len(chosen) / total
             graph = self._index
@@ -354,10 +351,11 @@ class AnnIndex:
                     out = []
                     for row_l, row_d in zip(labs, dists, strict=True):
                         ok = self.scopes.in_scope(row_l, user, agent, roles, acts, session)
+                        keys = self.label_of.uuids(row_l[ok][:k])
                         out.append(
                             [
-                                (ids[int(lab)], 1.0 - float(d))
-                                for lab, d in zip(row_l[ok][:k], row_d[ok][:k], strict=True)
+                                (key, 1.0 - float(d))
+                                for key, d in zip(keys, row_d[ok][:k], strict=True)
                             ]
                         )
                     if all(len(o) >= want for o in out):
@@ -411,13 +409,13 @@ class AnnIndex:
             tmp_index = root / f"{INDEX_FILE}.tmp"
             self._index.save_index(str(tmp_index))
             tmp_ids = root / f"{IDS_FILE}.tmp"
-            tmp_ids.write_bytes(b"".join(k.bytes for k in self.ids))
+            tmp_ids.write_bytes(self.label_of.to_bytes())
             meta = {
                 "m": self.params.m,
                 "ef_construction": self.params.ef_construction,
                 "dim": self.params.dim,
-                "labels": len(self.ids),
-                "deleted": sorted(self.deleted),
+                "labels": self.label_of.used,
+                "deleted": self.label_of.dead().tolist(),
             }
             tmp_meta = root / f"{META_FILE}.tmp"
             tmp_meta.write_text(json.dumps(meta))
@@ -443,15 +441,13 @@ class AnnIndex:
             return None
         self = cls(params, ef_search=ef_search, capacity=16)
         try:
+            self.label_of = IdMap.from_bytes(raw, meta.get("deleted", []))
             self._index.load_index(str(root / INDEX_FILE), max_elements=max(len(raw) // 16, 16))
-        except (RuntimeError, OSError):
+        except (RuntimeError, OSError, ValueError, TypeError):
             return None
         self._index.set_ef(ef_search)
         self._index.set_num_threads(1)
-        self.ids = [uuid.UUID(bytes=raw[i : i + 16]) for i in range(0, len(raw), 16)]
-        self.deleted = set(meta.get("deleted", []))
-        self.scopes.reserve(len(self.ids))
-        self.label_of = {k: i for i, k in enumerate(self.ids) if i not in self.deleted}
+        self.scopes.reserve(self.label_of.used)
         return self
 
 

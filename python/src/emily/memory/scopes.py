@@ -15,7 +15,9 @@ partition of labels:
   and removals; it is not saved, so a restart builds it again when first needed.
 
 Each label also carries its agent, role, act and session as small integer codes, so
-the dialogue filters of a recall are NumPy masks, not per-record Python.
+the dialogue filters of a recall are NumPy masks, not per-record Python, and its
+position within its partition: every per-label field is a column of arrays, about 22
+bytes per label, where Python dicts and ints would take some hundred.
 """
 
 from __future__ import annotations
@@ -48,7 +50,6 @@ class Part:
 
     labels: Labels = field(default_factory=lambda: np.empty(16, np.int64))
     n: int = 0
-    pos: dict[int, int] = field(default_factory=dict)
     vecs: npt.NDArray[np.float32] | None = field(
         default_factory=lambda: np.empty((16, EMBED_DIM), np.float32)
     )
@@ -60,11 +61,11 @@ class Part:
         """The labels, shape ``(n,)``."""
         return self.labels[: self.n]
 
-    def add(self, label: int, vec: npt.NDArray[np.float32] | None) -> None:
+    def add(self, label: int, vec: npt.NDArray[np.float32] | None) -> int:
+        """Append ``label`` (with its vector ``(384,)`` when known); returns its row."""
         if self.n == len(self.labels):
             self.labels = np.resize(self.labels, 2 * self.n)
         self.labels[self.n] = label
-        self.pos[label] = self.n
         if self.graph is not None:
             if vec is None:
                 self.graph = None  # out of step: built again when next needed
@@ -82,20 +83,22 @@ class Part:
                     self.vecs = grown
                 self.vecs[self.n] = vec
         self.n += 1
+        return self.n - 1
 
-    def remove(self, label: int) -> None:
-        """Swap-remove ``label`` (the last label takes its row)."""
-        i = self.pos.pop(label)
+    def remove(self, i: int) -> int:
+        """Swap-remove row ``i`` (the last label takes it); returns the label moved
+        into row ``i``, or -1 when ``i`` was the last row."""
         if self.graph is not None:
-            self.graph.mark_deleted(label)
+            self.graph.mark_deleted(int(self.labels[i]))
         last = self.n - 1
+        moved = -1
         if i != last:
             moved = int(self.labels[last])
             self.labels[i] = moved
-            self.pos[moved] = i
             if self.vecs is not None:
                 self.vecs[i] = self.vecs[last]
         self.n = last
+        return moved
 
 
 class ScopeTable:
@@ -111,6 +114,7 @@ class ScopeTable:
         self.session = np.full(16, _NONE, np.int32)
         self.role = np.zeros(16, np.int8)
         self.act = np.zeros(16, np.int8)
+        self.row = np.zeros(16, np.int32)  # the label's row in its partition
         self.parts: dict[int, Part] = {}
 
     def _intern(self, name: str | None) -> int:
@@ -131,9 +135,9 @@ class ScopeTable:
             new = np.full(size, fill, np.int32)
             new[: len(old)] = old
             setattr(self, name, new)
-        for name in ("role", "act"):
+        for name, dtype in (("role", np.int8), ("act", np.int8), ("row", np.int32)):
             old = getattr(self, name)
-            new = np.zeros(size, np.int8)
+            new = np.zeros(size, dtype)
             new[: len(old)] = old
             setattr(self, name, new)
 
@@ -148,7 +152,7 @@ class ScopeTable:
         self.session[label] = self._intern(session)
         self.role[label] = ROLES.index(role)
         self.act[label] = ACTS.index(act)
-        self.parts.setdefault(code, Part()).add(label, vec)
+        self.row[label] = self.parts.setdefault(code, Part()).add(label, vec)
 
     def drop(self, label: int) -> None:
         """Take ``label`` out of its partition (a forgotten or reassigned episode)."""
@@ -157,7 +161,9 @@ class ScopeTable:
         code = int(self.user[label])
         if code != _NONE:
             part = self.parts[code]
-            part.remove(label)
+            moved = part.remove(int(self.row[label]))
+            if moved >= 0:
+                self.row[moved] = self.row[label]
             if not part.n:
                 del self.parts[code]
             self.user[label] = _NONE
@@ -165,6 +171,11 @@ class ScopeTable:
     def assigned(self, label: int) -> bool:
         """Whether ``label`` is in a partition."""
         return label < len(self.user) and self.user[label] != _NONE
+
+    def assigned_mask(self, labels: Labels) -> npt.NDArray[np.bool_]:
+        """Which of ``labels`` (each below the reserved size) are in a partition."""
+        out: npt.NDArray[np.bool_] = self.user[labels] != _NONE
+        return out
 
     def count(self, user: str) -> int:
         """How many labels ``user`` has."""

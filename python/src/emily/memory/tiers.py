@@ -80,7 +80,7 @@ class TieredMemory:
         self.l1: WTinyLFU[uuid.UUID] = WTinyLFU(l1_capacity)
         self.l1_data: dict[uuid.UUID, Record] = {}
         self.l2 = L2(root / "l2", l2_capacity, l2_slot_bytes, retry_s=l2_retry_s)
-        self.stats = AccessStats(root / "access.json")
+        self.stats = AccessStats(root / "access.npy")
         self.idle_s = idle_s
         # decayed counts: "n accesses lately" is a count above n - 1/2
         self.l2_admit = l2_min_accesses - 0.5
@@ -237,7 +237,7 @@ class TieredMemory:
     def _promote(self, rec: Record) -> None:
         tier = self.tier_of.get(rec.id, "L3")
         if tier == "L3":
-            entry = self.stats.entries.get(rec.id)
+            entry = self.stats.get(rec.id)
             if entry is not None and entry.count >= self.l2_admit:
                 if self.l2.usable():
                     self._into_l2(rec, "L3")
@@ -282,11 +282,12 @@ class TieredMemory:
         """Count hits and misses of one recall, update statistics, then promote."""
         now = self.clock()
         counts: dict[Tier, int] = {}
+        served = list(served)
         with self.lock:
+            self.stats.touch_many([rec.id for rec, _ in served], now)
             for rec, tier in served:
                 counts[tier] = counts.get(tier, 0) + 1
                 self.hit_counts[tier] += 1
-                self.stats.touch(rec.id, now)
                 self._promote(rec)
             for tier, n in counts.items():
                 if tier == "L3":
@@ -303,9 +304,9 @@ class TieredMemory:
         now = self.clock()
         moves = 0
         with self.lock:
-            for key in list(self.tier_of):
-                entry = self.stats.entries.get(key)
-                if entry is not None and now - entry.last < self.idle_s:
+            keys = list(self.tier_of)
+            for key, last in zip(keys, self.stats.lasts(keys).tolist(), strict=True):
+                if now - last < self.idle_s:  # never accessed: last is -inf
                     continue
                 tier = self.tier_of.get(key, "L3")  # an earlier cascade may have moved it
                 if tier == "L0":
@@ -339,7 +340,7 @@ class TieredMemory:
             self.l2.flush()
             self._l2_reconcile()
             try:
-                self.stats.save(self.tier_of)
+                self.stats.save(self.tier_of, self.clock())
             except OSError as exc:  # a full or read-only state dir: keep serving
                 log.error(
                     "access statistics not saved to %s (%s); free space or make the state "
@@ -362,14 +363,15 @@ class TieredMemory:
         """
         saved = self.stats.load()
         with self.lock:
-            last = {k: e.last for k, e in self.stats.entries.items()}
+            entries = dict(self.stats.items())
+            last = {k: e.last for k, e in entries.items()}
             self.l2_order = OrderedDict.fromkeys(sorted(self.l2, key=lambda k: last.get(k, 0.0)))
-            for key, entry in self.stats.entries.items():
+            for key, entry in entries.items():
                 for _ in range(min(round(entry.count), 15)):
                     self.l1.sketch.add(key)
             hot = sorted(
                 (k for k, t in saved.items() if t in ("L0", "L1") and k not in self.tier_of),
-                key=lambda k: -self.stats.entries[k].count,
+                key=lambda k: -entries[k].count,
             )
             # corrupt slots were dropped when L2 opened: their episodes come back from L3
             dropped = [k for k in self.l2.dropped if k not in self.l2]
@@ -411,7 +413,7 @@ class TieredMemory:
                     continue
                 tier = self.tier_of.pop(key, None)  # None: L2 went offline meanwhile
                 self._take_out(key, tier)
-                self.stats.entries.pop(key, None)
+                self.stats.pop(key)
                 dropped += 1
         self.update_gauges()
         return dropped
@@ -425,7 +427,7 @@ class TieredMemory:
             for key in keys:
                 tier = self.tier_of.pop(key, None)
                 self._take_out(key, tier, wipe=True)
-                self.stats.entries.pop(key, None)
+                self.stats.pop(key)
                 held += tier is not None
         self.update_gauges()
         return held
