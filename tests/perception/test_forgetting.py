@@ -3,6 +3,7 @@ service (Postgres, MiniLM, the event log's relay) and perception on one Zenoh pa
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,14 +16,16 @@ from emily.bus.endpoints import EVENTS, FORGET, STORE, TRANSCRIBE, served_by
 from emily.bus.rpc import wait_for_server
 from emily.bus.schemas.lifecycle import EventsRequest, ForgetRequest
 from emily.bus.schemas.memory import EpisodeIn, StoreRequest
-from emily.bus.schemas.perception import TranscribeRequest, b64_media
+from emily.bus.schemas.perception import TranscribeRequest, b64_media, sha256_hex
 from emily.embed import Embedder
 from emily.memory.config import MemoryConfig
 from emily.memory.core import Memory
+from emily.memory.events import Retention
 from emily.memory.metrics import MemoryMetrics
 from emily.memory.service import MemoryService, serve
 from emily.memory.store import PgStore
 from emily.perception.forgetting import CURSOR, MediaJanitor
+from emily.perception.media import MediaStore
 from emily.perception.service import PerceptionService
 from tests.perception.conftest import KEYS
 from tests.perception.media import speak
@@ -141,3 +144,44 @@ def test_a_bad_cursor_file_starts_afresh(perception: PerceptionService, zenoh_pa
             path.unlink()
         else:
             path.write_text(old)
+
+
+def test_a_log_trimmed_past_the_cursor_makes_the_janitor_reconcile(
+    memory: MemoryService, zenoh_pair, tmp_path: Path
+) -> None:
+    client = zenoh_pair[1]
+    media = MediaStore(tmp_path / "media", 1 << 20)
+    sha = {}
+    for name in ("kept", "forgotten", "never", "fresh"):
+        data = f"the {name} clip".encode()
+        sha[name] = sha256_hex(data)
+        assert media.put(sha[name], data)
+    hour_ago = time.time() - 3600
+    for name in ("kept", "forgotten", "never"):
+        os.utime(media.path(sha[name]), (hour_ago, hour_ago))
+    kept = store(client, "Kept: the clip of the harbour at dawn.", sha["kept"])
+    gone = store(client, "Forgotten: the clip of the storm.", sha["forgotten"])
+    janitor = MediaJanitor(media, zenoh_pair[0], KEYS, grace_s=60)
+    seq = forget(client, store(client, "Nothing behind this one.", None))
+    eventually(lambda: (janitor.cursor or 0) >= seq, "the janitor never read the forget")
+    janitor.close()  # down from here: the next forget is in the log only
+    forget(client, gone)
+    last = store(client, "Stored after the forget.", None)
+    log = memory.memory.events
+    eventually(lambda: log.relayed == seq + 2, "the relay did not publish the store")
+    assert log.trim(Retention(keep_days=0, keep_max=1)) == seq + 1  # the forget goes too
+    reply = EVENTS.call(client, KEYS, EventsRequest(since=seq), timeout_s=30)
+    assert reply.trimmed == seq + 1 and [e.episode_id for e in reply.events] == [last]
+    assert media.path(sha["forgotten"]).exists()  # its forget left the log unread
+
+    again = MediaJanitor(media, zenoh_pair[0], KEYS, grace_s=60)
+    try:
+        eventually(lambda: again.reconciles == 1, "the janitor did not reconcile")
+        eventually(lambda: (again.cursor or 0) >= seq + 1, "the cursor did not move on")
+    finally:
+        again.close()
+    assert media.path(sha["kept"]).exists()  # an episode still names it
+    assert media.path(sha["fresh"]).exists()  # too young: its episode may be on its way
+    assert not media.path(sha["forgotten"]).exists() and not media.path(sha["never"]).exists()
+    assert again.removed == 2 and kept
+    assert (media.root / CURSOR).read_text() == str(again.cursor)

@@ -30,7 +30,7 @@ from emily.ids import uuid7
 from emily.memory import malloc
 from emily.memory.config import MemoryConfig
 from emily.memory.errors import StoreUnavailable
-from emily.memory.events import LOGGED, EventLog
+from emily.memory.events import LOGGED, EventLog, Retention
 from emily.memory.filters import dialogue_only, matches
 from emily.memory.hybrid import fuse, graph_candidates
 from emily.memory.index import HnswParams
@@ -73,6 +73,7 @@ class Memory:
         self.publish = publish
         self.device = pick_device(cfg.device)
         self.events = EventLog(store.connection)
+        self.retention = Retention(cfg.events_keep_days, cfg.events_keep_max)
         self.tiers = TieredMemory(
             cfg.root,
             L0(cfg.l0_capacity, self.device),
@@ -409,8 +410,9 @@ class Memory:
 
     # ---------------------------------------------------------------- life
     def start_background(self, period_s: float | None = None) -> None:
-        """Start the thread that drains the outbox, demotes idle episodes, saves stats and
-        returns freed heap memory to the kernel (:mod:`emily.memory.malloc`)."""
+        """Start the thread that drains the outbox, demotes idle episodes, saves stats,
+        trims the event log and returns freed heap memory to the kernel
+        (:mod:`emily.memory.malloc`)."""
         period = period_s if period_s is not None else self.cfg.outbox_retry_s
 
         # a demotion pass walks every cached episode: run it at a tenth of the idle time
@@ -433,6 +435,7 @@ class Memory:
                     if time.monotonic() - last_save > 30:
                         self.tiers.save()
                         last_save = time.monotonic()
+                    self.events.maintain(self.retention, self.metrics)  # bounded log
                 except Exception:  # keep the maintenance thread alive
                     log.exception("memory maintenance failed; retrying")
 

@@ -28,6 +28,8 @@ from emily.bus.schemas.facts import Fact
 from emily.bus.schemas.lifecycle import (
     CorrectReply,
     CorrectRequest,
+    EventsReply,
+    EventsRequest,
     ExportReply,
     ExportRequest,
     ForgetReply,
@@ -262,6 +264,27 @@ def export(memory: Memory, req: ExportRequest) -> ExportReply:
     episodes = [bodies[i].episode() for i in ids if i in bodies]
     more = len(rows) > req.limit
     return ExportReply(episodes=episodes, facts=facts, next=ids[-1] if more and ids else None)
+
+
+def events_page(memory: Memory, req: EventsRequest) -> EventsReply:
+    """``memory/events``: the log after ``req.since`` and, of ``req.media``, the hashes
+    an episode still names (in L3, of any user, or queued in the outbox)."""
+    asked = set(req.media)
+    named: set[object] = set()
+    if asked:  # the outbox before L3: an episode delivered in between is then in L3
+        named = {r.context.get(MEDIA_KEY) for _, r in memory.outbox.peek(memory.outbox.pending())}
+    with memory.store.connection() as conn:
+        page = events.read(conn, req.since, req.limit)
+        if not asked:
+            return page
+        rows = conn.execute(
+            "SELECT DISTINCT context ->> %s FROM episodes WHERE context ->> %s = ANY(%s)",
+            (MEDIA_KEY, MEDIA_KEY, sorted(asked)),
+        ).fetchall()
+    named |= {r[0] for r in rows}
+    return page.model_copy(
+        update={"named": sorted(asked & {n for n in named if isinstance(n, str)})}
+    )
 
 
 def episode_ids(memory: Memory, user: str) -> Sequence[uuid.UUID]:

@@ -14,7 +14,8 @@ TIERS = ("L0", "L1", "L2", "L3")
 
 
 class MemoryMetrics:
-    """Counters of tier moves, hits and misses; gauges of tiers, pool and outbox.
+    """Counters of tier moves, hits, misses and trimmed events; gauges of tiers, pool,
+    outbox and the event log's size.
 
     Parameters
     ----------
@@ -47,6 +48,14 @@ class MemoryMetrics:
         )
         self.outbox_pending = Gauge(
             "emily_memory_outbox_pending", "Episodes waiting in the outbox", registry=r
+        )
+        self.events_kept = Gauge(
+            "emily_memory_events_kept", "Events in the event log at its last trim", registry=r
+        )
+        self.events_trimmed = Counter(
+            "emily_memory_events_trimmed",
+            "Events deleted from the event log by its retention",
+            registry=r,
         )
         self.recall_seconds = Histogram(
             "emily_memory_recall_seconds",

@@ -12,12 +12,19 @@ start has no cursor and begins at the first ``forget`` it hears; a log that ends
 the cursor is a new one (memory's database was replaced) and is read from its start. A
 log that cannot be read (memory absent) is retried on the next ``forget`` and at the
 next start.
+
+Memory trims its log (``events_keep_days``, ``events_keep_max``). A reply whose
+``trimmed`` is above the cursor means forgets were missed: the janitor then reconciles,
+asking memory which of its files an episode still names (``EventsRequest.media``) and
+deleting the others, and goes on from the trim point. A file written in the last
+``grace_s`` seconds is spared, as its episode may not be stored yet.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import zenoh
@@ -33,6 +40,8 @@ from emily.perception.media import MediaStore
 log = logging.getLogger(__name__)
 CURSOR = ".forget-cursor"
 MEDIA_KEY = "media_sha256"
+#: Seconds a freshly kept file is spared by a reconcile.
+GRACE_S = 600.0
 
 
 def orphaned(event: MemoryEvent) -> str | None:
@@ -50,16 +59,27 @@ class MediaJanitor:
     ----------
     media : the content-addressed store. session : open Zenoh session (not owned).
     keys : the node whose memory is followed. timeout_s : deadline of one log read (s).
+    grace_s : a reconcile spares files younger than this (s): their episodes may still
+        be on their way to memory.
     """
 
     def __init__(
-        self, media: MediaStore, session: zenoh.Session, keys: Keys, timeout_s: float = 10.0
+        self,
+        media: MediaStore,
+        session: zenoh.Session,
+        keys: Keys,
+        timeout_s: float = 10.0,
+        grace_s: float = GRACE_S,
     ) -> None:
+        if grace_s < 0:
+            raise ValueError(f"grace_s must be >= 0 seconds, got {grace_s}")
         self.media = media
         self.session = session
         self.keys = keys
         self.timeout_s = timeout_s
+        self.grace_s = grace_s
         self.removed = 0  # files deleted since start
+        self.reconciles = 0  # full reconciles after a trimmed log
         self._path = media.root / CURSOR
         self._cursor = self._load()
         self._wake = threading.Event()
@@ -151,6 +171,16 @@ class MediaJanitor:
                 )
                 since = 0
                 continue
+            if reply.trimmed > since:  # forgets after the cursor left the log unread
+                log.warning(
+                    "memory's event log was trimmed to %d, past our cursor %d: reconciling "
+                    "the media store with memory",
+                    reply.trimmed,
+                    since,
+                )
+                deleted += self.reconcile()
+                since = reply.trimmed
+                continue
             for event in reply.events:
                 sha = orphaned(event)
                 if sha is not None and self.media.remove(sha):
@@ -165,6 +195,35 @@ class MediaJanitor:
             if not reply.events or since >= reply.last:
                 break
         self.removed += deleted
+        return deleted
+
+    def reconcile(self) -> int:
+        """Delete every stored file no episode names any more (sparing those younger
+        than ``grace_s``); returns the files deleted.
+
+        Raises
+        ------
+        BusError
+            When memory does not answer ``memory/events``.
+        """
+        cutoff = time.time() - self.grace_s
+        old: list[str] = []
+        for path in self.media.files():
+            try:
+                if path.stat().st_mtime < cutoff:
+                    old.append(path.name)
+            except FileNotFoundError:  # evicted meanwhile
+                continue
+        deleted = 0
+        for i in range(0, len(old), MAX_PAGE):
+            batch = old[i : i + MAX_PAGE]
+            req = EventsRequest(limit=1, media=batch)
+            named = set(EVENTS.call(self.session, self.keys, req, timeout_s=self.timeout_s).named)
+            for sha in batch:
+                if sha not in named and self.media.remove(sha):
+                    deleted += 1
+                    log.info("deleted media %s: no episode names it any more", sha)
+        self.reconciles += 1
         return deleted
 
     def close(self) -> None:

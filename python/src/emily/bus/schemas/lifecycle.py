@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -92,10 +92,18 @@ class ExportReply(Message):
 
 
 class EventsRequest(Message):
-    """Events of the log with sequence number greater than ``since``."""
+    """Events of the log with sequence number greater than ``since``.
+
+    ``media``: SHA-256s of media files to look up; the reply's ``named`` says which of
+    them an episode (of any user, stored or still queued) names. A reader that missed
+    trimmed events reconciles its media with it.
+    """
 
     since: int = Field(default=0, ge=0)
     limit: int = Field(default=MAX_PAGE, ge=1, le=MAX_PAGE)
+    media: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(
+        default_factory=list, max_length=MAX_PAGE
+    )
 
 
 class MemoryEvent(Message):
@@ -111,10 +119,17 @@ class MemoryEvent(Message):
 
 
 class EventsReply(Message):
-    """Events in sequence order; ``last`` is the log's newest sequence number."""
+    """Events in sequence order; ``last`` is the log's newest sequence number.
+
+    ``trimmed``: every event up to this sequence number left the log (its retention);
+    a reader whose ``since`` is below it missed events and must resynchronize from
+    memory itself. ``named``: the request's ``media`` that an episode still names.
+    """
 
     events: list[MemoryEvent]
     last: int = Field(ge=0)
+    trimmed: int = Field(default=0, ge=0)
+    named: list[str] = Field(default_factory=list, max_length=MAX_PAGE)
 
 
 class RebuildRequest(Message):
