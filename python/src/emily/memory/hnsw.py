@@ -3,7 +3,7 @@
 The index is built on the embedding as stored (``vector_cosine_ops``) or cast to half
 precision (``halfvec_cosine_ops``), after ``cfg.storage``. Postgres uses it only for an
 ``ORDER BY`` over the very expression it indexes, so the query's distance
-(:func:`distance`) is written from the same :func:`_indexed` expression.
+(:func:`distance`) is written from the same expression as the index.
 """
 
 from __future__ import annotations

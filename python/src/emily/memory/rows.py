@@ -1,8 +1,9 @@
 """The ``episodes`` table's columns, and a :class:`Record` as a row of them and back.
 
 Every ``INSERT`` and ``SELECT`` of whole episodes names :data:`COLUMNS` in this order,
-so :func:`to_row` and :func:`to_record` are each other's inverse. Binary ``COPY`` has its
-own column order (:data:`emily.memory.pgcopy.COLUMNS`, fixed-size fields first).
+so a row stored from :func:`to_row` reads back as the same record with
+:func:`to_record`. Binary ``COPY`` has its own column order
+(:data:`emily.memory.pgcopy.COLUMNS`, fixed-size fields first).
 """
 
 from __future__ import annotations
