@@ -2,8 +2,10 @@
 
 For each variant in ``--variants`` (``default`` is the same-run baseline; another is a
 list of ``KEY=VALUE`` environment settings of the service joined by ``,``, such as
-``MALLOC_ARENA_MAX=2``), in a fresh database of the embedded Postgres (pgserver +
-pgvector, data in ``bench/out/pg-rss``) and a fresh state dir:
+``EMILY_MEMORY__MALLOC_ARENA_MAX=0`` for glibc's own arena count, since the service
+bounds it to 2 by default, or ``PYTHONPATH=DIR`` to serve another checkout's package),
+in a fresh database of the embedded Postgres (pgserver + pgvector, data in
+``bench/out/pg-rss``) and a fresh state dir:
 
 1. ``emily serve memory`` is started in its own process with ``EMILY_MEMORY_DIAG=1``
    (and ``EMILY_MEMORY_TRACEMALLOC`` with ``--tracemalloc N``), consolidation every
@@ -24,7 +26,7 @@ It prints each variant's checkpoints, the growth of each component per stored ep
 comparison of the variants with their ratio to the first.
 
     .venv/bin/python bench/memory_rss.py [--episodes 20000] [--every 2000] [--clients 8]
-        [--variants "default;MALLOC_ARENA_MAX=2"] [--tracemalloc 1] [--json F]
+        [--variants "EMILY_MEMORY__MALLOC_ARENA_MAX=0;default"] [--tracemalloc 1] [--json F]
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ COMPONENTS = (
     ("glibc malloc in use", lambda d: d["malloc"].get("in_use", 0)),
     ("glibc malloc free, kept", lambda d: d["malloc"].get("free", 0)),
     ("Python heap (traced)", lambda d: d["python"].get("traced_bytes", 0)),
+    ("index id map (arrays)", lambda d: d["structures"].get("id_map_bytes", 0)),
     ("hnswlib (layout estimate)", lambda d: d["structures"].get("hnsw_bytes", 0)),
     ("scope partitions' vectors", lambda d: d["structures"].get("part_vec_bytes", 0)),
 )

@@ -9,7 +9,9 @@ import time
 
 import pytest
 
+from emily.errors import ConfigError
 from emily.memory import malloc
+from emily.memory.config import MemoryConfig
 from emily.memory.core import Memory
 
 # 200 MiB in 64 KiB blocks (below glibc's mmap threshold: on the heap), every block
@@ -52,3 +54,50 @@ def test_the_background_loop_trims_the_heap(
             break
         time.sleep(0.01)
     assert len(calls) >= 3 and memory.trims >= 3
+
+
+# eight threads allocating at once; glibc gives each new thread an arena of its own
+# until its bound (eight per core by default)
+_THREADS = """
+import ctypes, sys, threading
+from emily.memory import malloc
+from emily.memory.heapdump import mallinfo2
+if int(sys.argv[1]):
+    assert malloc.set_arena_max(int(sys.argv[1]))
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+start = threading.Barrier(8)
+def work():
+    start.wait()
+    for _ in range(2000):
+        libc.free(libc.malloc(4096))
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(mallinfo2()["arenas"])
+"""
+
+
+def _arenas(bound: int) -> int:
+    out = subprocess.run(
+        [sys.executable, "-c", _THREADS, str(bound)], capture_output=True, text=True, check=True
+    )
+    return int(out.stdout)
+
+
+def test_the_arena_bound_holds_for_threads_started_after_it() -> None:
+    assert _arenas(1) == 1
+    assert _arenas(2) <= 2 < _arenas(0)
+    with pytest.raises(ValueError, match="1 or more"):
+        malloc.set_arena_max(0)
+
+
+def test_the_setting_has_a_range() -> None:
+    assert MemoryConfig().malloc_arena_max == 2
+    assert MemoryConfig(malloc_arena_max=0).malloc_arena_max == 0
+    for bad in (-1, 1025):
+        with pytest.raises(ConfigError, match="malloc_arena_max"):
+            MemoryConfig(malloc_arena_max=bad)

@@ -56,10 +56,10 @@ class MemoryConfig:
     inference_node : bus node whose inference service extraction asks; empty means this
         service's own node.
     llm_timeout_s : deadline of one extraction request, in seconds.
-    events_keep_days : how long the event log (``emily memory events``) keeps an event,
-        in days; 0 keeps events whatever their age.
-    events_keep_max : the event log keeps at most this many newest events; 0 sets no
-        count bound. Both 0 keep every event forever.
+    malloc_arena_max : glibc malloc arenas the service may use (``mallopt``, set at
+        start, before its threads); fewer arenas keep less freed memory resident. 0
+        leaves glibc's own choice (eight per core, or ``MALLOC_ARENA_MAX`` from the
+        environment).
     """
 
     dsn: str = ""
@@ -96,8 +96,7 @@ class MemoryConfig:
     llm_extraction: bool = False
     inference_node: str = ""
     llm_timeout_s: float = 30.0
-    events_keep_days: float = 30.0
-    events_keep_max: int = 1_000_000
+    malloc_arena_max: int = 2
 
     def __post_init__(self) -> None:
         if self.consolidate_interval_s < 0:
@@ -106,12 +105,8 @@ class MemoryConfig:
             raise ConfigError("memory.merge_threshold is a cosine similarity in (0, 1]")
         if self.llm_timeout_s <= 0:
             raise ConfigError("memory.llm_timeout_s must be > 0 seconds")
-        if not 0 <= self.events_keep_days <= 36500:
-            raise ConfigError(
-                "memory.events_keep_days must be in [0, 36500] days (0: no age bound)"
-            )
-        if self.events_keep_max < 0:
-            raise ConfigError("memory.events_keep_max must be >= 0 events (0: no count bound)")
+        if not 0 <= self.malloc_arena_max <= 1024:
+            raise ConfigError("memory.malloc_arena_max is 0 (glibc's choice) to 1024 arenas")
 
     @classmethod
     def load(cls) -> MemoryConfig:

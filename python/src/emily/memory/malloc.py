@@ -5,6 +5,13 @@ batches, the embedder's activations. glibc keeps freed chunks in its arenas, and
 whose top holds a live block (an index that grew meanwhile) cannot shrink from the end,
 so the freed bytes stay resident and grow with the load. ``malloc_trim(0)`` returns
 every free page of every arena, from the middle of a heap too (``MADV_DONTNEED``).
+
+glibc also gives each thread that meets a locked arena a new one, up to eight per core,
+and memory freed by one thread stays in its arena. The service's fifty-odd threads
+(bus workers, Postgres pool, embedder) so keep many partly free heaps; with two arenas
+the freed bytes are found again by the next allocation. :func:`set_arena_max` sets that
+bound (``mallopt(M_ARENA_MAX)``) for arenas made afterwards, so the service calls it at
+start, before its threads, whatever started it.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from typing import Any
 
 #: Seconds between trims in the memory service's maintenance loop.
 TRIM_EVERY_S = 30.0
+#: glibc's ``mallopt`` parameter number of the arena bound (malloc.h).
+M_ARENA_MAX = -8
 
 
 @cache
@@ -32,3 +41,17 @@ def trim() -> bool:
     """Return free heap pages to the kernel; whether any were (False without glibc)."""
     fn = _trim_fn()
     return bool(fn(0)) if fn is not None else False
+
+
+def set_arena_max(n: int) -> bool:
+    """Bound glibc's malloc arenas to ``n`` (``n >= 1``); whether glibc accepted it
+    (False without glibc). Arenas that exist already stay."""
+    if n < 1:
+        raise ValueError(f"an arena bound is 1 or more, not {n}")
+    try:
+        fn = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return bool(fn(M_ARENA_MAX, n))

@@ -58,7 +58,7 @@ from emily.bus.schemas.memory import (
     StoreRequest,
 )
 from emily.embed import Embedder
-from emily.memory import facts, heapdump, lifecycle
+from emily.memory import events, facts, heapdump, lifecycle, malloc
 from emily.memory.config import MemoryConfig
 from emily.memory.consolidate import Consolidator
 from emily.memory.core import Memory
@@ -186,9 +186,9 @@ class MemoryService:
             return lifecycle.export(self.memory, req)
 
     def handle_events(self, req: EventsRequest) -> EventsReply:
-        """``memory/events``: the log after ``since`` (and which ``media`` are named)."""
-        with replies():
-            return lifecycle.events_page(self.memory, req)
+        """``memory/events``: the log after ``since``."""
+        with replies(), self.memory.store.connection() as conn:
+            return events.read(conn, req.since, req.limit)
 
     def handle_rebuild(self, _req: RebuildRequest) -> RebuildReply:
         """``memory/rebuild``: rebuild the index and tier map, compare with the running ones."""
@@ -259,6 +259,8 @@ def main(args: argparse.Namespace) -> int:
 
     def start(stack: ExitStack) -> str:
         cfg = MemoryConfig.load()
+        if cfg.malloc_arena_max:  # before the threads, so theirs are the bounded arenas
+            malloc.set_arena_max(cfg.malloc_arena_max)
         bus = BusConfig.load()
         store, embedded = open_store(cfg)
         metrics = MemoryMetrics()
