@@ -12,6 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from emily.bus.endpoints import EVENTS, REBUILD
+from emily.bus.schemas.lifecycle import EventsRequest, RebuildRequest
 from emily.bus.schemas.memory import MemoryOperation
 from emily.errors import ConfigError
 from emily.memory import events
@@ -20,6 +22,8 @@ from emily.memory.core import Memory
 from emily.memory.events import Retention
 from emily.memory.metrics import MemoryMetrics
 from emily.memory.store import PgStore
+from tests.memory.conftest import KEYS, Running
+from tests.memory.test_service import FACTS, recall, store
 
 pytestmark = pytest.mark.slow
 
@@ -135,3 +139,22 @@ def test_a_bad_retention_setting_is_refused(field: str, value: float) -> None:
         MemoryConfig(**{field: value})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="keep_days and keep_max"):
         Retention(keep_days=-1)
+
+
+def test_a_rebuild_trusts_the_running_tier_of_an_episode_whose_moves_were_trimmed(
+    running: Running,
+) -> None:
+    memory = running.service.memory
+    ids = store(running.client, FACTS).ids
+    for _ in range(2):  # L3 -> L2 -> L1: the moves are in the log
+        recall(running.client, "where are my keys?", k=1)
+    memory.events.flush_moves()
+    assert memory.tiers.tier_of.get(ids[0]) == "L1"
+    store(running.client, ["Stored after the moves"])  # the one event kept
+    last = EVENTS.call(running.client, KEYS, EventsRequest(), timeout_s=10).last
+    while memory.events.relayed != last:
+        time.sleep(0.05)
+    assert memory.events.trim(Retention(keep_days=0, keep_max=1)) == last - 1
+    reply = REBUILD.call(running.client, KEYS, RebuildRequest(), timeout_s=60)
+    assert reply.matched  # the log no longer knows its tier; it does not contradict it
+    assert memory.tiers.tier_of.get(ids[0]) == "L1"

@@ -206,6 +206,19 @@ def trim(conn: Conn, ret: Retention, upto: int | None = None) -> int:
         gone += max(done, 0)
 
 
+def unlogged(conn: Conn, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Of ``ids``, the episodes whose every event was trimmed: the log no longer says
+    where they are (empty while nothing was trimmed)."""
+    if not ids or not trimmed(conn):
+        return set()
+    rows = conn.execute(
+        "SELECT k FROM unnest(%s::uuid[]) k WHERE NOT EXISTS "
+        "(SELECT 1 FROM memory_events m WHERE m.episode_id = k)",
+        (list(ids),),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
 def kept(conn: Conn) -> int:
     """Events in the log now (the newest sequence number less the trim point)."""
     return last_seq(conn) - trimmed(conn)

@@ -3,7 +3,8 @@
 Two structures of the running service are projections, not data: the in-process
 search index (a function of the episodes in L3) and the tier map (where each cached
 episode is: a function of the log's ``promote``/``demote``/``forget``/``store`` events,
-restricted to the episodes L3 holds). :func:`rebuild` builds both afresh, compares
+restricted to the episodes L3 holds; an episode whose every event was trimmed from
+the log keeps the tier it has). :func:`rebuild` builds both afresh, compares
 each with the running one, and puts the rebuilt index in place. Where the tier map
 and the log disagree (moves lost in a crash before they were logged), those episodes
 go back to L3 with logged demotions, so the two agree again. ``matched`` says whether
@@ -100,6 +101,9 @@ def _rebuild_tiers(memory: Memory) -> bool:
         running = dict(memory.tiers.tier_of)
         held = set(memory.store.existing(list(running))) if running else set()
         running = {k: t for k, t in running.items() if k in held}
+        with memory.store.connection() as conn:  # no event left to contradict them
+            for key in events.unlogged(conn, [k for k in running if k not in logged]):
+                logged[key] = running[key]
         if running == logged:
             return True
         memory.tiers.evict([k for k, t in running.items() if logged.get(k) != t])
