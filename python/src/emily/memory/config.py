@@ -60,6 +60,10 @@ class MemoryConfig:
         start, before its threads); fewer arenas keep less freed memory resident. 0
         leaves glibc's own choice (eight per core, or ``MALLOC_ARENA_MAX`` from the
         environment).
+    events_keep_days : how long the event log (``emily memory events``) keeps an event,
+        in days; 0 keeps events whatever their age.
+    events_keep_max : the event log keeps at most this many newest events; 0 sets no
+        count bound. Both 0 keep every event forever.
     """
 
     dsn: str = ""
@@ -97,6 +101,8 @@ class MemoryConfig:
     inference_node: str = ""
     llm_timeout_s: float = 30.0
     malloc_arena_max: int = 2
+    events_keep_days: float = 30.0
+    events_keep_max: int = 1_000_000
 
     def __post_init__(self) -> None:
         if self.consolidate_interval_s < 0:
@@ -107,6 +113,12 @@ class MemoryConfig:
             raise ConfigError("memory.llm_timeout_s must be > 0 seconds")
         if not 0 <= self.malloc_arena_max <= 1024:
             raise ConfigError("memory.malloc_arena_max is 0 (glibc's choice) to 1024 arenas")
+        if not 0 <= self.events_keep_days <= 36500:
+            raise ConfigError(
+                "memory.events_keep_days must be in [0, 36500] days (0: no age bound)"
+            )
+        if self.events_keep_max < 0:
+            raise ConfigError("memory.events_keep_max must be >= 0 events (0: no count bound)")
 
     @classmethod
     def load(cls) -> MemoryConfig:

@@ -58,7 +58,7 @@ from emily.bus.schemas.memory import (
     StoreRequest,
 )
 from emily.embed import Embedder
-from emily.memory import events, facts, heapdump, lifecycle, malloc
+from emily.memory import facts, heapdump, lifecycle, malloc
 from emily.memory.config import MemoryConfig
 from emily.memory.consolidate import Consolidator
 from emily.memory.core import Memory
@@ -186,9 +186,9 @@ class MemoryService:
             return lifecycle.export(self.memory, req)
 
     def handle_events(self, req: EventsRequest) -> EventsReply:
-        """``memory/events``: the log after ``since``."""
-        with replies(), self.memory.store.connection() as conn:
-            return events.read(conn, req.since, req.limit)
+        """``memory/events``: the log after ``since`` (and which ``media`` are named)."""
+        with replies():
+            return lifecycle.events_page(self.memory, req)
 
     def handle_rebuild(self, _req: RebuildRequest) -> RebuildReply:
         """``memory/rebuild``: rebuild the index and tier map, compare with the running ones."""
