@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from emily.bus import BusConfig
 from emily.cli.main import main
+from emily.memory.events import Retention
 from tests.memory.conftest import Running
 
 pytestmark = pytest.mark.slow
@@ -154,5 +156,13 @@ def test_export_round_trips_through_ingest_and_the_lifecycle_verbs(
     assert {"store", "fact", "forget", "correct"} <= {e["op"] for e in logged}
     assert main(["memory", "events", "--since", str(len(logged) - 1)]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1
+    log = cli_env.service.memory.events
+    while log.relayed != len(logged):  # nothing unpublished is trimmed
+        time.sleep(0.05)
+    assert log.trim(Retention(keep_days=0, keep_max=2)) == len(logged) - 2
+    assert main(["memory", "events", "--since", "0"]) == 0
+    out = capsys.readouterr()
+    assert len(out.out.splitlines()) == 2
+    assert f"events up to {len(logged) - 2} were trimmed" in out.err
     assert main(["memory", "rebuild"]) == 0
     assert "the running projections matched" in capsys.readouterr().out

@@ -113,6 +113,12 @@ def events(args: argparse.Namespace) -> int:
                 break
             since = page.events[-1].seq
     print(f"({shown} events; the log ends at {page.last})", file=sys.stderr)
+    if page.trimmed > args.since:
+        print(
+            f"(events up to {page.trimmed} were trimmed from the log by its retention, "
+            "memory.events_keep_days and events_keep_max)",
+            file=sys.stderr,
+        )
     return 0
 
 
