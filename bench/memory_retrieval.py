@@ -212,7 +212,7 @@ def run_service(
         EMILY_BUS__CONNECT="[]",
     )
     # tiers start cold; the saved index is kept unless --rebuild-index
-    for sub in ("l2", "access.json", "outbox.sqlite"):
+    for sub in ("l2", "access.npy", "access.json", "outbox.sqlite"):
         target = state / "memory" / sub
         shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(True)
     if args.rebuild_index:
