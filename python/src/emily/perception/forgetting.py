@@ -78,7 +78,7 @@ class MediaJanitor:
         self.keys = keys
         self.timeout_s = timeout_s
         self.grace_s = grace_s
-        self.removed = 0  # files deleted since start
+        self.removed = 0  # files deleted since start (catch-ups and reconciles)
         self.reconciles = 0  # full reconciles after a trimmed log
         self._path = media.root / CURSOR
         self._cursor = self._load()
@@ -185,6 +185,7 @@ class MediaJanitor:
                 sha = orphaned(event)
                 if sha is not None and self.media.remove(sha):
                     deleted += 1
+                    self.removed += 1
                     log.info(
                         "deleted media %s: its episode %s was forgotten", sha, event.episode_id
                     )
@@ -194,7 +195,6 @@ class MediaJanitor:
             self._save(since)
             if not reply.events or since >= reply.last:
                 break
-        self.removed += deleted
         return deleted
 
     def reconcile(self) -> int:
@@ -222,6 +222,7 @@ class MediaJanitor:
             for sha in batch:
                 if sha not in named and self.media.remove(sha):
                     deleted += 1
+                    self.removed += 1
                     log.info("deleted media %s: no episode names it any more", sha)
         self.reconciles += 1
         return deleted
