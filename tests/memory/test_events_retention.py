@@ -11,6 +11,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from emily.bus.endpoints import EVENTS, REBUILD
 from emily.bus.schemas.lifecycle import EventsRequest, RebuildRequest
@@ -102,6 +104,48 @@ def test_nothing_the_relay_has_not_published_is_trimmed(memory: Memory) -> None:
         time.sleep(0.05)
     assert memory.events.trim(keep_10) == 40 and published == list(range(1, 51))
     assert memory.events.kept == 10 and memory.events.trimmed == 40
+
+
+def test_any_appends_and_trims_keep_a_gap_free_run_after_the_trim_point(
+    memory: Memory,
+) -> None:
+    """Property: whatever appends and trims (bounds, batch sizes, reader positions)
+    come in whatever order, the log holds exactly the events after its trim point, a
+    count bound holds after its trim, and no trim passes its reader."""
+    append = st.tuples(st.just("append"), st.integers(1, 30))
+    cut = st.tuples(
+        st.just("trim"),
+        st.tuples(st.integers(0, 40), st.integers(1, 25), st.one_of(st.none(), st.integers(0, 60))),
+    )
+
+    @settings(
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(st.lists(st.one_of(append, cut), min_size=1, max_size=12))
+    def run(steps: list[tuple[str, object]]) -> None:
+        with memory.store.connection() as conn:
+            for op, arg in steps:
+                if op == "append":
+                    assert isinstance(arg, int)
+                    _log(memory, arg)
+                    continue
+                assert isinstance(arg, tuple)
+                keep_max, batch, behind = arg
+                last, before = events.last_seq(conn), events.trimmed(conn)
+                upto = None if behind is None else max(0, last - behind)
+                gone = events.trim(conn, Retention(0, keep_max, batch), upto)
+                after = events.trimmed(conn)
+                assert after - before == gone >= 0
+                if upto is not None:
+                    assert after <= max(before, upto)
+                if keep_max and upto is None:
+                    assert events.kept(conn) <= keep_max
+                seqs = [r[0] for r in conn.execute("SELECT seq FROM memory_events ORDER BY seq")]
+                assert seqs == list(range(after + 1, last + 1))
+
+    run()
 
 
 def test_the_maintenance_loop_trims_and_exports_the_logs_size(pg_dsn: str, tmp_path: Path) -> None:
