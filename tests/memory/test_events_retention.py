@@ -3,6 +3,7 @@ relay has not published, by the maintenance loop, with a trim point readers see.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -22,9 +23,11 @@ from emily.memory import events
 from emily.memory.config import MemoryConfig
 from emily.memory.core import Memory
 from emily.memory.events import Retention
+from emily.memory.lifecycle import events_page
 from emily.memory.metrics import MemoryMetrics
 from emily.memory.store import PgStore
 from tests.memory.conftest import KEYS, Running
+from tests.memory.helpers import records
 from tests.memory.test_service import FACTS, recall, store
 
 pytestmark = pytest.mark.slow
@@ -202,3 +205,18 @@ def test_a_rebuild_trusts_the_running_tier_of_an_episode_whose_moves_were_trimme
     reply = REBUILD.call(running.client, KEYS, RebuildRequest(), timeout_s=60)
     assert reply.matched  # the log no longer knows its tier; it does not contradict it
     assert memory.tiers.tier_of.get(ids[0]) == "L1"
+
+
+def test_the_page_names_the_media_stored_or_queued_episodes_still_name(
+    memory: Memory,
+) -> None:
+    stored, queued, gone = "a" * 64, "b" * 64, "c" * 64
+    recs = records(3)
+    memory.store.insert([dataclasses.replace(recs[0], context={"media_sha256": stored})])
+    memory.store.insert([dataclasses.replace(recs[1], user="bob", context={"media_sha256": gone})])
+    memory.outbox.put([dataclasses.replace(recs[2], context={"media_sha256": queued})])
+    with memory.store.connection() as conn:
+        conn.execute("DELETE FROM episodes WHERE id = %s", (recs[1].id,))
+    page = events_page(memory, EventsRequest(limit=1, media=[gone, queued, stored, "d" * 64]))
+    assert page.named == sorted([queued, stored]) and len(page.events) == 1
+    assert events_page(memory, EventsRequest(limit=1)).named == []  # nothing asked
