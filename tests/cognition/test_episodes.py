@@ -82,6 +82,29 @@ def test_commits_never_merge_the_wal_a_checkpoint_does(tmp_path: Path) -> None:
     box.close()
 
 
+def on_disk(root: Path, word: bytes) -> list[str]:
+    """The files under ``root`` that hold ``word``."""
+    return [f.name for f in root.rglob("*") if f.is_file() and word in f.read_bytes()]
+
+
+def test_a_delivered_episode_s_text_leaves_the_outbox_files(tmp_path: Path) -> None:
+    """Once the queue is empty, a scrub leaves none of the delivered text in the
+    database file or its WAL (where memory's forget could not reach it)."""
+    path = tmp_path / "episodes.sqlite"
+    box = EpisodeOutbox(path)
+    box.put_many([episode("my pin is zanzibar"), episode("noted")], keep=10)
+    box.checkpoint()  # the text in the database file's pages too, not only in the WAL
+    box.put(episode("later"), keep=10)
+    assert on_disk(tmp_path, b"zanzibar")
+    box.remove([seq for seq, e in box.peek(10) if e.text != "later"])
+    assert not box.scrub()  # "later" is still queued: nothing is truncated
+    box.remove([seq for seq, _ in box.peek(10)])
+    assert box.scrub()
+    assert on_disk(tmp_path, b"zanzibar") == [] and on_disk(tmp_path, b"later") == []
+    box.close()
+    assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
+
+
 def test_an_outbox_row_that_no_longer_decodes_is_removed_not_blocking(tmp_path: Path) -> None:
     """A damaged row (written here on purpose) is dropped; the episode after it stays."""
     path = tmp_path / "episodes.sqlite"
@@ -166,6 +189,10 @@ def test_keep_only_writes_the_outbox_and_deliver_sends_it(
         while len(writer.pending) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert stored == ["turn", "answer"] and len(writer.pending) == 0
+        # and, the queue empty, the writer scrubs the outbox's files of their text
+        while on_disk(tmp_path, b"answer") and time.monotonic() < deadline + 30:
+            time.sleep(0.05)
+        assert on_disk(tmp_path, b"answer") == []
     finally:
         writer.close()
         peers.close()

@@ -45,6 +45,10 @@ from emily.cognition.outbox import EpisodeOutbox, Sync
 
 log = logging.getLogger(__name__)
 
+#: Seconds after a delivery before the emptied outbox's WAL is truncated
+#: (:meth:`~emily.cognition.outbox.EpisodeOutbox.scrub`).
+SCRUB_AFTER_S = 2.0
+
 
 class EpisodeWriter:
     """Background writer of episodes through a durable outbox (see the module docstring).
@@ -101,6 +105,7 @@ class EpisodeWriter:
         self.sends = 0  # store calls made, retries included
         self._retry_at = 0.0  # monotonic time before which a submit does not resend
         self._timer: threading.Timer | None = None
+        self._scrubber: threading.Timer | None = None
         self._closed = False
         self.pending = EpisodeOutbox(outbox if memory is not None else None, sync)
         self.pending_max = pending_max
@@ -228,7 +233,28 @@ class EpisodeWriter:
             self.metrics.pending.set(len(self.pending))
         if retry is not None:  # armed only now, so its wake is not lost to this flush
             self._arm(retry)
+        elif stored:
+            self._scrub_soon()
         return stored
+
+    def _scrub_soon(self) -> None:
+        """After a delivery: have the outbox's WAL emptied once the queue is empty,
+        :data:`SCRUB_AFTER_S` seconds from now (one pending at a time), so a steady
+        stream of cycles pays for that flush at most that often."""
+        with self._lock:
+            if self._closed or self._scrubber is not None:
+                return
+
+            def due() -> None:
+                with self._lock:
+                    self._scrubber = None
+                    if self._closed:
+                        return
+                self.background(self.pending.scrub)
+
+            self._scrubber = threading.Timer(SCRUB_AFTER_S, due)
+            self._scrubber.daemon = True
+            self._scrubber.start()
 
     def _send(self, items: list[tuple[int, EpisodeIn]]) -> tuple[int, float | None]:
         """Store ``items``: how many were stored, and ``None`` if memory answered, or how
@@ -282,8 +308,9 @@ class EpisodeWriter:
         """Try a last flush, stop the worker, close the outbox (what is left stays)."""
         with self._lock:
             self._closed = True
-            if self._timer is not None:
-                self._timer.cancel()
+            for timer in (self._timer, self._scrubber):
+                if timer is not None:
+                    timer.cancel()
         with self._room:
             self._room.notify_all()
         self._pool.submit(self.flush)

@@ -17,6 +17,11 @@ SQLite's automatic checkpoint (merging the WAL into the database file, with its 
 flushes) would run inside whichever commit crossed its threshold, that is inside some
 cycle's reply path; it is off, and the writer's background thread calls
 :meth:`EpisodeOutbox.checkpoint` instead, every :data:`CHECKPOINT_EVERY` episodes.
+
+What the user said must not stay on disk here once memory has it, where ``memory
+forget`` cannot reach it: deleted rows are overwritten (``secure_delete``), and once the
+queue is empty :meth:`EpisodeOutbox.scrub` merges the WAL and truncates it, since its
+older frames still hold the delivered rows' text.
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ class EpisodeOutbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={sync.upper()}")
         self._db.execute("PRAGMA wal_autocheckpoint=0")  # see checkpoint()
+        self._db.execute("PRAGMA secure_delete=ON")  # see the module docstring
         self._unmerged = 0  # episodes written since the last checkpoint
         self._merger: sqlite3.Connection | None = None
         self._db.execute(
@@ -121,6 +127,28 @@ class EpisodeOutbox:
             with self._lock:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    def scrub(self) -> bool:
+        """If the queue is empty, merge the WAL and truncate it, so no delivered
+        episode's text stays in it; returns whether it did (``False`` in memory, with
+        episodes queued, or while another connection reads the WAL).
+
+        One checkpoint with its disk flush, holding back commits meanwhile: the writer
+        calls it once a delivery emptied the queue, at most every
+        :data:`~emily.cognition.episodes.SCRUB_AFTER_S` seconds.
+        """
+        if self.path is None:
+            return False
+        with self._lock:
+            (count,) = self._db.execute("SELECT count(*) FROM episodes").fetchone()
+            if count:
+                return False
+            try:
+                (busy, _, _) = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.Error as exc:
+                log.warning("outbox WAL not emptied: %s", exc)
+                return False
+        return not busy
+
     def peek(self, limit: int) -> list[tuple[int, EpisodeIn]]:
         """The oldest ``limit`` episodes with their sequence numbers.
 
@@ -153,7 +181,9 @@ class EpisodeOutbox:
         return int(count)
 
     def close(self) -> None:
-        """Close the file (what is queued stays for the next start)."""
+        """Close the file (what is queued stays for the next start; an empty queue
+        leaves no WAL behind)."""
+        self.scrub()
         with self._lock:
             if self._merger is not None:
                 self._merger.close()
