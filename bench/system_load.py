@@ -390,6 +390,23 @@ def growth(rows: list[tuple[float, int, dict[str, int]]], name: str) -> tuple[fl
     return slope(rows), slope(rows[len(rows) // 2 :])
 
 
+def swings(
+    rows: list[tuple[float, int, dict[str, int]]], name: str, window_s: float = 30.0
+) -> list[tuple[float, int, float, float]]:
+    """Per whole ``window_s`` of samples (memory gives freed heap back every 30 s): its
+    start (s), the episodes at its least sample, and process ``name``'s least and
+    greatest size (MiB)."""
+    out = []
+    last = int(rows[-1][0] // window_s) if rows else 0
+    for w in range(last):
+        part = [r for r in rows if w * window_s <= r[0] < (w + 1) * window_s]
+        if part:
+            low = min(part, key=lambda r: r[2][name])
+            high = max(r[2][name] for r in part)
+            out.append((w * window_s, low[1], low[2][name] / 1024, high / 1024))
+    return out
+
+
 def run(
     clients: int,
     duration_s: float,
@@ -570,6 +587,15 @@ def report(r: dict[str, Any]) -> None:
         f"in-process HNSW index's own size: {own:,.0f} B/episode; the memory service grew "
         f"{grew:,.0f} B/episode over the second half ({grew / own:.2f}x the index's)"
     )
+    rows = [tuple(s) for s in r["samples"] if s[0] <= r["duration_s"] + 1e-9]
+    spans = swings(rows, "memory")  # type: ignore[arg-type]
+    print("\nmemory's resident size per 30 s of load (it trims freed heap every 30 s)")
+    print(
+        table(
+            ("from s", "episodes at the least", "least MiB", "greatest MiB"),
+            [(f"{t:.0f}", f"{n:,}", f"{lo:.1f}", f"{hi:.1f}") for t, n, lo, hi in spans],
+        )
+    )
 
 
 def plot(r: dict[str, Any], filename: str = "system_load_rss.png") -> Path:
@@ -602,7 +628,11 @@ def main() -> None:
         default=600.0,
         help="most seconds to wait for cognition's episode outbox to empty after the load",
     )
+    ap.add_argument("--report", type=Path, help="only print the report of a --json file")
     args = ap.parse_args()
+    if args.report:
+        report(json.loads(args.report.read_text()))
+        return
     if args.clients < 1 or args.duration <= 0 or args.baseline < 1 or args.drain_limit < 0:
         raise SystemExit(
             "--clients and --baseline must be at least 1, --duration above 0,"

@@ -30,3 +30,11 @@ def test_ten_clients_for_thirty_seconds_lose_nothing(tmp_path: Path) -> None:
     assert r["episodes_in_postgres"] + r["merged"] == r["acked_episodes"]
     # memory's search index follows every kept episode
     assert r["indexed"] >= r["episodes_in_postgres"]
+
+
+def test_swings_take_the_least_and_greatest_of_each_whole_window() -> None:
+    swings = bench_module("system_load").swings
+    kib = [700, 650, 790, 660, 800, 680, 900]  # one sample every 10 s
+    rows = [(10.0 * i, 100 * i, {"memory": k * 1024}) for i, k in enumerate(kib)]
+    # 0-30 s and 30-60 s are whole windows; the sample at 60 s starts one that is not
+    assert swings(rows, "memory") == [(0.0, 100, 650.0, 790.0), (30.0, 300, 660.0, 800.0)]
