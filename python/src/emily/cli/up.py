@@ -65,7 +65,7 @@ def wait_healthy(
     session: zenoh.Session,
     bus: BusConfig,
     timeout_s: float,
-    stop: StopRequest | None = None,
+    stop: StopRequest,
 ) -> list[str]:
     """Block until every service that is not given up has a liveliness token; returns
     the services that are up. Restarts what exits meanwhile; raises KeyboardInterrupt
@@ -73,8 +73,7 @@ def wait_healthy(
     deadline = time.monotonic() + timeout_s
     seen: set[str] = set()
     while True:
-        if stop is not None:
-            stop.check()
+        stop.check()
         sup.check()
         wanted = set(sup.running())
         up = set(alive(session, bus.keys, timeout_s=0.5)) & wanted
@@ -93,7 +92,7 @@ def wait_healthy(
         time.sleep(0.5)
 
 
-def demo(bus: BusConfig, trace: bool = False, stop: StopRequest | None = None) -> list[str]:
+def demo(bus: BusConfig, stop: StopRequest, trace: bool = False) -> list[str]:
     """Send the demo observations in a new session; print each answer (and its trace).
 
     Returns the answers, in order; raises KeyboardInterrupt between two observations
@@ -104,8 +103,7 @@ def demo(bus: BusConfig, trace: bool = False, stop: StopRequest | None = None) -
     answers = []
     with Client.connect(bus, OBSERVE, wait_s=30) as client:
         for text in DEMO:
-            if stop is not None:
-                stop.check()
+            stop.check()
             request = ObserveRequest(text=text, allow_llm=False, session=session)
             reply = client.call(OBSERVE, request, 180)
             answers.append(reply.response)
@@ -218,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
             if name in up:
                 say(f"  {name:<11} {url}")
         if args.demo and "cognition" in up:
-            demo(client, trace=args.trace, stop=stop)
+            demo(client, stop, trace=args.trace)
         if args.stop_after_demo:
             return 0
         say("next: `emily chat`, `emily observe TEXT`, `emily status`; Ctrl-C stops")
@@ -239,7 +237,7 @@ def supervise(
     bus: BusConfig,
     pidfile: PidFile,
     requests: RestartRequests,
-    stop: StopRequest | None = None,
+    stop: StopRequest,
 ) -> int:
     """Keep restarting what exits, and what ``requests`` names; say when a service goes
     down or comes back.
@@ -249,8 +247,7 @@ def supervise(
     """
     shown = set(sup.running())
     while sup.running():
-        if stop is not None:
-            stop.check()
+        stop.check()
         for name in requests.take():
             if name in sup.services:
                 say(f"  {name:<10} restarting, as asked")
