@@ -302,12 +302,10 @@ class L2:
         slot = self.slot_of[key]
         return Record.from_json(json.loads(self._body(slot)), self.vectors[slot].copy())
 
-    def discard(self, key: uuid.UUID, *, wipe: bool = True) -> None:
+    def discard(self, key: uuid.UUID) -> None:
         """Free ``key``'s slot without reading it, zeroing its text and vector, not only
         its header: an episode promoted out of L2 (or evicted) and forgotten later
-        must leave nothing on the disk, and a freed slot no longer knows whose it was.
-        Every discard wipes; ``wipe`` is accepted from callers that name it."""
-        del wipe
+        must leave nothing on the disk, and a freed slot no longer knows whose it was."""
         slot = self.slot_of.pop(key)
         self._pwrite(0, bytes(_VEC), slot * _VEC)
         if self._pwrite(1, bytes(self.slot_bytes), slot * self.slot_bytes):

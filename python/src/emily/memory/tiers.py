@@ -156,14 +156,14 @@ class TieredMemory:
         if src != "L3":  # only L3 keeps it
             self._moved(rec.id, src, "L3")
 
-    def _from_l2(self, key: uuid.UUID, *, wipe: bool = False) -> None:
+    def _from_l2(self, key: uuid.UUID) -> None:
         self.l2_order.pop(key, None)
-        self.l2.discard(key, wipe=wipe)
+        self.l2.discard(key)
         self._l2_reconcile()
 
-    def _take_out(self, key: uuid.UUID, tier: Tier | None, *, wipe: bool = False) -> None:
+    def _take_out(self, key: uuid.UUID, tier: Tier | None) -> None:
         """Take ``key`` out of cache tier ``tier``'s own structures (the tier map is the
-        caller's); ``wipe`` zeroes its L2 slot."""
+        caller's); an L2 slot is zeroed as it is freed."""
         if tier == "L0":
             self.l0.pop(key)
             self._floor = None
@@ -171,7 +171,7 @@ class TieredMemory:
             self.l1.discard(key)
             self.l1_data.pop(key)
         elif tier == "L2":
-            self._from_l2(key, wipe=wipe)
+            self._from_l2(key)
 
     def _l2_reconcile(self) -> None:
         """Bring the tier map in line with L2 after it went offline (what it held is
@@ -426,7 +426,7 @@ class TieredMemory:
         with self.lock:
             for key in keys:
                 tier = self.tier_of.pop(key, None)
-                self._take_out(key, tier, wipe=True)
+                self._take_out(key, tier)
                 self.stats.pop(key)
                 held += tier is not None
         self.update_gauges()
@@ -461,7 +461,7 @@ class TieredMemory:
             elif tier == "L1":
                 self.l1_data[rec.id] = rec
             elif tier == "L2":
-                self.l2.discard(rec.id, wipe=True)
+                self.l2.discard(rec.id)
                 if not self.l2.put(rec):
                     self.l2_order.pop(rec.id, None)
                     self._moved(rec.id, "L2", "L3")
