@@ -37,6 +37,12 @@ def as_keys(ids: Sequence[uuid.UUID]) -> Keys:
     return np.frombuffer(b"".join(k.bytes for k in ids), KEY).copy()
 
 
+def as_uuids(keys: Keys) -> list[uuid.UUID]:
+    """Rows of :data:`KEY` back to UUIDs, in order (the inverse of :func:`as_keys`)."""
+    raw = np.ascontiguousarray(keys, KEY).tobytes()
+    return [uuid.UUID(bytes=raw[i : i + 16]) for i in range(0, len(raw), 16)]
+
+
 def _grown(a: A, need: int, fill: object = None) -> A:
     """``a`` if it has ``need`` rows, else a copy at least twice as long."""
     if need <= len(a):
@@ -141,8 +147,7 @@ class IdMap(Mapping[uuid.UUID, int]):
 
     def uuids(self, labels: npt.ArrayLike) -> list[uuid.UUID]:
         """The ids of ``labels`` (any shape, flattened), in that order."""
-        raw = self._keys[np.asarray(labels, np.int64).ravel()].tobytes()
-        return [uuid.UUID(bytes=raw[i : i + 16]) for i in range(0, len(raw), 16)]
+        return as_uuids(self._keys[np.asarray(labels, np.int64).ravel()])
 
     def find(self, ids: Sequence[uuid.UUID]) -> Labels:
         """Each id's live label, or -1 where it has none; shape ``(len(ids),)``."""

@@ -27,19 +27,20 @@ M_ARENA_MAX = -8
 
 
 @cache
-def _trim_fn() -> Any:
+def _glibc(name: str, *argtypes: Any) -> Any:
+    """glibc's function ``name`` returning an int, or ``None`` without glibc."""
     try:
-        fn = ctypes.CDLL(None).malloc_trim
+        fn = getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError):  # not glibc
         return None
-    fn.argtypes = [ctypes.c_size_t]
+    fn.argtypes = list(argtypes)
     fn.restype = ctypes.c_int
     return fn
 
 
 def trim() -> bool:
     """Return free heap pages to the kernel; whether any were (False without glibc)."""
-    fn = _trim_fn()
+    fn = _glibc("malloc_trim", ctypes.c_size_t)
     return bool(fn(0)) if fn is not None else False
 
 
@@ -48,10 +49,5 @@ def set_arena_max(n: int) -> bool:
     (False without glibc). Arenas that exist already stay."""
     if n < 1:
         raise ValueError(f"an arena bound is 1 or more, not {n}")
-    try:
-        fn = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc
-        return False
-    fn.argtypes = [ctypes.c_int, ctypes.c_int]
-    fn.restype = ctypes.c_int
-    return bool(fn(M_ARENA_MAX, n))
+    fn = _glibc("mallopt", ctypes.c_int, ctypes.c_int)
+    return bool(fn(M_ARENA_MAX, n)) if fn is not None else False

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from emily.bus.schemas.memory import Tier
-from emily.memory.idmap import KEY, IdMap
+from emily.memory.idmap import KEY, IdMap, as_keys, as_uuids
 
 log = logging.getLogger(__name__)
 TIERS: tuple[Tier, ...] = get_args(Tier)
@@ -160,7 +160,7 @@ class AccessStats:
         slots = self._slots.labels()
         rows = np.zeros(len(slots), ROW)
         keys = self._slots.uuids(slots)
-        rows["key"] = np.frombuffer(b"".join(k.bytes for k in keys), KEY)
+        rows["key"] = as_keys(keys)
         rows["count"] = self._count[slots]
         rows["last"] = self._last[slots]
         code = {t: i for i, t in enumerate(TIERS)}
@@ -202,8 +202,7 @@ class AccessStats:
         rows = np.load(self.path, allow_pickle=False)
         if rows.dtype != ROW:
             raise ValueError(f"rows of {rows.dtype}, not {ROW}")
-        raw = rows["key"].tobytes()
-        keys = [uuid.UUID(bytes=raw[i : i + 16]) for i in range(0, len(raw), 16)]
+        keys = as_uuids(rows["key"])
         tiers = [TIERS[t] for t in rows["tier"].tolist()]
         return keys, rows["count"].tolist(), rows["last"].tolist(), tiers
 
