@@ -15,15 +15,20 @@ in a fresh database of the embedded Postgres (pgserver + pgvector, data in
    stores of 1 to ``--max-batch`` texts of 3 to 60 words (embedded by the service with
    MiniLM: the real path, with inputs of many lengths) and, for ``--recall-share`` of
    the requests, recalls by a text of 3 to 12 words (k=5);
-3. every ``--every`` stored episodes it sends the service ``SIGUSR1`` and reads the dump
+3. every ``--every`` stored episodes it sends the service ``SIGUSR2`` and reads the dump
    (:mod:`emily.memory.heapdump`): ``VmRSS``, ``RssAnon``/``RssFile``, glibc's bytes in
    use and free-but-kept, its arenas, the index and tier sizes and, when traced, the
-   Python heap by file; after the last, ``SIGUSR2`` (dump, ``malloc_trim(0)``, RSS).
+   Python heap by file, then the same kernel figures after ``malloc_trim(0)``: what the
+   service keeps, without the freed heap that its own trim every 30 s gives back.
 
-It prints each variant's checkpoints, the growth of each component per stored episode
-(least-squares slope over the second half of the checkpoints, as
-``bench/system_load.py`` computes it), the traced Python files that grew most, and a
-comparison of the variants with their ratio to the first.
+Before the variants, ``bench/index_rss.py`` grows the index alone in a process of its
+own to the same counts, as hnswlib's bare graph and as memory's ``AnnIndex`` (the graph
+with its id map and scope table): the same-run baseline, the index's own resident bytes
+per element. It prints each variant's checkpoints, the growth of each component per
+stored episode (least-squares slope over the second half of the checkpoints, as
+``bench/system_load.py`` computes it) with its ratio to the index alone, the traced
+Python files that grew most, and a comparison of the variants with their ratio to the
+first.
 
     .venv/bin/python bench/memory_rss.py [--episodes 20000] [--every 2000] [--clients 8]
         [--variants "EMILY_MEMORY__MALLOC_ARENA_MAX=0;default"] [--tracemalloc 1] [--json F]
@@ -49,6 +54,8 @@ import numpy as np
 import zenoh
 from cognition_common import bus_env, process, raw_call, serve_cmd
 from common import OUT, free_port, load, load_line, percentile, table
+from index_rss import measure as index_alone
+from index_rss import per_element
 from memory_common import embedded_postgres, fresh_db
 
 from emily.bus import BusConfig, Keys, open_session
@@ -63,6 +70,7 @@ from emily.bus.schemas.memory import (
     StoreReply,
     StoreRequest,
 )
+from emily.memory.config import MemoryConfig
 from emily.memory.embedded import EmbeddedPostgres
 from emily.memory.heapdump import DUMP_FILE
 
@@ -75,7 +83,9 @@ _VOCAB = (
 )
 WORDS = _VOCAB.split()
 #: Components whose growth per episode is printed: (label, how to read it from a dump).
-COMPONENTS = (
+COMPONENTS: tuple[tuple[str, Any], ...] = (
+    ("VmRSS after malloc_trim", lambda d: d["after_trim"]["VmRSS"]),
+    ("RssAnon after malloc_trim", lambda d: d["after_trim"]["RssAnon"]),
     ("VmRSS", lambda d: d["proc"]["VmRSS"]),
     ("RssAnon", lambda d: d["proc"]["RssAnon"]),
     ("RssFile (L2 maps, libraries)", lambda d: d["proc"]["RssFile"]),
@@ -86,6 +96,10 @@ COMPONENTS = (
     ("hnswlib (layout estimate)", lambda d: d["structures"].get("hnsw_bytes", 0)),
     ("scope partitions' vectors", lambda d: d["structures"].get("part_vec_bytes", 0)),
 )
+#: The component the target is about: what the service keeps (its RSS after a trim).
+KEPT = COMPONENTS[0][1]
+#: The same-run baselines (bench/index_rss.py kinds), as printed.
+ALONE = (("index", "memory's index alone (measured)"), ("hnswlib", "hnswlib alone (measured)"))
 
 
 @dataclass
@@ -177,7 +191,7 @@ class Load:
             t.join()
 
 
-def dump(pid: int, path: Path, seq: int, sig: int = signal.SIGUSR1) -> dict[str, Any]:
+def dump(pid: int, path: Path, seq: int, sig: int = signal.SIGUSR2) -> dict[str, Any]:
     """Ask the service for heap dump number ``seq`` and read it."""
     os.kill(pid, sig)
     deadline = time.monotonic() + 300
@@ -220,15 +234,17 @@ def measure(v: Variant, dsn: str, args: argparse.Namespace, state: Path) -> None
             t0 = time.perf_counter()
             for target in range(args.warmup, args.warmup + args.episodes + 1, args.every):
                 load_gen.run_to(target, seed=target)
-                v.dumps.append(dump(proc.pid, heap, len(v.dumps) + 1))
+                v.dumps.append(dump(proc.pid, heap, len(v.dumps) + 1, signal.SIGUSR2))
                 v.episodes.append(load_gen.stored)
                 print(
                     f"  {v.name}: {load_gen.stored:,} episodes, "
-                    f"RSS {v.dumps[-1]['proc']['VmRSS'] / 2**20:,.0f} MiB, load {load()}",
+                    f"RSS {v.dumps[-1]['proc']['VmRSS'] / 2**20:,.0f} MiB, "
+                    f"{v.dumps[-1]['after_trim']['VmRSS'] / 2**20:,.0f} after a trim, "
+                    f"load {load()}",
                     flush=True,
                 )
             v.store_s = time.perf_counter() - t0
-            v.trimmed = dump(proc.pid, heap, len(v.dumps) + 1, signal.SIGUSR2)
+            v.trimmed = v.dumps[-1]
             v.stored = load_gen.stored - args.warmup
             v.recall_ms, v.errors = load_gen.recall_ms, load_gen.errors
             v.load_end = load()
@@ -254,8 +270,26 @@ def mib(b: float) -> str:
     return f"{b / 2**20:,.1f}"
 
 
-def report(v: Variant) -> None:
-    """Checkpoints, component growth and the Python files that grew, of one variant."""
+def component(label: str) -> Any:
+    """How to read the component ``label`` of :data:`COMPONENTS` from a dump."""
+    return dict(COMPONENTS)[label]
+
+
+def baselines(args: argparse.Namespace) -> dict[str, float]:
+    """Resident bytes per element of the index alone, grown to the run's checkpoint
+    counts in a process of its own (``bench/index_rss.py``), by kind."""
+    counts = list(range(args.warmup, args.warmup + args.episodes + 1, args.every))
+    counts = [c for c in counts if c > 0]
+    cfg, out = MemoryConfig(), {}
+    for kind, label in ALONE:
+        out[kind] = per_element(index_alone(kind, counts, cfg.hnsw_m, cfg.hnsw_ef_construction))
+        print(f"  {label}: {out[kind]:,.0f} B per element, 2nd half", flush=True)
+    return out
+
+
+def report(v: Variant, alone: dict[str, float]) -> None:
+    """Checkpoints, component growth against the index alone (``alone``, by kind) and
+    the Python files that grew, of one variant."""
     print(f"\nvariant {v.name} {v.env or ''}")
     rows = []
     for n, d in zip(v.episodes, v.dumps, strict=True):
@@ -292,15 +326,16 @@ def report(v: Variant) -> None:
     )
     print(table(head, rows))
     if v.trimmed is not None:
-        before, after = v.trimmed["proc"]["VmRSS"], v.trimmed["rss_after_trim"]
+        before, after = v.trimmed["proc"]["VmRSS"], v.trimmed["after_trim"]["VmRSS"]
         print(f"malloc_trim(0) at the end: RSS {mib(before)} -> {mib(after)} MiB")
-    own = growth(v, COMPONENTS[-2][1])[1]
+    own = alone["index"]
     crows = []
     for label, read in COMPONENTS:
         whole, half = growth(v, read)
-        ratio = f"{half / own:.2f}x" if own > 0 else "-"
-        crows.append((label, f"{whole:,.0f}", f"{half:,.0f}", ratio))
-    print(table(("component", "B/episode", "B/episode, 2nd half", "vs hnswlib"), crows))
+        crows.append((label, f"{whole:,.0f}", f"{half:,.0f}", f"{half / own:.2f}x"))
+    for kind, label in ALONE:
+        crows.append((label, "", f"{alone[kind]:,.0f}", f"{alone[kind] / own:.2f}x"))
+    print(table(("component", "B/episode", "B/episode, 2nd half", "vs index alone"), crows))
     mid, last = v.dumps[len(v.dumps) // 2], v.dumps[-1]
     if "by_file" in last["python"]:
         span = v.episodes[-1] - v.episodes[len(v.dumps) // 2]
@@ -325,14 +360,12 @@ def short(path: str) -> str:
     return path
 
 
-def compare(variants: list[Variant]) -> None:
-    """One row per variant with its ratio to the first."""
-    base = variants[0]
-    rss = COMPONENTS[0][1]
-    b_half = growth(base, rss)[1]
+def compare(variants: list[Variant], alone: dict[str, float]) -> None:
+    """One row per variant with its ratio to the first and to the index alone."""
+    b_half = growth(variants[0], KEPT)[1]
     rows = []
     for v in variants:
-        half = growth(v, rss)[1]
+        half = growth(v, KEPT)[1]
         rate = v.stored / v.store_s if v.store_s else float("nan")
         rows.append(
             (
@@ -341,7 +374,8 @@ def compare(variants: list[Variant]) -> None:
                 mib(v.dumps[-1]["proc"]["VmRSS"]),
                 f"{half:,.0f}",
                 f"{half / b_half:.2f}x" if b_half else "-",
-                f"{growth(v, COMPONENTS[4][1])[1]:,.0f}",
+                f"{half / alone['index']:.2f}x",
+                f"{growth(v, component('glibc malloc free, kept'))[1]:,.0f}",
                 f"{rate:,.0f}",
                 f"{percentile(v.recall_ms, 50):.1f}" if v.recall_ms else "-",
                 v.errors,
@@ -352,8 +386,9 @@ def compare(variants: list[Variant]) -> None:
         "variant",
         "RSS first MiB",
         "RSS last MiB",
-        "RSS B/episode, 2nd half",
+        "kept B/episode, 2nd half",
         "vs first",
+        "vs index alone",
         "malloc free B/episode",
         "episodes/s",
         "recall p50 ms",
@@ -452,14 +487,19 @@ def main() -> None:
         embed_rates(args.embed_rate)
         print(load_line("at end"))
         return
-    variants = run(args, done=report)
-    if len(variants) > 1:
-        compare(variants)
+    alone = baselines(args)
+    variants = run(args, done=lambda v: report(v, alone))
+    compare(variants, alone)
     print(load_line("at end"))
     if args.json:
         args.json.write_text(
             json.dumps(
-                [{"name": v.name, "episodes": v.episodes, "dumps": v.dumps} for v in variants]
+                {
+                    "index_alone": alone,
+                    "variants": [
+                        {"name": v.name, "episodes": v.episodes, "dumps": v.dumps} for v in variants
+                    ],
+                }
             )
         )
 

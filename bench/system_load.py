@@ -26,7 +26,12 @@ holds, as it does with repeated statements) and **duplicated** (one client reque
 stored under more than one id).
 Every second it samples the resident memory of each service (RSS; Postgres as the PSS
 sum of its processes, so that shared buffers count once) and prints each one's growth
-per stored episode next to the in-process HNSW index's own bytes per episode.
+per stored episode next to the in-process HNSW index's own bytes per episode. Memory's
+resident set also holds the heap freed since its last trim (every 30 s), so it swings
+with the load; what it keeps is its resident set right after each trim
+(``emily_memory_resident_after_trim_bytes``), whose growth per episode is set against
+the index alone grown to the same counts in a process of its own
+(``bench/index_rss.py``).
 
     .venv/bin/python bench/system_load.py [--clients 50] [--duration 300] [--json F] [--plot]
         [--drain-limit 600]
@@ -67,6 +72,8 @@ from common import (
     save_plot,
     table,
 )
+from index_rss import measure as index_alone
+from index_rss import per_element
 
 from emily.bus import BusConfig, Keys, open_session
 from emily.bus.endpoints import CHAT, OBSERVE, RECALL, STATS, STORE
@@ -208,11 +215,22 @@ def baseline(driver: Driver, n: int, out: Outcome) -> None:
 
 
 class Sampler:
-    """Samples every process's memory (KiB) and memory's episode count each ``every_s``."""
+    """Samples every process's memory (KiB) and memory's episode count each ``every_s``,
+    and, from ``kept()`` (memory's heap trims so far, its resident bytes after the last
+    and its embedder's input shapes), one row ``(s, episodes, bytes, shapes)`` in
+    ``kept_rows`` per new trim."""
 
-    def __init__(self, pids: dict[str, int], episodes: Callable[[], int], every_s: float = 1.0):
-        self.pids, self.episodes, self.every_s = pids, episodes, every_s
+    def __init__(
+        self,
+        pids: dict[str, int],
+        episodes: Callable[[], int],
+        kept: Callable[[], tuple[int, int, int]] | None = None,
+        every_s: float = 1.0,
+    ):
+        self.pids, self.episodes, self.kept, self.every_s = pids, episodes, kept, every_s
         self.rows: list[tuple[float, int, dict[str, int]]] = []
+        self.kept_rows: list[tuple[float, int, int, int]] = []
+        self._trims = -1
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
         self.t0 = time.perf_counter()
@@ -234,6 +252,14 @@ class Sampler:
             n = self.rows[-1][1] if self.rows else 0
         row = (time.perf_counter() - self.t0, n, kib)
         self.rows.append(row)
+        if self.kept is not None:
+            try:
+                trims, kept, shapes = self.kept()
+            except OSError:  # metrics busy: the next sample reads it
+                return row
+            if trims > self._trims >= 0 and kept > 0:
+                self.kept_rows.append((row[0], n, kept, shapes))
+            self._trims = max(self._trims, trims)
         return row
 
     def __enter__(self) -> Sampler:
@@ -300,6 +326,43 @@ def settle(client: zenoh.Session, key: str, quiet_s: float = 10.0) -> int:
         time.sleep(0.5)
 
 
+def memory_kept(metrics_url: str) -> tuple[int, int, int]:
+    """Memory's heap trims so far, its resident bytes after the last and the input
+    shapes its embedder has run, from ``/metrics``."""
+    with urllib.request.urlopen(metrics_url, timeout=5) as resp:
+        text = resp.read().decode()
+    got = dict.fromkeys(
+        (
+            "emily_memory_heap_trims_total",
+            "emily_memory_resident_after_trim_bytes",
+            "emily_memory_embed_shapes",
+        ),
+        -1,
+    )
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in got:
+            got[name] = int(float(value))
+    if min(got.values()) < 0:
+        raise RuntimeError(f"{metrics_url} lacks one of {sorted(got)}")
+    trims, kept, shapes = got.values()
+    return trims, kept, shapes
+
+
+def kept_growth(rows: list[tuple[float, int, int, int]]) -> tuple[float, float, float]:
+    """Memory's kept bytes per stored episode from its rows after each trim (whole run,
+    second half), and the index alone's per element grown to the same counts
+    (``nan`` with fewer than 4 trims)."""
+    if len(rows) < 4:
+        return float("nan"), float("nan"), float("nan")
+    n = np.array([r[1] for r in rows], float)
+    b = np.array([r[2] for r in rows], float)
+    h = len(rows) // 2
+    counts = sorted({max(1, r[1]) for r in rows})
+    alone = per_element(index_alone("index", counts)) if len(counts) >= 4 else float("nan")
+    return float(np.polyfit(n, b, 1)[0]), float(np.polyfit(n[h:], b[h:], 1)[0]), alone
+
+
 def cognition_outbox(metrics_url: str) -> tuple[int, dict[str, float]]:
     """Cognition's pending episodes and its episodes by outcome, read from ``/metrics``."""
     with urllib.request.urlopen(metrics_url, timeout=30) as resp:
@@ -326,10 +389,10 @@ def drain(metrics_url: str, limit_s: float) -> tuple[float, int]:
 
 
 @contextmanager
-def stack(root: Path) -> Iterator[tuple[zenoh.Session, Keys, dict[str, int], str, str]]:
+def stack(root: Path) -> Iterator[tuple[zenoh.Session, Keys, dict[str, int], str, str, str]]:
     """Postgres, memory, inference and cognition in their own processes; yields the
-    client session, the keys, the pids by service, Postgres' DSN and the URL of
-    cognition's ``/metrics``."""
+    client session, the keys, the pids by service, Postgres' DSN and the URLs of
+    cognition's and memory's ``/metrics``."""
     state, node = root / "state", "load"
     mem_ep, inf_ep, cog_ep = (f"tcp/127.0.0.1:{free_port()}" for _ in range(3))
     Reflex.load_or_build(state / "cognition")  # trained once here, loaded by the service
@@ -344,7 +407,8 @@ def stack(root: Path) -> Iterator[tuple[zenoh.Session, Keys, dict[str, int], str
             cog_ep, node, state, (mem_ep, inf_ep), EMILY_COGNITION__HTTP_PORT=str(cog_http)
         ),
     }
-    envs["memory"]["EMILY_MEMORY__METRICS_PORT"] = "0"
+    mem_metrics = free_port()
+    envs["memory"]["EMILY_MEMORY__METRICS_PORT"] = str(mem_metrics)
     envs["memory"]["EMILY_MEMORY__HTTP_PORT"] = str(free_port())
     serves = {
         "memory": RECALL.key(keys),
@@ -358,7 +422,14 @@ def stack(root: Path) -> Iterator[tuple[zenoh.Session, Keys, dict[str, int], str
                 pids[name] = procs.enter_context(
                     process(serve_cmd(name), envs[name], client, key)
                 ).pid
-            yield client, keys, pids, pg.dsn, f"http://127.0.0.1:{cog_http}/metrics"
+            yield (
+                client,
+                keys,
+                pids,
+                pg.dsn,
+                f"http://127.0.0.1:{cog_http}/metrics",
+                f"http://127.0.0.1:{mem_metrics}/metrics",
+            )
     finally:
         client.close()  # type: ignore[no-untyped-call]
         pg.stop()
@@ -423,7 +494,7 @@ def run(
             return run(clients, duration_s, n_base, seed, Path(tmp), drain_limit_s)
     run_id = f"load-{uuid.uuid4().hex[:8]}"
     per_index = index_bytes_per_episode(MemoryConfig())
-    with stack(root) as (client, keys, pids, dsn, cog_metrics):
+    with stack(root) as (client, keys, pids, dsn, cog_metrics, mem_metrics):
         until_cognition_sees_memory(client, keys)
         reflex = Reflex.load_or_build(root / "state" / "cognition", embeddings=False)
         fired = [
@@ -442,7 +513,7 @@ def run(
             return decode(StatsReply, raw).episodes
 
         out = Outcome()
-        with Sampler(pids, episodes) as sampler:
+        with Sampler(pids, episodes, lambda: memory_kept(mem_metrics)) as sampler:
             wall = drive(driver, clients, duration_s, seed, out)
             ended = time.monotonic()
             pending_at_end = cognition_outbox(cog_metrics)[0]
@@ -469,6 +540,11 @@ def run(
         }
         for name in pids
     }
+    kept_rows = [r for r in sampler.kept_rows if r[0] <= wall + 1e-9]
+    whole, half, alone = kept_growth(kept_rows)
+    mem["memory"].update(
+        kept_bytes_per_episode=whole, kept_bytes_per_episode_2nd_half=half, index_alone=alone
+    )
     return {
         "clients": clients,
         "duration_s": wall,
@@ -510,6 +586,7 @@ def run(
         "index_bytes_per_episode": per_index,
         "memory": mem,
         "samples": [(t, n, kib) for t, n, kib in sampler.rows],
+        "kept_after_trims": kept_rows,
     }
 
 
@@ -587,6 +664,24 @@ def report(r: dict[str, Any]) -> None:
         f"in-process HNSW index's own size: {own:,.0f} B/episode; the memory service grew "
         f"{grew:,.0f} B/episode over the second half ({grew / own:.2f}x the index's)"
     )
+    m = r["memory"]["memory"]
+    kept, alone = m.get("kept_bytes_per_episode_2nd_half"), m.get("index_alone")
+    if kept is not None and alone is not None and alone == alone:
+        print(
+            f"memory kept (its resident set right after each of {len(r['kept_after_trims'])} "
+            f"heap trims): {m['kept_bytes_per_episode']:,.0f} B/episode, {kept:,.0f} over "
+            f"the second half; the index alone at the same counts: {alone:,.0f} B/element "
+            f"({kept / alone:.2f}x)"
+        )
+        print(
+            table(
+                ("trim at s", "episodes", "kept MiB", "embedder input shapes"),
+                [
+                    (f"{t:.0f}", f"{n:,}", f"{b / 2**20:.1f}", shapes)
+                    for t, n, b, shapes in r["kept_after_trims"]
+                ],
+            )
+        )
     rows = [tuple(s) for s in r["samples"] if s[0] <= r["duration_s"] + 1e-9]
     spans = swings(rows, "memory")  # type: ignore[arg-type]
     print("\nmemory's resident size per 30 s of load (it trims freed heap every 30 s)")

@@ -21,6 +21,7 @@ from emily.embed import (
     EmbedConfig,
     Embedder,
     native_bf16,
+    padded_length,
     resolve_precision,
 )
 
@@ -119,11 +120,31 @@ def test_bucketed_batches_reach_the_model_in_few_shapes(minilm: Embedder) -> Non
         minilm._encoder = encoder
     assert all(b & (b - 1) == 0 for b, _ in seen), seen  # 37 texts: 32, 4 and 1
     assert all(t % LENGTH_STEP == 0 for _, t in seen), seen
+    # rows a linear layer sees: 16 times 1 or 3 times a power of two
+    for b, t in seen:
+        odd = b * t // LENGTH_STEP
+        while odd % 2 == 0:
+            odd //= 2
+        assert odd in (1, 3), (b, t)
+    assert minilm.shapes >= seen  # the embedder's own record of them
     # and the same vectors as without the padding
-    texts = [" ".join(["word"] * k) + " end" for k in (1, 7, 30)]
+    texts = [" ".join(["word"] * k) + " end" for k in (1, 7, 30, 40)]  # 40 pads to 48
     plain = Embedder(device="cpu", precision=minilm.precision, shape_buckets=False)
     got, ref = minilm.embed(texts), plain.embed(texts)
     assert float((got * ref).sum(axis=1).min()) > 0.9999
+
+
+def test_padded_lengths_are_16_times_1_or_3_times_a_power_of_two() -> None:
+    got = {t: padded_length(t) for t in (1, 16, 17, 32, 33, 48, 49, 64, 65, 96, 97, 129, 256)}
+    assert got == {
+        1: 16, 16: 16, 17: 32, 32: 32, 33: 48, 48: 48, 49: 64,
+        64: 64, 65: 96, 96: 96, 97: 128, 129: 192, 256: 256,
+    }  # fmt: skip
+    for t in range(1, 257):
+        p = padded_length(t)
+        assert t <= p <= 1.5 * LENGTH_STEP * -(-t // LENGTH_STEP), (t, p)
+    with pytest.raises(ValueError, match="1 or more"):
+        padded_length(0)
 
 
 # held kernels grow with every new input shape; bucketed, the shapes are few

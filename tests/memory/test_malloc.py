@@ -3,9 +3,11 @@ background loop, which calls it."""
 
 from __future__ import annotations
 
+import ctypes
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +56,44 @@ def test_the_background_loop_trims_the_heap(
             break
         time.sleep(0.01)
     assert len(calls) >= 3 and memory.trims >= 3
+
+
+def test_resident_bytes_reads_the_kernel_s_figure(tmp_path: Path) -> None:
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython\nVmRSS:\t  123456 kB\nRssAnon:\t 1 kB\n")
+    assert malloc.resident_bytes(status) == 123456 * 1024
+    status.write_text("Name:\tpython\n")
+    assert malloc.resident_bytes(status) == 0
+    assert malloc.resident_bytes(tmp_path / "absent") == 0
+    assert malloc.resident_bytes() > 10 * 2**20  # this interpreter, numpy loaded
+
+
+def _value(memory: Memory, name: str) -> float:
+    got = memory.metrics.registry.get_sample_value(name)
+    assert got is not None, f"{name} is not exported"
+    return got
+
+
+def test_a_heap_trim_exports_what_it_gave_back_and_the_resident_set_after_it(
+    memory: Memory,
+) -> None:
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    blocks = [libc.malloc(65536) for _ in range(1600)]  # 100 MiB on the main heap
+    for b in blocks:
+        ctypes.memset(b, 1, 65536)
+    for b in blocks[:-1]:
+        libc.free(b)
+    try:
+        after = memory.trim_heap()
+    finally:
+        libc.free(blocks[-1])
+    assert _value(memory, "emily_memory_heap_trims_total") == 1
+    assert _value(memory, "emily_memory_resident_after_trim_bytes") == after > 0
+    returned = _value(memory, "emily_memory_heap_returned_bytes_total")
+    assert returned > 75 * 2**20, f"the trim gave back {returned / 2**20:.0f} MiB only"
+    assert abs(after - malloc.resident_bytes()) < 50 * 2**20
 
 
 # eight threads allocating at once; glibc gives each new thread an arena of its own

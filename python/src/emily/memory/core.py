@@ -97,6 +97,8 @@ class Memory:
             )
             self.indexer.start()
         self.metrics.watch_pool(store.pool_stats)
+        if embedder is not None:
+            self.metrics.embed_shapes.set_function(lambda: len(embedder.shapes))
         self._stop = threading.Event()
         self._draining = threading.Lock()
         self._worker: threading.Thread | None = None
@@ -424,7 +426,7 @@ class Memory:
             while not self._stop.wait(period):
                 try:
                     if time.monotonic() - last_trim >= malloc.TRIM_EVERY_S:
-                        self.trims += malloc.trim()  # freed heap back to the kernel
+                        self.trim_heap()
                         last_trim = time.monotonic()
                     self.drain_outbox()
                     if time.monotonic() - last_maintain >= maintain_every:
@@ -441,6 +443,17 @@ class Memory:
 
         self._worker = threading.Thread(target=loop, name="memory-maintenance", daemon=True)
         self._worker.start()
+
+    def trim_heap(self) -> int:
+        """Give freed heap back to the kernel (:func:`malloc.trim`) and export the
+        resident set after it; returns that resident set in bytes (0 off Linux)."""
+        before = malloc.resident_bytes()
+        self.trims += malloc.trim()
+        after = malloc.resident_bytes()
+        self.metrics.heap_trims.inc()
+        self.metrics.heap_returned.inc(max(0, before - after))
+        self.metrics.resident_after_trim.set(after)
+        return after
 
     def close(self) -> None:
         """Stop background work, persist tier statistics, close files and the pool."""

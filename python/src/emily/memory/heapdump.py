@@ -8,7 +8,8 @@ Off unless asked for, so the served path is unchanged:
   kept, and how many malloc arenas there are), the sizes of memory's own structures
   (index, scope partitions, tiers, access statistics) and, with tracemalloc on, the
   Python allocations made since start-up by file. ``SIGUSR2`` does the same, then calls
-  ``malloc_trim(0)`` and adds the ``VmRSS`` after it (what glibc gave back).
+  ``malloc_trim(0)`` and adds the kernel's view after it (``after_trim``; what glibc
+  gave back is the difference).
 - ``EMILY_MEMORY_TRACEMALLOC=N`` (with the above): trace Python allocations, ``N``
   frames each, from start-up on. Tracing costs time and memory of its own.
 """
@@ -222,12 +223,13 @@ class HeapDumper:
                 self.dump(trim=self._asked.pop(0) == signal.SIGUSR2)
 
     def dump(self, *, trim: bool = False) -> dict[str, Any]:
-        """Write one dump; ``trim``: then ``malloc_trim(0)`` and record ``VmRSS`` after."""
+        """Write one dump; ``trim``: then ``malloc_trim(0)`` and record the kernel's view
+        after it."""
         self.seq += 1
         data = snapshot(self.memory, self.seq)
         if trim:
             _libc().malloc_trim(0)
-            data["rss_after_trim"] = proc_status()["VmRSS"]
+            data["after_trim"] = proc_status()
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
         os.replace(tmp, self.path)
@@ -251,5 +253,7 @@ def install(memory: Memory) -> HeapDumper | None:
         if not frames.isdigit():
             raise ValueError(f"{TRACE_ENV} is a number of frames (1 or more), not {frames!r}")
         tracemalloc.start(int(frames))
-    log.warning("memory diagnostics on: SIGUSR1 writes %s", memory.cfg.root / DUMP_FILE)
+    log.warning(
+        "memory diagnostics on: SIGUSR1 (SIGUSR2: and trim) writes %s", memory.cfg.root / DUMP_FILE
+    )
     return HeapDumper(memory)

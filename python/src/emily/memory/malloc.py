@@ -12,12 +12,17 @@ and memory freed by one thread stays in its arena. The service's fifty-odd threa
 the freed bytes are found again by the next allocation. :func:`set_arena_max` sets that
 bound (``mallopt(M_ARENA_MAX)``) for arenas made afterwards, so the service calls it at
 start, before its threads, whatever started it.
+
+Between two trims the resident set also holds whatever was freed since the last one, so
+it swings with the load; :func:`resident_bytes` read right after a trim is what the
+service keeps, the figure to watch for growth.
 """
 
 from __future__ import annotations
 
 import ctypes
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 #: Seconds between trims in the memory service's maintenance loop.
@@ -51,3 +56,17 @@ def set_arena_max(n: int) -> bool:
         raise ValueError(f"an arena bound is 1 or more, not {n}")
     fn = _glibc("mallopt", ctypes.c_int, ctypes.c_int)
     return bool(fn(M_ARENA_MAX, n)) if fn is not None else False
+
+
+def resident_bytes(status: Path = Path("/proc/self/status")) -> int:
+    """This process's resident set (``VmRSS``) in bytes; 0 where ``status`` cannot be
+    read or has no such line (not Linux)."""
+    try:
+        text = status.read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key == "VmRSS":
+            return int(value.split()[0]) * 1024
+    return 0

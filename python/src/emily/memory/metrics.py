@@ -14,8 +14,8 @@ TIERS = ("L0", "L1", "L2", "L3")
 
 
 class MemoryMetrics:
-    """Counters of tier moves, hits, misses and trimmed events; gauges of tiers, pool,
-    outbox and the event log's size.
+    """Counters of tier moves, hits, misses, trimmed events and heap trims; gauges of
+    tiers, pool, outbox, the event log's size and the resident set after a heap trim.
 
     Parameters
     ----------
@@ -55,6 +55,28 @@ class MemoryMetrics:
         self.events_trimmed = Counter(
             "emily_memory_events_trimmed",
             "Events deleted from the event log by its retention",
+            registry=r,
+        )
+        self.heap_trims = Counter(
+            "emily_memory_heap_trims",
+            "Times the maintenance loop gave freed heap back to the kernel (malloc_trim)",
+            registry=r,
+        )
+        self.heap_returned = Counter(
+            "emily_memory_heap_returned_bytes",
+            "Resident bytes the heap trims gave back (the resident set before a trim less after)",
+            registry=r,
+        )
+        self.resident_after_trim = Gauge(
+            "emily_memory_resident_after_trim_bytes",
+            "The service's resident set right after its last heap trim: what it keeps, "
+            "without the freed heap it holds between trims",
+            registry=r,
+        )
+        self.embed_shapes = Gauge(
+            "emily_memory_embed_shapes",
+            "Input shapes (batch size, padded length) the embedder has run; oneDNN keeps "
+            "kernels for each, so the resident set steps up with a new one",
             registry=r,
         )
         self.recall_seconds = Histogram(
