@@ -70,9 +70,10 @@ class EmbedConfig:
     """Settings of the ``[embed]`` section, shared by every service that embeds.
 
     precision : ``auto``, ``float32`` or ``bfloat16`` (see the module docstring).
-    shape_buckets : pad each batch to a multiple of 16 tokens and split batches into
-        power-of-two sizes, so that the kernels kept per input shape (oneDNN, on the
-        CPU) stay few; off, a batch is padded to its longest text only.
+    shape_buckets : split batches into power-of-two sizes and pad each to 16 tokens
+        times 1 or 3 times a power of two (16, 32, 48, 64, 96, 128, ...), so that the
+        kernels kept per input shape (oneDNN, on the CPU) stay few; off, a batch is
+        padded to its longest text only.
     """
 
     precision: Precision = "auto"
