@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from emily.memory.malloc import proc_status
+
 OUT = Path(__file__).resolve().parent / "out"
 QUANTILES = (50, 95, 99)
 
@@ -131,15 +133,21 @@ def cell_number(cell: str) -> float:
     return float(cell.replace(",", ""))
 
 
+def env_pairs(spec: str) -> dict[str, str]:
+    """``K=V,K2=V2`` -> ``{"K": "V", "K2": "V2"}`` (settings for a service's environment;
+    ``""``: none)."""
+    env: dict[str, str] = {}
+    for kv in (p for p in spec.split(",") if p.strip()):
+        key, sep, value = kv.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"a setting is KEY=VALUE[,KEY=VALUE], not {kv!r}")
+        env[key.strip()] = value.strip()
+    return env
+
+
 def rss_kib(pid: int) -> int:
     """Resident set of process ``pid`` (KiB; 0 once it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return proc_status(Path(f"/proc/{pid}/status")).get("VmRSS", 0) // 1024
 
 
 def pss_tree_kib(pid: int) -> int:

@@ -51,8 +51,8 @@ def grow(kind: str, counts: list[int], m: int, ef_construction: int) -> list[dic
 
     from emily.ids import uuid7
     from emily.memory import malloc
-    from emily.memory.heapdump import proc_status
     from emily.memory.index import AnnIndex, HnswParams
+    from emily.memory.malloc import proc_status
 
     malloc.set_arena_max(2)
     rng = np.random.default_rng(0)

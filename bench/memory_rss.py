@@ -53,7 +53,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import zenoh
 from cognition_common import bus_env, process, raw_call, serve_cmd
-from common import OUT, free_port, load, load_line, percentile, table
+from common import OUT, env_pairs, free_port, load, load_line, percentile, table
 from index_rss import measure as index_alone
 from index_rss import per_element
 from memory_common import embedded_postgres, fresh_db
@@ -124,14 +124,7 @@ def parse_variants(spec: str) -> list[Variant]:
     for part in (p.strip() for p in spec.split(";")):
         if not part:
             continue
-        env: dict[str, str] = {}
-        if part != "default":
-            for kv in part.split(","):
-                key, sep, value = kv.partition("=")
-                if not sep or not key:
-                    raise SystemExit(f"a variant is 'default' or KEY=VALUE[,KEY=VALUE], not {kv!r}")
-                env[key.strip()] = value.strip()
-        out.append(Variant(part, env))
+        out.append(Variant(part, {} if part == "default" else env_pairs(part)))
     if not out:
         raise SystemExit("--variants names no variant")
     return out
@@ -234,7 +227,7 @@ def measure(v: Variant, dsn: str, args: argparse.Namespace, state: Path) -> None
             t0 = time.perf_counter()
             for target in range(args.warmup, args.warmup + args.episodes + 1, args.every):
                 load_gen.run_to(target, seed=target)
-                v.dumps.append(dump(proc.pid, heap, len(v.dumps) + 1, signal.SIGUSR2))
+                v.dumps.append(dump(proc.pid, heap, len(v.dumps) + 1))
                 v.episodes.append(load_gen.stored)
                 print(
                     f"  {v.name}: {load_gen.stored:,} episodes, "

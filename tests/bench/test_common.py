@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -110,3 +113,19 @@ def test_barh_plot_writes_a_png(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_cell_number_reads_a_printed_rate() -> None:
     assert common.cell_number("12,345") == 12345.0
+
+
+def test_env_pairs_reads_settings_and_refuses_a_bare_word() -> None:
+    assert common.env_pairs("A=1, B = x=y ,") == {"A": "1", "B": "x=y"}
+    assert common.env_pairs("") == {}
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        common.env_pairs("A=1,oops")
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        common.env_pairs("=1")
+
+
+def test_rss_kib_of_this_process_and_of_one_that_is_gone() -> None:
+    assert common.rss_kib(os.getpid()) > 10 * 1024  # this interpreter, numpy loaded
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert common.rss_kib(child.pid) == 0

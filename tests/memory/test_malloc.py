@@ -4,6 +4,7 @@ background loop, which calls it."""
 from __future__ import annotations
 
 import ctypes
+import os
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ from emily.memory.core import Memory
 _PINNED = """
 import ctypes
 from emily.memory import malloc
-from emily.memory.heapdump import proc_status
+from emily.memory.malloc import proc_status
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
@@ -56,6 +57,24 @@ def test_the_background_loop_trims_the_heap(
             break
         time.sleep(0.01)
     assert len(calls) >= 3 and memory.trims >= 3
+
+
+def test_proc_status_reads_every_line_it_names_in_bytes(tmp_path: Path) -> None:
+    status = tmp_path / "status"
+    status.write_text(
+        "Name:\tpython\nVmRSS:\t 300 kB\nRssAnon:\t 200 kB\nRssFile:\t 90 kB\n"
+        "RssShmem:\t 10 kB\nThreads:\t7\nVmSwap:\t 5 kB\n"
+    )
+    assert malloc.proc_status(status) == {
+        "VmRSS": 300 * 1024,
+        "RssAnon": 200 * 1024,
+        "RssFile": 90 * 1024,
+        "RssShmem": 10 * 1024,
+        "Threads": 7,
+    }
+    assert malloc.proc_status(tmp_path / "absent") == {}
+    mine = malloc.proc_status(Path(f"/proc/{os.getpid()}/status"))
+    assert set(mine) == {*malloc.STATUS_KIB, "Threads"} and mine["Threads"] >= 1
 
 
 def test_resident_bytes_reads_the_kernel_s_figure(tmp_path: Path) -> None:

@@ -29,8 +29,10 @@ import threading
 import time
 import tracemalloc
 from collections import Counter
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from emily.memory import malloc
+from emily.memory.malloc import proc_status
 
 if TYPE_CHECKING:
     from emily.memory.core import Memory
@@ -97,18 +99,6 @@ def _arena_count(libc: Any) -> int:
         libc.malloc_info(0, fh)
         fclose(fh)
         return len(re.findall(rb'<heap nr="\d+">', tmp.read()))
-
-
-def proc_status() -> dict[str, int]:
-    """``VmRSS``, ``RssAnon``, ``RssFile``, ``RssShmem`` (bytes) and ``Threads``."""
-    out: dict[str, int] = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
-            out[key] = int(value.split()[0]) * 1024
-        elif key == "Threads":
-            out[key] = int(value)
-    return out
 
 
 def hnsw_bytes(count: int, capacity: int, m: int, dim: int) -> int:
@@ -228,7 +218,7 @@ class HeapDumper:
         self.seq += 1
         data = snapshot(self.memory, self.seq)
         if trim:
-            _libc().malloc_trim(0)
+            malloc.trim()
             data["after_trim"] = proc_status()
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))

@@ -58,15 +58,29 @@ def set_arena_max(n: int) -> bool:
     return bool(fn(M_ARENA_MAX, n)) if fn is not None else False
 
 
-def resident_bytes(status: Path = Path("/proc/self/status")) -> int:
-    """This process's resident set (``VmRSS``) in bytes; 0 where ``status`` cannot be
-    read or has no such line (not Linux)."""
+#: The lines of ``/proc/<pid>/status`` that :func:`proc_status` reads, in kB there.
+STATUS_KIB = ("VmRSS", "RssAnon", "RssFile", "RssShmem")
+
+
+def proc_status(status: Path = Path("/proc/self/status")) -> dict[str, int]:
+    """``VmRSS``, ``RssAnon``, ``RssFile``, ``RssShmem`` (bytes) and ``Threads`` of the
+    process whose status file is ``status`` (another's: ``/proc/<pid>/status``); empty
+    where it cannot be read (gone, or not Linux), and without the lines it lacks."""
     try:
         text = status.read_text()
     except OSError:
-        return 0
+        return {}
+    out: dict[str, int] = {}
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key == "VmRSS":
-            return int(value.split()[0]) * 1024
-    return 0
+        if key in STATUS_KIB:
+            out[key] = int(value.split()[0]) * 1024
+        elif key == "Threads":
+            out[key] = int(value)
+    return out
+
+
+def resident_bytes(status: Path = Path("/proc/self/status")) -> int:
+    """This process's resident set (``VmRSS``) in bytes; 0 where ``status`` cannot be
+    read or has no such line (not Linux)."""
+    return proc_status(status).get("VmRSS", 0)

@@ -1,0 +1,192 @@
+"""What ``bench/system_load.py`` measures of memory: every process's resident set
+each second, what the memory service keeps after its heap trims, and their growth per
+stored episode against the index alone.
+
+Memory's resident set also holds the heap freed since its last trim (every 30 s), so
+it swings with the load. What it keeps is its resident set right after a trim
+(``emily_memory_resident_after_trim_bytes``); :class:`Sampler` takes one row per new
+trim under load, and :func:`quiet_kept` one after the load has paused and the stack has
+settled, when no request's working memory is held. :func:`kept_growth` sets either
+series' slope against the index alone grown to the same counts in a process of its own
+(``bench/index_rss.py``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+
+import hnswlib
+import numpy as np
+from common import pss_tree_kib, rss_kib
+from index_rss import measure as index_alone
+from index_rss import per_element
+
+from emily.memory.config import MemoryConfig
+from emily.memory.malloc import TRIM_EVERY_S
+
+
+class Sampler:
+    """Samples every process's memory (KiB) and memory's episode count each ``every_s``,
+    and, from ``kept()`` (memory's heap trims so far, its resident bytes after the last
+    and its embedder's input shapes), one row ``(s, episodes, bytes, shapes)`` in
+    ``kept_rows`` per new trim."""
+
+    def __init__(
+        self,
+        pids: dict[str, int],
+        episodes: Callable[[], int],
+        kept: Callable[[], tuple[int, int, int]] | None = None,
+        every_s: float = 1.0,
+    ):
+        self.pids, self.episodes, self.kept, self.every_s = pids, episodes, kept, every_s
+        self.rows: list[tuple[float, int, dict[str, int]]] = []
+        self.kept_rows: list[tuple[float, int, int, int]] = []
+        self._trims = -1
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
+        self.t0 = time.perf_counter()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.every_s)
+
+    def sample(self) -> tuple[float, int, dict[str, int]]:
+        """One row: (s since start, episodes in memory, KiB per process)."""
+        kib = {
+            name: pss_tree_kib(pid) if name == "postgres" else rss_kib(pid)
+            for name, pid in self.pids.items()
+        }
+        try:
+            n = self.episodes()
+        except Exception:  # memory busy past the stats deadline: skip the count
+            n = self.rows[-1][1] if self.rows else 0
+        row = (time.perf_counter() - self.t0, n, kib)
+        self.rows.append(row)
+        if self.kept is not None:
+            try:
+                trims, kept, shapes = self.kept()
+            except OSError:  # metrics busy: the next sample reads it
+                return row
+            if trims > self._trims >= 0 and kept > 0:
+                self.kept_rows.append((row[0], n, kept, shapes))
+            self._trims = max(self._trims, trims)
+        return row
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def index_bytes_per_episode(cfg: MemoryConfig, n: int = 4000) -> float:
+    """Bytes per element of an hnswlib index with memory's parameters (its serialised
+    size over ``n`` random unit vectors), plus the 16-byte id the service keeps per label."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 384)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    idx = hnswlib.Index("cosine", 384)
+    idx.init_index(max_elements=n, M=cfg.hnsw_m, ef_construction=cfg.hnsw_ef_construction)
+    idx.add_items(x)
+    return float(idx.index_file_size()) / n + 16
+
+
+def memory_kept(metrics_url: str) -> tuple[int, int, int]:
+    """Memory's heap trims so far, its resident bytes after the last and the input
+    shapes its embedder has run, from ``/metrics``."""
+    with urllib.request.urlopen(metrics_url, timeout=5) as resp:
+        text = resp.read().decode()
+    got = dict.fromkeys(
+        (
+            "emily_memory_heap_trims_total",
+            "emily_memory_resident_after_trim_bytes",
+            "emily_memory_embed_shapes",
+        ),
+        -1,
+    )
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in got:
+            got[name] = int(float(value))
+    if min(got.values()) < 0:
+        raise RuntimeError(f"{metrics_url} lacks one of {sorted(got)}")
+    trims, kept, shapes = got.values()
+    return trims, kept, shapes
+
+
+def quiet_kept(
+    settled: Callable[[], int],
+    kept: Callable[[], tuple[int, int, int]],
+    limit_s: float = 3 * TRIM_EVERY_S,
+    poll_s: float = 0.5,
+) -> tuple[int, int, int]:
+    """Memory's episodes, kept bytes and embedder input shapes from its first heap trim
+    after the stack has settled. ``settled()`` waits until it has (no request in
+    flight, both outboxes empty) and returns memory's episode count; ``kept()`` reads
+    (trims so far, resident bytes after the last, shapes) from memory's metrics. Raises
+    ``RuntimeError`` when no trim comes within ``limit_s``."""
+    n = settled()
+    before = kept()[0]
+    deadline = time.monotonic() + limit_s
+    while (now := kept())[0] <= before:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"memory made no heap trim within {limit_s:.0f} s")
+        time.sleep(poll_s)
+    return n, now[1], now[2]
+
+
+def _slope(x: np.ndarray, y: np.ndarray) -> float:
+    """Least-squares slope of ``y`` over ``x``; ``nan`` unless ``x`` holds 2 values."""
+    return float(np.polyfit(x, y, 1)[0]) if len(set(x.tolist())) >= 2 else float("nan")
+
+
+def kept_growth(rows: list[tuple[float, int, int, int]]) -> tuple[float, float, float]:
+    """Memory's kept bytes per stored episode from rows ``(s, episodes, kept bytes,
+    shapes)`` (whole run, second half), and the index alone's per element grown to the
+    same counts: ``nan`` with fewer than 4 rows, a slope over fewer than 2 distinct
+    counts, or an index grown to fewer than 4."""
+    if len(rows) < 4:
+        return float("nan"), float("nan"), float("nan")
+    n = np.array([r[1] for r in rows], float)
+    b = np.array([r[2] for r in rows], float)
+    h = len(rows) // 2
+    counts = sorted({max(1, r[1]) for r in rows})
+    alone = per_element(index_alone("index", counts)) if len(counts) >= 4 else float("nan")
+    return _slope(n, b), _slope(n[h:], b[h:]), alone
+
+
+def growth(rows: list[tuple[float, int, dict[str, int]]], name: str) -> tuple[float, float]:
+    """Bytes per stored episode of process ``name``: least-squares slope of its memory
+    against memory's episode count over all ``rows``, and over their second half."""
+
+    def slope(part: list[tuple[float, int, dict[str, int]]]) -> float:
+        n = np.array([r[1] for r in part], dtype=float)
+        kib = np.array([r[2][name] for r in part], dtype=float)
+        if len(part) < 3 or np.ptp(n) == 0:
+            return float("nan")
+        return float(np.polyfit(n, kib * 1024, 1)[0])
+
+    return slope(rows), slope(rows[len(rows) // 2 :])
+
+
+def swings(
+    rows: list[tuple[float, int, dict[str, int]]], name: str, window_s: float = 30.0
+) -> list[tuple[float, int, float, float]]:
+    """Per whole ``window_s`` of samples (memory gives freed heap back every 30 s): its
+    start (s), the episodes at its least sample, and process ``name``'s least and
+    greatest size (MiB)."""
+    out = []
+    last = int(rows[-1][0] // window_s) if rows else 0
+    for w in range(last):
+        part = [r for r in rows if w * window_s <= r[0] < (w + 1) * window_s]
+        if part:
+            low = min(part, key=lambda r: r[2][name])
+            high = max(r[2][name] for r in part)
+            out.append((w * window_s, low[1], low[2][name] / 1024, high / 1024))
+    return out

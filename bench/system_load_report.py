@@ -1,0 +1,147 @@
+"""The printed report and the plot of one ``bench/system_load.py`` run, from the figures
+its ``run`` returns (or a ``--json`` file of them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from common import pyplot, save_plot, table
+from system_load_memory import swings
+
+
+def report(r: dict[str, Any]) -> None:
+    """Print the tables of one :func:`run`."""
+    took, la = r["duration_s"], r["load_average"]
+    print(f"\n{r['clients']} clients for {took:.0f} s (load average {la:.1f})")
+    rows = []
+    for p, s in r["paths"].items():
+        ratio = s["p50_ms"] / s["base_p50_ms"] if s["base_p50_ms"] > 0 else float("nan")
+        rows.append(
+            (
+                p,
+                s["n"],
+                f"{s['per_s']:.1f}",
+                f"{s['p50_ms']:.1f}",
+                f"{s['p99_ms']:.1f}",
+                f"{s['base_p50_ms']:.1f}",
+                f"{s['base_p99_ms']:.1f}",
+                f"{ratio:.1f}x",
+                s["errors"],
+                s["degraded"],
+            )
+        )
+    head = (
+        "path",
+        "requests",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "1-client p50",
+        "1-client p99",
+        "p50 vs 1 client",
+        "errors",
+        "degraded",
+    )
+    print(table(head, rows))
+    for p, s in r["paths"].items():
+        print(f"  {p} answered by {s['answered_by']}")
+        if s["first_error"]:
+            print(f"  first {p} error: {s['first_error']}")
+    print(
+        f"\nall paths {r['requests'] / r['duration_s']:.1f} req/s; errors {r['errors']}; "
+        f"episodes acknowledged {r['acked_episodes']}, in Postgres {r['episodes_in_postgres']}, "
+        f"merged by consolidation into a kept one {r['merged']}: "
+        f"lost {r['lost']} {r['lost_by_path']}, duplicated {r['duplicated']}, "
+        f"in Postgres but never acknowledged {r['unacked_in_postgres']}; indexed {r['indexed']}"
+    )
+    out = r["cognition_episodes"]
+    print(
+        f"cognition's episode outbox: {r['cognition_pending_at_end_of_load']} pending when the "
+        f"load ended, drained in {r['cognition_drain_s']:.1f} s "
+        f"({r['cognition_pending_at_count']} still pending when counted; memory settled "
+        f"{r['drained_and_settled_s']:.1f} s after the load); its episodes by outcome "
+        f"{ {k: int(v) for k, v in sorted(out.items())} }"
+    )
+    mrows = [
+        (
+            name,
+            f"{m['start_mib']:.0f}",
+            f"{m['end_mib']:.0f}",
+            f"{m['bytes_per_episode']:,.0f}",
+            f"{m['bytes_per_episode_2nd_half']:,.0f}",
+        )
+        for name, m in r["memory"].items()
+    ]
+    print("\nresident memory (postgres: PSS of all its processes), growth per stored episode")
+    print(table(("process", "start MiB", "end MiB", "B/episode", "B/episode, 2nd half"), mrows))
+    own, grew = r["index_bytes_per_episode"], r["memory"]["memory"]["bytes_per_episode_2nd_half"]
+    print(
+        f"in-process HNSW index's own size: {own:,.0f} B/episode; the memory service grew "
+        f"{grew:,.0f} B/episode over the second half ({grew / own:.2f}x the index's)"
+    )
+    m = r["memory"]["memory"]
+    kept, alone = m.get("kept_bytes_per_episode_2nd_half"), m.get("index_alone")
+    if kept is not None and alone is not None and alone == alone:
+        print(
+            f"memory kept (its resident set right after each of {len(r['kept_after_trims'])} "
+            f"heap trims): {m['kept_bytes_per_episode']:,.0f} B/episode, {kept:,.0f} over "
+            f"the second half; the index alone at the same counts: {alone:,.0f} B/element "
+            f"({kept / alone:.2f}x)"
+        )
+        print(
+            table(
+                ("trim at s", "episodes", "kept MiB", "embedder input shapes"),
+                [
+                    (f"{t:.0f}", f"{n:,}", f"{b / 2**20:.1f}", shapes)
+                    for t, n, b, shapes in r["kept_after_trims"]
+                ],
+            )
+        )
+    quiet = r.get("kept_when_quiet") or []
+    kept, alone = m.get("quiet_kept_bytes_per_episode_2nd_half"), m.get("quiet_index_alone")
+    if quiet:
+        print(
+            f"\nmemory kept when quiet (the load paused every {r['quiet_every_s']:.0f} s of it "
+            f"and once after it; the stack settled, then memory's next heap trim), memory's "
+            f"environment {r['memory_env'] or 'as deployed'}"
+        )
+        print(
+            table(
+                ("checkpoint at s", "episodes", "kept MiB", "embedder input shapes"),
+                [(f"{t:.0f}", f"{n:,}", f"{b / 2**20:.1f}", k) for t, n, b, k in quiet],
+            )
+        )
+    if kept is not None and alone is not None and alone == alone:
+        print(
+            f"kept when quiet: {m['quiet_kept_bytes_per_episode']:,.0f} B/episode, "
+            f"{kept:,.0f} over the second half; the index alone at the same counts: "
+            f"{alone:,.0f} B/element ({kept / alone:.2f}x)"
+        )
+    end = r.get("load_end_s", r["duration_s"])
+    rows = [tuple(s) for s in r["samples"] if s[0] <= end + 1e-9]
+    spans = swings(rows, "memory")  # type: ignore[arg-type]
+    print("\nmemory's resident size per 30 s of load (it trims freed heap every 30 s)")
+    print(
+        table(
+            ("from s", "episodes at the least", "least MiB", "greatest MiB"),
+            [(f"{t:.0f}", f"{n:,}", f"{lo:.1f}", f"{hi:.1f}") for t, n, lo, hi in spans],
+        )
+    )
+
+
+def plot(r: dict[str, Any], filename: str = "system_load_rss.png") -> Path:
+    """Resident memory of each process against time, and the episode count."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    t = [s[0] for s in r["samples"]]
+    for name in r["memory"]:
+        ax.plot(t, [s[2][name] / 1024 for s in r["samples"]], label=name)
+    ax.set_xlabel("time since the load started (s)")
+    ax.set_ylabel("resident memory (MiB; postgres: PSS)")
+    ax.legend(loc="upper left")
+    ax2 = ax.twinx()
+    ax2.plot(t, [s[1] for s in r["samples"]], "k--", label="episodes")
+    ax2.set_ylabel("episodes in memory (dashed)")
+    ax.set_title(f"{r['clients']} clients, {r['duration_s']:.0f} s")
+    return save_plot(fig, filename)
