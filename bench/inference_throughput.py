@@ -57,6 +57,7 @@ from emily.inference.sampler import TokenLogprob
 from emily.inference.scheduler import Scheduler
 from emily.inference.service import InferenceService
 from emily.inference.store import embedded_model
+from emily.llamacpp import extra_buffers, loading_with
 from emily.observe.http import HTTPServer
 
 # the request's number comes first, so no server can reuse another request's prompt cache
@@ -310,14 +311,15 @@ def main() -> int:
     serial_http = HTTPServer(
         create_app(svc.engine, serial, InferenceMetrics(), api_key=None), "127.0.0.1", serial_port
     )
-    llm = llama_cpp.Llama(
-        model_path=str(model),
-        n_ctx=cfg.n_ctx,
-        n_threads=cfg.threads,
-        n_threads_batch=cfg.threads_batch,
-        n_gpu_layers=cfg.n_gpu_layers,
-        verbose=False,
-    )
+    with loading_with(extra_buffers(cfg.cpu_amx)):  # the engine's buffers
+        llm = llama_cpp.Llama(
+            model_path=str(model),
+            n_ctx=cfg.n_ctx,
+            n_threads=cfg.threads,
+            n_threads_batch=cfg.threads_batch,
+            n_gpu_layers=cfg.n_gpu_layers,
+            verbose=False,
+        )
     server = None
     try:
         assert serial_http.wait_started()

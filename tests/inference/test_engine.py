@@ -18,6 +18,7 @@ from emily.inference.decoder import _held_back
 from emily.inference.engine import Engine
 from emily.inference.errors import BadRequest, ModelLoadError, ModelNotFound
 from emily.inference.scheduler import Done, EventQueue, Piece, Scheduler
+from emily.llamacpp import extra_buffers, loading_with
 from tests.fixtures.llm import RunningInference
 
 
@@ -33,7 +34,8 @@ def scheduler(inference_service: RunningInference) -> Scheduler:
 
 @pytest.fixture(scope="module")
 def reference_llm(llm_model_path: Path) -> Iterator[llama_cpp.Llama]:
-    llm = llama_cpp.Llama(model_path=str(llm_model_path), n_ctx=512, n_threads=1, verbose=False)
+    with loading_with(extra_buffers()):  # the engine's buffers, so its numerics too
+        llm = llama_cpp.Llama(model_path=str(llm_model_path), n_ctx=512, n_threads=1, verbose=False)
     yield llm
     llm.close()
 

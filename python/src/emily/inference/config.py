@@ -37,6 +37,10 @@ class InferenceConfig:
     n_threads : generation threads; ``0`` means every core this process may use.
     n_threads_batch : prompt-processing threads; ``0`` means the same as ``n_threads``.
     n_batch : prompt-processing batch, in tokens.
+    cpu_amx : use llama.cpp's AMX kernels on a build that has them (Intel Xeon of the 4th
+        generation and later). Off by default: they crash on batched decodes (see
+        :mod:`emily.llamacpp`); off, such a build keeps the weights in plain CPU
+        buffers, and a build without AMX kernels is not affected.
     chat_format : ``auto`` (the GGUF's template if it has one, else few-shot),
         ``template`` (require one) or ``fewshot``.
     chat_template_file : a Jinja chat template used instead of the GGUF's own.
@@ -60,6 +64,7 @@ class InferenceConfig:
     n_threads: int = 0
     n_threads_batch: int = 0
     n_batch: int = 512
+    cpu_amx: bool = False
     chat_format: Literal["auto", "template", "fewshot"] = "auto"
     chat_template_file: Path | None = None
     max_tokens: int = 256

@@ -22,6 +22,7 @@ from emily.inference.config import InferenceConfig
 from emily.inference.errors import BadRequest, ModelLoadError, ModelNotFound
 from emily.inference.prompt import ChatFormat, Prompt, TemplateFormatter, render_fewshot
 from emily.inference.sampler import check_grammar
+from emily.llamacpp import extra_buffers
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ class Engine:
         _logger.set_verbose(False)  # llama.cpp's own log lines only for errors
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = 0x7FFFFFFF if config.n_gpu_layers < 0 else config.n_gpu_layers
+        self.extra_buffers = extra_buffers(config.cpu_amx)
+        params.use_extra_bufts = self.extra_buffers
         try:
             self.model = _internals.LlamaModel(
                 path_model=str(model_path), params=params, verbose=False

@@ -42,15 +42,18 @@ class Captioner:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import MTMDChatHandler
 
+        from emily.llamacpp import extra_buffers, loading_with
+
         self.config = config
         self.name = config.caption_name or model.stem
-        self.llm: Any = Llama(
-            model_path=str(model),
-            chat_handler=MTMDChatHandler(clip_model_path=str(projector), verbose=False),
-            n_ctx=config.caption_n_ctx,
-            n_gpu_layers=config.caption_gpu_layers,
-            verbose=False,
-        )
+        with loading_with(extra_buffers()):  # no AMX: it crashes (emily.llamacpp)
+            self.llm: Any = Llama(
+                model_path=str(model),
+                chat_handler=MTMDChatHandler(clip_model_path=str(projector), verbose=False),
+                n_ctx=config.caption_n_ctx,
+                n_gpu_layers=config.caption_gpu_layers,
+                verbose=False,
+            )
         self._lock = threading.Lock()
 
     def caption(self, data: bytes) -> CaptionReply:
