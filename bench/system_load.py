@@ -75,6 +75,7 @@ from system_load_report import plot, report
 from system_load_stack import (
     cognition_outbox,
     drain,
+    running,
     settle,
     stack,
     stored_rows,
@@ -304,6 +305,7 @@ def run(
             if quiet_every_s > 0:
                 quiet_rows.append(quiet(time.perf_counter() - sampler.t0))
         outcomes = cognition_outbox(cog_metrics)[1]
+        exited = sorted(name for name, pid in pids.items() if not running(pid))
         rows, merged = stored_rows(dsn, run_id)
         index = decode(StatsReply, raw_call(client, stats_key, encode(StatsRequest()))).index
     acked = {**base.acked, **out.acked}
@@ -356,6 +358,7 @@ def run(
         },
         "requests": sum(len(v) for v in out.lat.values()),
         "errors": sum(out.errors.values()) + sum(base.errors.values()),
+        "exited": exited,
         "acked_episodes": len(acked),
         "episodes_in_postgres": len(rows),
         "merged": sum(1 for i in acked.values() if i not in in_pg and merged.get(i, False)),

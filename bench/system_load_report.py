@@ -55,6 +55,8 @@ def report(r: dict[str, Any]) -> None:
         f"lost {r['lost']} {r['lost_by_path']}, duplicated {r['duplicated']}, "
         f"in Postgres but never acknowledged {r['unacked_in_postgres']}; indexed {r['indexed']}"
     )
+    if r.get("exited"):
+        print(f"services that exited during the run: {', '.join(r['exited'])}")
     out = r["cognition_episodes"]
     print(
         f"cognition's episode outbox: {r['cognition_pending_at_end_of_load']} pending when the "

@@ -33,6 +33,16 @@ from emily.memory.embedded import EmbeddedPostgres
 WARM_TEXT = "where did I leave the spare key"
 
 
+def running(pid: int) -> bool:
+    """Whether process ``pid`` still runs (not gone, not a zombie its parent has not
+    reaped yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
 def stored_rows(dsn: str, run: str) -> tuple[list[tuple[uuid.UUID, str]], dict[uuid.UUID, bool]]:
     """(id, seq) of every episode in Postgres stored by run ``run``, and every episode
     consolidation merged into an earlier one (its row deleted, logged as a ``merge``

@@ -21,6 +21,7 @@ def test_ten_clients_for_thirty_seconds_paused_once_lose_nothing(tmp_path: Path)
         clients=10, duration_s=30.0, n_base=5, root=tmp_path, quiet_every_s=20.0
     )
     paths = r["paths"]
+    assert r["exited"] == [], r["exited"]  # every service ran to the end
     assert {p: s["errors"] for p, s in paths.items()} == dict.fromkeys(paths, 0), paths
     assert all(s["n"] > 0 for s in paths.values()), paths  # every path was driven
     assert r["acked_episodes"] > 0
