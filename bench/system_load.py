@@ -64,6 +64,7 @@ import zenoh
 from cognition_common import raw_call
 from common import env_pairs, load_line, percentile
 from system_load_memory import (
+    KeptRow,
     Sampler,
     growth,
     index_bytes_per_episode,
@@ -281,14 +282,21 @@ def run(
             raw = raw_call(client, stats_key, encode(StatsRequest()), timeout_s=10)
             return decode(StatsReply, raw).episodes
 
-        def quiet(at: float) -> tuple[float, int, int, int]:
-            drain(cog_metrics, drain_limit_s)
-            n, kept, shapes = quiet_kept(
-                lambda: settle(client, stats_key), lambda: memory_kept(mem_metrics)
-            )
-            return at, n, kept, shapes
+        def quiet(at: float, settled: int | None = None) -> KeptRow:
+            """A quiet checkpoint; ``settled``: the episode count of a settle just done."""
 
-        out, quiet_rows, wall = Outcome(), [], 0.0
+            def settle_now() -> int:
+                drain(cog_metrics, drain_limit_s)
+                return settle(client, stats_key)
+
+            n, kept, shapes, slots = quiet_kept(
+                settle_now if settled is None else lambda: settled,
+                lambda: memory_kept(mem_metrics),
+            )
+            return at, n, kept, shapes, slots
+
+        out, wall = Outcome(), 0.0
+        quiet_rows: list[KeptRow] = []
         parts = stretches(duration_s, quiet_every_s)
         with Sampler(pids, episodes, lambda: memory_kept(mem_metrics)) as sampler:
             for part, length in enumerate(parts):
@@ -299,11 +307,11 @@ def run(
             ended = time.monotonic()
             pending_at_end = cognition_outbox(cog_metrics)[0]
             drain_s, still_pending = drain(cog_metrics, drain_limit_s)
-            settle(client, stats_key)
+            settled = settle(client, stats_key)
             settled_s = time.monotonic() - ended
             sampler.sample()
             if quiet_every_s > 0:
-                quiet_rows.append(quiet(time.perf_counter() - sampler.t0))
+                quiet_rows.append(quiet(time.perf_counter() - sampler.t0, settled))
         outcomes = cognition_outbox(cog_metrics)[1]
         exited = sorted(name for name, pid in pids.items() if not running(pid))
         rows, merged = stored_rows(dsn, run_id)

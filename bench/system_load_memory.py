@@ -22,28 +22,32 @@ import hnswlib
 import numpy as np
 from common import pss_tree_kib, rss_kib
 from index_rss import measure as index_alone
-from index_rss import per_element
 
 from emily.memory.config import MemoryConfig
 from emily.memory.malloc import TRIM_EVERY_S
 
+#: From memory's metrics: heap trims so far, resident bytes after the last, the
+#: embedder's input shapes, and the slots its index has used (live and removed).
+Kept = tuple[int, int, int, int]
+#: One kept size: (s, episodes, resident bytes after a trim, shapes, index slots).
+KeptRow = tuple[float, int, int, int, int]
+
 
 class Sampler:
     """Samples every process's memory (KiB) and memory's episode count each ``every_s``,
-    and, from ``kept()`` (memory's heap trims so far, its resident bytes after the last
-    and its embedder's input shapes), one row ``(s, episodes, bytes, shapes)`` in
-    ``kept_rows`` per new trim."""
+    and, from ``kept()`` (:data:`Kept`), one :data:`KeptRow` in ``kept_rows`` per new
+    trim."""
 
     def __init__(
         self,
         pids: dict[str, int],
         episodes: Callable[[], int],
-        kept: Callable[[], tuple[int, int, int]] | None = None,
+        kept: Callable[[], Kept] | None = None,
         every_s: float = 1.0,
     ):
         self.pids, self.episodes, self.kept, self.every_s = pids, episodes, kept, every_s
         self.rows: list[tuple[float, int, dict[str, int]]] = []
-        self.kept_rows: list[tuple[float, int, int, int]] = []
+        self.kept_rows: list[KeptRow] = []
         self._trims = -1
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
@@ -68,11 +72,11 @@ class Sampler:
         self.rows.append(row)
         if self.kept is not None:
             try:
-                trims, kept, shapes = self.kept()
+                trims, kept, shapes, slots = self.kept()
             except OSError:  # metrics busy: the next sample reads it
                 return row
             if trims > self._trims >= 0 and kept > 0:
-                self.kept_rows.append((row[0], n, kept, shapes))
+                self.kept_rows.append((row[0], n, kept, shapes, slots))
             self._trims = max(self._trims, trims)
         return row
 
@@ -97,9 +101,8 @@ def index_bytes_per_episode(cfg: MemoryConfig, n: int = 4000) -> float:
     return float(idx.index_file_size()) / n + 16
 
 
-def memory_kept(metrics_url: str) -> tuple[int, int, int]:
-    """Memory's heap trims so far, its resident bytes after the last and the input
-    shapes its embedder has run, from ``/metrics``."""
+def memory_kept(metrics_url: str) -> Kept:
+    """Memory's :data:`Kept` figures, from its ``/metrics``."""
     with urllib.request.urlopen(metrics_url, timeout=5) as resp:
         text = resp.read().decode()
     got = dict.fromkeys(
@@ -107,6 +110,7 @@ def memory_kept(metrics_url: str) -> tuple[int, int, int]:
             "emily_memory_heap_trims_total",
             "emily_memory_resident_after_trim_bytes",
             "emily_memory_embed_shapes",
+            "emily_memory_index_slots",
         ),
         -1,
     )
@@ -116,21 +120,21 @@ def memory_kept(metrics_url: str) -> tuple[int, int, int]:
             got[name] = int(float(value))
     if min(got.values()) < 0:
         raise RuntimeError(f"{metrics_url} lacks one of {sorted(got)}")
-    trims, kept, shapes = got.values()
-    return trims, kept, shapes
+    trims, kept, shapes, slots = got.values()
+    return trims, kept, shapes, slots
 
 
 def quiet_kept(
     settled: Callable[[], int],
-    kept: Callable[[], tuple[int, int, int]],
+    kept: Callable[[], Kept],
     limit_s: float = 3 * TRIM_EVERY_S,
     poll_s: float = 0.5,
-) -> tuple[int, int, int]:
-    """Memory's episodes, kept bytes and embedder input shapes from its first heap trim
-    after the stack has settled. ``settled()`` waits until it has (no request in
-    flight, both outboxes empty) and returns memory's episode count; ``kept()`` reads
-    (trims so far, resident bytes after the last, shapes) from memory's metrics. Raises
-    ``RuntimeError`` when no trim comes within ``limit_s``."""
+) -> tuple[int, int, int, int]:
+    """Memory's episodes, kept bytes, embedder input shapes and index slots from its
+    first heap trim after the stack has settled. ``settled()`` waits until it has (no
+    request in flight, both outboxes empty) and returns memory's episode count;
+    ``kept()`` reads :data:`Kept` from memory's metrics. Raises ``RuntimeError`` when
+    no trim comes within ``limit_s``."""
     n = settled()
     before = kept()[0]
     deadline = time.monotonic() + limit_s
@@ -138,7 +142,7 @@ def quiet_kept(
         if time.monotonic() > deadline:
             raise RuntimeError(f"memory made no heap trim within {limit_s:.0f} s")
         time.sleep(poll_s)
-    return n, now[1], now[2]
+    return n, now[1], now[2], now[3]
 
 
 def _slope(x: np.ndarray, y: np.ndarray) -> float:
@@ -146,18 +150,24 @@ def _slope(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.polyfit(x, y, 1)[0]) if len(set(x.tolist())) >= 2 else float("nan")
 
 
-def kept_growth(rows: list[tuple[float, int, int, int]]) -> tuple[float, float, float]:
-    """Memory's kept bytes per stored episode from rows ``(s, episodes, kept bytes,
-    shapes)`` (whole run, second half), and the index alone's per element grown to the
-    same counts: ``nan`` with fewer than 4 rows, a slope over fewer than 2 distinct
-    counts, or an index grown to fewer than 4."""
+def kept_growth(rows: list[KeptRow]) -> tuple[float, float, float]:
+    """Memory's kept bytes per stored episode from ``rows`` (whole run, second half), and
+    what the index alone keeps per episode over the second half: the index grown in a
+    process of its own to the slots memory's index had used at each row (a removed
+    episode keeps its slot), its resident size's slope over the rows' episode counts.
+    ``nan`` with fewer than 4 rows, a slope over fewer than 2 distinct counts, or fewer
+    than 4 distinct slot counts."""
+    nan = float("nan")
     if len(rows) < 4:
-        return float("nan"), float("nan"), float("nan")
+        return nan, nan, nan
     n = np.array([r[1] for r in rows], float)
     b = np.array([r[2] for r in rows], float)
     h = len(rows) // 2
-    counts = sorted({max(1, r[1]) for r in rows})
-    alone = per_element(index_alone("index", counts)) if len(counts) >= 4 else float("nan")
+    slots = [max(1, r[4]) for r in rows]
+    alone = nan
+    if len(counts := sorted(set(slots))) >= 4:
+        grown = {g["count"]: g["RssAnon"] for g in index_alone("index", counts)}
+        alone = _slope(n[h:], np.array([grown[s] for s in slots[h:]], float))
     return _slope(n, b), _slope(n[h:], b[h:]), alone
 
 

@@ -10,6 +10,33 @@ from common import pyplot, save_plot, table
 from system_load_memory import swings
 
 
+def kept_table(
+    title: str,
+    when: str,
+    rows: list[list[Any]],
+    whole: float | None,
+    half: float | None,
+    alone: float | None,
+) -> None:
+    """One series of memory's kept sizes, and its slope against the index alone's
+    (rows ``(s, episodes, bytes, shapes, index slots)``; older runs lack the slots)."""
+    print(f"\n{title}")
+    print(
+        table(
+            (when, "episodes", "index slots", "kept MiB", "embedder input shapes"),
+            [
+                (f"{t:.0f}", f"{n:,}", f"{rest[0]:,}" if rest else "-", f"{b / 2**20:.1f}", k)
+                for t, n, b, k, *rest in rows
+            ],
+        )
+    )
+    if whole is not None and half is not None and alone is not None and alone == alone:
+        print(
+            f"kept: {whole:,.0f} B/episode, {half:,.0f} over the second half; the index alone "
+            f"grown to the same slots: {alone:,.0f} B/episode ({half / alone:.2f}x)"
+        )
+
+
 def report(r: dict[str, Any]) -> None:
     """Print the tables of one :func:`run`."""
     took, la = r["duration_s"], r["load_average"]
@@ -83,42 +110,25 @@ def report(r: dict[str, Any]) -> None:
         f"{grew:,.0f} B/episode over the second half ({grew / own:.2f}x the index's)"
     )
     m = r["memory"]["memory"]
-    kept, alone = m.get("kept_bytes_per_episode_2nd_half"), m.get("index_alone")
-    if kept is not None and alone is not None and alone == alone:
-        print(
-            f"memory kept (its resident set right after each of {len(r['kept_after_trims'])} "
-            f"heap trims): {m['kept_bytes_per_episode']:,.0f} B/episode, {kept:,.0f} over "
-            f"the second half; the index alone at the same counts: {alone:,.0f} B/element "
-            f"({kept / alone:.2f}x)"
-        )
-        print(
-            table(
-                ("trim at s", "episodes", "kept MiB", "embedder input shapes"),
-                [
-                    (f"{t:.0f}", f"{n:,}", f"{b / 2**20:.1f}", shapes)
-                    for t, n, b, shapes in r["kept_after_trims"]
-                ],
-            )
-        )
-    quiet = r.get("kept_when_quiet") or []
-    kept, alone = m.get("quiet_kept_bytes_per_episode_2nd_half"), m.get("quiet_index_alone")
-    if quiet:
-        print(
-            f"\nmemory kept when quiet (the load paused every {r['quiet_every_s']:.0f} s of it "
-            f"and once after it; the stack settled, then memory's next heap trim), memory's "
-            f"environment {r['memory_env'] or 'as deployed'}"
-        )
-        print(
-            table(
-                ("checkpoint at s", "episodes", "kept MiB", "embedder input shapes"),
-                [(f"{t:.0f}", f"{n:,}", f"{b / 2**20:.1f}", k) for t, n, b, k in quiet],
-            )
-        )
-    if kept is not None and alone is not None and alone == alone:
-        print(
-            f"kept when quiet: {m['quiet_kept_bytes_per_episode']:,.0f} B/episode, "
-            f"{kept:,.0f} over the second half; the index alone at the same counts: "
-            f"{alone:,.0f} B/element ({kept / alone:.2f}x)"
+    kept_table(
+        f"memory kept (its resident set right after each of {len(r['kept_after_trims'])} "
+        "heap trims under load)",
+        "trim at s",
+        r["kept_after_trims"],
+        m.get("kept_bytes_per_episode"),
+        m.get("kept_bytes_per_episode_2nd_half"),
+        m.get("index_alone"),
+    )
+    if r.get("kept_when_quiet"):
+        kept_table(
+            f"memory kept when quiet (the load paused every {r['quiet_every_s']:.0f} s of it "
+            "and once after it; the stack settled, then memory's next heap trim), memory's "
+            f"environment {r['memory_env'] or 'as deployed'}",
+            "checkpoint at s",
+            r["kept_when_quiet"],
+            m.get("quiet_kept_bytes_per_episode"),
+            m.get("quiet_kept_bytes_per_episode_2nd_half"),
+            m.get("quiet_index_alone"),
         )
     end = r.get("load_end_s", r["duration_s"])
     rows = [tuple(s) for s in r["samples"] if s[0] <= end + 1e-9]

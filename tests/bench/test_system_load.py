@@ -36,7 +36,8 @@ def test_ten_clients_for_thirty_seconds_paused_once_lose_nothing(tmp_path: Path)
     # a quiet checkpoint after the first 20 s and one after the load, each from a trim
     quiet = r["kept_when_quiet"]
     assert len(quiet) == 2 and quiet[0][1] < quiet[1][1], quiet
-    assert all(kept > 100 * 2**20 and shapes > 0 for _, _, kept, shapes in quiet), quiet
+    assert all(kept > 100 * 2**20 and shapes > 0 for _, _, kept, shapes, _ in quiet), quiet
+    assert all(slots >= n for _, n, _, _, slots in quiet), quiet  # live and removed
     assert quiet[-1][1] >= r["episodes_in_postgres"]
 
 

@@ -23,6 +23,7 @@ def test_the_kept_series_takes_one_row_per_new_trim_from_memory_s_metrics() -> N
     sl = bench_module("system_load_memory")
     metrics = MemoryMetrics(CollectorRegistry())
     metrics.embed_shapes.set(7)
+    metrics.index_slots.set(950)
     server = start_metrics_server(metrics.registry)
     try:
         url = f"http://127.0.0.1:{server.port}/metrics"
@@ -38,18 +39,23 @@ def test_the_kept_series_takes_one_row_per_new_trim_from_memory_s_metrics() -> N
             sampler.sample()
     finally:
         server.close()
-    assert [(n, b // 2**20, k) for _, n, b, k in sampler.kept_rows] == [
-        (100, 610, 7),
-        (300, 640, 7),
+    assert [(n, b // 2**20, k, slots) for _, n, b, k, slots in sampler.kept_rows] == [
+        (100, 610, 7, 950),
+        (300, 640, 7, 950),
     ]
 
 
-def test_kept_growth_is_the_slope_after_trims_against_the_index_alone() -> None:
+def test_kept_growth_sets_the_slope_against_the_index_grown_to_the_same_slots() -> None:
     sl = bench_module("system_load_memory")
-    rows = [(30.0 * i, 5000 + 1000 * i, 700 * 2**20 + 2500 * 1000 * i, 9) for i in range(6)]
+    # a quarter more slots than episodes: consolidation removed every fifth one
+    rows = [
+        (30.0 * i, n, 700 * 2**20 + 2500 * (n - 5000), 9, n * 5 // 4)
+        for i, n in enumerate(range(5000, 11000, 1000))
+    ]
     whole, half, alone = sl.kept_growth(rows)
     assert round(whole) == round(half) == 2500
-    assert 384 * 4 < alone < 2 * 384 * 4  # grown to 5,000..10,000 elements
+    # the index alone per live episode: 1.25 slots of a vector and its links each
+    assert 1.25 * 384 * 4 < alone < 1.25 * 2 * 384 * 4
     assert all(x != x for x in sl.kept_growth(rows[:3]))  # nan: too few trims
 
 
@@ -57,7 +63,16 @@ def test_kept_growth_has_no_index_baseline_with_fewer_than_four_distinct_counts(
     sl = bench_module("system_load_memory")
     # the load paused: four trims at two episode counts give a slope, but the index
     # alone cannot be grown to fewer than four counts
-    rows = [(30.0 * i, 5000 + 1000 * (i // 2), 700 * 2**20 + 2**20 * (i // 2), 9) for i in range(4)]
+    rows = [
+        (
+            30.0 * i,
+            5000 + 1000 * (i // 2),
+            700 * 2**20 + 2**20 * (i // 2),
+            9,
+            5000 + 1000 * (i // 2),
+        )
+        for i in range(4)
+    ]
     whole, half, alone = sl.kept_growth(rows)
     assert abs(whole - 2**20 / 1000) < 1e-6
     assert half != half and alone != alone  # the second half holds one count
@@ -66,21 +81,23 @@ def test_kept_growth_has_no_index_baseline_with_fewer_than_four_distinct_counts(
 def test_quiet_kept_reads_the_first_trim_after_the_stack_settled() -> None:
     sl = bench_module("system_load_memory")
     order: list[str] = []
-    reads = iter([(4, 900, 9), (4, 900, 9), (4, 900, 9), (5, 700, 10), (6, 650, 10)])
+    reads = iter(
+        [(4, 900, 9, 80), (4, 900, 9, 80), (4, 900, 9, 80), (5, 700, 10, 81), (6, 650, 10, 81)]
+    )
 
     def settled() -> int:
         order.append("settled")
         return 1234
 
-    def kept() -> tuple[int, int, int]:
+    def kept() -> tuple[int, int, int, int]:
         order.append("kept")
         return next(reads)
 
-    assert sl.quiet_kept(settled, kept, poll_s=0.0) == (1234, 700, 10)
+    assert sl.quiet_kept(settled, kept, poll_s=0.0) == (1234, 700, 10, 81)
     assert order == ["settled", "kept", "kept", "kept", "kept"]
 
 
 def test_quiet_kept_says_when_no_trim_comes() -> None:
     sl = bench_module("system_load_memory")
     with pytest.raises(RuntimeError, match="no heap trim within 0 s"):
-        sl.quiet_kept(lambda: 1, lambda: (3, 900, 9), limit_s=0.0, poll_s=0.0)
+        sl.quiet_kept(lambda: 1, lambda: (3, 900, 9, 80), limit_s=0.0, poll_s=0.0)

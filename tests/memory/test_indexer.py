@@ -147,3 +147,21 @@ def test_recall_many_answers_like_recall_one_by_one(
     assert together[0].hits[0].episode.id == recs[3].id
     assert memory.recall_many([]) == []
     memory.close()
+
+
+def test_the_slots_gauge_keeps_counting_the_slots_of_removed_episodes(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    memory = Memory(_cfg(tmp_path), PgStore(pg_dsn, _cfg(tmp_path)), None)
+    assert memory.indexer is not None
+    recs = records(60, seed=5)
+    memory._insert(recs)
+    _ready(memory.indexer)
+
+    def slots() -> float | None:
+        return memory.metrics.registry.get_sample_value("emily_memory_index_slots")
+
+    assert slots() == 60
+    assert memory.indexer.index.remove([r.id for r in recs[:7]]) == 7
+    assert len(memory.indexer.index) == 53 and slots() == 60  # the removed keep their slots
+    memory.close()

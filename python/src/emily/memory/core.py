@@ -96,6 +96,8 @@ class Memory:
                 save_every_s=cfg.index_save_s,
             )
             self.indexer.start()
+            indexer = self.indexer  # its index is replaced once loaded or rebuilt
+            self.metrics.index_slots.set_function(lambda: indexer.index.label_of.used)
         self.metrics.watch_pool(store.pool_stats)
         if embedder is not None:
             self.metrics.embed_shapes.set_function(lambda: len(embedder.shapes))

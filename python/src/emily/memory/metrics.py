@@ -79,6 +79,13 @@ class MemoryMetrics:
             "kernels for each, so the resident set steps up with a new one",
             registry=r,
         )
+        self.index_slots = Gauge(
+            "emily_memory_index_slots",
+            "Slots the in-process HNSW index has used, live and removed: a removed "
+            "episode's slot stays until the index is rebuilt, so the graph's memory "
+            "follows this count rather than the episode count",
+            registry=r,
+        )
         self.recall_seconds = Histogram(
             "emily_memory_recall_seconds",
             "Recall latency by scope",
