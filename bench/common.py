@@ -133,6 +133,14 @@ def cell_number(cell: str) -> float:
     return float(cell.replace(",", ""))
 
 
+def slope(xs: Sequence[float], ys: Sequence[float], min_points: int = 3) -> float:
+    """Least-squares slope of ``ys`` over ``xs`` (bytes per episode, say); ``nan`` with
+    fewer than ``min_points`` points or with every ``x`` the same."""
+    if len(xs) < min_points or np.ptp(np.asarray(xs, float)) == 0:
+        return float("nan")
+    return float(np.polyfit(np.asarray(xs, float), np.asarray(ys, float), 1)[0])
+
+
 def env_pairs(spec: str) -> dict[str, str]:
     """``K=V,K2=V2`` -> ``{"K": "V", "K2": "V2"}`` (settings for a service's environment;
     ``""``: none)."""

@@ -53,7 +53,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import zenoh
 from cognition_common import bus_env, process, raw_call, serve_cmd
-from common import OUT, env_pairs, free_port, load, load_line, percentile, table
+from common import OUT, env_pairs, free_port, load, load_line, percentile, slope, table
 from index_rss import measure as index_alone
 from index_rss import per_element
 from memory_common import embedded_postgres, fresh_db
@@ -243,13 +243,6 @@ def measure(v: Variant, dsn: str, args: argparse.Namespace, state: Path) -> None
             v.load_end = load()
     finally:
         session.close()  # type: ignore[no-untyped-call]
-
-
-def slope(xs: list[int], ys: list[float]) -> float:
-    """Least-squares bytes per episode (``nan`` with fewer than 3 points)."""
-    if len(xs) < 3 or np.ptp(xs) == 0:
-        return float("nan")
-    return float(np.polyfit(np.asarray(xs, float), np.asarray(ys, float), 1)[0])
 
 
 def growth(v: Variant, read: Any) -> tuple[float, float]:

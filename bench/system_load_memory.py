@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import hnswlib
 import numpy as np
-from common import pss_tree_kib, rss_kib
+from common import pss_tree_kib, rss_kib, slope
 from index_rss import measure as index_alone
 
 from emily.memory.config import MemoryConfig
@@ -145,11 +145,6 @@ def quiet_kept(
     return n, now[1], now[2], now[3]
 
 
-def _slope(x: np.ndarray, y: np.ndarray) -> float:
-    """Least-squares slope of ``y`` over ``x``; ``nan`` unless ``x`` holds 2 values."""
-    return float(np.polyfit(x, y, 1)[0]) if len(set(x.tolist())) >= 2 else float("nan")
-
-
 def kept_growth(rows: list[KeptRow]) -> tuple[float, float, float]:
     """Memory's kept bytes per stored episode from ``rows`` (whole run, second half), and
     what the index alone keeps per episode over the second half: the index grown in a
@@ -167,22 +162,18 @@ def kept_growth(rows: list[KeptRow]) -> tuple[float, float, float]:
     alone = nan
     if len(counts := sorted(set(slots))) >= 4:
         grown = {g["count"]: g["RssAnon"] for g in index_alone("index", counts)}
-        alone = _slope(n[h:], np.array([grown[s] for s in slots[h:]], float))
-    return _slope(n, b), _slope(n[h:], b[h:]), alone
+        alone = slope(n[h:], [grown[s] for s in slots[h:]], 2)
+    return slope(n, b, 2), slope(n[h:], b[h:], 2), alone
 
 
 def growth(rows: list[tuple[float, int, dict[str, int]]], name: str) -> tuple[float, float]:
     """Bytes per stored episode of process ``name``: least-squares slope of its memory
     against memory's episode count over all ``rows``, and over their second half."""
 
-    def slope(part: list[tuple[float, int, dict[str, int]]]) -> float:
-        n = np.array([r[1] for r in part], dtype=float)
-        kib = np.array([r[2][name] for r in part], dtype=float)
-        if len(part) < 3 or np.ptp(n) == 0:
-            return float("nan")
-        return float(np.polyfit(n, kib * 1024, 1)[0])
+    def of(part: list[tuple[float, int, dict[str, int]]]) -> float:
+        return slope([r[1] for r in part], [r[2][name] * 1024 for r in part])
 
-    return slope(rows), slope(rows[len(rows) // 2 :])
+    return of(rows), of(rows[len(rows) // 2 :])
 
 
 def swings(

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import llama_cpp
 import llama_cpp.llama_cpp as llama_c
 import pytest
 
@@ -67,5 +66,5 @@ def test_a_batched_decode_survives_a_build_with_amx_kernels(llm_model_path: Path
         [sys.executable, "-c", BATCH, str(llm_model_path)], capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr[-2000:]  # -11: the AMX kernel's fault
-    amx = llamacpp.amx_build(llama_cpp.llama_print_system_info().decode())
+    amx = llamacpp.amx_build(llamacpp.system_info())
     assert f"rc 0 extra {not amx}" in out.stdout, out.stdout

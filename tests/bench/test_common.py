@@ -129,3 +129,10 @@ def test_rss_kib_of_this_process_and_of_one_that_is_gone() -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     assert common.rss_kib(child.pid) == 0
+
+
+def test_slope_fits_a_line_and_is_nan_without_enough_distinct_points() -> None:
+    assert common.slope([0, 1, 2, 3], [5.0, 7.0, 9.0, 11.0]) == pytest.approx(2.0)
+    assert common.slope([0, 1], [5.0, 7.0]) != common.slope([0, 1], [5.0, 7.0])  # 3 by default
+    assert common.slope([0, 1], [5.0, 7.0], min_points=2) == pytest.approx(2.0)
+    assert common.slope([4, 4, 4], [1.0, 2.0, 3.0]) != common.slope([4, 4, 4], [1.0, 2.0, 3.0])
