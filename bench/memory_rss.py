@@ -41,7 +41,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -53,7 +52,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import zenoh
 from cognition_common import bus_env, process, raw_call, serve_cmd
-from common import OUT, env_pairs, free_port, load, load_line, percentile, slope, table
+from common import OUT, env_pairs, free_port, load, load_line, percentile, table
+from heap_dumps import KEPT, component, component_rows, dump
+from heap_dumps import growth as heap_growth
 from index_rss import measure as index_alone
 from index_rss import per_element
 from memory_common import embedded_postgres, fresh_db
@@ -82,22 +83,6 @@ _VOCAB = (
     "remember bought called visited cooked painted lost found borrowed promised"
 )
 WORDS = _VOCAB.split()
-#: Components whose growth per episode is printed: (label, how to read it from a dump).
-COMPONENTS: tuple[tuple[str, Any], ...] = (
-    ("VmRSS after malloc_trim", lambda d: d["after_trim"]["VmRSS"]),
-    ("RssAnon after malloc_trim", lambda d: d["after_trim"]["RssAnon"]),
-    ("VmRSS", lambda d: d["proc"]["VmRSS"]),
-    ("RssAnon", lambda d: d["proc"]["RssAnon"]),
-    ("RssFile (L2 maps, libraries)", lambda d: d["proc"]["RssFile"]),
-    ("glibc malloc in use", lambda d: d["malloc"].get("in_use", 0)),
-    ("glibc malloc free, kept", lambda d: d["malloc"].get("free", 0)),
-    ("Python heap (traced)", lambda d: d["python"].get("traced_bytes", 0)),
-    ("index id map (arrays)", lambda d: d["structures"].get("id_map_bytes", 0)),
-    ("hnswlib (layout estimate)", lambda d: d["structures"].get("hnsw_bytes", 0)),
-    ("scope partitions' vectors", lambda d: d["structures"].get("part_vec_bytes", 0)),
-)
-#: The component the target is about: what the service keeps (its RSS after a trim).
-KEPT = COMPONENTS[0][1]
 #: The same-run baselines (bench/index_rss.py kinds), as printed.
 ALONE = (("index", "memory's index alone (measured)"), ("hnswlib", "hnswlib alone (measured)"))
 
@@ -184,21 +169,6 @@ class Load:
             t.join()
 
 
-def dump(pid: int, path: Path, seq: int, sig: int = signal.SIGUSR2) -> dict[str, Any]:
-    """Ask the service for heap dump number ``seq`` and read it."""
-    os.kill(pid, sig)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            data: dict[str, Any] = json.loads(path.read_text())
-            if data["seq"] >= seq:
-                return data
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"the memory service wrote no heap dump {seq} to {path} within 300 s")
-
-
 def measure(v: Variant, dsn: str, args: argparse.Namespace, state: Path) -> None:
     """Serve, load and dump one variant (see the module docstring), state under ``state``."""
     shutil.rmtree(state, ignore_errors=True)
@@ -247,18 +217,11 @@ def measure(v: Variant, dsn: str, args: argparse.Namespace, state: Path) -> None
 
 def growth(v: Variant, read: Any) -> tuple[float, float]:
     """Slope of a component over every checkpoint and over the second half."""
-    ys = [float(read(d)) for d in v.dumps]
-    half = len(v.dumps) // 2
-    return slope(v.episodes, ys), slope(v.episodes[half:], ys[half:])
+    return heap_growth(v.episodes, v.dumps, read)
 
 
 def mib(b: float) -> str:
     return f"{b / 2**20:,.1f}"
-
-
-def component(label: str) -> Any:
-    """How to read the component ``label`` of :data:`COMPONENTS` from a dump."""
-    return dict(COMPONENTS)[label]
 
 
 def baselines(args: argparse.Namespace) -> dict[str, float]:
@@ -315,10 +278,7 @@ def report(v: Variant, alone: dict[str, float]) -> None:
         before, after = v.trimmed["proc"]["VmRSS"], v.trimmed["after_trim"]["VmRSS"]
         print(f"malloc_trim(0) at the end: RSS {mib(before)} -> {mib(after)} MiB")
     own = alone["index"]
-    crows = []
-    for label, read in COMPONENTS:
-        whole, half = growth(v, read)
-        crows.append((label, f"{whole:,.0f}", f"{half:,.0f}", f"{half / own:.2f}x"))
+    crows = component_rows(v.episodes, v.dumps, own)
     for kind, label in ALONE:
         crows.append((label, "", f"{alone[kind]:,.0f}", f"{alone[kind] / own:.2f}x"))
     print(table(("component", "B/episode", "B/episode, 2nd half", "vs index alone"), crows))

@@ -63,6 +63,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import zenoh
 from cognition_common import raw_call
 from common import env_pairs, load_line, percentile
+from heap_dumps import Dump, dump
 from system_load_memory import (
     KeptRow,
     Sampler,
@@ -100,6 +101,7 @@ from emily.cognition.reflex import Reflex
 from emily.cognition.reflex import data as rdata
 from emily.ids import uuid7
 from emily.memory.config import MemoryConfig
+from emily.memory.heapdump import DIAG_ENV, DUMP_FILE
 
 PATHS = ("reflex", "recall", "store", "deliberate")
 WEIGHTS = (0.45, 0.25, 0.25, 0.05)
@@ -244,12 +246,15 @@ def run(
     drain_limit_s: float = 600.0,
     quiet_every_s: float = 0.0,
     memory_env: dict[str, str] | None = None,
+    heap_dumps: bool = False,
 ) -> dict[str, Any]:
     """Start the stack under ``root`` (a fresh temporary dir, removed afterwards, when
     ``None``), measure the baseline and the load; returns every figure (see the module
     docstring) as plain JSON-able values. ``quiet_every_s`` > 0 pauses the load that
     often for a quiet checkpoint (:func:`system_load_memory.quiet_kept`), and once more
-    after it; ``memory_env`` is added to the memory service's environment."""
+    after it; ``memory_env`` is added to the memory service's environment. ``heap_dumps``
+    (with ``quiet_every_s``): memory runs with ``EMILY_MEMORY_DIAG=1`` and writes a heap
+    dump (:mod:`emily.memory.heapdump`) at each quiet checkpoint."""
     if root is None:
         with tempfile.TemporaryDirectory(prefix="system-load-") as tmp:
             return run(
@@ -261,9 +266,13 @@ def run(
                 drain_limit_s,
                 quiet_every_s,
                 memory_env,
+                heap_dumps,
             )
     run_id = f"load-{uuid.uuid4().hex[:8]}"
     per_index = index_bytes_per_episode(MemoryConfig())
+    if heap_dumps:
+        memory_env = {**(memory_env or {}), DIAG_ENV: "1"}
+    dumps: list[Dump] = []
     with stack(root, memory_env) as (client, keys, pids, dsn, cog_metrics, mem_metrics):
         until_cognition_sees_memory(client, keys)
         reflex = Reflex.load_or_build(root / "state" / "cognition", embeddings=False)
@@ -293,6 +302,9 @@ def run(
                 settle_now if settled is None else lambda: settled,
                 lambda: memory_kept(mem_metrics),
             )
+            if heap_dumps:  # after the kept size is read: the dump trims too
+                path = root / "state" / "memory" / DUMP_FILE
+                dumps.append({"episodes": n, **dump(pids["memory"], path, len(dumps) + 1)})
             return at, n, kept, shapes, slots
 
         out, wall = Outcome(), 0.0
@@ -391,6 +403,7 @@ def run(
         "samples": [(t, n, kib) for t, n, kib in sampler.rows],
         "kept_after_trims": kept_rows,
         "kept_when_quiet": quiet_rows,
+        "heap_dumps": dumps,
     }
 
 
@@ -424,6 +437,12 @@ def main() -> None:
         default={},
         help="KEY=VALUE[,KEY=VALUE] added to the memory service's environment",
     )
+    ap.add_argument(
+        "--heap-dumps",
+        action="store_true",
+        help="with --quiet-every: memory writes a heap dump at each quiet checkpoint, and "
+        "the report adds the growth of each part of its memory",
+    )
     ap.add_argument("--report", type=Path, help="only print the report of a --json file")
     args = ap.parse_args()
     if args.report:
@@ -440,6 +459,8 @@ def main() -> None:
             "--clients and --baseline must be at least 1, --duration above 0,"
             " --drain-limit and --quiet-every at least 0"
         )
+    if args.heap_dumps and not args.quiet_every:
+        raise SystemExit("--heap-dumps are written at quiet checkpoints: give --quiet-every")
     print(load_line("at start"), flush=True)
     r = run(
         args.clients,
@@ -448,6 +469,7 @@ def main() -> None:
         drain_limit_s=args.drain_limit,
         quiet_every_s=args.quiet_every,
         memory_env=args.memory_env,
+        heap_dumps=args.heap_dumps,
     )
     report(r)
     print(load_line("at end"))

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from common import pyplot, save_plot, table
+from heap_dumps import component_rows
 from system_load_memory import swings
 
 
@@ -35,6 +36,44 @@ def kept_table(
             f"kept: {whole:,.0f} B/episode, {half:,.0f} over the second half; the index alone "
             f"grown to the same slots: {alone:,.0f} B/episode ({half / alone:.2f}x)"
         )
+
+
+def heap_table(dumps: list[dict[str, Any]], alone: float | None) -> None:
+    """Memory's heap dumps at the quiet checkpoints: what its structures held at each,
+    and the growth per episode of each part of its memory against the index alone."""
+    print("\nmemory's heap dumps at the quiet checkpoints (after its trim)")
+    rows = []
+    for d in dumps:
+        s, m, p = d["structures"], d["malloc"], d["after_trim"]
+        rows.append(
+            (
+                f"{d['episodes']:,}",
+                f"{p['RssAnon'] / 2**20:.1f}",
+                f"{m.get('in_use', 0) / 2**20:.1f}",
+                f"{m.get('free', 0) / 2**20:.1f}",
+                m.get("arenas", "-"),
+                d["proc"].get("Threads", "-"),
+                f"{s['l0']}/{s['l1']}/{s['l2']}",
+                f"{s['access_stats']:,}",
+                s.get("embed_shapes", "-"),
+            )
+        )
+    head = (
+        "episodes",
+        "anon MiB",
+        "malloc used MiB",
+        "malloc free MiB",
+        "arenas",
+        "threads",
+        "L0/L1/L2",
+        "access stats",
+        "embedder shapes",
+    )
+    print(table(head, rows))
+    if alone is not None and alone == alone and len(dumps) >= 2:
+        crows = component_rows([d["episodes"] for d in dumps], dumps, alone)
+        crows.append(("the index alone, grown to the same slots", "", f"{alone:,.0f}", "1.00x"))
+        print(table(("component", "B/episode", "B/episode, 2nd half", "vs index alone"), crows))
 
 
 def report(r: dict[str, Any]) -> None:
@@ -130,6 +169,8 @@ def report(r: dict[str, Any]) -> None:
             m.get("quiet_kept_bytes_per_episode_2nd_half"),
             m.get("quiet_index_alone"),
         )
+    if r.get("heap_dumps"):
+        heap_table(r["heap_dumps"], m.get("quiet_index_alone"))
     end = r.get("load_end_s", r["duration_s"])
     rows = [tuple(s) for s in r["samples"] if s[0] <= end + 1e-9]
     spans = swings(rows, "memory")  # type: ignore[arg-type]

@@ -18,8 +18,11 @@ from emily.embed import (
     CACHE_ENTRIES,
     CACHE_VARS,
     LENGTH_STEP,
+    MAX_ROWS,
     EmbedConfig,
     Embedder,
+    batch_rows,
+    bucket_shapes,
     native_bf16,
     padded_length,
     resolve_precision,
@@ -116,8 +119,10 @@ def test_bucketed_batches_reach_the_model_in_few_shapes(minilm: Embedder) -> Non
     try:
         for n in (1, 2, 3, 5, 9, 17, 33, 37):
             minilm.embed([" ".join(["word"] * rng.randint(1, 60)) for _ in range(n)])
+        minilm.embed(["a long note " * 60] * 20)  # 181 tokens, padded to 192: 8, 8 and 4
     finally:
         minilm._encoder = encoder
+    assert {(8, 192), (4, 192)} <= seen and max(b * t for b, t in seen) <= MAX_ROWS
     assert all(b & (b - 1) == 0 for b, _ in seen), seen  # 37 texts: 32, 4 and 1
     assert all(t % LENGTH_STEP == 0 for _, t in seen), seen
     # rows a linear layer sees: 16 times 1 or 3 times a power of two
@@ -134,6 +139,32 @@ def test_bucketed_batches_reach_the_model_in_few_shapes(minilm: Embedder) -> Non
     assert float((got * ref).sum(axis=1).min()) > 0.9999
 
 
+def test_bucket_shapes_hold_every_row_count_a_batch_can_have() -> None:
+    shapes = bucket_shapes(64, 256)
+    made = {
+        batch_rows(padded_length(t), left, 64) * padded_length(t)
+        for t in range(1, 257)
+        for left in range(1, 70)
+    }
+    assert set(shapes) == made and len(made) == 14
+    for rows, (b, t) in shapes.items():
+        assert b * t == rows <= MAX_ROWS and b & (b - 1) == 0 and padded_length(t) == t
+    assert shapes[2048] == (64, 32)  # the most texts, so the least attention, for its rows
+    assert batch_rows(256, 64, 64) == 8 and batch_rows(16, 37, 64) == 32
+    assert batch_rows(256, 1, 64) == 1 and batch_rows(16, 100, 64) == 64
+
+
+def test_warming_up_runs_every_row_count_so_requests_add_none(minilm: Embedder) -> None:
+    rows = {b * t for b, t in minilm.shapes}
+    assert rows >= set(bucket_shapes(minilm.batch_size, minilm._max_tokens))
+    rng = random.Random(3)
+    for n in (1, 2, 5, 12, 40):
+        minilm.embed([" ".join(["word"] * rng.randint(1, 200)) for _ in range(n)])
+    assert {b * t for b, t in minilm.shapes} == rows
+    cold = Embedder(device="cpu", precision=minilm.precision, warm_up=False)
+    assert cold.shapes == set()
+
+
 def test_padded_lengths_are_16_times_1_or_3_times_a_power_of_two() -> None:
     got = {t: padded_length(t) for t in (1, 16, 17, 32, 33, 48, 49, 64, 65, 96, 97, 129, 256)}
     assert got == {
@@ -147,12 +178,13 @@ def test_padded_lengths_are_16_times_1_or_3_times_a_power_of_two() -> None:
         padded_length(0)
 
 
-# held kernels grow with every new input shape; bucketed, the shapes are few
+# held kernels grow with every new input shape; bucketed, the shapes are few, and warmed
+# up they are all built before the first embedding
 _HELD = """
 import random, sys
 from emily.embed import Embedder
 from emily.memory.heapdump import mallinfo2
-e = Embedder(device="cpu", shape_buckets=sys.argv[1] == "1")
+e = Embedder(device="cpu", warm_up=sys.argv[1] == "1")
 rng = random.Random(0)
 e.embed(["warm up"])
 before = mallinfo2()["in_use"]
@@ -164,11 +196,17 @@ print(mallinfo2()["in_use"] - before)
 
 def test_kernels_held_for_input_shapes_stay_bounded() -> None:
     env = {k: v for k, v in os.environ.items() if k not in CACHE_VARS}
-    out = subprocess.run(
-        [sys.executable, "-c", _HELD, "1"], env=env, capture_output=True, text=True, check=True
-    )
-    grew = int(out.stdout.split()[-1])
-    assert grew < 60 * 2**20, f"in use grew {grew / 2**20:.0f} MiB over 120 embeddings"
+
+    def grew(warm: str) -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", _HELD, warm], env=env, capture_output=True, text=True, check=True
+        )
+        return int(out.stdout.split()[-1])
+
+    warmed, cold = grew("1"), grew("0")
+    # about 2.3 MB per new row count: these lengths make 6 that a cold embedder builds
+    assert warmed < 4 * 2**20, f"in use grew {warmed / 2**20:.1f} MiB over 120 embeddings"
+    assert cold > warmed + 4 * 2**20, (cold, warmed)  # 7.3 MiB against 0.5 here
     # the caps are set on import when the environment does not set them
     probe = "import os, emily.embed; print(*(os.environ[v] for v in emily.embed.CACHE_VARS))"
     caps = subprocess.run(

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def test_ten_clients_for_thirty_seconds_paused_once_lose_nothing(tmp_path: Path) -> None:
     r = bench_module("system_load").run(
-        clients=10, duration_s=30.0, n_base=5, root=tmp_path, quiet_every_s=20.0
+        clients=10, duration_s=30.0, n_base=5, root=tmp_path, quiet_every_s=20.0, heap_dumps=True
     )
     paths = r["paths"]
     assert r["exited"] == [], r["exited"]  # every service ran to the end
@@ -39,6 +39,12 @@ def test_ten_clients_for_thirty_seconds_paused_once_lose_nothing(tmp_path: Path)
     assert all(kept > 100 * 2**20 and shapes > 0 for _, _, kept, shapes, _ in quiet), quiet
     assert all(slots >= n for _, n, _, _, slots in quiet), quiet  # live and removed
     assert quiet[-1][1] >= r["episodes_in_postgres"]
+    # memory wrote a heap dump at each, after the trim the kept size came from
+    dumps = r["heap_dumps"]
+    assert [d["seq"] for d in dumps] == [1, 2], dumps
+    assert [d["episodes"] for d in dumps] == [n for _, n, *_ in quiet]
+    assert all(d["structures"]["indexed"] >= d["episodes"] for d in dumps)
+    assert all(d["maps"]["python_arenas"]["rss"] > 0 and "after_trim" in d for d in dumps)
 
 
 def test_the_load_is_cut_into_stretches_between_quiet_checkpoints() -> None:

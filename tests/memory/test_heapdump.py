@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -36,7 +37,11 @@ def test_a_dump_names_the_kernels_glibcs_and_memorys_own_figures(
         data = dumper.dump(trim=True)
         assert data["proc"]["VmRSS"] > 0 and data["proc"]["RssAnon"] > 0
         assert data["malloc"]["in_use"] > 0 and data["malloc"]["arenas"] >= 1
+        maps = data["maps"]
+        assert maps["brk"]["rss"] > 0 and maps["python_arenas"]["maps"] >= 1
+        assert maps["stacks"]["maps"] >= 2  # the main thread's and the dumper's at least
         s = data["structures"]
+        assert s["embed_shapes"] == (0 if memory.embedder is None else len(memory.embedder.shapes))
         assert s["indexed"] == 50 and s["labels"] == 50
         # the layout estimate grows with the elements held: base layer alone is 1.6 KB each
         assert s["hnsw_bytes"] >= 50 * (2 * 8 * 4 + 384 * 4)
@@ -69,3 +74,42 @@ def test_a_frame_count_that_is_not_a_number_is_refused(
     monkeypatch.setenv(heapdump.TRACE_ENV, "lots")
     with pytest.raises(ValueError, match="number of frames"):
         heapdump.install(memory)
+
+
+_SMAPS = """\
+55d000000000-55d000021000 rw-p 00000000 00:00 0                          [heap]
+Rss:                 100 kB
+7f0000000000-7f0000400000 rw-p 00000000 00:00 0
+Rss:                4000 kB
+7f0000400000-7f0004000000 ---p 00000000 00:00 0
+Rss:                   0 kB
+7f1000100000-7f1000200000 rw-p 00000000 00:00 0
+Rss:                 700 kB
+7f1000200000-7f1000a00000 rw-p 00000000 00:00 0
+Rss:                  40 kB
+7f1000a01000-7f1001200000 rw-p 00000000 00:00 0
+Rss:                  12 kB
+7f1002000000-7f1002300000 rw-p 00000000 00:00 0
+Rss:                3072 kB
+7f1003000000-7f1003001000 rw-p 00001000 08:01 1234                       /usr/lib/libc.so.6
+Rss:                   4 kB
+7f1003001000-7f1003002000 r--p 00000000 00:00 0
+Rss:                   4 kB
+7ffc00000000-7ffc00021000 rw-p 00000000 00:00 0                          [stack]
+Rss:                  20 kB
+"""
+
+
+def test_anonymous_maps_are_told_apart_by_size_and_alignment(tmp_path: Path) -> None:
+    smaps = tmp_path / "smaps"
+    smaps.write_text(_SMAPS)
+    got = heapdump.anon_maps(str(smaps))
+    kib = 1024
+    assert got == {
+        "brk": {"rss": 100 * kib, "maps": 1},
+        "glibc_arenas": {"rss": 4000 * kib, "maps": 1},  # 64 MiB aligned; its reserve skipped
+        "python_arenas": {"rss": 700 * kib, "maps": 1},  # exactly 1 MiB
+        "stacks": {"rss": (40 + 12 + 20) * kib, "maps": 3},  # 8 MiB, less a guard, [stack]
+        "other": {"rss": 3072 * kib, "maps": 1},  # a large block; the file and r-- maps skipped
+    }
+    assert heapdump.anon_maps(str(tmp_path / "missing")) == {}

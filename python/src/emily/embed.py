@@ -30,10 +30,15 @@ batch is split into power-of-two sizes and padded to one of the lengths of
 :func:`padded_length` (16 tokens times 1 or 3 times a power of two: 16, 32, 48, 64,
 96, 128, 192, 256), so that the rows a linear layer sees, batch size times length, are
 16 times 1 or 3 times a power of two: about 20 row counts in all, about 50 MB of
-kernels once every one has been seen. Both caches are also capped at
+kernels once every one has been seen. A forward pass also holds at most
+:data:`MAX_ROWS` token rows (long texts go in smaller batches), which leaves 14 row
+counts (16 to 2,048) and bounds a pass's working memory. Both caches are also capped at
 :data:`CACHE_ENTRIES` (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``, ``LRU_CACHE_CAPACITY``,
-unless set in the environment), which holds every one of them.
-:attr:`Embedder.shapes` is the set of input shapes run so far.
+unless set in the environment), which holds every one of them. With ``[embed]
+warm_up`` (default on) the embedder runs one pass of each row count when it loads
+(:func:`bucket_shapes`), so the kernels are built before the first request: no request
+pays for building one, and the resident set does not step up later as new lengths
+arrive. :attr:`Embedder.shapes` is the set of input shapes run so far.
 """
 
 from __future__ import annotations
@@ -56,6 +61,9 @@ from emily.errors import EmbedderError
 Precision = Literal["auto", "float32", "bfloat16"]
 #: Padded lengths are multiples of this many tokens (with ``shape_buckets``).
 LENGTH_STEP = 16
+#: Most token rows (texts times padded length) in one forward pass (with
+#: ``shape_buckets``): past this a pass is no faster per row, only larger.
+MAX_ROWS = 2048
 #: Entries oneDNN's primitive cache and ideep's LRU cache keep: four linear shapes for
 #: each of the 64 bucketed input shapes. Read when torch first builds a kernel, so set
 #: on import, before any embedding.
@@ -74,10 +82,14 @@ class EmbedConfig:
         times 1 or 3 times a power of two (16, 32, 48, 64, 96, 128, ...), so that the
         kernels kept per input shape (oneDNN, on the CPU) stay few; off, a batch is
         padded to its longest text only.
+    warm_up : with ``shape_buckets``, run one forward pass of every bucketed row count
+        when the model loads (a second or two on a CPU), so that no request waits for a
+        kernel to be built and the kernels' memory is all held from the start.
     """
 
     precision: Precision = "auto"
     shape_buckets: bool = True
+    warm_up: bool = True
 
     @classmethod
     def load(cls) -> EmbedConfig:
@@ -178,6 +190,29 @@ def padded_length(tokens: int) -> int:
     return LENGTH_STEP * (three if two >= 4 and three >= steps else two)
 
 
+def batch_rows(longest: int, remaining: int, batch_size: int) -> int:
+    """Texts in the next bucketed forward pass, whose longest text pads to ``longest``
+    tokens, with ``remaining`` texts left: the greatest power of two that is at most
+    ``batch_size``, ``remaining`` and :data:`MAX_ROWS` ``// longest`` (at least 1)."""
+    n = max(1, min(batch_size, remaining, MAX_ROWS // longest))
+    return 1 << (n.bit_length() - 1)
+
+
+def bucket_shapes(batch_size: int, max_tokens: int) -> dict[int, tuple[int, int]]:
+    """Every row count a bucketed forward pass can have, mapped to the ``(texts, padded
+    length)`` with the most texts that makes it (the cheapest attention for its rows),
+    for batches of up to ``batch_size`` texts truncated to ``max_tokens`` tokens."""
+    lengths = {padded_length(t) for t in range(LENGTH_STEP, max_tokens + LENGTH_STEP, LENGTH_STEP)}
+    out: dict[int, tuple[int, int]] = {}
+    for length in sorted(lengths, reverse=True):
+        most = batch_rows(length, batch_size, batch_size)
+        b = 1
+        while b <= most:
+            out[b * length] = (b, length)  # longer lengths first, so fewer texts lose
+            b *= 2
+    return out
+
+
 class Embedder:
     """Thread-safe ``all-MiniLM-L6-v2`` sentence embedder (see the module docstring).
 
@@ -188,6 +223,7 @@ class Embedder:
         does).
     precision : ``None`` reads ``[embed] precision``.
     shape_buckets : ``None`` reads ``[embed] shape_buckets``.
+    warm_up : ``None`` reads ``[embed] warm_up``.
     """
 
     dim = EMBED_DIM
@@ -198,6 +234,7 @@ class Embedder:
         batch_size: int = 64,
         precision: Precision | None = None,
         shape_buckets: bool | None = None,
+        warm_up: bool | None = None,
     ) -> None:
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -213,7 +250,8 @@ class Embedder:
 
         self.batch_size = batch_size
         self.device = str(model.device)
-        cfg = EmbedConfig.load() if precision is None or shape_buckets is None else EmbedConfig()
+        given = (precision, shape_buckets, warm_up)
+        cfg = EmbedConfig.load() if None in given else EmbedConfig()
         chosen = precision if precision is not None else cfg.precision
         self.precision = resolve_precision(chosen, self.device.split(":")[0])
         self.shape_buckets = cfg.shape_buckets if shape_buckets is None else shape_buckets
@@ -226,24 +264,52 @@ class Embedder:
         self._lock = threading.Lock()
         #: every ``(batch size, padded length)`` run so far: each kept its kernels
         self.shapes: set[tuple[int, int]] = set()
+        if self.shape_buckets and (cfg.warm_up if warm_up is None else warm_up):
+            self.warm()
+
+    def warm(self) -> None:
+        """Run one forward pass of every row count in :func:`bucket_shapes`, smallest
+        first, so that each one's kernels are built now rather than by a request."""
+        import torch
+
+        shapes = bucket_shapes(self.batch_size, self._max_tokens)
+        for rows in sorted(shapes):
+            b, length = shapes[rows]
+            ids = torch.zeros((b, length), dtype=torch.long, device=self.device)
+            ones = torch.ones_like(ids)
+            with self._lock, torch.inference_mode():
+                self._encoder(ids, ones, torch.zeros_like(ids))
+                self.shapes.add((b, length))
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Unit-norm embeddings of ``texts``: shape ``(len(texts), 384)``, float32."""
         out = np.zeros((len(texts), EMBED_DIM), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        if not texts:
+            return out
+        tokens = [
+            len(ids)
+            for ids in self._tokenizer(list(texts), truncation=True, max_length=self._max_tokens)[
+                "input_ids"
+            ]
+        ]
+        order = sorted(range(len(texts)), key=lambda i: -tokens[i])
         with self._lock:
-            for rows in self._batches(order):
+            for rows in self._batches(order, tokens):
                 out[rows] = self._forward([texts[i] for i in rows])
         return out
 
-    def _batches(self, order: list[int]) -> list[list[int]]:
-        """``order`` cut into forward passes: up to :attr:`batch_size` texts each, and
-        with :attr:`shape_buckets` a power of two each (37 texts: 32, 4 and 1)."""
+    def _batches(self, order: list[int], tokens: list[int]) -> list[list[int]]:
+        """``order`` (longest first) cut into forward passes of up to :attr:`batch_size`
+        texts; with :attr:`shape_buckets` a power of two each (37 short texts: 32, 4 and
+        1) and at most :data:`MAX_ROWS` padded token rows (:func:`batch_rows`)."""
         out, start = [], 0
         while start < len(order):
-            n = min(self.batch_size, len(order) - start)
+            left = len(order) - start
             if self.shape_buckets:
-                n = 1 << (n.bit_length() - 1)
+                longest = padded_length(tokens[order[start]])
+                n = batch_rows(longest, left, self.batch_size)
+            else:
+                n = min(self.batch_size, left)
             out.append(order[start : start + n])
             start += n
         return out

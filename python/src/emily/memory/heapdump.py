@@ -5,7 +5,9 @@ Off unless asked for, so the served path is unchanged:
 - ``EMILY_MEMORY_DIAG=1``: on ``SIGUSR1`` the service writes ``<memory state>/heap.json``
   (replaced atomically; ``seq`` counts the dumps): the kernel's view (``VmRSS``,
   ``RssAnon``, ``RssFile``), glibc's (:func:`mallinfo2`: bytes in use and bytes free but
-  kept, and how many malloc arenas there are), the sizes of memory's own structures
+  kept, and how many malloc arenas there are), the anonymous mappings by kind
+  (:func:`anon_maps`: glibc's arenas, Python's, thread stacks, the rest), the sizes of
+  memory's own structures
   (index, scope partitions, tiers, access statistics) and, with tracemalloc on, the
   Python allocations made since start-up by file. ``SIGUSR2`` does the same, then calls
   ``malloc_trim(0)`` and adds the kernel's view after it (``after_trim``; what glibc
@@ -101,6 +103,60 @@ def _arena_count(libc: Any) -> int:
         return len(re.findall(rb'<heap nr="\d+">', tmp.read()))
 
 
+#: glibc's non-main arenas are heaps of this size, each aligned to it (``HEAP_MAX_SIZE``
+#: on 64-bit).
+GLIBC_HEAP = 64 << 20
+#: Python's small-object allocator takes its arenas from the kernel in maps of this size.
+PYTHON_ARENA = 1 << 20
+#: The default thread stack (``ulimit -s``) that glibc maps per thread.
+THREAD_STACK = 8 << 20
+_MAP_HEAD = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ (\d+)\s*(.*)$")
+
+
+def anon_maps(smaps: str = "/proc/self/smaps") -> dict[str, dict[str, int]]:
+    """Resident bytes (``rss``) and mappings (``maps``) of the anonymous, writable
+    memory in ``smaps``, by kind: ``brk`` (glibc's main arena), ``glibc_arenas`` (maps
+    aligned to :data:`GLIBC_HEAP`), ``python_arenas`` (maps of :data:`PYTHON_ARENA`),
+    ``stacks`` (``[stack]``, and maps of :data:`THREAD_STACK` less a guard page),
+    ``other`` (glibc's large
+    blocks, libraries' own maps); ``{}`` when ``smaps`` cannot be read. Guessed from
+    size and alignment, so a large block of exactly one of those sizes is misfiled."""
+    try:
+        with open(smaps) as fh:
+            text = fh.read()
+    except OSError:
+        return {}
+    out = {
+        k: {"rss": 0, "maps": 0}
+        for k in ("brk", "glibc_arenas", "python_arenas", "stacks", "other")
+    }
+    kind: str | None = None
+    for line in text.splitlines():
+        head = _MAP_HEAD.match(line)
+        if head is not None:
+            start, end = int(head[1], 16), int(head[2], 16)
+            perms, inode, name = head[3], int(head[4]), head[5].strip()
+            kind = None
+            if "w" not in perms or (inode != 0 and not name.startswith("[")):
+                continue  # read-only, or a file's pages
+            if name == "[heap]":
+                kind = "brk"
+            elif name == "[stack]" or (not name and 0 <= THREAD_STACK - (end - start) <= 65536):
+                kind = "stacks"
+            elif name:
+                continue  # [vvar], [anon:...] and the like
+            elif start % GLIBC_HEAP == 0 and end - start <= GLIBC_HEAP:
+                kind = "glibc_arenas"
+            elif end - start == PYTHON_ARENA:
+                kind = "python_arenas"
+            else:
+                kind = "other"
+            out[kind]["maps"] += 1
+        elif kind is not None and line.startswith("Rss:"):
+            out[kind]["rss"] += int(line.split()[1]) * 1024
+    return out
+
+
 def hnsw_bytes(count: int, capacity: int, m: int, dim: int) -> int:
     """Bytes hnswlib holds for ``count`` elements in an index of ``capacity`` slots:
     the base layer (``2m`` links, the vector and the label per element), the label map
@@ -123,6 +179,7 @@ def structures(memory: Memory) -> dict[str, Any]:
         "access_stats": len(tiers.stats),
         "outbox_pending": memory.outbox.pending(),
         "pending_moves": memory.events.pending_moves(),
+        "embed_shapes": 0 if memory.embedder is None else len(memory.embedder.shapes),
     }
     if memory.indexer is not None:
         index = memory.indexer.index
@@ -184,6 +241,7 @@ def snapshot(memory: Memory, seq: int) -> dict[str, Any]:
         "at": time.time(),
         "proc": proc_status(),
         "malloc": mallinfo2(),
+        "maps": anon_maps(),
         "structures": structures(memory),
         "python": python_heap(),
     }
