@@ -7,6 +7,8 @@ import os
 import random
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +165,44 @@ def test_warming_up_runs_every_row_count_so_requests_add_none(minilm: Embedder) 
     assert {b * t for b, t in minilm.shapes} == rows
     cold = Embedder(device="cpu", precision=minilm.precision, warm_up=False)
     assert cold.shapes == set()
+
+
+def test_threads_never_use_the_tokenizer_at_once(minilm: Embedder) -> None:
+    # a fast tokenizer keeps its padding setting between calls, so one thread's unpadded
+    # length count must not run while another pads a batch (which once failed a store)
+    tokenizer, inside, most = minilm._tokenizer, [0], [0]
+    errors: list[BaseException] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        time.sleep(0.002)  # widen the window another thread would need
+        try:
+            return tokenizer(*args, **kwargs)
+        finally:
+            inside[0] -= 1
+
+    def work(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            for _ in range(10):
+                n = rng.randint(2, 6)
+                got = minilm.embed([" ".join(["word"] * rng.randint(1, 50)) for _ in range(n)])
+                assert got.shape == (n, 384)
+        except BaseException as exc:  # re-raised below, on the test's thread
+            errors.append(exc)
+
+    minilm._tokenizer = spy
+    try:
+        threads = [threading.Thread(target=work, args=(seed,)) for seed in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        minilm._tokenizer = tokenizer
+    assert not errors, errors[0]
+    assert most[0] == 1
 
 
 def test_padded_lengths_are_16_times_1_or_3_times_a_power_of_two() -> None:

@@ -286,14 +286,10 @@ class Embedder:
         out = np.zeros((len(texts), EMBED_DIM), dtype=np.float32)
         if not texts:
             return out
-        tokens = [
-            len(ids)
-            for ids in self._tokenizer(list(texts), truncation=True, max_length=self._max_tokens)[
-                "input_ids"
-            ]
-        ]
-        order = sorted(range(len(texts)), key=lambda i: -tokens[i])
-        with self._lock:
+        with self._lock:  # a fast tokenizer sets its padding state per call: one at a time
+            counted = self._tokenizer(list(texts), truncation=True, max_length=self._max_tokens)
+            tokens = [len(ids) for ids in counted["input_ids"]]
+            order = sorted(range(len(texts)), key=lambda i: -tokens[i])
             for rows in self._batches(order, tokens):
                 out[rows] = self._forward([texts[i] for i in rows])
         return out
