@@ -15,6 +15,7 @@ from emily.bus.schemas.cognition import ObserveRequest
 from emily.cognition import agent
 from emily.cognition.aif.learning import update_a
 from emily.cognition.learning import (
+    FALLBACK,
     OUTCOME,
     Credit,
     Learner,
@@ -170,3 +171,35 @@ def test_implicit_outcomes_a_correction_and_an_answered_clarification() -> None:
     # another session's turn says nothing about this one's answers
     answered(learner, "recall", session="s2")
     assert learner.implicit(ObserveRequest(text="no, wrong", session="s3")) is None
+
+
+def test_a_fallback_answer_is_remembered_but_credits_no_policy(tmp_path: Path) -> None:
+    learner = Learner(tmp_path / "learning.json")
+    cid = uuid.uuid4()
+    asked = ObserveRequest(text="why is the sky blue", session="s1")
+    need = tuple(agent.decide(STRONG_MEMORY).need.values())
+    learner.credit(cid, asked, Credit("clarify", need, "digest", chosen=False))
+    before = learner.success()
+    # the reply after it is no success of asking, nor a correction a failure of anything
+    assert learner.implicit(ObserveRequest(text="tell me anyway", session="s1")) is None
+    assert learner.implicit(ObserveRequest(text="no, that's wrong", session="s1")) is None
+    fb = learner.feedback(ObserveRequest(feedback="bad", feedback_for=cid))
+    assert fb is not None and fb.weight == 0.0 and fb.source == FALLBACK
+    assert learner.success() == before and learner.snapshot()["updates"] == 0
+    # the flag survives a restart, and a file saved without it reads as chosen
+    learner.save()
+    assert (
+        Learner(learner.path).feedback(ObserveRequest(feedback="good", feedback_for=cid)).weight
+        == 0.0
+    )  # type: ignore[union-attr]
+    state = json.loads((tmp_path / "learning.json").read_text())
+    state["recent"] = [[*row[:4], False, row[5]] for row in state["recent"]]  # unrated
+    (tmp_path / "learning.json").write_text(json.dumps(state))
+    old = Learner(tmp_path / "learning.json").feedback(
+        ObserveRequest(feedback="good", feedback_for=cid)
+    )
+    assert old is not None and old.weight == 1.0
+    state["recent"] = [row[:5] for row in state["recent"]]
+    (tmp_path / "learning.json").write_text(json.dumps(state))
+    with pytest.raises(LearningStateError, match="6 or 7 fields"):
+        Learner(tmp_path / "learning.json")

@@ -43,3 +43,30 @@ def test_the_running_cycle_learns_from_feedback_and_traces_it(fast_reflex: Refle
         assert info.value.reply.code == "not_found"
     finally:
         cognition.close()
+
+
+def test_an_outage_of_the_llm_does_not_teach_the_agent_to_ask_instead(
+    fast_reflex: ReflexModel,
+) -> None:
+    """Without an inference service a question that needs deliberation gets the best
+    policy left; the turns after it are no evidence that asking helps, so once the LLM is
+    back the agent deliberates as before (crediting them once made it ask from then on)."""
+    cognition = Cognition(Reflex(fast_reflex))
+    try:
+        question = ObserveRequest(text="why do tides follow the moon", session="t", allow_llm=True)
+        other = ObserveRequest(text="what should I read about the ocean", session="t")
+        prior = cognition.learner.success()
+        for _ in range(30):
+            reply = cognition.observe(question)
+            assert "inference" in reply.trace.missing and reply.trace.policy != "deliberate"
+            assert any("fallback answer" in n for n in reply.trace.notes), reply.trace.notes
+            cognition.observe(other)
+        assert cognition.learner.success() == prior
+        assert cognition.learner.snapshot()["updates"] == 0
+        # with an LLM up, deliberating is again what the agent would do with the question
+        cognition.responder.llm_up = lambda: True  # type: ignore[method-assign]
+        back = cognition.observe(question).trace
+        best = max(back.policies, key=lambda s: s.probability)
+        assert best.policy == "deliberate", back.policies
+    finally:
+        cognition.close()

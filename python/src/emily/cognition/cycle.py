@@ -209,7 +209,8 @@ class Cognition:
         decision = self._decide(cyc, result, mod.gamma, mod.temperature)
         policy = "reflex" if result.fired else decision.policy
         outcome = self.responder.act(cyc, policy, result)
-        if outcome.action == "clarify" and policy != "clarify":
+        forced = outcome.action == "clarify" and policy != "clarify"  # a fallback
+        if forced:
             policy = "clarify"
         episode = self._store(cyc, policy, outcome.response)
         cyc.latencies["total"] = (time.perf_counter() - cyc.t0) * 1e3
@@ -218,7 +219,14 @@ class Cognition:
             cyc.after.append((self.episodes.background, (self.reflex.adapt, request.text, result)))
         self._record(cyc, policy, decision)
         asked = learning.digest(request.text) if policy == "clarify" else ""
-        credit = learning.Credit(policy, tuple(decision.need.values()), asked)
+        # what a missing service or a failed step made the agent say is no evidence about
+        # its policies: the user who replies to "my language model is unavailable" has
+        # not shown that asking helps, and crediting it once taught the agent to ask
+        # where it should deliberate, from then on
+        chosen = not (forced or cyc.substitute)
+        if not chosen:
+            cyc.notes.append("a fallback answer: its outcome is not credited to any policy")
+        credit = learning.Credit(policy, tuple(decision.need.values()), asked, chosen=chosen)
         self.learner.credit(cyc.id, request, credit)
         trace = build_trace(
             cyc,

@@ -21,7 +21,10 @@ Outcomes: explicit feedback ``good``/``bad`` (about ``feedback_for``, else the s
 last answer), weight 1, counted once per answer; a turn that starts as a correction
 ("no, ...", "that's wrong") is a failure of the answer before it, and a turn after a
 clarifying question that is not the same question again is a success of asking, weight
-0.5 each.
+0.5 each. An answer the agent did not choose (``Credit.chosen`` false: a fallback when
+the LLM or a canned reply was missing, or the best policy left once a missing service
+ruled out the one it wanted) is remembered, so that a later turn credits nothing else
+in its place, but no outcome about it is counted.
 
 Bounds: each ``(need, act)`` column holds at most :attr:`LearningConfig.max_count`
 counts (older evidence is scaled down when it would exceed it, a decay that keeps the
@@ -52,6 +55,8 @@ from emily.ids import uuid7
 OUTCOME = 3
 """Index of the outcome modality (none, success, failure) in the agent's ``A``."""
 FORMAT = 1
+FALLBACK = "feedback on a fallback answer"
+"""The source of a :class:`Learned` about an answer the agent did not choose (weight 0)."""
 _CORRECTION = re.compile(
     r"^\s*(no\b[\s,.!]|nope\b|wrong\b|incorrect\b|not (true|right|correct)\b|"
     r"that('?s| is| was) (not|wrong|incorrect)\b|that isn'?t\b|you('?re| are) wrong\b)",
@@ -96,14 +101,16 @@ class LearningConfig:
 @dataclass(frozen=True)
 class Credit:
     """What a cycle can be credited for: its policy and need posterior ``[4]``, for a
-    clarifying question a digest of the turn it asked about (never the text itself), and
-    whether explicit feedback about it has been counted; ``user`` is whose turn it was."""
+    clarifying question a digest of the turn it asked about (never the text itself),
+    whether explicit feedback about it has been counted, and whether the agent chose
+    the policy (``chosen``; see the module docstring); ``user`` is whose turn it was."""
 
     policy: str
     need: tuple[float, ...]
     asked: str = ""
     rated: bool = False
     user: str = ""
+    chosen: bool = True
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,19 @@ def digest(text: str) -> str:
     """A short digest of a turn's normalised text (to tell a repeat from a reply)."""
     norm = " ".join(text.lower().split())
     return hashlib.sha256(norm.encode()).hexdigest()[:16]
+
+
+def _remembered(row: list[object]) -> tuple[uuid.UUID, Credit]:
+    """One saved ``recent`` row: id, policy, need, asked, rated, user and, in files
+    written since the agent tells fallbacks apart, chosen (absent: chosen)."""
+    if len(row) not in (6, 7):
+        raise ValueError(f"a remembered cycle has 6 or 7 fields, not {len(row)}")
+    k, p, n, a, r, u, *rest = row
+    if not isinstance(n, list):
+        raise ValueError("a remembered cycle's need is a list of 4 probabilities")
+    need = tuple(float(v) for v in n)
+    chosen = bool(rest[0]) if rest else True
+    return uuid.UUID(str(k)), Credit(str(p), need, str(a), bool(r), str(u), chosen)
 
 
 def _session_key(request: ObserveRequest) -> str:
@@ -206,6 +226,9 @@ class Learner:
             good = request.feedback == "good"
             if credit.rated:  # one vote per answer: repeating it cannot push further
                 return Learned(cid, credit.policy, good, 0.0, "feedback already counted")
+            if not credit.chosen:
+                self._recent[cid] = replace(credit, rated=True)
+                return Learned(cid, credit.policy, good, 0.0, FALLBACK)
             self._recent[cid] = replace(credit, rated=True)
             return self._apply(cid, credit, good, self.config.explicit_lr, "feedback")
 
@@ -217,7 +240,7 @@ class Learner:
         with self._lock:
             cid = self._last.get(_session_key(request))
             credit = self._recent.get(cid) if cid is not None else None
-            if cid is None or credit is None:
+            if cid is None or credit is None or not credit.chosen:
                 return None
             if credit.policy == "clarify":
                 if credit.asked == digest(request.text):
@@ -272,7 +295,7 @@ class Learner:
             "pA": self.pA.tolist(),
             "pB": [b.tolist() for b in self.pB],
             "recent": [
-                [str(k), c.policy, list(c.need), c.asked, c.rated, c.user]
+                [str(k), c.policy, list(c.need), c.asked, c.rated, c.user, c.chosen]
                 for k, c in self._recent.items()
             ],
             "last": [[k, str(v)] for k, v in self._last.items()],
@@ -296,10 +319,7 @@ class Learner:
                 raise ValueError("count shapes do not match this agent's model")
             if not (np.isfinite(pA).all() and (pA >= 0).all()):
                 raise ValueError("counts must be finite and non-negative")
-            recent = OrderedDict(
-                (uuid.UUID(k), Credit(str(p), tuple(float(v) for v in n), str(a), bool(r), str(u)))
-                for k, p, n, a, r, u in state["recent"]
-            )
+            recent = OrderedDict(_remembered(row) for row in state["recent"])
             if any(c.policy not in agent.POLICIES for c in recent.values()):
                 raise ValueError("a remembered cycle names an unknown policy")
             last = OrderedDict((str(k), uuid.UUID(v)) for k, v in state["last"])
@@ -356,7 +376,10 @@ def feedback_reply(
             "learning": learner.snapshot(),
         }
     )
-    if not learned.weight:
+    if learned.source == FALLBACK:
+        response = "Noted. That answer was a fallback while a service was missing, so it "
+        response += "does not change how I choose."
+    elif not learned.weight:
         response = "Already noted."
     else:
         response = "Thanks, noted." if learned.success else "Sorry. Noted; I will weigh that."

@@ -105,5 +105,6 @@ def decide(
     if decision.policy == "deliberate" and not llm_up() and not result.fired:
         cyc.missing.append("inference")
         cyc.notes.append("deliberation was the best policy but no inference service is up")
+        cyc.substitute = True
         decision = run([p for p in allowed if p != "deliberate"])
     return decision

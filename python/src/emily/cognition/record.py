@@ -41,6 +41,8 @@ class Cycle:
     told: bool = False
     answer_id: uuid.UUID = field(default_factory=uuid7)
     embedding: list[float] | None = None
+    #: the policy taken stands in for a better one that a missing service ruled out
+    substitute: bool = False
     ttft_ms: float | None = None
     mod: Modulation = field(default_factory=lambda: NEUTRAL)
     result: ReflexResult = field(default_factory=lambda: NO_REFLEX)
