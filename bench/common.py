@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,23 @@ def env_pairs(spec: str) -> dict[str, str]:
             raise SystemExit(f"a setting is KEY=VALUE[,KEY=VALUE], not {kv!r}")
         env[key.strip()] = value.strip()
     return env
+
+
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+"""A ``/metrics`` page's samples by name (``..._total`` for counters): (labels, value)."""
+
+
+def scrape(url: str, timeout_s: float = 10.0) -> Samples:
+    """Every sample of the Prometheus text exposition at ``url``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+        text = resp.read().decode()
+    out: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out.setdefault(s.name, []).append((dict(s.labels), float(s.value)))
+    return out
 
 
 def rss_kib(pid: int) -> int:

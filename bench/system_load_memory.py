@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 
 import hnswlib
 import numpy as np
-from common import pss_tree_kib, rss_kib, slope
+from common import pss_tree_kib, rss_kib, scrape, slope
 from index_rss import measure as index_alone
 
 from emily.memory.config import MemoryConfig
@@ -103,24 +102,16 @@ def index_bytes_per_episode(cfg: MemoryConfig, n: int = 4000) -> float:
 
 def memory_kept(metrics_url: str) -> Kept:
     """Memory's :data:`Kept` figures, from its ``/metrics``."""
-    with urllib.request.urlopen(metrics_url, timeout=5) as resp:
-        text = resp.read().decode()
-    got = dict.fromkeys(
-        (
-            "emily_memory_heap_trims_total",
-            "emily_memory_resident_after_trim_bytes",
-            "emily_memory_embed_shapes",
-            "emily_memory_index_slots",
-        ),
-        -1,
+    names = (
+        "emily_memory_heap_trims_total",
+        "emily_memory_resident_after_trim_bytes",
+        "emily_memory_embed_shapes",
+        "emily_memory_index_slots",
     )
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in got:
-            got[name] = int(float(value))
-    if min(got.values()) < 0:
-        raise RuntimeError(f"{metrics_url} lacks one of {sorted(got)}")
-    trims, kept, shapes, slots = got.values()
+    got = scrape(metrics_url, timeout_s=5)
+    if any(not got.get(n) for n in names):
+        raise RuntimeError(f"{metrics_url} lacks one of {sorted(names)}")
+    trims, kept, shapes, slots = (int(got[n][0][1]) for n in names)
     return trims, kept, shapes, slots
 
 

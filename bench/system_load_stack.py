@@ -10,7 +10,6 @@ by id in the durable store itself.
 from __future__ import annotations
 
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -19,7 +18,7 @@ from pathlib import Path
 import psycopg
 import zenoh
 from cognition_common import bus_env, inference_env, process, raw_call, serve_cmd
-from common import free_port
+from common import free_port, scrape
 
 from emily.bus import BusConfig, Keys, open_session
 from emily.bus.endpoints import CHAT, OBSERVE, RECALL
@@ -88,17 +87,13 @@ def settle(client: zenoh.Session, key: str, quiet_s: float = 10.0) -> int:
 
 def cognition_outbox(metrics_url: str) -> tuple[int, dict[str, float]]:
     """Cognition's pending episodes and its episodes by outcome, read from ``/metrics``."""
-    with urllib.request.urlopen(metrics_url, timeout=30) as resp:
-        text = resp.read().decode()
-    pending, outcomes = -1, {}
-    for line in text.splitlines():
-        if line.startswith("emily_cognition_pending_episodes "):
-            pending = int(float(line.split()[-1]))
-        elif line.startswith("emily_cognition_episodes_total{"):
-            label = line.split('outcome="', 1)[1].split('"', 1)[0]
-            outcomes[label] = float(line.split()[-1])
-    if pending < 0:
+    got = scrape(metrics_url, timeout_s=30)
+    if not got.get("emily_cognition_pending_episodes"):
         raise RuntimeError(f"{metrics_url} has no emily_cognition_pending_episodes")
+    pending = int(got["emily_cognition_pending_episodes"][0][1])
+    outcomes = {
+        labels["outcome"]: value for labels, value in got.get("emily_cognition_episodes_total", [])
+    }
     return pending, outcomes
 
 
