@@ -27,7 +27,7 @@ from emily.bus.keys import Keys
 from emily.bus.messages import ErrorReply
 from emily.bus.rpc import RequestFailed
 from emily.bus.schemas.cognition import MAX_TEXT_CHARS, ObserveRequest
-from emily.bus.schemas.context import ContextValue
+from emily.bus.schemas.context import MEDIA_KEY, ContextValue
 from emily.bus.schemas.perception import (
     CaptionReply,
     CaptionRequest,
@@ -130,8 +130,8 @@ class Perceiver:
             raise RequestFailed(ErrorReply(code="bad_request", message=f"{what}; nothing stored"))
         context = dict(request.context)
         context.update(
+            {MEDIA_KEY: sha},
             modality=request.modality,
-            media_sha256=sha,
             perception_model=model,
             perception_confidence=round(conf, 4),
             **extra,

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from emily.bus.schemas.context import MEDIA_KEY, MEDIA_ORPHANED
 from emily.bus.schemas.facts import Fact
 from emily.bus.schemas.lifecycle import (
     CorrectReply,
@@ -44,8 +45,6 @@ if TYPE_CHECKING:
     from emily.memory.core import Memory
 
 log = logging.getLogger(__name__)
-#: The context key perception sets to the SHA-256 of an episode's media file.
-MEDIA_KEY = "media_sha256"
 
 
 class NotFound(MemoryServiceError):
@@ -167,7 +166,7 @@ def _forget_in_l3(
             sha = media.get(key)
             detail: dict[str, events.Scalar] = {}
             if sha:
-                detail = {MEDIA_KEY: sha, "media_orphaned": sha not in still}
+                detail = {MEDIA_KEY: sha, MEDIA_ORPHANED: sha not in still}
             changes.append(events.Change("forget", user=req.user, episode_id=key, detail=detail))
         events.append(conn, changes)
     return removed

@@ -32,6 +32,7 @@ import zenoh
 from emily.bus import Keys
 from emily.bus.endpoints import EVENTS, MEMORY_OPERATIONS
 from emily.bus.messages import decode
+from emily.bus.schemas.context import MEDIA_KEY, MEDIA_ORPHANED
 from emily.bus.schemas.lifecycle import MAX_PAGE, EventsRequest, MemoryEvent
 from emily.bus.schemas.memory import MemoryOperations
 from emily.errors import BusError, PayloadError
@@ -39,7 +40,6 @@ from emily.perception.media import MediaStore
 
 log = logging.getLogger(__name__)
 CURSOR = ".forget-cursor"
-MEDIA_KEY = "media_sha256"
 #: Seconds a freshly kept file is spared by a reconcile.
 GRACE_S = 600.0
 
@@ -49,7 +49,7 @@ def orphaned(event: MemoryEvent) -> str | None:
     sha = event.detail.get(MEDIA_KEY)
     if event.op != "forget" or not isinstance(sha, str):
         return None
-    return sha if event.detail.get("media_orphaned") is True else None
+    return sha if event.detail.get(MEDIA_ORPHANED) is True else None
 
 
 class MediaJanitor:

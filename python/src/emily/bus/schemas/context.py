@@ -20,6 +20,11 @@ from pydantic import AfterValidator, Field
 MAX_VALUE_CHARS = 1024
 #: Longest key (characters).
 MAX_KEY_CHARS = 64
+#: The context key of a perceived episode that holds the SHA-256 of its media file (set
+#: by cognition's perceive path, read by memory's forget and perception's media cleanup).
+MEDIA_KEY = "media_sha256"
+#: The detail key of a ``forget`` event: no remaining episode names that media.
+MEDIA_ORPHANED = "media_orphaned"
 
 
 def storable(value: str) -> str:
