@@ -15,8 +15,10 @@ adding random unit vectors in batches of 8 under UUIDv7 ids, each batch followed
 searches for k=5 at once (searches on 8 threads at a time keep 8 of hnswlib's visited
 lists, each 2 bytes a slot, as the service's bus workers do). At each count of
 ``--counts`` it calls ``malloc_trim(0)`` and prints one JSON line: the count, the
-capacity, ``VmRSS`` and ``RssAnon``. The growth per element is the least-squares slope
-of ``RssAnon`` over the second half of the counts, as the two benchmarks compute theirs.
+capacity, ``VmRSS``, ``RssAnon`` and its anonymous maps by kind (glibc's arenas,
+Python's, large blocks), as the memory service's heap dumps name them. The growth per
+element is the least-squares slope of ``RssAnon`` over the second half of the counts, as
+the two benchmarks compute theirs.
 
     .venv/bin/python bench/index_rss.py [--kind index] [--counts 2000,4000,...,14000]
 """
@@ -46,11 +48,13 @@ def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def grow(kind: str, counts: list[int], m: int, ef_construction: int) -> list[dict[str, int]]:
     """In this process: grow a ``kind`` index to each of ``counts`` in turn; one row per
-    count (``count``, ``capacity``, ``VmRSS``, ``RssAnon`` in bytes, after a trim)."""
+    count (``count``, ``capacity``, ``VmRSS``, ``RssAnon`` and the anonymous maps by kind,
+    ``maps_<kind>``, :func:`emily.memory.heapdump.anon_maps`, in bytes, after a trim)."""
     import hnswlib
 
     from emily.ids import uuid7
     from emily.memory import malloc
+    from emily.memory.heapdump import anon_maps
     from emily.memory.index import AnnIndex, HnswParams
     from emily.memory.malloc import proc_status
 
@@ -94,7 +98,9 @@ def grow(kind: str, counts: list[int], m: int, ef_construction: int) -> list[dic
             search(_unit(rng, BATCH))
         malloc.trim()
         p = proc_status()
-        rows.append({"count": n, "capacity": capacity(), **{k: p[k] for k in ("VmRSS", "RssAnon")}})
+        maps = {f"maps_{k}": v["rss"] for k, v in anon_maps().items()}
+        kernel = {k: p[k] for k in ("VmRSS", "RssAnon")}
+        rows.append({"count": n, "capacity": capacity(), **kernel, **maps})
     pool.shutdown()
     return rows
 

@@ -28,6 +28,11 @@ def test_each_kind_grows_by_its_vectors_and_links_per_element(kind: str) -> None
     # a 384-float vector and 32 four-byte base-layer links per element, and less
     # than twice that: the process holds nothing else that grows
     assert 384 * 4 + 32 * 4 < per < 2 * (384 * 4 + 32 * 4), per
+    # the maps by kind are there to set beside the service's: the graph is large blocks
+    kinds = ("brk", "glibc_arenas", "python_arenas", "stacks", "other")
+    assert all(f"maps_{k}" in r for r in rows for k in kinds)
+    grew = {k: rows[-1][k] - rows[0][k] for k in ("RssAnon", "maps_other")}
+    assert grew["maps_other"] > 0.5 * grew["RssAnon"], grew  # the rest: links, label map
 
 
 def test_a_slope_needs_two_counts_in_its_second_half_and_a_kind_is_known() -> None:
