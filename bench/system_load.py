@@ -49,6 +49,7 @@ import argparse
 import json
 import os
 import random
+import re
 import tempfile
 import threading
 import time
@@ -119,6 +120,7 @@ _VOCAB = (
     "iris juniper kayak lemon marble nutmeg otter pebble quartz"
 )
 WORDS = _VOCAB.split()
+_NUMBERS = re.compile(r"[0-9a-f]{8}-[0-9a-f-]{27}|\d+(\.\d+)?")
 TIMEOUT_S = {"reflex": 60.0, "recall": 60.0, "store": 60.0, "deliberate": 180.0}
 
 
@@ -134,6 +136,9 @@ class Outcome:
     first_error: dict[str, str] = field(default_factory=dict)
     degraded: Counter[str] = field(default_factory=Counter)
     tiers: dict[str, Counter[str]] = field(default_factory=lambda: {p: Counter() for p in PATHS})
+    #: per path, why cognition answered as it did when it did not deliberate or answer by
+    #: reflex: (tier, what was missing, the trace's notes with ids and numbers cut)
+    why: dict[str, Counter[str]] = field(default_factory=lambda: {p: Counter() for p in PATHS})
     acked: dict[str, uuid.UUID] = field(default_factory=dict)  # request tag -> episode id
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -172,26 +177,33 @@ class Driver:
                 out.first_error.setdefault(path, str(exc)[:300])
             return
         ms = (time.perf_counter() - start) * 1e3
-        acked, degraded, tier = self._check(path, raw)
+        acked, degraded, tier, why = self._check(path, raw)
         with out.lock:
             out.lat[path].append((start - t0, ms))
             out.degraded[path] += degraded
             out.tiers[path][tier] += 1
+            if why:
+                out.why[path][why] += 1
             if acked is not None:
                 out.acked[tag] = acked
 
     @staticmethod
-    def _check(path: str, raw: bytes) -> tuple[uuid.UUID | None, bool, str]:
-        """(the id stored, degraded, who answered) of one reply."""
+    def _check(path: str, raw: bytes) -> tuple[uuid.UUID | None, bool, str, str]:
+        """(the id stored, degraded, who answered, why: see :attr:`Outcome.why`) of one
+        reply."""
         if path == "store":
             store = decode(StoreReply, raw)
-            return store.ids[0], not store.durable, "memory"
+            return store.ids[0], not store.durable, "memory", ""
         if path == "recall":
             hits = decode(RecallReply, raw).hits
-            return None, not hits, hits[0].tier if hits else "none"
+            return None, not hits, hits[0].tier if hits else "none", ""
         trace = decode(ObserveReply, raw).trace
         stored = trace.cycle_id if trace.episode != "skipped" else None
-        return stored, bool(trace.missing), trace.tier
+        why = ""
+        if path == "deliberate" and trace.tier != "deliberation":
+            notes = "; ".join(_NUMBERS.sub("#", n) for n in trace.notes)
+            why = f"{trace.tier} (policy {trace.policy}; missing {trace.missing}): {notes}"
+        return stored, bool(trace.missing), trace.tier, why
 
 
 def drive(
@@ -373,6 +385,7 @@ def run(
                 "degraded": out.degraded[p] + base.degraded[p],
                 "first_error": out.first_error.get(p) or base.first_error.get(p),
                 "answered_by": dict(out.tiers[p]),
+                "why": dict(out.why[p].most_common(8)),
             }
             for p in PATHS
         },

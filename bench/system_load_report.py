@@ -112,6 +112,8 @@ def report(r: dict[str, Any]) -> None:
     print(table(head, rows))
     for p, s in r["paths"].items():
         print(f"  {p} answered by {s['answered_by']}")
+        for why, n in s.get("why", {}).items():
+            print(f"    {n:,} x {why}")
         if s["first_error"]:
             print(f"  first {p} error: {s['first_error']}")
     print(

@@ -24,6 +24,11 @@ def test_ten_clients_for_thirty_seconds_paused_once_lose_nothing(tmp_path: Path)
     assert r["exited"] == [], r["exited"]  # every service ran to the end
     assert {p: s["errors"] for p, s in paths.items()} == dict.fromkeys(paths, 0), paths
     assert all(s["n"] > 0 for s in paths.values()), paths  # every path was driven
+    # each deliberation answered otherwise is counted under the reason its trace gives
+    delib = paths["deliberate"]
+    otherwise = sum(n for tier, n in delib["answered_by"].items() if tier != "deliberation")
+    assert otherwise == 0 or 0 < sum(delib["why"].values()) <= otherwise, delib
+    assert all(why.split(" ")[0] != "deliberation" for why in delib["why"]), delib
     assert r["acked_episodes"] > 0
     assert r["lost"] == 0, r["lost_ids"]
     assert r["duplicated"] == 0, r["duplicated_seqs"]
