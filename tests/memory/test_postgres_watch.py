@@ -9,6 +9,7 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -120,3 +121,23 @@ def test_injected_sigkill_of_postmaster_during_ingest_is_restarted_exactly_once(
         assert call(running.client, STATS, StatsRequest(), StatsReply).episodes == N
     finally:
         watch.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="as another user the server runs as that user")
+def test_a_data_dir_parent_closed_to_0700_still_lets_root_stop_and_start(
+    tmp_path: Path,
+) -> None:
+    """As root, pgserver runs the server as its own user, which must pass through every
+    parent of the data dir; a concurrent pytest session resets its base to 0700."""
+    outer = tmp_path / "outer"
+    pg = EmbeddedPostgres(outer / "pg" / "data", stop_on_exit=False)
+    try:
+        outer.chmod(0o700)
+        pg.stop()
+        outer.chmod(0o700)
+        pg.start()
+        with psycopg.connect(pg.dsn) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        pg.stop()

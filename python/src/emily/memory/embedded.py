@@ -148,11 +148,7 @@ class EmbeddedPostgres:
             self._path.start()
         else:
             with self._server._lock:
-                if self._server.system_user is not None:  # root: the server runs as pgserver
-                    from pgserver.utils import ensure_prefix_permissions
-
-                    # a concurrent pytest session may have reset a parent to 0700
-                    ensure_prefix_permissions(self._server.pgdata)
+                self._reach_data()
                 self._server.ensure_postgres_running()
         log.info("embedded Postgres running on %s", self.dsn)
 
@@ -164,4 +160,14 @@ class EmbeddedPostgres:
         from pgserver._commands import POSTGRES_BIN_PATH
 
         with self._server._lock:
+            self._reach_data()
             pg_ctl_stop(Path(POSTGRES_BIN_PATH), self._server.pgdata, self._server.system_user)
+
+    def _reach_data(self) -> None:
+        """As root the server runs as ``pgserver``, which needs to pass through every
+        parent of its data dir; another program (a concurrent pytest session resets its
+        base to 0700) may have closed one since, so open them again."""
+        if self._server.system_user is not None:
+            from pgserver.utils import ensure_prefix_permissions
+
+            ensure_prefix_permissions(self._server.pgdata)
