@@ -257,6 +257,7 @@ class Embedder:
         self.shape_buckets = cfg.shape_buckets if shape_buckets is None else shape_buckets
         self._tokenizer = model.tokenizer
         self._max_tokens = int(model.max_seq_length)
+        self._pad_id = int(self._tokenizer.pad_token_id or 0)
         bert = model[0].auto_model.eval()
         if self.precision == "bfloat16":
             bert.to(torch.bfloat16)
@@ -287,11 +288,12 @@ class Embedder:
         if not texts:
             return out
         with self._lock:  # a fast tokenizer sets its padding state per call: one at a time
-            counted = self._tokenizer(list(texts), truncation=True, max_length=self._max_tokens)
-            tokens = [len(ids) for ids in counted["input_ids"]]
+            enc = self._tokenizer(list(texts), truncation=True, max_length=self._max_tokens)
+            ids: list[list[int]] = enc["input_ids"]
+            tokens = [len(row) for row in ids]
             order = sorted(range(len(texts)), key=lambda i: -tokens[i])
             for rows in self._batches(order, tokens):
-                out[rows] = self._forward([texts[i] for i in rows])
+                out[rows] = self._forward([ids[i] for i in rows])
         return out
 
     def _batches(self, order: list[int], tokens: list[int]) -> list[list[int]]:
@@ -310,26 +312,24 @@ class Embedder:
             start += n
         return out
 
-    def _forward(self, texts: list[str]) -> npt.NDArray[np.float32]:
+    def _forward(self, rows: list[list[int]]) -> npt.NDArray[np.float32]:
+        """Embeddings of one pass of token-id ``rows`` (as :meth:`embed` tokenised them,
+        longest first): padded on the right, as the tokenizer pads, to the longest row or
+        with :attr:`shape_buckets` to its :func:`padded_length`; the padding is masked out,
+        so the vectors are those of the texts alone."""
         import torch
 
+        longest = len(rows[0])
+        width = padded_length(longest) if self.shape_buckets else longest
+        host = np.full((len(rows), width), self._pad_id, np.int64)
+        real = np.zeros((len(rows), width), np.int64)
+        for r, row in enumerate(rows):
+            host[r, : len(row)] = row
+            real[r, : len(row)] = 1
         with torch.inference_mode():
-            enc = self._tokenizer(
-                texts,
-                padding=True,
-                truncation=True,
-                max_length=self._max_tokens,
-                pad_to_multiple_of=LENGTH_STEP if self.shape_buckets else None,
-                return_tensors="pt",
-            ).to(self.device)
-            ids, mask, types = enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]
-            if self.shape_buckets:
-                # on the right, as the tokenizer pads: masked out, so the vectors are unchanged
-                extra = padded_length(int(ids.shape[1])) - int(ids.shape[1])
-                if extra > 0:
-                    pad = torch.nn.functional.pad
-                    ids = pad(ids, (0, extra), value=int(self._tokenizer.pad_token_id or 0))
-                    mask, types = pad(mask, (0, extra)), pad(types, (0, extra))
+            ids = torch.from_numpy(host).to(self.device)
+            mask = torch.from_numpy(real).to(self.device)
+            types = torch.zeros_like(ids)  # one segment: BERT's type 0 throughout
             self.shapes.add((int(ids.shape[0]), int(ids.shape[1])))
             hidden = self._encoder(ids, mask, types).float()
             weight = mask.unsqueeze(-1).to(hidden.dtype)
