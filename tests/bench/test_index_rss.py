@@ -7,6 +7,7 @@ from types import ModuleType
 
 import pytest
 
+from emily.memory.heapdump import MAP_KINDS
 from tests.bench.helpers import bench_module
 
 
@@ -29,8 +30,7 @@ def test_each_kind_grows_by_its_vectors_and_links_per_element(kind: str) -> None
     # than twice that: the process holds nothing else that grows
     assert 384 * 4 + 32 * 4 < per < 2 * (384 * 4 + 32 * 4), per
     # the maps by kind are there to set beside the service's: the graph is large blocks
-    kinds = ("brk", "glibc_arenas", "python_arenas", "stacks", "other")
-    assert all(f"maps_{k}" in r for r in rows for k in kinds)
+    assert all(f"maps_{k}" in r for r in rows for k in MAP_KINDS)
     grew = {k: rows[-1][k] - rows[0][k] for k in ("RssAnon", "maps_other")}
     assert grew["maps_other"] > 0.5 * grew["RssAnon"], grew  # the rest: links, label map
 

@@ -110,6 +110,8 @@ GLIBC_HEAP = 64 << 20
 PYTHON_ARENA = 1 << 20
 #: The default thread stack (``ulimit -s``) that glibc maps per thread.
 THREAD_STACK = 8 << 20
+#: The kinds :func:`anon_maps` sorts anonymous memory into.
+MAP_KINDS = ("brk", "glibc_arenas", "python_arenas", "stacks", "other")
 _MAP_HEAD = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ (\d+)\s*(.*)$")
 
 
@@ -118,18 +120,15 @@ def anon_maps(smaps: str = "/proc/self/smaps") -> dict[str, dict[str, int]]:
     memory in ``smaps``, by kind: ``brk`` (glibc's main arena), ``glibc_arenas`` (maps
     aligned to :data:`GLIBC_HEAP`), ``python_arenas`` (maps of :data:`PYTHON_ARENA`),
     ``stacks`` (``[stack]``, and maps of :data:`THREAD_STACK` less a guard page),
-    ``other`` (glibc's large
-    blocks, libraries' own maps); ``{}`` when ``smaps`` cannot be read. Guessed from
-    size and alignment, so a large block of exactly one of those sizes is misfiled."""
+    ``other`` (glibc's large blocks, libraries' own maps): :data:`MAP_KINDS`; ``{}`` when
+    ``smaps`` cannot be read. Guessed from size and alignment, so a large block of
+    exactly one of those sizes is misfiled."""
     try:
         with open(smaps) as fh:
             text = fh.read()
     except OSError:
         return {}
-    out = {
-        k: {"rss": 0, "maps": 0}
-        for k in ("brk", "glibc_arenas", "python_arenas", "stacks", "other")
-    }
+    out = {k: {"rss": 0, "maps": 0} for k in MAP_KINDS}
     kind: str | None = None
     for line in text.splitlines():
         head = _MAP_HEAD.match(line)
