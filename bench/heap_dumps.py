@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from common import slope
+from common import slope, table
 
 Dump = dict[str, Any]
 
@@ -91,3 +91,49 @@ def component_rows(
         whole, half = growth(episodes, dumps, read)
         rows.append((label, f"{whole:,.0f}", f"{half:,.0f}", f"{half / own:.2f}x"))
     return rows
+
+
+def _mib(b: float) -> str:
+    return f"{b / 2**20:,.1f}"
+
+
+def checkpoint_table(episodes: Sequence[int], dumps: Sequence[Dump]) -> str:
+    """One row per dump: the kernel's and glibc's figures, the traced Python heap, the
+    index's layout estimate and what the tiers, the access statistics and the embedder
+    held, at ``episodes``."""
+    rows = []
+    for n, d in zip(episodes, dumps, strict=True):
+        p, m, s = d["proc"], d["malloc"], d["structures"]
+        rows.append(
+            (
+                f"{n:,}",
+                _mib(p["VmRSS"]),
+                _mib(p["RssAnon"]),
+                _mib(p["RssFile"]),
+                _mib(m.get("in_use", 0)),
+                _mib(m.get("free", 0)),
+                m.get("arenas", "-"),
+                p.get("Threads", "-"),
+                _mib(d["python"].get("traced_bytes", 0)),
+                _mib(s.get("hnsw_bytes", 0)),
+                f"{s['l0']}/{s['l1']}/{s['l2']}",
+                f"{s['access_stats']:,}",
+                s.get("embed_shapes", "-"),
+            )
+        )
+    head = (
+        "episodes",
+        "RSS MiB",
+        "anon MiB",
+        "file MiB",
+        "malloc used MiB",
+        "malloc free MiB",
+        "arenas",
+        "threads",
+        "Py traced MiB",
+        "hnsw MiB",
+        "L0/L1/L2",
+        "access stats",
+        "embedder shapes",
+    )
+    return table(head, rows)

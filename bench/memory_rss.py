@@ -53,7 +53,7 @@ import numpy as np
 import zenoh
 from cognition_common import bus_env, process, raw_call, serve_cmd
 from common import OUT, env_pairs, free_port, load, load_line, percentile, table
-from heap_dumps import KEPT, component, component_rows, dump
+from heap_dumps import KEPT, checkpoint_table, component, component_rows, dump
 from heap_dumps import growth as heap_growth
 from index_rss import measure as index_alone
 from index_rss import per_element
@@ -240,40 +240,7 @@ def report(v: Variant, alone: dict[str, float]) -> None:
     """Checkpoints, component growth against the index alone (``alone``, by kind) and
     the Python files that grew, of one variant."""
     print(f"\nvariant {v.name} {v.env or ''}")
-    rows = []
-    for n, d in zip(v.episodes, v.dumps, strict=True):
-        p, m, s = d["proc"], d["malloc"], d["structures"]
-        rows.append(
-            (
-                f"{n:,}",
-                mib(p["VmRSS"]),
-                mib(p["RssAnon"]),
-                mib(p["RssFile"]),
-                mib(m.get("in_use", 0)),
-                mib(m.get("free", 0)),
-                m.get("arenas", "-"),
-                p.get("Threads", "-"),
-                mib(d["python"].get("traced_bytes", 0)),
-                mib(s.get("hnsw_bytes", 0)),
-                f"{s['l0']}/{s['l1']}/{s['l2']}",
-                f"{s['access_stats']:,}",
-            )
-        )
-    head = (
-        "episodes",
-        "RSS MiB",
-        "anon MiB",
-        "file MiB",
-        "malloc used MiB",
-        "malloc free MiB",
-        "arenas",
-        "threads",
-        "Py traced MiB",
-        "hnsw MiB",
-        "L0/L1/L2",
-        "access stats",
-    )
-    print(table(head, rows))
+    print(checkpoint_table(v.episodes, v.dumps))
     if v.trimmed is not None:
         before, after = v.trimmed["proc"]["VmRSS"], v.trimmed["after_trim"]["VmRSS"]
         print(f"malloc_trim(0) at the end: RSS {mib(before)} -> {mib(after)} MiB")

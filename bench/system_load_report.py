@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from common import pyplot, save_plot, table
-from heap_dumps import component_rows
+from heap_dumps import checkpoint_table, component_rows
 from system_load_memory import swings
 
 
@@ -42,34 +42,7 @@ def heap_table(dumps: list[dict[str, Any]], alone: float | None) -> None:
     """Memory's heap dumps at the quiet checkpoints: what its structures held at each,
     and the growth per episode of each part of its memory against the index alone."""
     print("\nmemory's heap dumps at the quiet checkpoints (after its trim)")
-    rows = []
-    for d in dumps:
-        s, m, p = d["structures"], d["malloc"], d["after_trim"]
-        rows.append(
-            (
-                f"{d['episodes']:,}",
-                f"{p['RssAnon'] / 2**20:.1f}",
-                f"{m.get('in_use', 0) / 2**20:.1f}",
-                f"{m.get('free', 0) / 2**20:.1f}",
-                m.get("arenas", "-"),
-                d["proc"].get("Threads", "-"),
-                f"{s['l0']}/{s['l1']}/{s['l2']}",
-                f"{s['access_stats']:,}",
-                s.get("embed_shapes", "-"),
-            )
-        )
-    head = (
-        "episodes",
-        "anon MiB",
-        "malloc used MiB",
-        "malloc free MiB",
-        "arenas",
-        "threads",
-        "L0/L1/L2",
-        "access stats",
-        "embedder shapes",
-    )
-    print(table(head, rows))
+    print(checkpoint_table([d["episodes"] for d in dumps], dumps))
     if alone is not None and alone == alone and len(dumps) >= 2:
         crows = component_rows([d["episodes"] for d in dumps], dumps, alone)
         crows.append(("the index alone, grown to the same slots", "", f"{alone:,.0f}", "1.00x"))

@@ -61,3 +61,15 @@ def test_a_dump_is_asked_for_by_signal_and_waited_for(tmp_path: Path) -> None:
     finally:
         signal.signal(signal.SIGUSR2, old)
     assert seen == [signal.SIGUSR2, signal.SIGUSR2]
+
+
+def test_each_dump_is_one_row_of_the_checkpoint_table() -> None:
+    heap = bench_module("heap_dumps")
+    dumps = [_dump(n, 2**20 * n, 2**20) for n in (1, 2)]
+    for d in dumps:
+        d["structures"].update(l0=3, l1=40, l2=500, access_stats=1234, embed_shapes=14)
+    lines = heap.checkpoint_table([1000, 2000], dumps).splitlines()
+    assert lines[0].split()[:3] == ["episodes", "RSS", "MiB"] and "embedder shapes" in lines[0]
+    assert len(lines) == 4  # the header, its rule and one row per dump
+    assert lines[3].split()[:3] == ["2,000", "2.0", "2.0"] and "3/40/500" in lines[3]
+    assert lines[3].split()[-2:] == ["1,234", "14"]
