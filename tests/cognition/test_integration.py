@@ -18,10 +18,11 @@ import pytest
 import zenoh
 
 from emily.bus import BusConfig, Keys, open_session
-from emily.bus.endpoints import CONSOLIDATE, OBSERVE, RECALL
+from emily.bus.endpoints import CONSOLIDATE, FORGET, OBSERVE, RECALL
 from emily.bus.rpc import call, wait_for_server
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
 from emily.bus.schemas.facts import ConsolidateReply, ConsolidateRequest
+from emily.bus.schemas.lifecycle import ForgetRequest
 from emily.bus.schemas.memory import RecallReply, RecallRequest
 from emily.cognition.reflex import Reflex
 from emily.embed import Embedder
@@ -193,6 +194,48 @@ def test_queued_episodes_survive_a_cognition_restart_and_are_stored_once(
     with psycopg.connect(pg_dsn) as conn:
         rows = conn.execute("SELECT id FROM episodes WHERE text = %s", (text,)).fetchall()
     assert len(rows) == 1 and rows[0][0].version == 7
+
+
+def test_a_turn_still_in_cognitions_outbox_when_the_user_forgets_it_is_never_stored(
+    private_reflex: Reflex, pg_dsn: str, memory_embedder: Embedder, tmp_path: Path
+) -> None:
+    """The fault: memory is away while the user says something, so the turn and its
+    answer wait in cognition's outbox, and cognition is down when the user forgets it;
+    the forget finds nothing in Postgres. Cognition restarted on the same state dir then
+    delivers its queue: memory withholds the forgotten turn, stores the rest, and the
+    outbox lets both go."""
+    secret = f"Zarnovel{uuid.uuid4().hex[:6]}"
+    first = start_cognition(private_reflex)
+    try:
+        said = observe(first, f"My locker code is {secret}", allow_llm=False)
+        hello = observe(first, "hello", allow_llm=False)
+        assert said.trace.episode == hello.trace.episode == "queued"
+        assert len(first.service.cognition.episodes.pending) == 4
+    finally:
+        first.close()
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    memory = MemoryProcess(pg_dsn, tmp_path / "memory", memory_embedder, listen=endpoint)
+    try:
+        forgot = FORGET.call(memory.session, KEYS, ForgetRequest(match=secret), timeout_s=30)
+        assert forgot.forgotten == []  # nothing of it is in Postgres yet
+        second = start_cognition(private_reflex, connect=(endpoint,))
+        try:
+            deadline = time.monotonic() + 60
+            while len(second.service.cognition.episodes.pending):  # start-up delivers
+                assert time.monotonic() < deadline, "the queued episodes were never delivered"
+                time.sleep(0.05)
+        finally:
+            second.close()
+        withheld = memory.service.memory.metrics.withheld._value.get()
+    finally:
+        memory.close()
+    turn = said.trace.episode_id
+    assert turn is not None and hello.trace.episode_id is not None
+    assert stored_ids(pg_dsn, [turn]) == [] and withheld >= 1
+    assert stored_ids(pg_dsn, [hello.trace.episode_id]) == [hello.trace.episode_id]
+    with psycopg.connect(pg_dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM episodes WHERE text ILIKE %s", (f"%{secret}%",))
+        assert row.fetchone() == (0,)
 
 
 def stored_ids(dsn: str, ids: list[uuid.UUID]) -> list[uuid.UUID]:

@@ -98,7 +98,7 @@ def test_ingest_reads_standard_input_for_a_dash(
     monkeypatch.setattr("sys.stdin", piped)
     assert main(["memory", "ingest", "-", "--json"]) == 0  # no --quiet, not a terminal
     out = capsys.readouterr()
-    assert json.loads(out.out) == {"stored": 2, "queued": 0}
+    assert json.loads(out.out) == {"stored": 2, "queued": 0, "withheld": 0}
     assert out.err == ""  # no progress bar where stderr is not a terminal
     assert cli_env.service.memory.store.count() == 2
 
@@ -125,7 +125,7 @@ def test_export_round_trips_through_ingest_and_the_lifecycle_verbs(
     assert sorted(e["text"] for e in exported) == sorted(s["text"] for s in said[:3])
     assert sorted(line["fact"]["value"] for line in lines if "fact" in line) == ["Lisbon", "Rex"]
 
-    # forget everything of alice's, then ingest the export: the same episodes come back
+    # forget everything of alice's, then restore the export: the same episodes come back
     assert main(["memory", "forget", "--match", "dog", "--user", "alice", "--dry-run"]) == 0
     assert "would forget 2 episodes" in capsys.readouterr().err
     ids = [e["id"] for e in exported]
@@ -133,7 +133,10 @@ def test_export_round_trips_through_ingest_and_the_lifecycle_verbs(
     assert "forgot 3 episodes and 2 facts" in capsys.readouterr().err
     assert main(["memory", "forget", ids[0], "--user", "alice"]) == 1  # gone already
     capsys.readouterr()
-    assert main(["memory", "ingest", str(out), "--quiet"]) == 0
+    # the forget's mark withholds what it named, unless the ingest restores on purpose
+    assert main(["memory", "ingest", str(out), "--quiet", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"stored": 0, "queued": 0, "withheld": 3}
+    assert main(["memory", "ingest", str(out), "--quiet", "--restore"]) == 0
     captured = capsys.readouterr()
     assert "stored 3 episodes" in captured.out and "2 fact lines skipped" in captured.err
     again = tmp_path / "again.jsonl"

@@ -92,7 +92,7 @@ def ingest(args: argparse.Namespace) -> int:
             raw[6] = 0x80 | (raw[6] & 0x0F)  # version 8
             raw[8] = 0x80 | (raw[8] & 0x3F)  # RFC 9562 variant
             episodes[i] = ep.model_copy(update={"id": uuid.UUID(bytes=bytes(raw))})
-    queued = done = 0
+    queued = done = withheld = 0
     try:
         with (
             bus_client(args, STORE) as client,
@@ -105,8 +105,10 @@ def ingest(args: argparse.Namespace) -> int:
         ):
             for i in range(0, len(episodes), args.batch):
                 batch = episodes[i : i + args.batch]
-                reply = client.call(STORE, StoreRequest(episodes=batch), args.timeout)
+                req = StoreRequest(episodes=batch, restore=getattr(args, "restore", False))
+                reply = client.call(STORE, req, args.timeout)
                 queued += reply.queued
+                withheld += len(reply.withheld)
                 done += len(batch)
                 bar.update(len(batch))
     except (Exception, KeyboardInterrupt):
@@ -118,10 +120,17 @@ def ingest(args: argparse.Namespace) -> int:
         )
         raise
     if getattr(args, "json", False):
-        print(json.dumps({"stored": len(episodes), "queued": queued}))
+        stored = len(episodes) - withheld
+        print(json.dumps({"stored": stored, "queued": queued, "withheld": withheld}))
         return 0
     note = f" ({queued} queued in the outbox until Postgres is back)" if queued else ""
-    print(f"stored {len(episodes)} episodes{note}")
+    print(f"stored {len(episodes) - withheld} episodes{note}")
+    if withheld:
+        print(
+            f"{withheld} episodes withheld: a forget made after they were said covers them; "
+            "--restore stores them anyway",
+            file=sys.stderr,
+        )
     if skipped:
         print(
             f"{skipped} fact lines skipped: facts are drawn again from the statements by "
@@ -239,6 +248,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     i.add_argument("--timeout", type=float, default=120.0, help="seconds per batch")
     i.add_argument("--quiet", action="store_true", help="no progress bar")
     i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.add_argument(
+        "--restore",
+        action="store_true",
+        help="store even episodes an earlier forget covers (a deliberate re-ingest)",
+    )
     i.set_defaults(func=ingest)
     r = verbs.add_parser("recall", help="the nearest episodes to a text")
     r.add_argument("text")

@@ -64,6 +64,10 @@ class MemoryConfig:
         in days; 0 keeps events whatever their age.
     events_keep_max : the event log keeps at most this many newest events; 0 sets no
         count bound. Both 0 keep every event forever.
+    forget_marks_days : how long a forget's mark is kept, in days: until then an episode
+        said before the forget and delivered after it (a turn still queued in
+        cognition's outbox) is withheld, not stored (:mod:`emily.memory.forget_marks`);
+        0 leaves no marks.
     """
 
     dsn: str = ""
@@ -103,6 +107,7 @@ class MemoryConfig:
     malloc_arena_max: int = 2
     events_keep_days: float = 30.0
     events_keep_max: int = 1_000_000
+    forget_marks_days: float = 7.0
 
     def __post_init__(self) -> None:
         if self.consolidate_interval_s < 0:
@@ -119,6 +124,10 @@ class MemoryConfig:
             )
         if self.events_keep_max < 0:
             raise ConfigError("memory.events_keep_max must be >= 0 events (0: no count bound)")
+        if not 0 <= self.forget_marks_days <= 365:
+            raise ConfigError(
+                "memory.forget_marks_days must be in [0, 365] days (0: forgets leave no marks)"
+            )
 
     @classmethod
     def load(cls) -> MemoryConfig:

@@ -32,6 +32,7 @@ from emily.memory.config import MemoryConfig
 from emily.memory.errors import StoreUnavailable
 from emily.memory.events import LOGGED, EventLog, Retention
 from emily.memory.filters import dialogue_only, matches
+from emily.memory.forget_marks import ForgetMarks
 from emily.memory.hybrid import fuse, graph_candidates
 from emily.memory.index import HnswParams
 from emily.memory.indexer import Indexer
@@ -74,6 +75,8 @@ class Memory:
         self.device = pick_device(cfg.device)
         self.events = EventLog(store.connection)
         self.retention = Retention(cfg.events_keep_days, cfg.events_keep_max)
+        self.marks = ForgetMarks(store.connection, cfg.forget_marks_days)
+        self.metrics.forget_marks.set_function(lambda: len(self.marks))
         self.tiers = TieredMemory(
             cfg.root,
             L0(cfg.l0_capacity, self.device),
@@ -137,13 +140,15 @@ class Memory:
                 emb = computed[row_of[i]]
             records.append(Record.from_input(ep, ep.id or uuid7(), normalize(emb)))
         durable = True
+        withheld: list[uuid.UUID] = []
         try:
             self.drain_outbox()  # keep order: older queued episodes first
             if self.outbox.pending():
                 raise StoreUnavailable("the outbox is still draining")
-            self._insert(records)
-            self.metrics.stored.inc(len(records))
+            withheld = self._insert(records, check=not req.restore)
         except StoreUnavailable as exc:
+            if req.restore:  # queued, it would meet the marks on delivery: not restored
+                raise
             log.warning("store of %d episodes queued in the outbox: %s", len(records), exc)
             self.outbox.put(records)
             self.metrics.queued.inc(len(records))
@@ -151,15 +156,27 @@ class Memory:
         self.metrics.outbox_pending.set(self.outbox.pending())
         self.events.notify()  # stores are logged by Postgres; the relay publishes them
         return StoreReply(
-            ids=[r.id for r in records], durable=durable, queued=0 if durable else len(records)
+            ids=[r.id for r in records],
+            durable=durable,
+            queued=0 if durable else len(records),
+            withheld=withheld,
         )
 
-    def _insert(self, records: Sequence[Record]) -> int:
-        """Commit to L3, then index what Postgres accepted; returns rows inserted."""
-        inserted = self.store.insert(records)
-        if self.indexer is not None:
-            self.indexer.add(records)
-        return inserted
+    def _insert(self, records: Sequence[Record], check: bool = True) -> list[uuid.UUID]:
+        """Commit to L3 what no forget mark withholds (everything when not ``check``),
+        then index what Postgres accepted; returns the ids withheld
+        (:mod:`emily.memory.forget_marks`)."""
+        keep, withheld = self.marks.split(records) if check else (list(records), [])
+        if keep:
+            self.store.insert(keep)
+            if self.indexer is not None:
+                self.indexer.add(keep)
+            self.metrics.stored.inc(len(keep))
+        if withheld:
+            # ids only: the text is what the user asked to forget
+            log.info("withheld %d episodes an earlier forget covers", len(withheld))
+            self.metrics.withheld.inc(len(withheld))
+        return [r.id for r in withheld]
 
     def drain_outbox(self) -> int:
         """Deliver queued episodes to Postgres; returns how many were delivered."""
@@ -169,7 +186,6 @@ class Memory:
             done = self.outbox.drain(self._insert)
         self.metrics.outbox_pending.set(self.outbox.pending())
         if done:
-            self.metrics.stored.inc(done)
             log.info("outbox delivered %d episodes", done)
         return done
 
@@ -424,7 +440,7 @@ class Memory:
         maintain_every = min(60.0, self.cfg.idle_s / 10)
 
         def loop() -> None:
-            last_save = last_maintain = last_trim = time.monotonic()
+            last_save = last_maintain = last_trim = last_marks = time.monotonic()
             while not self._stop.wait(period):
                 try:
                     if time.monotonic() - last_trim >= malloc.TRIM_EVERY_S:
@@ -440,6 +456,9 @@ class Memory:
                         self.tiers.save()
                         last_save = time.monotonic()
                     self.events.maintain(self.retention, self.metrics)  # bounded log
+                    if time.monotonic() - last_marks >= 60:
+                        self.marks.trim()
+                        last_marks = time.monotonic()
                 except Exception:  # keep the maintenance thread alive
                     log.exception("memory maintenance failed; retrying")
 

@@ -6,7 +6,9 @@ line: the cache tiers (an L2 slot is wiped, not only freed), the in-process inde
 the outbox. A crash between the two leaves only caches that disagree with L3, and the
 start-up reconciliation (tiers' ``drop_missing``, the index's reconcile) drops them, so
 a forgotten episode never comes back. A queued copy in the outbox is removed before the
-transaction, since delivering it later would store the episode again.
+transaction, since delivering it later would store the episode again, and the forget
+leaves a mark that withholds a copy still queued elsewhere (cognition's outbox) when it
+arrives (:mod:`emily.memory.forget_marks`).
 
 Every verb is scoped: only ``user``'s episodes are read or changed, and another user's
 id is reported like an absent one.
@@ -38,6 +40,7 @@ from emily.bus.schemas.lifecycle import (
 )
 from emily.memory import events
 from emily.memory.errors import MemoryServiceError
+from emily.memory.forget_marks import Mark
 from emily.memory.record import Record, normalize
 from emily.memory.store import Conn
 
@@ -127,7 +130,8 @@ def forget(memory: Memory, req: ForgetRequest) -> ForgetReply:
             missing = [k for k in wanted if k not in media]
             if not req.dry_run:
                 memory.outbox.remove([k for k in gone if k in queued])
-            facts_removed = _forget_in_l3(memory, conn, req, gone, media, queued)
+            facts_removed, mark = _forget_in_l3(memory, conn, req, gone, media, queued)
+        memory.marks.noted(mark)
     if not req.dry_run and gone:
         memory.tiers.remove(gone)
         if memory.indexer is not None:
@@ -146,11 +150,13 @@ def _forget_in_l3(
     gone: list[uuid.UUID],
     media: dict[uuid.UUID, str | None],
     queued: dict[uuid.UUID, Record],
-) -> int:
-    """Delete ``gone`` and their facts, and log it, in one transaction (rolled back on a
-    dry run); returns the facts removed."""
+) -> tuple[int, Mark | None]:
+    """Delete ``gone`` and their facts, log it and leave the forget's mark
+    (:mod:`emily.memory.forget_marks`), in one transaction (rolled back on a dry run);
+    returns the facts removed and the mark, ``None`` on a dry run."""
     rollback = conn.transaction(force_rollback=req.dry_run)
     with rollback:
+        mark = memory.marks.add(conn, req.user, match=req.match, ids=req.ids or ())
         conn.execute("DELETE FROM episodes WHERE id = ANY(%s) AND user_name = %s", (gone, req.user))
         removed = _drop_facts(conn, gone)
         shas = sorted({s for s in media.values() if s})
@@ -169,7 +175,7 @@ def _forget_in_l3(
                 detail = {MEDIA_KEY: sha, MEDIA_ORPHANED: sha not in still}
             changes.append(events.Change("forget", user=req.user, episode_id=key, detail=detail))
         events.append(conn, changes)
-    return removed
+    return removed, None if req.dry_run else mark
 
 
 def _facts_of(conn: Conn, episode: uuid.UUID) -> list[Fact]:

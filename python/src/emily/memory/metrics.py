@@ -40,6 +40,14 @@ class MemoryMetrics:
             registry=r,
         )
         self.stored = Counter("emily_memory_stored", "Episodes committed to Postgres", registry=r)
+        self.withheld = Counter(
+            "emily_memory_withheld",
+            "Episodes not stored because an earlier forget covered them (forget marks)",
+            registry=r,
+        )
+        self.forget_marks = Gauge(
+            "emily_memory_forget_marks", "Forget marks kept (forget_marks_days)", registry=r
+        )
         self.queued = Counter(
             "emily_memory_outbox_queued", "Episodes written to the outbox", registry=r
         )

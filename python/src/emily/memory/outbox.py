@@ -27,7 +27,7 @@ from emily.memory.errors import StoreUnavailable
 from emily.memory.record import Record
 
 log = logging.getLogger(__name__)
-Deliver = Callable[[Sequence[Record]], int]
+Deliver = Callable[[Sequence[Record]], object]  # what it returns is not used
 
 
 class Outbox:

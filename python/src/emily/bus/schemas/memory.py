@@ -133,9 +133,15 @@ class Episode(Message):
 
 
 class StoreRequest(Message):
-    """``memory/store``: one episode or a batch of up to :data:`MAX_BATCH`."""
+    """``memory/store``: one episode or a batch of up to :data:`MAX_BATCH`.
+
+    ``restore`` stores even what an earlier forget covers (``emily memory ingest
+    --restore``: a deliberate re-ingest of an export); such a store is never queued in
+    the outbox, so while Postgres is away it fails with ``unavailable``.
+    """
 
     episodes: list[EpisodeIn] = Field(min_length=1, max_length=MAX_BATCH)
+    restore: bool = False
 
 
 class StoreReply(Message):
@@ -144,11 +150,15 @@ class StoreReply(Message):
     ``durable`` is true when every episode is committed to Postgres; false when some
     were written to the local outbox because Postgres was unreachable (``queued`` of
     them). Queued episodes are delivered later, exactly once; nothing is lost.
+    ``withheld`` lists the ids (also in ``ids``) that were not stored because a forget
+    made after they were said covers them: a turn that waited in a queue while the
+    user forgot it.
     """
 
     ids: list[uuid.UUID]
     durable: bool
     queued: int = Field(ge=0)
+    withheld: list[uuid.UUID] = Field(default_factory=list)
 
 
 class RecallFilters(Message):
