@@ -16,7 +16,17 @@ import emily
 ROOT = Path(emily.__file__).parent
 SERVICES = ("memory", "inference", "cognition", "perception")
 # what every layer may build on: nothing here imports a service or the CLI
-BOTTOM = ("bus", "observe", "config", "runtime", "embed", "errors", "ids", "llamacpp")
+BOTTOM = (
+    "bus",
+    "observe",
+    "config",
+    "runtime",
+    "embed",
+    "errors",
+    "ids",
+    "llamacpp",
+    "sqlite_wal",
+)
 # on top: may use every service (the CLI, the configuration reference, the MCP server)
 TOP = ("cli", "configref", "mcp")
 

@@ -36,6 +36,7 @@ from typing import Literal
 from emily.bus.messages import decode
 from emily.bus.schemas.memory import EpisodeIn
 from emily.errors import PayloadError
+from emily.sqlite_wal import truncate_wal
 
 log = logging.getLogger(__name__)
 
@@ -142,12 +143,7 @@ class EpisodeOutbox:
             (count,) = self._db.execute("SELECT count(*) FROM episodes").fetchone()
             if count:
                 return False
-            try:
-                (busy, _, _) = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            except sqlite3.Error as exc:
-                log.warning("outbox WAL not emptied: %s", exc)
-                return False
-        return not busy
+            return truncate_wal(self._db, "episode outbox")
 
     def peek(self, limit: int) -> list[tuple[int, EpisodeIn]]:
         """The oldest ``limit`` episodes with their sequence numbers.

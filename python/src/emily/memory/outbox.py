@@ -25,6 +25,7 @@ import numpy as np
 
 from emily.memory.errors import StoreUnavailable
 from emily.memory.record import Record
+from emily.sqlite_wal import truncate_wal
 
 log = logging.getLogger(__name__)
 Deliver = Callable[[Sequence[Record]], object]  # what it returns is not used
@@ -142,7 +143,7 @@ class Outbox:
             if db is None:
                 raise StoreUnavailable(f"the outbox cannot drop queued episodes: {self.error}")
             cur = db.executemany("DELETE FROM outbox WHERE id = ?", [(str(k),) for k in ids])
-            _forget_wal(db)
+            truncate_wal(db, "outbox after a delete")  # see emily.sqlite_wal
             return int(cur.rowcount)
 
     def drain(self, deliver: Deliver, batch: int = 1000) -> int:
@@ -163,7 +164,7 @@ class Outbox:
             with self._lock:
                 assert self._db is not None  # peek returned rows: it is open
                 self._db.execute("DELETE FROM outbox WHERE seq <= ?", (items[-1][0],))
-                _forget_wal(self._db)
+                truncate_wal(self._db, "outbox after a delivery")
             done += len(items)
 
     def close(self) -> None:
@@ -173,13 +174,3 @@ class Outbox:
                 self._db.close()
                 self._db = None
             self._failed_at = float("inf")  # closed for good
-
-
-def _forget_wal(db: sqlite3.Connection) -> None:
-    """Checkpoint and empty the WAL after a delete: its older frames still hold the
-    deleted rows' text, which an episode delivered and then forgotten must not leave
-    behind. Deletes are rare (a forget of a queued episode, a drain after an outage)."""
-    try:
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    except sqlite3.Error as exc:  # a reader holds the WAL: the next delete retries
-        log.warning("outbox WAL not emptied after a delete: %s", exc)
