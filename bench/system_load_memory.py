@@ -2,12 +2,13 @@
 each second, what the memory service keeps after its heap trims, and their growth per
 stored episode against the index alone.
 
-Memory's resident set also holds the heap freed since its last trim (every 30 s), so
-it swings with the load. What it keeps is its resident set right after a trim
-(``emily_memory_resident_after_trim_bytes``); :class:`Sampler` takes one row per new
-trim under load, and :func:`quiet_kept` one after the load has paused and the stack has
-settled, when no request's working memory is held. :func:`kept_growth` sets either
-series' slope against the index alone grown to the same counts in a process of its own
+Memory's resident set also holds the heap freed since its last trim (every
+``heap_trim_s``, 30 s by default), so it swings with the load. What it keeps is its
+resident set right after a trim (``emily_memory_resident_after_trim_bytes``):
+:class:`Sampler` takes one row per new trim under load, and :func:`quiet_kept` one
+after the load has paused and the stack has settled, when no request's working memory
+is held. :func:`kept_growth` sets either series' slope against the index alone grown
+to the same counts in a process of its own
 (``bench/index_rss.py``).
 """
 
@@ -23,7 +24,6 @@ from common import pss_tree_kib, rss_kib, scrape, slope
 from index_rss import measure as index_alone
 
 from emily.memory.config import MemoryConfig
-from emily.memory.malloc import TRIM_EVERY_S
 
 #: From memory's metrics: heap trims so far, resident bytes after the last, the
 #: embedder's input shapes, and the slots its index has used (live and removed).
@@ -118,7 +118,7 @@ def memory_kept(metrics_url: str) -> Kept:
 def quiet_kept(
     settled: Callable[[], int],
     kept: Callable[[], Kept],
-    limit_s: float = 3 * TRIM_EVERY_S,
+    limit_s: float = 90.0,
     poll_s: float = 0.5,
 ) -> tuple[int, int, int, int]:
     """Memory's episodes, kept bytes, embedder input shapes and index slots from its
@@ -170,7 +170,7 @@ def growth(rows: list[tuple[float, int, dict[str, int]]], name: str) -> tuple[fl
 def swings(
     rows: list[tuple[float, int, dict[str, int]]], name: str, window_s: float = 30.0
 ) -> list[tuple[float, int, float, float]]:
-    """Per whole ``window_s`` of samples (memory gives freed heap back every 30 s): its
+    """Per whole ``window_s`` of samples (memory gives freed heap back every ``heap_trim_s``): its
     start (s), the episodes at its least sample, and process ``name``'s least and
     greatest size (MiB)."""
     out = []

@@ -10,12 +10,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from emily.errors import ConfigError
 from emily.memory import malloc
 from emily.memory.config import MemoryConfig
 from emily.memory.core import Memory
+from emily.memory.metrics import MemoryMetrics
+from emily.memory.store import PgStore
 
 # 200 MiB in 64 KiB blocks (below glibc's mmap threshold: on the heap), every block
 # freed but the last, which pins the heap's top so free() alone cannot shrink it
@@ -45,18 +48,24 @@ def test_trim_gives_freed_heap_pages_back() -> None:
     assert int(out[1]) > 150 * 2**20, f"RSS fell by {int(out[1]) / 2**20:.0f} MiB only"
 
 
-def test_the_background_loop_trims_the_heap(
-    memory: Memory, monkeypatch: pytest.MonkeyPatch
+def test_the_background_loop_trims_the_heap_every_heap_trim_s(
+    pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    cfg = MemoryConfig(state=tmp_path / "memory", hnsw_m=8, heap_trim_s=0.05)
+    memory = Memory(cfg, PgStore(pg_dsn, cfg), None, metrics=MemoryMetrics())
     calls: list[float] = []
-    monkeypatch.setattr(malloc, "TRIM_EVERY_S", 0.0)
     monkeypatch.setattr(malloc, "trim", lambda: calls.append(time.monotonic()) or True)
-    memory.start_background(period_s=0.01)
-    for _ in range(3000):
-        if len(calls) >= 3:
-            break
-        time.sleep(0.01)
+    try:
+        memory.start_background(period_s=0.01)
+        for _ in range(3000):
+            if len(calls) >= 3:
+                break
+            time.sleep(0.01)
+    finally:
+        memory.close()
     assert len(calls) >= 3 and memory.trims >= 3
+    gaps = np.diff(calls)
+    assert gaps.min() >= 0.05  # none sooner than heap_trim_s after the one before
 
 
 def test_proc_status_reads_every_line_it_names_in_bytes(tmp_path: Path) -> None:

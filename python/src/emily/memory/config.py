@@ -60,6 +60,8 @@ class MemoryConfig:
         start, before its threads); fewer arenas keep less freed memory resident. 0
         leaves glibc's own choice (eight per core, or ``MALLOC_ARENA_MAX`` from the
         environment).
+    heap_trim_s : seconds between two trims of the heap (``malloc_trim``: freed pages go
+        back to the kernel, and ``emily_memory_resident_after_trim_bytes`` is exported).
     events_keep_days : how long the event log (``emily memory events``) keeps an event,
         in days; 0 keeps events whatever their age.
     events_keep_max : the event log keeps at most this many newest events; 0 sets no
@@ -105,6 +107,7 @@ class MemoryConfig:
     inference_node: str = ""
     llm_timeout_s: float = 30.0
     malloc_arena_max: int = 2
+    heap_trim_s: float = 30.0
     events_keep_days: float = 30.0
     events_keep_max: int = 1_000_000
     forget_marks_days: float = 7.0
@@ -118,6 +121,8 @@ class MemoryConfig:
             raise ConfigError("memory.llm_timeout_s must be > 0 seconds")
         if not 0 <= self.malloc_arena_max <= 1024:
             raise ConfigError("memory.malloc_arena_max is 0 (glibc's choice) to 1024 arenas")
+        if not 0 < self.heap_trim_s <= 3600:
+            raise ConfigError("memory.heap_trim_s must be in (0, 3600] seconds")
         if not 0 <= self.events_keep_days <= 36500:
             raise ConfigError(
                 "memory.events_keep_days must be in [0, 36500] days (0: no age bound)"

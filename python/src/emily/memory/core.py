@@ -443,7 +443,7 @@ class Memory:
             last_save = last_maintain = last_trim = last_marks = time.monotonic()
             while not self._stop.wait(period):
                 try:
-                    if time.monotonic() - last_trim >= malloc.TRIM_EVERY_S:
+                    if time.monotonic() - last_trim >= self.cfg.heap_trim_s:
                         self.trim_heap()
                         last_trim = time.monotonic()
                     self.drain_outbox()

@@ -25,8 +25,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-#: Seconds between trims in the memory service's maintenance loop.
-TRIM_EVERY_S = 30.0
 #: glibc's ``mallopt`` parameter number of the arena bound (malloc.h).
 M_ARENA_MAX = -8
 
