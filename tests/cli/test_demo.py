@@ -1,6 +1,7 @@
-"""``emily up --demo`` gives the same answers on every run, not only on a fresh state
-dir: run twice on one state dir (memory keeps the first run's episodes), each run in a
-new session, the answers are equal; and its questions are answered from its statements."""
+"""``emily up --demo`` starts every service, answers its questions from its statements
+and stops; and it gives the same answers on every run, not only on a fresh state dir:
+run twice on one state dir (memory keeps the first run's episodes), each run in a new
+session, the answers are equal."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from emily.cli.main import main
 from emily.cli.up import DEMO
 from tests.conftest import free_port
 
@@ -33,14 +35,40 @@ def demo_run(state: Path) -> tuple[str, dict[str, str]]:
         cmd, env={**os.environ, **env}, capture_output=True, text=True, timeout=1200
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    answers = dict(re.findall(r"^> ([^\n]*)\n(.*?)   \[\w+\]$", out.stdout, flags=re.M | re.S))
-    assert list(answers) == list(DEMO), out.stdout
-    return out.stdout, answers
+    return out.stdout, answers_of(out.stdout)
 
 
-def test_the_demo_answers_the_same_on_every_run(tmp_path: Path) -> None:
+def answers_of(out: str) -> dict[str, str]:
+    """The answer ``emily up --demo`` printed for each demo line, in order."""
+    answers = dict(re.findall(r"^> ([^\n]*)\n(.*?)   \[\w+\]$", out, flags=re.M | re.S))
+    assert list(answers) == list(DEMO), out
+    return answers
+
+
+def test_the_demo_starts_every_service_answers_and_the_same_on_every_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the first run in this process (the autouse fixture's state dir), perception too
+    for port in ("COGNITION__HTTP", "INFERENCE__HTTP", "MEMORY__METRICS", "PERCEPTION__METRICS"):
+        monkeypatch.setenv(f"EMILY_{port}_PORT", str(free_port()))
+    endpoint = f"tcp/127.0.0.1:{free_port()}"
+    args = ["up", "--demo", "--stop-after-demo", "--endpoint", endpoint, "--node", "uptest"]
+    assert main(args) == 0
+    first_out = capsys.readouterr().out
+    names = ("memory", "inference", "perception", "cognition")
+    for name in names:
+        assert f"{name:<10} up" in first_out
+    # the questions are answered from the statements, never with a question
+    asked = first_out.split("> What is my favourite tea?", 1)[1]
+    assert "lapsang souchong" in asked and "Lisbon" in asked
+    replies = [ln for ln in asked.splitlines() if ln.strip() and not ln.startswith("> ")]
+    assert replies and not any("?" in ln for ln in replies), replies
+    assert first_out.rstrip().endswith("stopped")
     state = tmp_path / "state"
-    first_out, first = demo_run(state)
+    assert {p.name for p in (state / "logs").iterdir()} == {f"{n}.log" for n in names}
+    first = answers_of(first_out)
+
+    # the second on the same state dir, in a process of its own
     second_out, second = demo_run(state)
     assert second == first
     sessions = re.findall(r"demo \(session (demo-\w+)\)", first_out + second_out)

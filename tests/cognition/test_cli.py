@@ -1,11 +1,11 @@
-"""``emily observe``, ``emily trace`` and ``emily up`` (CLI modules of the cognition issue)."""
+"""``emily observe`` and ``emily trace`` against the real cognition service (``emily up
+--demo`` is tested in tests/cli/test_demo.py)."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -65,28 +65,3 @@ def test_trace_times_out_with_advice(
     use_bus(monkeypatch, cognition.endpoint)
     assert main(["trace", "--timeout", "0.5"]) == 1
     assert "emily observe" in capsys.readouterr().err
-
-
-@pytest.mark.slow
-def test_up_demo_starts_the_stack_answers_and_stops(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    monkeypatch.setenv("EMILY_COGNITION__HTTP_PORT", str(free_port()))
-    monkeypatch.setenv("EMILY_INFERENCE__HTTP_PORT", str(free_port()))
-    monkeypatch.setenv("EMILY_MEMORY__METRICS_PORT", str(free_port()))
-    monkeypatch.setenv("EMILY_PERCEPTION__METRICS_PORT", str(free_port()))
-    endpoint = f"tcp/127.0.0.1:{free_port()}"
-    args = ["up", "--demo", "--stop-after-demo", "--endpoint", endpoint, "--node", "uptest"]
-    assert main(args) == 0
-    out = capsys.readouterr().out
-    for name in ("memory", "inference", "perception", "cognition"):
-        assert f"{name:<10} up" in out
-    # the questions are answered from the statements, never with a question
-    answers = out.split("> What is my favourite tea?", 1)[1]
-    assert "lapsang souchong" in answers and "Lisbon" in answers
-    replies = [ln for ln in answers.splitlines() if ln.strip() and not ln.startswith("> ")]
-    assert replies and not any("?" in ln for ln in replies), replies
-    assert out.rstrip().endswith("stopped")
-    logs = tmp_path / "state" / "logs"
-    names = ("memory", "inference", "perception", "cognition")
-    assert {p.name for p in logs.iterdir()} == {f"{n}.log" for n in names}
