@@ -35,6 +35,10 @@ RUFF := $(VENV)/bin/ruff
 endif
 
 PYTEST_ARGS ?=
+# pytest's worker processes (pytest-xdist): each has its own session fixtures (an
+# embedded Postgres, MiniLM, the llama.cpp service); 0 runs every test in
+# pytest's own process.
+PYTEST_WORKERS ?= 2
 LINT_PATHS := python/src tests $(wildcard bench)
 
 .PHONY: help setup setup-test apt-run apt-test run test lint typecheck pytest clean
@@ -108,7 +112,7 @@ lint: setup-test  ## ruff (lint and format) and mypy
 	cd python && $(if $(EMILY_NIX_SHELL),,../)$(PY) -m mypy
 
 pytest: setup-test  ## the test suite with coverage (includes the Nix parse/eval checks)
-	$(PY) -m pytest -c python/pyproject.toml --rootdir . \
+	$(PY) -m pytest -c python/pyproject.toml --rootdir . -n $(PYTEST_WORKERS) \
 	  --cov=emily --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)
 
 test: lint pytest  ## every check that can run on this machine
