@@ -13,6 +13,7 @@ import numpy as np
 import psycopg
 import pytest
 
+from emily.bus.schemas.context import MEDIA_KEY, MEDIA_ORPHANED
 from emily.bus.schemas.lifecycle import ForgetRequest
 from emily.bus.schemas.memory import EMBED_DIM, EpisodeIn, StoreRequest
 from emily.errors import ConfigError
@@ -34,9 +35,10 @@ def vector() -> list[float]:
     return [float(x) for x in normalize(RNG.standard_normal(EMBED_DIM))]
 
 
-def said(text: str, user: str = "default", episode_id: uuid.UUID | None = None) -> EpisodeIn:
+def said(text: str, user: str = "default", media: str | None = None) -> EpisodeIn:
     """An episode as cognition queues it: its UUIDv7 id made when it was said."""
-    return EpisodeIn(id=episode_id or uuid7(), text=text, user=user, embedding=vector())
+    context = {MEDIA_KEY: media} if media else {}
+    return EpisodeIn(id=uuid7(), text=text, user=user, embedding=vector(), context=context)
 
 
 def record(ep: EpisodeIn) -> Record:
@@ -196,3 +198,27 @@ def test_injected_postgres_kill_a_restore_is_refused_not_queued(
         assert memory.outbox.pending() == 1
     finally:
         pg_server.start()
+
+
+def forget_events(dsn: str) -> list[tuple[uuid.UUID, dict[str, object]]]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT episode_id, detail FROM memory_events WHERE op = 'forget' ORDER BY seq"
+        ).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def test_a_withheld_episode_is_logged_forgotten_with_its_media_for_perception(
+    memory: Memory, pg_dsn: str
+) -> None:
+    photo, shared = "a" * 64, "b" * 64
+    alone = said("a photo of my passport, Q7714", media=photo)
+    twin = said("a voice note: Q7714 is the number", media=shared)
+    forget(memory, ForgetRequest(match="q7714"))
+    kept = said("a voice note, the rest of it", media=shared)  # said after: stored
+    reply = memory.store_episodes(StoreRequest(episodes=[alone, twin, kept]))
+    assert reply.withheld == [alone.id, twin.id]
+    assert forget_events(pg_dsn) == [
+        (alone.id, {MEDIA_KEY: photo, MEDIA_ORPHANED: True}),
+        (twin.id, {MEDIA_KEY: shared, MEDIA_ORPHANED: False}),  # ``kept`` still names it
+    ]
