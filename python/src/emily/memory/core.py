@@ -32,11 +32,12 @@ from emily.memory.config import MemoryConfig
 from emily.memory.errors import StoreUnavailable
 from emily.memory.events import LOGGED, EventLog, Retention
 from emily.memory.filters import dialogue_only, matches
-from emily.memory.forget_marks import ForgetMarks, log_withheld
+from emily.memory.forget_marks import ForgetMarks
 from emily.memory.hybrid import fuse, graph_candidates
 from emily.memory.index import HnswParams
 from emily.memory.indexer import Indexer
 from emily.memory.l0 import L0, pick_device
+from emily.memory.lifecycle import forget_withheld
 from emily.memory.metrics import MemoryMetrics
 from emily.memory.outbox import Outbox
 from emily.memory.record import Record, normalize
@@ -174,7 +175,7 @@ class Memory:
             self.metrics.stored.inc(len(keep))
         if withheld:
             with self.store.connection() as conn:  # perception deletes orphaned media
-                log_withheld(conn, withheld)
+                forget_withheld(conn, withheld)
             self.events.notify()
             # ids only: the text is what the user asked to forget
             log.info("withheld %d episodes an earlier forget covers", len(withheld))

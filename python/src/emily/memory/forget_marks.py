@@ -15,9 +15,10 @@ delivery, an ingest) withholds an episode a mark covers:
   perception send has one), else at their timestamp. What the user says after a forget
   is stored as usual, even when it repeats the forgotten words.
 
-A withheld episode is logged as forgotten (a ``forget`` event, with its media's hash and
-whether a stored episode still names that media), so that perception deletes a
-recording or an image whose only episode was withheld, as it would after a forget.
+A withheld episode is logged as forgotten (:func:`emily.memory.lifecycle.forget_withheld`:
+a ``forget`` event with its media's hash and whether a stored episode still names that
+media), so that perception deletes a recording or an image whose only episode was
+withheld, as it would after a forget.
 
 A mark holds the forget's words, which the user wants gone, so it is kept only
 ``forget_marks_days`` days (7 by default: longer than a turn is expected to wait in a
@@ -33,8 +34,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from emily.bus.schemas.context import MEDIA_KEY, MEDIA_ORPHANED
-from emily.memory import events
 from emily.memory.record import Record
 from emily.memory.store import Conn
 
@@ -163,26 +162,3 @@ class ForgetMarks:
     def __len__(self) -> int:
         with self._lock:
             return len(self._marks) if self._marks is not None else 0
-
-
-def log_withheld(conn: Conn, withheld: Sequence[Record]) -> None:
-    """Log a ``forget`` of each of ``withheld``, in one transaction on ``conn``, with the
-    detail a forget gives: the episode's ``media_sha256`` (when its context has one) and
-    ``media_orphaned`` (no stored episode names that media)."""
-    shas = sorted({s for r in withheld if isinstance(s := r.context.get(MEDIA_KEY), str)})
-    named: set[str] = set()
-    with conn.transaction():
-        if shas:
-            rows = conn.execute(
-                "SELECT DISTINCT context ->> %s FROM episodes WHERE context ->> %s = ANY(%s)",
-                (MEDIA_KEY, MEDIA_KEY, shas),
-            ).fetchall()
-            named = {str(r[0]) for r in rows}
-        changes = []
-        for rec in withheld:
-            sha = rec.context.get(MEDIA_KEY)
-            detail: dict[str, events.Scalar] = {}
-            if isinstance(sha, str):
-                detail = {MEDIA_KEY: sha, MEDIA_ORPHANED: sha not in named}
-            changes.append(events.Change("forget", user=rec.user, episode_id=rec.id, detail=detail))
-        events.append(conn, changes)

@@ -20,7 +20,7 @@ import dataclasses
 import importlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -159,23 +159,44 @@ def _forget_in_l3(
         mark = memory.marks.add(conn, req.user, match=req.match, ids=req.ids or ())
         conn.execute("DELETE FROM episodes WHERE id = ANY(%s) AND user_name = %s", (gone, req.user))
         removed = _drop_facts(conn, gone)
-        shas = sorted({s for s in media.values() if s})
-        still = {r.context.get(MEDIA_KEY) for k, r in queued.items() if k not in media}
-        if shas:
-            rows = conn.execute(
-                "SELECT DISTINCT context ->> %s FROM episodes WHERE context ->> %s = ANY(%s)",
-                (MEDIA_KEY, MEDIA_KEY, shas),
-            ).fetchall()
-            still |= {r[0] for r in rows}
-        changes = []
-        for key in gone:
-            sha = media.get(key)
-            detail: dict[str, events.Scalar] = {}
-            if sha:
-                detail = {MEDIA_KEY: sha, MEDIA_ORPHANED: sha not in still}
-            changes.append(events.Change("forget", user=req.user, episode_id=key, detail=detail))
+        queued_media = {r.context.get(MEDIA_KEY) for k, r in queued.items() if k not in media}
+        still = queued_media | _named_media(conn, media.values())
+        changes = [_forget_change(req.user, key, media.get(key), still) for key in gone]
         events.append(conn, changes)
     return removed, None if req.dry_run else mark
+
+
+def _named_media(conn: Conn, shas: Iterable[object]) -> set[object]:
+    """Which of the media hashes ``shas`` a stored episode still names."""
+    wanted = sorted({s for s in shas if isinstance(s, str) and s})
+    if not wanted:
+        return set()
+    rows = conn.execute(
+        "SELECT DISTINCT context ->> %s FROM episodes WHERE context ->> %s = ANY(%s)",
+        (MEDIA_KEY, MEDIA_KEY, wanted),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _forget_change(
+    user: str, key: uuid.UUID, sha: object, still: Collection[object]
+) -> events.Change:
+    """The ``forget`` event of episode ``key``: with its media's hash ``sha`` (when it
+    has one) and whether that media is now orphaned (named by nothing in ``still``)."""
+    detail: dict[str, events.Scalar] = {}
+    if isinstance(sha, str) and sha:
+        detail = {MEDIA_KEY: sha, MEDIA_ORPHANED: sha not in still}
+    return events.Change("forget", user=user, episode_id=key, detail=detail)
+
+
+def forget_withheld(conn: Conn, withheld: Sequence[Record]) -> None:
+    """Log a ``forget`` of each episode a forget mark withheld
+    (:mod:`emily.memory.forget_marks`), in one transaction on ``conn``, with the detail a
+    forget gives, so that perception deletes media whose only episode was withheld."""
+    with conn.transaction():
+        still = _named_media(conn, (r.context.get(MEDIA_KEY) for r in withheld))
+        changes = [_forget_change(r.user, r.id, r.context.get(MEDIA_KEY), still) for r in withheld]
+        events.append(conn, changes)
 
 
 def _facts_of(conn: Conn, episode: uuid.UUID) -> list[Fact]:
