@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
+from typing import ClassVar
 
 import psycopg
 import pytest
@@ -75,11 +76,34 @@ def test_injected_fault_in_one_part_rolls_back_every_part(split_store: PgStore) 
     assert split_store.insert(recs) == 400
 
 
+class _WatchedBarrier(threading.Barrier):
+    """A barrier that notes every abort made after it had let its parties through."""
+
+    aborts_after_release: ClassVar[list[bool]] = []
+
+    def __init__(self, parties: int) -> None:
+        super().__init__(parties)
+        self.released = False
+
+    def wait(self, timeout: float | None = None) -> int:
+        index = super().wait(timeout)
+        self.released = True
+        return index
+
+    def abort(self) -> None:
+        self.aborts_after_release.append(self.released)
+        super().abort()
+
+
 def test_injected_fault_at_one_parts_commit_is_stored_exactly_once_on_retry(
-    split_store: PgStore,
+    split_store: PgStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A failure between the two commits leaves one part stored; the retry of the whole
-    batch (what the outbox does) adds exactly the rest."""
+    """A failure between the two commits leaves the other part stored, whatever the
+    threads' timing, and the retry of the whole batch (what the outbox does) adds exactly
+    the rest. An abort of the barrier after it released would roll the other part back
+    only when its thread woke late: the watched barrier shows none is made."""
+    monkeypatch.setattr(threading, "Barrier", _WatchedBarrier)
+    _WatchedBarrier.aborts_after_release = []
     recs = records(400)
     recs[350] = replace(recs[350], text="poison")
     with split_store.connection() as conn:
@@ -90,6 +114,7 @@ def test_injected_fault_at_one_parts_commit_is_stored_exactly_once_on_retry(
         )
     with pytest.raises(psycopg.errors.RaiseException, match="injected fault"):
         split_store.insert(recs)
+    assert True not in _WatchedBarrier.aborts_after_release
     assert split_store.all_ids() == {r.id for r in recs[:200]}  # the first part committed
     with split_store.connection() as conn:
         conn.execute("DROP TRIGGER poison ON episodes")

@@ -340,8 +340,9 @@ def copy_parallel(conns: Sequence[Conn], table: str, records: Sequence[Record]) 
     server's backends work in parallel), and the parts commit only once every part's
     ``COPY`` went through: an error in one part (bad data, a stored id, a lost
     connection) rolls all of them back and is raised. Only a failure between the
-    commits leaves part of the batch stored; a retry of the batch must then skip the
-    stored ids (``PgStore.insert`` does, through its staging table).
+    commits (a deferred constraint, the server lost mid-commit) leaves part of the
+    batch stored: every part but the failed one. A retry of the batch must then skip
+    the stored ids (``PgStore.insert`` does, through its staging table).
 
     A part that waits for a lock longer than ``lock_timeout`` (1 s) fails with
     ``LockNotAvailable``: an id in two parts (or in two concurrent batches) makes one
@@ -359,14 +360,20 @@ def copy_parallel(conns: Sequence[Conn], table: str, records: Sequence[Record]) 
     errors: list[BaseException] = []
 
     def part(i: int) -> None:
+        passed = False
         try:
             with conns[i].transaction():
                 if k > 1:
                     conns[i].execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
                 copy(conns[i], table, records[bounds[i] : bounds[i + 1]])
                 barrier.wait()  # commit only once every part's COPY went through
+                passed = True
         except BaseException as exc:
-            barrier.abort()  # the parts still waiting roll back
+            # Before the barrier, the parts still waiting roll back. Past it, every part
+            # is committing: an abort then would reach only a part whose thread had not
+            # yet woken from the barrier, so whether it committed would depend on timing.
+            if not passed:
+                barrier.abort()
             errors.append(exc)
 
     threads = [threading.Thread(target=part, args=(i,), daemon=True) for i in range(1, k)]
