@@ -16,7 +16,8 @@ searches for k=5 at once (searches on 8 threads at a time keep 8 of hnswlib's vi
 lists, each 2 bytes a slot, as the service's bus workers do). At each count of
 ``--counts`` it calls ``malloc_trim(0)`` and prints one JSON line: the count, the
 capacity, ``VmRSS``, ``RssAnon`` and its anonymous maps by kind (glibc's arenas,
-Python's, large blocks), as the memory service's heap dumps name them. The growth per
+Python's, large blocks), as the memory service's heap dumps name them, and the large
+blocks one by one with the index's arrays that lie in them. The growth per
 element is the least-squares slope of ``RssAnon`` over the second half of the counts, as
 the two benchmarks compute theirs.
 
@@ -54,7 +55,7 @@ def grow(kind: str, counts: list[int], m: int, ef_construction: int) -> list[dic
 
     from emily.ids import uuid7
     from emily.memory import malloc
-    from emily.memory.heapdump import anon_maps
+    from emily.memory.heapdump import array_owners, index_arrays, maps_and_blocks
     from emily.memory.index import AnnIndex, HnswParams
     from emily.memory.malloc import proc_status
 
@@ -72,6 +73,9 @@ def grow(kind: str, counts: list[int], m: int, ef_construction: int) -> list[dic
 
         def capacity() -> int:
             return ann.capacity
+
+        def owners() -> dict[str, tuple[int, int]]:
+            return array_owners(index_arrays(ann))
     elif kind == "hnswlib":
         graph = hnswlib.Index(space="ip", dim=384)
         graph.init_index(max_elements=1024, ef_construction=ef_construction, M=m)
@@ -87,6 +91,9 @@ def grow(kind: str, counts: list[int], m: int, ef_construction: int) -> list[dic
 
         def capacity() -> int:
             return int(graph.get_max_elements())
+
+        def owners() -> dict[str, tuple[int, int]]:
+            return {}
     else:
         raise ValueError(f"an index kind is one of {KINDS}, not {kind!r}")
     rows, n = [], 0
@@ -98,9 +105,10 @@ def grow(kind: str, counts: list[int], m: int, ef_construction: int) -> list[dic
             search(_unit(rng, BATCH))
         malloc.trim()
         p = proc_status()
-        maps = {f"maps_{k}": v["rss"] for k, v in anon_maps().items()}
+        by_kind, blocks = maps_and_blocks(owners())
+        maps = {f"maps_{k}": v["rss"] for k, v in by_kind.items()}
         kernel = {k: p[k] for k in ("VmRSS", "RssAnon")}
-        rows.append({"count": n, "capacity": capacity(), **kernel, **maps})
+        rows.append({"count": n, "capacity": capacity(), **kernel, **maps, "large_blocks": blocks})
     pool.shutdown()
     return rows
 

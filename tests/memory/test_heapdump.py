@@ -8,10 +8,13 @@ import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from emily.ids import uuid7
 from emily.memory import heapdump
 from emily.memory.core import Memory
+from emily.memory.index import AnnIndex
 from tests.memory.helpers import records
 
 
@@ -40,6 +43,12 @@ def test_a_dump_names_the_kernels_glibcs_and_memorys_own_figures(
         maps = data["maps"]
         assert maps["brk"]["rss"] > 0 and maps["python_arenas"]["maps"] >= 1
         assert maps["stacks"]["maps"] >= 2  # the main thread's and the dumper's at least
+        assert {"stats.count", "stats.ids.keys", "id_map.keys"} <= set(
+            heapdump.memory_arrays(memory)
+        )
+        blocks = data["large_blocks"]
+        assert sum(b["rss"] for b in blocks) <= maps["other"]["rss"]
+        assert all(set(b) == {"size", "rss", "owner"} for b in blocks)
         s = data["structures"]
         assert s["embed_shapes"] == (0 if memory.embedder is None else len(memory.embedder.shapes))
         assert s["indexed"] == 50 and s["labels"] == 50
@@ -113,3 +122,36 @@ def test_anonymous_maps_are_told_apart_by_size_and_alignment(tmp_path: Path) -> 
         "other": {"rss": 3072 * kib, "maps": 1},  # a large block; the file and r-- maps skipped
     }
     assert heapdump.anon_maps(str(tmp_path / "missing")) == {}
+
+
+def test_large_blocks_are_listed_largest_first_with_the_arrays_they_hold(tmp_path: Path) -> None:
+    smaps = tmp_path / "smaps"
+    smaps.write_text(_SMAPS)
+    inside, outside = 0x7F1002000000 + 4096, 0x7F1003000000
+    owners = {
+        "b": (inside, inside + 64),
+        "a": (inside, inside + 64),
+        "c": (outside, outside + 64),  # the file's map, not a large block
+        "d": (0x7F1001FFF000, 0x7F1002000010),  # begins before the block, ends in it
+    }
+    got = heapdump.large_blocks(owners, str(smaps))
+    assert got == [{"size": 0x300000, "rss": 3072 * 1024, "owner": "a,b,d"}]
+    assert heapdump.large_blocks(None, str(smaps), min_rss=4 << 20) == []
+    # one read serves both
+    both = heapdump.maps_and_blocks(owners, str(smaps))
+    assert both == (heapdump.anon_maps(str(smaps)), got)
+    assert heapdump.large_blocks(None, str(tmp_path / "missing")) == []
+
+
+def test_array_owners_name_each_arrays_data_and_skip_empty_ones() -> None:
+    a = np.ones(5 << 20)  # 40 MiB: above glibc's largest mmap threshold, a map of its own
+    got = heapdump.array_owners({"a": a, "empty": np.empty(0), "none": None})
+    assert got == {"a": (a.ctypes.data, a.ctypes.data + a.nbytes)}
+    # found by its address among this process's maps
+    owned = [b for b in heapdump.large_blocks(got) if b["owner"] == "a"]
+    assert len(owned) == 1 and owned[0]["size"] >= a.nbytes, owned
+    index = AnnIndex(capacity=16)
+    index.add([uuid7()], np.ones((1, 384), np.float32) / np.sqrt(384))
+    names = heapdump.index_arrays(index)
+    assert {"id_map.keys", "id_map.sorted", "scopes.user", "scopes.row"} <= set(names)
+    assert any(n.startswith("scopes.part") and n.endswith(".labels") for n in names)

@@ -6,7 +6,8 @@ Off unless asked for, so the served path is unchanged:
   (replaced atomically; ``seq`` counts the dumps): the kernel's view (``VmRSS``,
   ``RssAnon``, ``RssFile``), glibc's (:func:`mallinfo2`: bytes in use and bytes free but
   kept, and how many malloc arenas there are), the anonymous mappings by kind
-  (:func:`anon_maps`: glibc's arenas, Python's, thread stacks, the rest), the sizes of
+  (:func:`anon_maps`: glibc's arenas, Python's, thread stacks, the rest), the large
+  blocks one by one with the arrays they hold (:func:`large_blocks`), the sizes of
   memory's own structures
   (index, scope partitions, tiers, access statistics) and, with tracemalloc on, the
   Python allocations made since start-up by file. ``SIGUSR2`` does the same, then calls
@@ -33,11 +34,14 @@ import tracemalloc
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from emily.memory import malloc
 from emily.memory.malloc import proc_status
 
 if TYPE_CHECKING:
     from emily.memory.core import Memory
+    from emily.memory.index import AnnIndex
 
 log = logging.getLogger(__name__)
 DIAG_ENV = "EMILY_MEMORY_DIAG"
@@ -112,24 +116,22 @@ PYTHON_ARENA = 1 << 20
 THREAD_STACK = 8 << 20
 #: The kinds :func:`anon_maps` sorts anonymous memory into.
 MAP_KINDS = ("brk", "glibc_arenas", "python_arenas", "stacks", "other")
+#: The fewest resident bytes of a large block that a dump lists.
+LARGE_MIN = 64 << 10
 _MAP_HEAD = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ (\d+)\s*(.*)$")
 
 
-def anon_maps(smaps: str = "/proc/self/smaps") -> dict[str, dict[str, int]]:
-    """Resident bytes (``rss``) and mappings (``maps``) of the anonymous, writable
-    memory in ``smaps``, by kind: ``brk`` (glibc's main arena), ``glibc_arenas`` (maps
-    aligned to :data:`GLIBC_HEAP`), ``python_arenas`` (maps of :data:`PYTHON_ARENA`),
-    ``stacks`` (``[stack]``, and maps of :data:`THREAD_STACK` less a guard page),
-    ``other`` (glibc's large blocks, libraries' own maps): :data:`MAP_KINDS`; ``{}`` when
-    ``smaps`` cannot be read. Guessed from size and alignment, so a large block of
-    exactly one of those sizes is misfiled."""
+def _anon(smaps: str) -> list[tuple[int, int, str, int]] | None:
+    """Every anonymous, writable map of ``smaps``: ``(start, end, kind, rss)``, the kind
+    as :func:`anon_maps` names it; ``None`` when ``smaps`` cannot be read."""
     try:
         with open(smaps) as fh:
             text = fh.read()
     except OSError:
-        return {}
-    out = {k: {"rss": 0, "maps": 0} for k in MAP_KINDS}
+        return None
+    out: list[tuple[int, int, str, int]] = []
     kind: str | None = None
+    start = end = 0
     for line in text.splitlines():
         head = _MAP_HEAD.match(line)
         if head is not None:
@@ -150,10 +152,85 @@ def anon_maps(smaps: str = "/proc/self/smaps") -> dict[str, dict[str, int]]:
                 kind = "python_arenas"
             else:
                 kind = "other"
-            out[kind]["maps"] += 1
         elif kind is not None and line.startswith("Rss:"):
-            out[kind]["rss"] += int(line.split()[1]) * 1024
+            out.append((start, end, kind, int(line.split()[1]) * 1024))
+            kind = None
     return out
+
+
+def anon_maps(smaps: str = "/proc/self/smaps") -> dict[str, dict[str, int]]:
+    """Resident bytes (``rss``) and mappings (``maps``) of the anonymous, writable
+    memory in ``smaps``, by kind: ``brk`` (glibc's main arena), ``glibc_arenas`` (maps
+    aligned to :data:`GLIBC_HEAP`), ``python_arenas`` (maps of :data:`PYTHON_ARENA`),
+    ``stacks`` (``[stack]``, and maps of :data:`THREAD_STACK` less a guard page),
+    ``other`` (glibc's large blocks, libraries' own maps): :data:`MAP_KINDS`; ``{}`` when
+    ``smaps`` cannot be read. Guessed from size and alignment, so a large block of
+    exactly one of those sizes is misfiled."""
+    return _by_kind(_anon(smaps))
+
+
+def _by_kind(maps: list[tuple[int, int, str, int]] | None) -> dict[str, dict[str, int]]:
+    if maps is None:
+        return {}
+    out = {k: {"rss": 0, "maps": 0} for k in MAP_KINDS}
+    for _, _, kind, rss in maps:
+        out[kind]["maps"] += 1
+        out[kind]["rss"] += rss
+    return out
+
+
+def large_blocks(
+    owners: dict[str, tuple[int, int]] | None = None,
+    smaps: str = "/proc/self/smaps",
+    min_rss: int = LARGE_MIN,
+) -> list[dict[str, Any]]:
+    """The large blocks (``other`` maps of :func:`anon_maps`) of at least ``min_rss``
+    resident bytes, largest first: ``size`` and ``rss`` in bytes, and ``owner``, the
+    names of ``owners`` (name to the address range of its data, as :func:`array_owners`
+    gives) whose data overlaps the map, joined by commas (empty when none does). The
+    kernel may split one block into several maps (a first page apart from the rest),
+    so an owner is matched by overlap, not by its first address."""
+    return _large(_anon(smaps), owners, min_rss)
+
+
+def _large(
+    maps: list[tuple[int, int, str, int]] | None,
+    owners: dict[str, tuple[int, int]] | None,
+    min_rss: int,
+) -> list[dict[str, Any]]:
+    found = []
+    for start, end, kind, rss in maps or []:
+        if kind != "other" or rss < min_rss:
+            continue
+        names = sorted(n for n, (lo, hi) in (owners or {}).items() if lo < end and start < hi)
+        found.append({"size": end - start, "rss": rss, "owner": ",".join(names)})
+    return sorted(found, key=lambda b: (-b["rss"], b["owner"]))
+
+
+def maps_and_blocks(
+    owners: dict[str, tuple[int, int]] | None = None, smaps: str = "/proc/self/smaps"
+) -> tuple[dict[str, dict[str, int]], list[dict[str, Any]]]:
+    """:func:`anon_maps` and :func:`large_blocks` from one read of ``smaps``, so that the
+    blocks listed are among the maps counted."""
+    maps = _anon(smaps)
+    return _by_kind(maps), _large(maps, owners, LARGE_MIN)
+
+
+def array_owners(arrays: dict[str, np.ndarray[Any, Any] | None]) -> dict[str, tuple[int, int]]:
+    """Each array's data, ``(first address, one past its last byte)``, by name, for
+    :func:`large_blocks` (``None`` and empty arrays skipped)."""
+    return {
+        name: (int(a.ctypes.data), int(a.ctypes.data) + a.nbytes)
+        for name, a in arrays.items()
+        if a is not None and a.size
+    }
+
+
+def index_arrays(index: AnnIndex) -> dict[str, np.ndarray[Any, Any] | None]:
+    """The NumPy arrays an index keeps for every slot: its id map's and scope table's
+    columns and each user partition's labels and vectors, by name."""
+    ids = {f"id_map.{n}": a for n, a in index.label_of.arrays().items()}
+    return {**ids, **{f"scopes.{n}": a for n, a in index.scopes.arrays().items()}}
 
 
 def hnsw_bytes(count: int, capacity: int, m: int, dim: int) -> int:
@@ -212,6 +289,16 @@ def structures(memory: Memory) -> dict[str, Any]:
     return out
 
 
+def memory_arrays(memory: Memory) -> dict[str, np.ndarray[Any, Any] | None]:
+    """:func:`index_arrays` of memory's index, and its access statistics' columns."""
+    out: dict[str, np.ndarray[Any, Any] | None] = {
+        f"stats.{n}": a for n, a in memory.tiers.stats.arrays().items()
+    }
+    if memory.indexer is not None:
+        out.update(index_arrays(memory.indexer.index))
+    return out
+
+
 def python_heap(top: int = 25) -> dict[str, Any]:
     """Python allocations traced since start-up, by file (top ``top``), and the gc-tracked
     objects made since start-up by type (the start-up heap is frozen, so not counted)."""
@@ -235,12 +322,14 @@ def python_heap(top: int = 25) -> dict[str, Any]:
 
 def snapshot(memory: Memory, seq: int) -> dict[str, Any]:
     """One dump (see the module docstring)."""
+    maps, blocks = maps_and_blocks(array_owners(memory_arrays(memory)))
     return {
         "seq": seq,
         "at": time.time(),
         "proc": proc_status(),
         "malloc": mallinfo2(),
-        "maps": anon_maps(),
+        "maps": maps,
+        "large_blocks": blocks,
         "structures": structures(memory),
         "python": python_heap(),
     }

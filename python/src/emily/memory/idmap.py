@@ -228,6 +228,15 @@ class IdMap(Mapping[uuid.UUID, int]):
             self._sorted, self._slabel = s, lab
         self._ns = need
 
+    def arrays(self) -> dict[str, np.ndarray[Any, Any]]:
+        """The map's NumPy columns by name (for :mod:`~emily.memory.heapdump`)."""
+        return {
+            "keys": self._keys,
+            "live": self._live,
+            "sorted": self._sorted,
+            "slabel": self._slabel,
+        }
+
     def nbytes(self) -> int:
         """Bytes of the arrays (allocated) and an estimate for the unsorted dict."""
         arrays = (self._keys, self._live, self._sorted, self._slabel)

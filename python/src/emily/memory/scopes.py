@@ -23,7 +23,7 @@ bytes per label, where Python dicts and ints would take some hundred.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import get_args
+from typing import Any, get_args
 
 import hnswlib
 import numpy as np
@@ -116,6 +116,15 @@ class ScopeTable:
         self.act = np.zeros(16, np.int8)
         self.row = np.zeros(16, np.int32)  # the label's row in its partition
         self.parts: dict[int, Part] = {}
+
+    def arrays(self) -> dict[str, np.ndarray[Any, Any] | None]:
+        """The table's NumPy columns by name, and each partition's labels and vectors."""
+        out: dict[str, np.ndarray[Any, Any] | None] = {
+            n: getattr(self, n) for n in ("user", "agent", "session", "role", "act", "row")
+        }
+        for code, part in self.parts.items():
+            out[f"part{code}.labels"], out[f"part{code}.vecs"] = part.labels, part.vecs
+        return out
 
     def _intern(self, name: str | None) -> int:
         if name is None:

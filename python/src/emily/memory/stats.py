@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +62,11 @@ class AccessStats:
         self._slots = IdMap()
         self._count = np.zeros(16, np.float32)
         self._last = np.zeros(16, np.float64)
+
+    def arrays(self) -> dict[str, np.ndarray[Any, Any]]:
+        """The statistics' NumPy columns by name, their id map's among them."""
+        ids = {f"ids.{n}": a for n, a in self._slots.arrays().items()}
+        return {"count": self._count, "last": self._last, **ids}
 
     def __len__(self) -> int:
         return len(self._slots)
