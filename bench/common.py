@@ -142,6 +142,19 @@ def slope(xs: Sequence[float], ys: Sequence[float], min_points: int = 3) -> floa
     return float(np.polyfit(np.asarray(xs, float), np.asarray(ys, float), 1)[0])
 
 
+def slope_se(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
+    """Least-squares slope of ``ys`` over ``xs`` and its standard error (the residuals'
+    spread over the spread of ``xs``); ``(nan, nan)`` with fewer than 3 points or every
+    ``x`` the same."""
+    x, y = np.asarray(xs, float), np.asarray(ys, float)
+    if len(x) < 3 or np.ptp(x) == 0:
+        return float("nan"), float("nan")
+    b, a = np.polyfit(x, y, 1)
+    resid = y - (a + b * x)
+    se = np.sqrt(float(resid @ resid) / (len(x) - 2) / float(((x - x.mean()) ** 2).sum()))
+    return float(b), float(se)
+
+
 def env_pairs(spec: str) -> dict[str, str]:
     """``K=V,K2=V2`` -> ``{"K": "V", "K2": "V2"}`` (settings for a service's environment;
     ``""``: none)."""

@@ -33,7 +33,9 @@ with the load; what it keeps is its resident set right after each trim
 the index alone grown to the same counts in a process of its own
 (``bench/index_rss.py``). Under load a trim also finds the working memory of the
 requests in flight; with ``--quiet-every S`` the load pauses every ``S`` seconds of it
-(and once after it) until cognition's outbox is empty and memory has held still, and
+(and once after it) until cognition's outbox is empty, memory's consolidation has no
+statement left (the checkpoint runs its passes until one finds none, so that no pass
+holds a batch of statements when memory is measured) and memory has held still, and
 the kept size of memory's next trim is read then (:mod:`system_load_memory`). The
 pauses do not count in the load's duration or rates. ``--memory-env`` adds settings to
 the memory service's environment (smaller tier capacities, say, so that the caches are
@@ -77,6 +79,7 @@ from system_load_memory import (
 from system_load_report import plot, report
 from system_load_stack import (
     cognition_outbox,
+    consolidated,
     drain,
     running,
     settle,
@@ -86,7 +89,7 @@ from system_load_stack import (
 )
 
 from emily.bus import Keys
-from emily.bus.endpoints import OBSERVE, RECALL, STATS, STORE
+from emily.bus.endpoints import CONSOLIDATE, OBSERVE, RECALL, STATS, STORE
 from emily.bus.messages import decode, encode
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
 from emily.bus.schemas.memory import (
@@ -285,6 +288,7 @@ def run(
     if heap_dumps:
         memory_env = {**(memory_env or {}), DIAG_ENV: "1"}
     dumps: list[Dump] = []
+    consolidations: list[int] = []  # statements consolidated at each quiet checkpoint
     with stack(root, memory_env) as (client, keys, pids, dsn, cog_metrics, mem_metrics):
         until_cognition_sees_memory(client, keys)
         reflex = Reflex.load_or_build(root / "state" / "cognition", embeddings=False)
@@ -303,17 +307,16 @@ def run(
             raw = raw_call(client, stats_key, encode(StatsRequest()), timeout_s=10)
             return decode(StatsReply, raw).episodes
 
-        def quiet(at: float, settled: int | None = None) -> KeptRow:
-            """A quiet checkpoint; ``settled``: the episode count of a settle just done."""
+        def quiet(at: float) -> KeptRow:
+            """A quiet checkpoint: cognition's outbox drained, every statement
+            consolidated, memory's outbox empty and its count still."""
 
             def settle_now() -> int:
                 drain(cog_metrics, drain_limit_s)
+                consolidations.append(consolidated(client, CONSOLIDATE.key(keys)))
                 return settle(client, stats_key)
 
-            n, kept, shapes, slots = quiet_kept(
-                settle_now if settled is None else lambda: settled,
-                lambda: memory_kept(mem_metrics),
-            )
+            n, kept, shapes, slots = quiet_kept(settle_now, lambda: memory_kept(mem_metrics))
             if heap_dumps:  # after the kept size is read: the dump trims too
                 path = root / "state" / "memory" / DUMP_FILE
                 dumps.append({"episodes": n, **dump(pids["memory"], path, len(dumps) + 1)})
@@ -331,11 +334,11 @@ def run(
             ended = time.monotonic()
             pending_at_end = cognition_outbox(cog_metrics)[0]
             drain_s, still_pending = drain(cog_metrics, drain_limit_s)
-            settled = settle(client, stats_key)
+            settle(client, stats_key)
             settled_s = time.monotonic() - ended
             sampler.sample()
             if quiet_every_s > 0:
-                quiet_rows.append(quiet(time.perf_counter() - sampler.t0, settled))
+                quiet_rows.append(quiet(time.perf_counter() - sampler.t0))
         outcomes = cognition_outbox(cog_metrics)[1]
         exited = sorted(name for name, pid in pids.items() if not running(pid))
         rows, merged = stored_rows(dsn, run_id)
@@ -357,17 +360,20 @@ def run(
         for name in pids
     }
     kept_rows = [r for r in sampler.kept_rows if r[0] <= load_end + 1e-9]
-    whole, half, alone = kept_growth(kept_rows)
-    mem["memory"].update(
-        kept_bytes_per_episode=whole, kept_bytes_per_episode_2nd_half=half, index_alone=alone
-    )
-    if quiet_rows:
-        whole, half, alone = kept_growth(quiet_rows)
-        mem["memory"].update(
-            quiet_kept_bytes_per_episode=whole,
-            quiet_kept_bytes_per_episode_2nd_half=half,
-            quiet_index_alone=alone,
-        )
+    for prefix, series in (("", kept_rows), ("quiet_", quiet_rows)):
+        if series:
+            g = kept_growth(series)
+            mem["memory"].update(
+                {
+                    f"{prefix}kept_bytes_per_episode": g.whole,
+                    f"{prefix}kept_bytes_per_episode_2nd_half": g.half,
+                    f"{prefix}index_alone_whole": g.alone_whole,
+                    f"{prefix}index_alone": g.alone,
+                    f"{prefix}excess": g.excess,
+                    f"{prefix}excess_2nd_half": g.excess_half,
+                    f"{prefix}index_alone_bytes": g.alone_bytes,
+                }
+            )
     return {
         "clients": clients,
         "duration_s": wall,
@@ -417,6 +423,7 @@ def run(
         "kept_after_trims": kept_rows,
         "kept_when_quiet": quiet_rows,
         "heap_dumps": dumps,
+        "consolidated_when_quiet": consolidations,
     }
 
 

@@ -8,8 +8,8 @@ resident set right after a trim (``emily_memory_resident_after_trim_bytes``):
 :class:`Sampler` takes one row per new trim under load, and :func:`quiet_kept` one
 after the load has paused and the stack has settled, when no request's working memory
 is held. :func:`kept_growth` sets either series' slope against the index alone grown
-to the same counts in a process of its own
-(``bench/index_rss.py``).
+to the same counts in a process of its own (``bench/index_rss.py``), with the slope of
+their difference and its standard error.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import hnswlib
 import numpy as np
-from common import pss_tree_kib, rss_kib, scrape, slope
+from common import pss_tree_kib, rss_kib, scrape, slope, slope_se
 from index_rss import measure as index_alone
 
 from emily.memory.config import MemoryConfig
@@ -136,25 +137,58 @@ def quiet_kept(
     return n, now[1], now[2], now[3]
 
 
-def kept_growth(rows: list[KeptRow]) -> tuple[float, float, float]:
-    """Memory's kept bytes per stored episode from ``rows`` (whole run, second half), and
-    what the index alone keeps per episode over the second half: the index grown in a
-    process of its own to the slots memory's index had used at each row (a removed
-    episode keeps its slot), its resident size's slope over the rows' episode counts.
-    ``nan`` with fewer than 4 rows, a slope over fewer than 2 distinct counts, or fewer
-    than 4 distinct slot counts."""
+@dataclass(frozen=True)
+class KeptGrowth:
+    """Memory's kept bytes per stored episode against the index alone's.
+
+    Attributes
+    ----------
+    whole, half : memory's slope over every row and over their second half.
+    alone_whole, alone : the index alone's, grown to the same slots, over the same rows.
+    excess, excess_half : the slope of memory's kept size less the index alone's at the
+        same rows, and its standard error, ``(B/episode, B/episode)``: what memory
+        keeps per episode beyond its index, and how far the rows' scatter leaves it
+        uncertain.
+    alone_bytes : the index alone's resident bytes at each row (empty without it).
+    """
+
+    whole: float
+    half: float
+    alone_whole: float
+    alone: float
+    excess: tuple[float, float]
+    excess_half: tuple[float, float]
+    alone_bytes: tuple[int, ...] = ()
+
+
+def kept_growth(rows: list[KeptRow]) -> KeptGrowth:
+    """Memory's kept bytes per stored episode from ``rows`` against what the index alone
+    keeps: the index grown in a process of its own to the slots memory's index had used
+    at each row (a removed episode keeps its slot), its resident size's slope over the
+    rows' episode counts. ``nan`` with fewer than 4 rows, a slope over fewer than 2
+    distinct counts, or (the index alone's and the excess) fewer than 4 distinct slot
+    counts."""
     nan = float("nan")
     if len(rows) < 4:
-        return nan, nan, nan
+        return KeptGrowth(nan, nan, nan, nan, (nan, nan), (nan, nan))
     n = np.array([r[1] for r in rows], float)
     b = np.array([r[2] for r in rows], float)
     h = len(rows) // 2
     slots = [max(1, r[4]) for r in rows]
-    alone = nan
-    if len(counts := sorted(set(slots))) >= 4:
-        grown = {g["count"]: g["RssAnon"] for g in index_alone("index", counts)}
-        alone = slope(n[h:], [grown[s] for s in slots[h:]], 2)
-    return slope(n, b, 2), slope(n[h:], b[h:], 2), alone
+    whole, half = slope(n, b, 2), slope(n[h:], b[h:], 2)
+    if len(counts := sorted(set(slots))) < 4:
+        return KeptGrowth(whole, half, nan, nan, (nan, nan), (nan, nan))
+    grown = {g["count"]: g["RssAnon"] for g in index_alone("index", counts)}
+    a = np.array([grown[s] for s in slots], float)
+    return KeptGrowth(
+        whole,
+        half,
+        slope(n, a, 2),
+        slope(n[h:], a[h:], 2),
+        slope_se(n, b - a),
+        slope_se(n[h:], b[h:] - a[h:]),
+        tuple(int(v) for v in a),
+    )
 
 
 def growth(rows: list[tuple[float, int, dict[str, int]]], name: str) -> tuple[float, float]:

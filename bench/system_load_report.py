@@ -12,29 +12,42 @@ from system_load_memory import swings
 
 
 def kept_table(
-    title: str,
-    when: str,
-    rows: list[list[Any]],
-    whole: float | None,
-    half: float | None,
-    alone: float | None,
+    title: str, when: str, rows: list[list[Any]], m: dict[str, Any], prefix: str
 ) -> None:
-    """One series of memory's kept sizes, and its slope against the index alone's
-    (rows ``(s, episodes, bytes, shapes, index slots)``; older runs lack the slots)."""
+    """One series of memory's kept sizes (rows ``(s, episodes, bytes, shapes, index
+    slots)``; older runs lack the slots), and its slope against the index alone's, read
+    from memory's figures ``m`` under ``prefix`` (``""`` under load, ``"quiet_"``); the
+    slope of their difference, with its standard error, where the run has it."""
     print(f"\n{title}")
-    print(
-        table(
-            (when, "episodes", "index slots", "kept MiB", "embedder input shapes"),
-            [
-                (f"{t:.0f}", f"{n:,}", f"{rest[0]:,}" if rest else "-", f"{b / 2**20:.1f}", k)
-                for t, n, b, k, *rest in rows
-            ],
-        )
-    )
+    alone_bytes = m.get(f"{prefix}index_alone_bytes") or []
+    head = (when, "episodes", "index slots", "kept MiB", "embedder input shapes")
+    body = [
+        (f"{t:.0f}", f"{n:,}", f"{rest[0]:,}" if rest else "-", f"{b / 2**20:.1f}", k)
+        for t, n, b, k, *rest in rows
+    ]
+    if len(alone_bytes) == len(rows):  # the index alone at the same slots, and the rest
+        head += ("index alone MiB", "kept less the index alone MiB")
+        body = [
+            (*row, f"{a / 2**20:.1f}", f"{(r[2] - a) / 2**20:.1f}")
+            for row, r, a in zip(body, rows, alone_bytes, strict=True)
+        ]
+    print(table(head, body))
+    whole = m.get(f"{prefix}kept_bytes_per_episode")
+    half = m.get(f"{prefix}kept_bytes_per_episode_2nd_half")
+    alone = m.get(f"{prefix}index_alone")
     if whole is not None and half is not None and alone is not None and alone == alone:
         print(
             f"kept: {whole:,.0f} B/episode, {half:,.0f} over the second half; the index alone "
             f"grown to the same slots: {alone:,.0f} B/episode ({half / alone:.2f}x)"
+        )
+    alone_whole, excess = m.get(f"{prefix}index_alone_whole"), m.get(f"{prefix}excess")
+    if whole is not None and alone_whole is not None and excess is not None:
+        (w, w_se), (h, h_se) = excess, m[f"{prefix}excess_2nd_half"]
+        print(
+            f"over the whole run the index alone kept {alone_whole:,.0f} B/episode "
+            f"({whole / alone_whole:.2f}x); memory less the index alone: {w:,.0f} ± "
+            f"{w_se:,.0f} B/episode over the whole run, {h:,.0f} ± {h_se:,.0f} over the "
+            "second half (± one standard error of the slope)"
         )
 
 
@@ -129,9 +142,8 @@ def report(r: dict[str, Any]) -> None:
         "heap trims under load)",
         "trim at s",
         r["kept_after_trims"],
-        m.get("kept_bytes_per_episode"),
-        m.get("kept_bytes_per_episode_2nd_half"),
-        m.get("index_alone"),
+        m,
+        "",
     )
     if r.get("kept_when_quiet"):
         kept_table(
@@ -140,9 +152,8 @@ def report(r: dict[str, Any]) -> None:
             f"environment {r['memory_env'] or 'as deployed'}",
             "checkpoint at s",
             r["kept_when_quiet"],
-            m.get("quiet_kept_bytes_per_episode"),
-            m.get("quiet_kept_bytes_per_episode_2nd_half"),
-            m.get("quiet_index_alone"),
+            m,
+            "quiet_",
         )
     if r.get("heap_dumps"):
         heap_table(r["heap_dumps"], m.get("quiet_index_alone"))

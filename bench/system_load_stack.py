@@ -24,6 +24,7 @@ from emily.bus import BusConfig, Keys, open_session
 from emily.bus.endpoints import CHAT, OBSERVE, RECALL
 from emily.bus.messages import decode, encode
 from emily.bus.schemas.cognition import ObserveReply, ObserveRequest
+from emily.bus.schemas.facts import ConsolidateReply, ConsolidateRequest
 from emily.bus.schemas.memory import StatsReply, StatsRequest
 from emily.cognition.reflex import Reflex
 from emily.memory.embedded import EmbeddedPostgres
@@ -83,6 +84,16 @@ def settle(client: zenoh.Session, key: str, quiet_s: float = 10.0) -> int:
         elif time.monotonic() - since >= quiet_s:
             return last
         time.sleep(0.5)
+
+
+def consolidated(client: zenoh.Session, key: str, timeout_s: float = 300.0) -> int:
+    """Run memory's consolidation passes (``key``: its ``memory/consolidate``) until one
+    finds nothing left, so that no pass holds its statements when memory is measured;
+    returns the statements consolidated."""
+    payload, done = encode(ConsolidateRequest()), 0
+    while n := decode(ConsolidateReply, raw_call(client, key, payload, timeout_s)).episodes:
+        done += n
+    return done
 
 
 def cognition_outbox(metrics_url: str) -> tuple[int, dict[str, float]]:

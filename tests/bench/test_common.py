@@ -136,3 +136,16 @@ def test_slope_fits_a_line_and_is_nan_without_enough_distinct_points() -> None:
     assert common.slope([0, 1], [5.0, 7.0]) != common.slope([0, 1], [5.0, 7.0])  # 3 by default
     assert common.slope([0, 1], [5.0, 7.0], min_points=2) == pytest.approx(2.0)
     assert common.slope([4, 4, 4], [1.0, 2.0, 3.0]) != common.slope([4, 4, 4], [1.0, 2.0, 3.0])
+
+
+def test_slope_se_is_zero_on_a_line_and_grows_with_the_scatter() -> None:
+    xs = [0.0, 1.0, 2.0, 3.0, 4.0]
+    b, se = common.slope_se(xs, [5.0, 7.0, 9.0, 11.0, 13.0])
+    assert b == pytest.approx(2.0) and se == pytest.approx(0.0, abs=1e-9)
+    small = common.slope_se(xs, [5.0, 7.5, 8.5, 11.0, 13.0])[1]
+    large = common.slope_se(xs, [5.0, 10.0, 6.0, 11.0, 13.0])[1]
+    assert 0 < small < large
+    # the textbook case: y = x with residuals (1, -2, 1) at x = (0, 1, 2): se = sqrt(6) / sqrt(2)
+    assert common.slope_se([0, 1, 2], [1.0, -1.0, 3.0]) == pytest.approx((1.0, 3**0.5))
+    assert all(v != v for v in common.slope_se([0, 1], [1.0, 2.0]))  # too few points
+    assert all(v != v for v in common.slope_se([2, 2, 2], [1.0, 2.0, 3.0]))  # one x

@@ -58,6 +58,11 @@ def test_ten_clients_for_thirty_seconds_paused_once_lose_nothing(tmp_path: Path)
     # from the index, and its label stays)
     assert all(d["structures"]["labels"] >= d["episodes"] for d in dumps)
     assert all(d["maps"]["python_arenas"]["rss"] > 0 and "after_trim" in d for d in dumps)
+    # each checkpoint ran consolidation dry first: no pass held its statements at a dump
+    assert len(r["consolidated_when_quiet"]) == 2, r["consolidated_when_quiet"]
+    assert all("_Statement" not in d["python"]["objects"] for d in dumps), dumps
+    # the large blocks are listed with the arrays they hold
+    assert all(d["large_blocks"] and d["large_blocks"][0]["rss"] > 0 for d in dumps)
 
 
 def test_the_load_is_cut_into_stretches_between_quiet_checkpoints() -> None:

@@ -52,11 +52,20 @@ def test_kept_growth_sets_the_slope_against_the_index_grown_to_the_same_slots() 
         (30.0 * i, n, 700 * 2**20 + 2500 * (n - 5000), 9, n * 5 // 4)
         for i, n in enumerate(range(5000, 11000, 1000))
     ]
-    whole, half, alone = sl.kept_growth(rows)
-    assert round(whole) == round(half) == 2500
+    g = sl.kept_growth(rows)
+    assert round(g.whole) == round(g.half) == 2500
     # the index alone per live episode: 1.25 slots of a vector and its links each
-    assert 1.25 * 384 * 4 < alone < 1.25 * 2 * 384 * 4
-    assert all(x != x for x in sl.kept_growth(rows[:3]))  # nan: too few trims
+    assert 1.25 * 384 * 4 < g.alone < 1.25 * 2 * 384 * 4
+    assert 1.25 * 384 * 4 < g.alone_whole < 1.25 * 2 * 384 * 4
+    # memory's excess is its slope less the index's, with the scatter of the difference
+    (excess, se), (excess_half, se_half) = g.excess, g.excess_half
+    assert excess == pytest.approx(g.whole - g.alone_whole, abs=1.0)
+    assert excess_half == pytest.approx(g.half - g.alone, abs=1.0)
+    assert 0 <= se < 1000 and se_half >= 0
+    # the index alone at each row, the excess's other term
+    assert len(g.alone_bytes) == len(rows) and list(g.alone_bytes) == sorted(g.alone_bytes)
+    short = sl.kept_growth(rows[:3])  # nan: too few trims
+    assert short.whole != short.whole and short.excess[0] != short.excess[0]
 
 
 def test_kept_growth_has_no_index_baseline_with_fewer_than_four_distinct_counts() -> None:
@@ -73,9 +82,10 @@ def test_kept_growth_has_no_index_baseline_with_fewer_than_four_distinct_counts(
         )
         for i in range(4)
     ]
-    whole, half, alone = sl.kept_growth(rows)
-    assert abs(whole - 2**20 / 1000) < 1e-6
-    assert half != half and alone != alone  # the second half holds one count
+    g = sl.kept_growth(rows)
+    assert abs(g.whole - 2**20 / 1000) < 1e-6
+    assert g.half != g.half and g.alone != g.alone  # the second half holds one count
+    assert g.excess[0] != g.excess[0]
 
 
 def test_quiet_kept_reads_the_first_trim_after_the_stack_settled() -> None:
