@@ -91,6 +91,8 @@ $(VENV)/.installed: python/pyproject.toml python/constraints.txt | apt-run
 	$(PY) -m pip install -q -c python/constraints.txt torch==2.13.0
 	$(PY) -m pip install -q -c python/constraints.txt -e 'python[embedded]'
 	$(PY) -m pip check
+	# the wheel's pgvector is built for AVX-512: where it cannot run, build one that can
+	$(PY) -m emily.memory.pgvector_build
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed | apt-test

@@ -20,6 +20,7 @@ BOTTOM = (
     "bus",
     "observe",
     "config",
+    "cpu",
     "runtime",
     "embed",
     "errors",

@@ -56,6 +56,7 @@ import numpy.typing as npt
 
 from emily.bus.schemas.memory import EMBED_DIM
 from emily.config import load_section
+from emily.cpu import cpu_flags
 from emily.errors import EmbedderError
 
 Precision = Literal["auto", "float32", "bfloat16"]
@@ -99,11 +100,7 @@ class EmbedConfig:
 
 def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether this CPU computes bfloat16 natively (``avx512_bf16`` or ``amx_bf16``)."""
-    try:
-        flags = set(cpuinfo.read_text().split())
-    except OSError:
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return bool(cpu_flags(cpuinfo) & {"avx512_bf16", "amx_bf16"})
 
 
 def resolve_precision(precision: Precision, device: str) -> Literal["float32", "bfloat16"]:

@@ -9,8 +9,9 @@ Two backends share one interface (:class:`EmbeddedPostgres`):
 
 Its data directory is durable (``<state dir>/pg`` by default) and survives restarts;
 the server listens on a unix socket only and runs with :mod:`emily.memory.pgconf`'s
-settings. initdb refuses to run as root, so as root both backends run the server as
-the unprivileged system user ``pgserver`` (:mod:`emily.memory.pgtools`).
+settings, after :func:`emily.memory.pgvector_cpu.check` has found that its pgvector
+runs on this CPU. initdb refuses to run as root, so as root both backends run the
+server as the unprivileged system user ``pgserver`` (:mod:`emily.memory.pgtools`).
 :meth:`EmbeddedPostgres.watch` restarts it when it dies
 (:mod:`emily.memory.postgres_watch`).
 """
@@ -26,7 +27,7 @@ from typing import Any, Literal
 
 import psycopg
 
-from emily.memory import pgconf
+from emily.memory import pgconf, pgvector_cpu
 from emily.memory.errors import StoreUnavailable
 from emily.memory.path_backend import PathPostgres
 from emily.memory.pgtools import BIN_ENV, bindir_on_path, pg_ctl_stop
@@ -50,8 +51,9 @@ class EmbeddedPostgres:
     Raises
     ------
     StoreUnavailable
-        Neither pgserver nor ``initdb``/``pg_ctl`` is there, the server does not start, or
-        its Postgres lacks pgvector.
+        Neither pgserver nor ``initdb``/``pg_ctl`` is there, the server does not start,
+        or its Postgres lacks pgvector, or has one that this CPU cannot run
+        (:class:`emily.memory.pgvector_cpu.PgvectorCrashed`).
     """
 
     def __init__(
@@ -72,6 +74,12 @@ class EmbeddedPostgres:
         if configured is not None:
             self._path = PathPostgres(datadir, configured, stop_on_exit=stop_on_exit)
         self._configure()
+        try:
+            pgvector_cpu.check(self.dsn)
+        except pgvector_cpu.PgvectorCrashed:
+            if stop_on_exit:
+                self.stop()
+            raise
 
     def _configure(self) -> None:
         """Bring the server to :mod:`emily.memory.pgconf`'s settings: install them, then
