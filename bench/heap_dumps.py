@@ -89,7 +89,8 @@ def component_rows(
     rows = []
     for label, read in COMPONENTS:
         whole, half = growth(episodes, dumps, read)
-        rows.append((label, f"{whole:,.0f}", f"{half:,.0f}", f"{half / own:.2f}x"))
+        # z: a flat part's slope may come out a hair below zero, which is still "0"
+        rows.append((label, f"{whole:z,.0f}", f"{half:z,.0f}", f"{half / own:z.2f}x"))
     return rows
 
 

@@ -246,7 +246,9 @@ def test_kernels_held_for_input_shapes_stay_bounded() -> None:
     warmed, cold = grew("1"), grew("0")
     # about 2.3 MB per new row count: these lengths make 6 that a cold embedder builds
     assert warmed < 4 * 2**20, f"in use grew {warmed / 2**20:.1f} MiB over 120 embeddings"
-    assert cold > warmed + 4 * 2**20, (cold, warmed)  # 7.3 MiB against 0.5 here
+    # 7.3 MiB against 0.5 on a CPU with AVX-512 and AMX, 3.0 against 0.5 on one with
+    # AVX2 only: oneDNN's kernels for a shape are smaller there
+    assert cold > 4 * warmed and cold - warmed > 2**20, (cold, warmed)
     # the caps are set on import when the environment does not set them
     probe = "import os, emily.embed; print(*(os.environ[v] for v in emily.embed.CACHE_VARS))"
     caps = subprocess.run(

@@ -206,7 +206,10 @@ def test_media_as_a_multipart_form_over_http(stack: RunningCognition) -> None:
         "user": "ines",
         "context": '{"from": "scanner"}',
     }
-    reply = httpx.post(url, files={"image": ("note.png", image, "image/png")}, data=form)
+    # OCR and embedding on a loaded machine may take longer than httpx's 5-s default;
+    # the long timeout only keeps a hang from blocking the suite
+    client = httpx.Client(timeout=120)
+    reply = client.post(url, files={"image": ("note.png", image, "image/png")}, data=form)
     assert reply.status_code == 200, reply.text
     stored(stack, "library books", user="ines")
     default_hits = recall(stack, "library books").hits
@@ -217,11 +220,12 @@ def test_media_as_a_multipart_form_over_http(stack: RunningCognition) -> None:
     assert episode.context["modality"] == "image" and episode.context["from"] == "scanner"
     assert episode.session == "desk"
     # a bad field is one clear 400 naming it; media given as text is refused too
-    bad = httpx.post(url, files={"image": ("n.png", image, "image/png")}, data={"max_tokens": "x"})
+    bad = client.post(url, files={"image": ("n.png", image, "image/png")}, data={"max_tokens": "x"})
     assert bad.status_code == 400 and "max_tokens" in bad.text
-    not_file = httpx.post(url, data={"image": "aGVsbG8="}, files={"x": ("x", b"", "text/plain")})
+    not_file = client.post(url, data={"image": "aGVsbG8="}, files={"x": ("x", b"", "text/plain")})
     assert not_file.status_code == 400
-    doc = httpx.get(f"{http.url}/openapi.json").json()
+    doc = client.get(f"{http.url}/openapi.json").json()
+    client.close()
     content = doc["paths"]["/v1/observe"]["post"]["requestBody"]["content"]
     assert content["multipart/form-data"]["schema"]["properties"]["image"]["format"] == "binary"
 

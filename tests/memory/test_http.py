@@ -242,7 +242,9 @@ def test_emily_serve_memory_serves_the_api_on_its_port(tmp_path: Path) -> None:
         body = {"episodes": [{"text": "The lighthouse keeper fed the gulls."}]}
         r = httpx.post(url + "/v1/memories", json=body, headers=auth, timeout=60)
         assert r.status_code == 201, r.text
-        r = httpx.post(url + "/v1/memories/search", json={"text": "seabirds"}, headers=auth)
+        r = httpx.post(
+            url + "/v1/memories/search", json={"text": "seabirds"}, headers=auth, timeout=60
+        )
         assert r.json()["hits"][0]["episode"]["text"] == "The lighthouse keeper fed the gulls."
         assert httpx.get(url + "/v1/stats", timeout=30).status_code == 401
     finally:
