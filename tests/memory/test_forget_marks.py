@@ -4,6 +4,7 @@ said after the forget is stored; the marks leave Postgres after ``forget_marks_d
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,8 +15,8 @@ import psycopg
 import pytest
 
 from emily.bus.schemas.context import MEDIA_KEY, MEDIA_ORPHANED
-from emily.bus.schemas.lifecycle import ForgetRequest
-from emily.bus.schemas.memory import EMBED_DIM, EpisodeIn, StoreRequest
+from emily.bus.schemas.lifecycle import ForgetReply, ForgetRequest
+from emily.bus.schemas.memory import EMBED_DIM, EpisodeIn, StoreReply, StoreRequest
 from emily.errors import ConfigError
 from emily.ids import uuid7
 from emily.memory.config import MemoryConfig
@@ -222,3 +223,43 @@ def test_a_withheld_episode_is_logged_forgotten_with_its_media_for_perception(
         (alone.id, {MEDIA_KEY: photo, MEDIA_ORPHANED: True}),
         (twin.id, {MEDIA_KEY: shared, MEDIA_ORPHANED: False}),  # ``kept`` still names it
     ]
+
+
+def test_injected_pause_in_a_stores_commit_a_concurrent_forget_still_reaches_it(
+    memory: Memory, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store checked against the marks just before a forget, and held up before its
+    commit, would commit just after the forget's search and keep what was forgotten. The
+    forget waits for it instead, finds it and deletes it."""
+    in_commit, go = threading.Event(), threading.Event()
+    real_insert = memory.store.insert
+
+    def held_up(records: list[Record]) -> int:
+        in_commit.set()
+        go.wait(120)
+        return real_insert(records)
+
+    monkeypatch.setattr(memory.store, "insert", held_up)
+    ep = said("my bank PIN is Krellwyn 5150")
+    stored: list[StoreReply] = []
+    storer = threading.Thread(
+        target=lambda: stored.append(memory.store_episodes(StoreRequest(episodes=[ep])))
+    )
+    storer.start()
+    assert in_commit.wait(60)  # the store is past the marks' check, before its commit
+    forgot: list[ForgetReply] = []
+    forgetter = threading.Thread(
+        target=lambda: forgot.append(forget(memory, ForgetRequest(match="krellwyn")))
+    )
+    forgetter.start()
+    forgetter.join(1.0)
+    assert forgetter.is_alive(), forgot  # the forget waits for the store's commit
+    go.set()
+    storer.join(60)
+    forgetter.join(60)
+    assert stored[0].durable and stored[0].withheld == []
+    assert forgot[0].forgotten == [ep.id]
+    assert rows_with(pg_dsn, "Krellwyn") == 0
+    # said after the forget, the same words are stored as usual
+    assert memory.store_episodes(StoreRequest(episodes=[said("Krellwyn is my dog")])).durable
+    assert rows_with(pg_dsn, "Krellwyn") == 1

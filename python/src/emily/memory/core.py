@@ -167,11 +167,13 @@ class Memory:
         """Commit to L3 what no forget mark withholds (everything when not ``check``),
         then index what Postgres accepted; returns the ids withheld
         (:mod:`emily.memory.forget_marks`)."""
-        keep, withheld = self.marks.split(records) if check else (list(records), [])
+        with self.marks.storing():  # a forget waits for this commit, or this for its mark
+            keep, withheld = self.marks.split(records) if check else (list(records), [])
+            if keep:
+                self.store.insert(keep)
+                if self.indexer is not None:
+                    self.indexer.add(keep)
         if keep:
-            self.store.insert(keep)
-            if self.indexer is not None:
-                self.indexer.add(keep)
             self.metrics.stored.inc(len(keep))
         if withheld:
             with self.store.connection() as conn:  # perception deletes orphaned media

@@ -20,6 +20,14 @@ a ``forget`` event with its media's hash and whether a stored episode still name
 media), so that perception deletes a recording or an image whose only episode was
 withheld, as it would after a forget.
 
+An insert checks the marks and commits while holding :meth:`ForgetMarks.storing`,
+which inserts share, and a forget searches, deletes and notes its mark while holding
+:meth:`ForgetMarks.forgetting` alone. So a forget waits for the inserts already past
+their check and finds what they committed, and an insert that begins during a forget
+is checked against its mark; without it, a store checked just before a forget's mark
+and committed just after its search would keep what the user had just forgotten. A
+forget that waits bars new inserts, so a stream of stores under load cannot starve it.
+
 A mark holds the forget's words, which the user wants gone, so it is kept only
 ``forget_marks_days`` days (7 by default: longer than a turn is expected to wait in a
 queue) and then deleted by the maintenance loop; 0 leaves no marks at all.
@@ -35,6 +43,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from emily.memory.record import Record
+from emily.memory.rwlock import RWLock
 from emily.memory.store import Conn
 
 Connect = Callable[[], AbstractContextManager[Conn]]
@@ -83,6 +92,17 @@ class ForgetMarks:
         self.keep_days = keep_days
         self._lock = threading.Lock()
         self._marks: list[Mark] | None = None
+        self._gate = RWLock(prefer_writer=True)
+
+    def storing(self) -> AbstractContextManager[None]:
+        """Held, shared with other inserts, by an insert from its :meth:`split` until
+        what it kept is committed and indexed (see the module docstring)."""
+        return self._gate.read()
+
+    def forgetting(self) -> AbstractContextManager[None]:
+        """Held alone by a forget from before its search until its mark is
+        :meth:`noted` (see the module docstring)."""
+        return self._gate.write()
 
     def _cutoff(self) -> datetime:
         return datetime.now(UTC) - timedelta(days=self.keep_days)

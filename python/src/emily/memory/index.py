@@ -28,8 +28,7 @@ import math
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +39,7 @@ import numpy.typing as npt
 from emily.bus.schemas.memory import EMBED_DIM
 from emily.memory.errors import MemoryServiceError
 from emily.memory.idmap import IdMap
+from emily.memory.rwlock import RWLock
 from emily.memory.scopes import DEFAULT_SCOPE, EXACT_MAX, Part, Scope, ScopeTable, exact_top
 
 Vector = npt.NDArray[np.float32]
@@ -58,44 +58,6 @@ class HnswParams:
     m: int = 16
     ef_construction: int = 64
     dim: int = EMBED_DIM
-
-
-class RWLock:
-    """Many readers or one writer (searches share it; add, resize and save do not)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writer = False
-
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        """Hold the lock shared."""
-        with self._cond:
-            while self._writer:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
-
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        """Hold the lock exclusively."""
-        with self._cond:
-            while self._writer or self._readers:
-                self._cond.wait()
-            self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
 
 
 class AnnIndex:

@@ -101,7 +101,9 @@ def forget(memory: Memory, req: ForgetRequest) -> ForgetReply:
     its context has one) and ``media_orphaned`` (no remaining episode names that media).
     A dry run does the same in a transaction it rolls back, and touches nothing else.
     """
-    with memory._draining:  # the outbox drainer must not deliver what is being forgotten
+    # the outbox drainer must not deliver what is being forgotten, and no insert may
+    # commit between this search and the mark (forget_marks: storing and forgetting)
+    with memory._draining, memory.marks.forgetting():
         queued = _queued(memory, req.user)
         with memory.store.connection() as conn:
             if req.ids is not None:
